@@ -1,0 +1,1 @@
+//! DynamoDB data model shared by every Atoll crate.

@@ -1,0 +1,283 @@
+//! The bridge between openraft's state machine interface and a group's own
+//! state machine (a partition, or the metadata catalog).
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+
+use atoll_storage::{Bytes, Durability, Keyspace, Storage, StorageError, WriteBatch};
+use futures_util::{Stream, TryStreamExt};
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StoredMembership};
+
+use crate::codec::{MetaTag, decode, encode, io_error, meta_key};
+use crate::typ::{self, LogId, SnapshotMeta};
+use crate::{ApplyOutput, GroupId, TypeConfig};
+
+/// A group's deterministic state machine: every replica applies the same
+/// commands in the same order and computes the same state.
+pub trait GroupStateMachine: Send + Sync + 'static {
+    /// Applies one committed command. Its writes go into `ctx`, which commits
+    /// them atomically with the group's applied index.
+    fn apply(&self, ctx: &mut ApplyContext, log_index: u64, command: &[u8]) -> Result<ApplyOutput, StorageError>;
+}
+
+/// Reads and writes of one apply round; later commands of the round see the
+/// writes of earlier ones.
+pub struct ApplyContext {
+    // Last write per (keyspace, key): an engine batch must not hold one key twice.
+    writes: HashMap<(Arc<str>, Vec<u8>), (Keyspace, Option<Vec<u8>>)>,
+}
+
+impl ApplyContext {
+    fn new() -> Self {
+        ApplyContext {
+            writes: HashMap::new(),
+        }
+    }
+
+    /// Reads `key`, seeing this round's earlier writes.
+    pub fn get(&self, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Bytes>, StorageError> {
+        if let Some((_, value)) = self.writes.get(&(Arc::from(keyspace.name()), key.to_vec())) {
+            return Ok(value.as_ref().map(|v| Bytes::from(v.as_slice())));
+        }
+        keyspace.get(key)
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put(&mut self, keyspace: &Keyspace, key: Vec<u8>, value: Vec<u8>) {
+        self.writes
+            .insert((Arc::from(keyspace.name()), key), (keyspace.clone(), Some(value)));
+    }
+
+    /// Removes `key`.
+    pub fn delete(&mut self, keyspace: &Keyspace, key: Vec<u8>) {
+        self.writes
+            .insert((Arc::from(keyspace.name()), key), (keyspace.clone(), None));
+    }
+
+    fn into_batch(self) -> WriteBatch {
+        let mut batch = WriteBatch::new();
+        for ((_, key), (keyspace, value)) in self.writes {
+            match value {
+                Some(value) => batch.put(&keyspace, key, value),
+                None => batch.delete(&keyspace, key),
+            }
+        }
+        batch
+    }
+}
+
+/// Placeholder for a snapshot's data. A snapshot is the state already in the
+/// engine at the snapshot's log position; shipping it to a new replica is the
+/// work of the cluster layer and not implemented yet.
+#[derive(Debug, Default)]
+pub struct GroupSnapshot;
+
+/// openraft's view of a group's state machine.
+pub(crate) struct GroupSm {
+    group: GroupId,
+    storage: Storage,
+    sm_meta: Keyspace,
+    inner: Arc<dyn GroupStateMachine>,
+    applied: Option<LogId>,
+    membership: typ::StoredMembership,
+}
+
+impl GroupSm {
+    /// Loads the applied state of `group`.
+    pub(crate) fn open(
+        group: GroupId,
+        storage: Storage,
+        sm_meta: Keyspace,
+        inner: Arc<dyn GroupStateMachine>,
+    ) -> io::Result<Self> {
+        let applied = match sm_meta.get(&meta_key(group, MetaTag::Applied)).map_err(io_error)? {
+            Some(bytes) => decode(&bytes)?,
+            None => None,
+        };
+        let membership = match sm_meta
+            .get(&meta_key(group, MetaTag::Membership))
+            .map_err(io_error)?
+        {
+            Some(bytes) => decode(&bytes)?,
+            None => StoredMembership::default(),
+        };
+        Ok(GroupSm {
+            group,
+            storage,
+            sm_meta,
+            inner,
+            applied,
+            membership,
+        })
+    }
+
+    /// Removes the group's applied-state records.
+    pub(crate) fn destroy(&self) -> io::Result<()> {
+        let mut batch = WriteBatch::new();
+        for tag in [MetaTag::Applied, MetaTag::Membership, MetaTag::Snapshot] {
+            batch.delete(&self.sm_meta, meta_key(self.group, tag).to_vec());
+        }
+        self.storage.commit(batch, Durability::Buffered).map_err(io_error)
+    }
+}
+
+/// Builds snapshots of a group.
+pub(crate) struct GroupSnapshotBuilder {
+    group: GroupId,
+    storage: Storage,
+    sm_meta: Keyspace,
+    meta: SnapshotMeta,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for GroupSnapshotBuilder {
+    type SnapshotData = GroupSnapshot;
+
+    async fn build_snapshot(&mut self) -> Result<openraft::alias::SnapshotOf<TypeConfig, GroupSnapshot>, io::Error> {
+        // Everything applied up to the snapshot point is made durable here,
+        // because openraft purges the log behind a snapshot.
+        let storage = self.storage.clone();
+        let mut batch = WriteBatch::new();
+        batch.put(
+            &self.sm_meta,
+            meta_key(self.group, MetaTag::Snapshot).to_vec(),
+            encode(&self.meta)?,
+        );
+        tokio::task::spawn_blocking(move || storage.commit(batch, Durability::Synced))
+            .await
+            .map_err(io_error)?
+            .map_err(io_error)?;
+        Ok(openraft::Snapshot {
+            meta: self.meta.clone(),
+            snapshot: GroupSnapshot,
+        })
+    }
+}
+
+struct ApplyRound {
+    outputs: Vec<ApplyOutput>,
+    applied: Option<LogId>,
+    membership: Option<typ::StoredMembership>,
+}
+
+impl RaftStateMachine<TypeConfig> for GroupSm {
+    type SnapshotData = GroupSnapshot;
+    type SnapshotBuilder = GroupSnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<
+        (
+            Option<LogId>,
+            typ::StoredMembership,
+        ),
+        io::Error,
+    > {
+        Ok((self.applied, self.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        let mut round = Vec::new();
+        while let Some(item) = entries.try_next().await? {
+            round.push(item);
+        }
+        if round.is_empty() {
+            return Ok(());
+        }
+        let mut responders = Vec::with_capacity(round.len());
+        let mut payloads = Vec::with_capacity(round.len());
+        for (entry, responder) in round {
+            responders.push(responder);
+            payloads.push((entry.log_id, entry.payload));
+        }
+        let group = self.group;
+        let storage = self.storage.clone();
+        let sm_meta = self.sm_meta.clone();
+        let inner = self.inner.clone();
+        // Applying reads and writes the engine, and a commit may wait behind
+        // an fsync of the log writer: keep that off the async workers.
+        let outcome = tokio::task::spawn_blocking(move || -> io::Result<ApplyRound> {
+            let mut ctx = ApplyContext::new();
+            let mut outputs = Vec::with_capacity(payloads.len());
+            let mut applied = None;
+            let mut membership = None;
+            for (log_id, payload) in payloads {
+                let output = match payload {
+                    EntryPayload::Blank => ApplyOutput::default(),
+                    EntryPayload::Normal(command) => inner
+                        .apply(&mut ctx, log_id.index, &command.0)
+                        .map_err(io_error)?,
+                    EntryPayload::Membership(m) => {
+                        membership = Some(StoredMembership::new(Some(log_id), m));
+                        ApplyOutput::default()
+                    }
+                };
+                outputs.push(output);
+                applied = Some(log_id);
+            }
+            let mut batch = ctx.into_batch();
+            batch.put(&sm_meta, meta_key(group, MetaTag::Applied).to_vec(), encode(&applied)?);
+            if let Some(m) = &membership {
+                batch.put(&sm_meta, meta_key(group, MetaTag::Membership).to_vec(), encode(m)?);
+            }
+            // Not fsynced: the durable log replays anything lost.
+            storage.commit(batch, Durability::Buffered).map_err(io_error)?;
+            Ok(ApplyRound {
+                outputs,
+                applied,
+                membership,
+            })
+        })
+        .await
+        .map_err(io_error)??;
+        self.applied = outcome.applied;
+        if let Some(m) = outcome.membership {
+            self.membership = m;
+        }
+        for (responder, output) in responders.into_iter().zip(outcome.outputs) {
+            if let Some(responder) = responder {
+                responder.send(output);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        GroupSnapshotBuilder {
+            group: self.group,
+            storage: self.storage.clone(),
+            sm_meta: self.sm_meta.clone(),
+            meta: SnapshotMeta {
+                last_log_id: self.applied,
+                last_membership: self.membership.clone(),
+            },
+        }
+    }
+
+    async fn install_snapshot(&mut self, _meta: &SnapshotMeta, _snapshot: GroupSnapshot) -> Result<(), io::Error> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "installing a snapshot from another replica is not implemented yet",
+        ))
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<openraft::alias::SnapshotOf<TypeConfig, GroupSnapshot>>, io::Error> {
+        let stored = self
+            .sm_meta
+            .get(&meta_key(self.group, MetaTag::Snapshot))
+            .map_err(io_error)?;
+        match stored {
+            Some(bytes) => Ok(Some(openraft::Snapshot {
+                meta: decode(&bytes)?,
+                snapshot: GroupSnapshot,
+            })),
+            None => Ok(None),
+        }
+    }
+}

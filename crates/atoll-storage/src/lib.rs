@@ -1,0 +1,336 @@
+//! Atoll's storage engine interface.
+//!
+//! One [`Storage`] per node holds every keyspace: the Raft logs of all groups,
+//! their state machines (items, applied index) and the metadata catalog. Two
+//! engines sit behind it: fjall (an LSM tree with a journal, memtables and
+//! SSTables) for real use, and a `BTreeMap` for unit tests of the layers above.
+//! The enum dispatch keeps the interface small and free of generics that would
+//! otherwise spread into the Raft type configuration.
+
+mod error;
+mod memory;
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use error::StorageError;
+pub use fjall::Slice as Bytes;
+
+use memory::{MemoryEngine, MemoryKeyspace};
+
+/// Result of a storage operation.
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// How durable a committed batch must be before `commit` returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Written to the engine's journal buffer; survives a process crash only
+    /// once a later `persist` or synced commit reaches the disk.
+    Buffered,
+    /// Written and fsynced.
+    Synced,
+}
+
+/// Tuning for the on-disk engine.
+#[derive(Clone, Debug)]
+pub struct StorageOptions {
+    /// Block cache size.
+    pub cache_size_bytes: u64,
+    /// Memtable size per keyspace before it is flushed to an SSTable.
+    pub max_memtable_size_bytes: u64,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            cache_size_bytes: 64 * 1024 * 1024,
+            max_memtable_size_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// A node's storage: a set of named keyspaces with atomic batches across them.
+#[derive(Clone)]
+pub struct Storage {
+    engine: Engine,
+}
+
+#[derive(Clone)]
+enum Engine {
+    Fjall {
+        db: fjall::Database,
+        options: Arc<StorageOptions>,
+    },
+    Memory(Arc<MemoryEngine>),
+}
+
+/// A handle to one keyspace; cheap to clone.
+#[derive(Clone)]
+pub struct Keyspace {
+    name: Arc<str>,
+    inner: KeyspaceInner,
+}
+
+#[derive(Clone)]
+enum KeyspaceInner {
+    Fjall(fjall::Keyspace),
+    Memory(Arc<MemoryKeyspace>),
+}
+
+/// Writes to apply atomically, possibly across keyspaces.
+#[derive(Default)]
+pub struct WriteBatch {
+    ops: Vec<BatchOp>,
+}
+
+enum BatchOp {
+    Put(Keyspace, Vec<u8>, Vec<u8>),
+    Delete(Keyspace, Vec<u8>),
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        WriteBatch::default()
+    }
+
+    /// Sets `key` to `value` in `keyspace`.
+    pub fn put(&mut self, keyspace: &Keyspace, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops
+            .push(BatchOp::Put(keyspace.clone(), key.into(), value.into()));
+    }
+
+    /// Removes `key` from `keyspace`.
+    pub fn delete(&mut self, keyspace: &Keyspace, key: impl Into<Vec<u8>>) {
+        self.ops.push(BatchOp::Delete(keyspace.clone(), key.into()));
+    }
+
+    /// Number of writes in the batch.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether the batch holds no writes.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+impl Storage {
+    /// Opens (or creates) the on-disk engine in `path`, recovering its journal.
+    pub fn open(path: &Path, options: StorageOptions) -> Result<Storage> {
+        std::fs::create_dir_all(path)?;
+        let db = fjall::Database::builder(path)
+            .cache_size(options.cache_size_bytes)
+            // Durability is decided per batch by the callers (the Raft log
+            // writer fsyncs); nothing else should fsync behind their back.
+            .manual_journal_persist(true)
+            .open()?;
+        Ok(Storage {
+            engine: Engine::Fjall {
+                db,
+                options: Arc::new(options),
+            },
+        })
+    }
+
+    /// A volatile engine for unit tests.
+    pub fn in_memory() -> Storage {
+        Storage {
+            engine: Engine::Memory(Arc::new(MemoryEngine::default())),
+        }
+    }
+
+    /// Opens the keyspace `name`, creating it if needed.
+    pub fn keyspace(&self, name: &str) -> Result<Keyspace> {
+        if name.is_empty() || name.len() > 255 {
+            return Err(StorageError::InvalidKeyspaceName(name.to_string()));
+        }
+        let inner = match &self.engine {
+            Engine::Fjall { db, options } => {
+                let memtable_bytes = options.max_memtable_size_bytes;
+                KeyspaceInner::Fjall(db.keyspace(name, || {
+                    fjall::KeyspaceCreateOptions::default()
+                        .max_memtable_size(memtable_bytes)
+                        .manual_journal_persist(true)
+                })?)
+            }
+            Engine::Memory(engine) => KeyspaceInner::Memory(engine.keyspace(name)),
+        };
+        Ok(Keyspace {
+            name: Arc::from(name),
+            inner,
+        })
+    }
+
+    /// Whether a keyspace called `name` exists.
+    pub fn keyspace_exists(&self, name: &str) -> bool {
+        match &self.engine {
+            Engine::Fjall { db, .. } => db.keyspace_exists(name),
+            Engine::Memory(engine) => engine.exists(name),
+        }
+    }
+
+    /// Names of all keyspaces.
+    pub fn keyspace_names(&self) -> Vec<String> {
+        match &self.engine {
+            Engine::Fjall { db, .. } => db
+                .list_keyspace_names()
+                .into_iter()
+                .map(|name| name.to_string())
+                .collect(),
+            Engine::Memory(engine) => engine.names(),
+        }
+    }
+
+    /// Drops a whole keyspace and its data (used by DeleteTable: no row-by-row deletes).
+    pub fn drop_keyspace(&self, name: &str) -> Result<()> {
+        match &self.engine {
+            Engine::Fjall { db, .. } => {
+                if db.keyspace_exists(name) {
+                    let handle = db.keyspace(name, fjall::KeyspaceCreateOptions::default)?;
+                    db.delete_keyspace(handle)?;
+                }
+            }
+            Engine::Memory(engine) => engine.drop_keyspace(name),
+        }
+        Ok(())
+    }
+
+    /// Applies `batch` atomically.
+    pub fn commit(&self, batch: WriteBatch, durability: Durability) -> Result<()> {
+        if batch.ops.is_empty() {
+            if durability == Durability::Synced {
+                self.persist()?;
+            }
+            return Ok(());
+        }
+        match &self.engine {
+            Engine::Fjall { db, .. } => {
+                let mut fjall_batch = db.batch();
+                for op in batch.ops {
+                    match op {
+                        BatchOp::Put(ks, key, value) => {
+                            fjall_batch.insert(ks.fjall()?, key, value);
+                        }
+                        BatchOp::Delete(ks, key) => fjall_batch.remove(ks.fjall()?, key),
+                    }
+                }
+                let mode = match durability {
+                    Durability::Buffered => fjall::PersistMode::Buffer,
+                    Durability::Synced => fjall::PersistMode::SyncData,
+                };
+                fjall_batch.durability(Some(mode)).commit()?;
+            }
+            Engine::Memory(engine) => engine.commit(batch.ops)?,
+        }
+        Ok(())
+    }
+
+    /// Makes everything committed so far durable (fsync of the journal).
+    pub fn persist(&self) -> Result<()> {
+        match &self.engine {
+            Engine::Fjall { db, .. } => db.persist(fjall::PersistMode::SyncData)?,
+            Engine::Memory(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Bytes the engine occupies on disk (0 in memory).
+    pub fn disk_space_bytes(&self) -> u64 {
+        match &self.engine {
+            Engine::Fjall { db, .. } => db.disk_space().unwrap_or(0),
+            Engine::Memory(_) => 0,
+        }
+    }
+}
+
+/// Items yielded by range iterators: key and value.
+pub type KeyValue = (Bytes, Bytes);
+
+/// Iterator over a key range.
+pub type RangeIter<'a> = Box<dyn Iterator<Item = Result<KeyValue>> + Send + 'a>;
+
+impl Keyspace {
+    /// The keyspace's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn fjall(&self) -> Result<&fjall::Keyspace> {
+        match &self.inner {
+            KeyspaceInner::Fjall(ks) => Ok(ks),
+            KeyspaceInner::Memory(_) => Err(StorageError::EngineMismatch),
+        }
+    }
+
+    /// Reads one key.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        match &self.inner {
+            KeyspaceInner::Fjall(ks) => Ok(ks.get(key)?),
+            KeyspaceInner::Memory(ks) => Ok(ks.get(key)),
+        }
+    }
+
+    /// Iterates over keys in `(start, end)`, ascending or descending.
+    pub fn range(&self, start: Bound<Vec<u8>>, end: Bound<Vec<u8>>, reverse: bool) -> RangeIter<'static> {
+        match &self.inner {
+            KeyspaceInner::Fjall(ks) => {
+                let iter = ks.range::<Vec<u8>, _>((start, end));
+                let map = |guard: fjall::Guard| guard.into_inner().map_err(StorageError::from);
+                if reverse {
+                    Box::new(iter.rev().map(map))
+                } else {
+                    Box::new(iter.map(map))
+                }
+            }
+            KeyspaceInner::Memory(ks) => Box::new(ks.range(start, end, reverse).into_iter().map(Ok)),
+        }
+    }
+
+    /// Iterates over all keys starting with `prefix`, ascending.
+    pub fn prefix(&self, prefix: &[u8]) -> RangeIter<'static> {
+        let end = prefix_successor(prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        self.range(Bound::Included(prefix.to_vec()), end, false)
+    }
+
+    /// The last key-value pair whose key starts with `prefix`.
+    pub fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<KeyValue>> {
+        let end = prefix_successor(prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        self.range(Bound::Included(prefix.to_vec()), end, true)
+            .next()
+            .transpose()
+    }
+
+    /// Approximate number of keys (cheap; counts tombstones on disk).
+    pub fn approximate_len(&self) -> usize {
+        match &self.inner {
+            KeyspaceInner::Fjall(ks) => ks.approximate_len(),
+            KeyspaceInner::Memory(ks) => ks.len(),
+        }
+    }
+
+    /// Bytes this keyspace occupies on disk (0 in memory).
+    pub fn disk_space_bytes(&self) -> u64 {
+        match &self.inner {
+            KeyspaceInner::Fjall(ks) => ks.disk_space(),
+            KeyspaceInner::Memory(_) => 0,
+        }
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`, if any.
+pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests;
