@@ -8,6 +8,7 @@ pub mod keycodec;
 pub mod number;
 pub mod record;
 pub mod size;
+pub mod table;
 pub mod value;
 
 #[cfg(test)]

@@ -78,7 +78,10 @@ impl GroupLogStore {
     pub(crate) fn open(group: GroupId, shared: Arc<LogShared>) -> io::Result<Self> {
         let mut inner = GroupLogInner::default();
         let read_meta = |tag| -> io::Result<Option<atoll_storage::Bytes>> {
-            shared.meta_ks.get(&meta_key(group, tag)).map_err(io::Error::other)
+            shared
+                .meta_ks
+                .get(&meta_key(group, tag))
+                .map_err(io::Error::other)
         };
         if let Some(bytes) = read_meta(MetaTag::Vote)? {
             inner.vote = Some(decode(&bytes)?);
@@ -237,7 +240,11 @@ impl RaftLogStorage<TypeConfig> for GroupLogStore {
         Ok(self.state.lock().committed)
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -298,7 +305,10 @@ impl RaftLogStorage<TypeConfig> for GroupLogStore {
         let from = inner.last_purged.map_or(0, |id| id.index + 1);
         inner.cache.retain(|index, _| *index > log_id.index);
         inner.last_purged = Some(log_id);
-        if inner.last_log_id.is_none_or(|last| last.index < log_id.index) {
+        if inner
+            .last_log_id
+            .is_none_or(|last| last.index < log_id.index)
+        {
             inner.last_log_id = Some(log_id);
         }
         // The purge point is recorded before entries go, so a crash in between

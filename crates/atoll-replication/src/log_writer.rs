@@ -45,7 +45,9 @@ pub(crate) enum WriteRequest {
     /// Delete a group's entries with index in `from..=to` (truncation, purge, removal).
     DeleteRange { group: GroupId, from: u64, to: u64 },
     /// Completes once everything queued before it is durable.
-    Barrier { done: tokio::sync::oneshot::Sender<io::Result<()>> },
+    Barrier {
+        done: tokio::sync::oneshot::Sender<io::Result<()>>,
+    },
 }
 
 enum Completion {
@@ -110,7 +112,11 @@ fn run(storage: Storage, log_ks: Keyspace, meta_ks: Keyspace, rx: mpsc::Receiver
                 } => {
                     let mut written = Vec::with_capacity(entries.len());
                     for entry in entries {
-                        batch.put(&log_ks, log_key(state.group, entry.log_id.index), entry.bytes);
+                        batch.put(
+                            &log_ks,
+                            log_key(state.group, entry.log_id.index),
+                            entry.bytes,
+                        );
                         written.push(entry.log_id);
                     }
                     needs_sync = true;

@@ -7,7 +7,9 @@ use std::future::Future;
 
 use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
 use openraft::{BasicNode, OptionalSend, RaftNetworkV2};
 
 use crate::state_machine::GroupSnapshot;
@@ -39,7 +41,9 @@ impl RaftNetworkV2<TypeConfig> for UnreachablePeer {
         _rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Err(RPCError::Unreachable(Unreachable::new(&NoTransport(self.0))))
+        Err(RPCError::Unreachable(Unreachable::new(&NoTransport(
+            self.0,
+        ))))
     }
 
     async fn vote(
@@ -47,7 +51,9 @@ impl RaftNetworkV2<TypeConfig> for UnreachablePeer {
         _rpc: VoteRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Err(RPCError::Unreachable(Unreachable::new(&NoTransport(self.0))))
+        Err(RPCError::Unreachable(Unreachable::new(&NoTransport(
+            self.0,
+        ))))
     }
 
     async fn full_snapshot(
@@ -57,6 +63,8 @@ impl RaftNetworkV2<TypeConfig> for UnreachablePeer {
         _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        Err(StreamingError::Unreachable(Unreachable::new(&NoTransport(self.0))))
+        Err(StreamingError::Unreachable(Unreachable::new(&NoTransport(
+            self.0,
+        ))))
     }
 }

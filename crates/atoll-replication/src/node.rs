@@ -5,8 +5,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use atoll_storage::{Keyspace, Storage};
-use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::async_runtime::WatchReceiver;
+use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::{BasicNode, Config, ReadPolicy, SnapshotPolicy};
 
 use crate::error::ReplicationError;
@@ -114,12 +114,17 @@ impl RaftNode {
     /// Starts group `id` with state machine `sm`: recovers it if it exists on
     /// disk, otherwise creates it with this node as its only voter. Returns once
     /// the group has a leader and has applied everything it had committed.
-    pub async fn start_group(&self, id: GroupId, sm: Arc<dyn GroupStateMachine>) -> Result<Group, ReplicationError> {
+    pub async fn start_group(
+        &self,
+        id: GroupId,
+        sm: Arc<dyn GroupStateMachine>,
+    ) -> Result<Group, ReplicationError> {
         if let Some(group) = self.group(id) {
             return Ok(group);
         }
         let log = GroupLogStore::open(id, self.log.clone()).map_err(stopped)?;
-        let state_machine = GroupSm::open(id, self.storage.clone(), self.sm_meta.clone(), sm).map_err(stopped)?;
+        let state_machine =
+            GroupSm::open(id, self.storage.clone(), self.sm_meta.clone(), sm).map_err(stopped)?;
         let raft = Raft::new(
             self.options.node_id,
             self.raft_config.clone(),
@@ -143,7 +148,9 @@ impl RaftNode {
             // A single voter need not wait out an election timeout after a restart.
             group.raft.trigger().elect(false).await.map_err(stopped)?;
         }
-        group.wait_ready(self.options.node_id, self.options.group_ready_timeout).await?;
+        group
+            .wait_ready(self.options.node_id, self.options.group_ready_timeout)
+            .await?;
         self.groups
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -152,7 +159,11 @@ impl RaftNode {
     }
 
     /// Stops group `id` and deletes its log and records (the caller drops its data).
-    pub async fn destroy_group(&self, id: GroupId, sm: Arc<dyn GroupStateMachine>) -> Result<(), ReplicationError> {
+    pub async fn destroy_group(
+        &self,
+        id: GroupId,
+        sm: Arc<dyn GroupStateMachine>,
+    ) -> Result<(), ReplicationError> {
         let group = self
             .groups
             .write()
@@ -219,10 +230,12 @@ impl Group {
     pub async fn propose(&self, command: bytes::Bytes) -> Result<ApplyOutput, ReplicationError> {
         match self.raft.client_write(LogCommand(command)).await {
             Ok(response) => Ok(response.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(ReplicationError::NotLeader {
-                group: self.id,
-                leader: f.leader_id,
-            }),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ReplicationError::NotLeader {
+                    group: self.id,
+                    leader: f.leader_id,
+                })
+            }
             Err(RaftError::APIError(e)) => Err(ReplicationError::OutcomeUnknown(e.to_string())),
             Err(RaftError::Fatal(e)) => Err(stopped(e)),
         }
@@ -232,10 +245,12 @@ impl Group {
     pub async fn read_barrier(&self) -> Result<(), ReplicationError> {
         match self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await {
             Ok(_) => Ok(()),
-            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => Err(ReplicationError::NotLeader {
-                group: self.id,
-                leader: f.leader_id,
-            }),
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
+                Err(ReplicationError::NotLeader {
+                    group: self.id,
+                    leader: f.leader_id,
+                })
+            }
             Err(RaftError::APIError(e)) => Err(ReplicationError::Timeout(e.to_string())),
             Err(RaftError::Fatal(e)) => Err(stopped(e)),
         }
@@ -243,6 +258,10 @@ impl Group {
 
     /// The index of the last entry applied to this replica's state machine.
     pub fn applied_index(&self) -> Option<u64> {
-        self.raft.metrics().borrow_watched().last_applied.map(|id| id.index)
+        self.raft
+            .metrics()
+            .borrow_watched()
+            .last_applied
+            .map(|id| id.index)
     }
 }

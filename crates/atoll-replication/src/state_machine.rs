@@ -19,14 +19,25 @@ use crate::{ApplyOutput, GroupId, TypeConfig};
 pub trait GroupStateMachine: Send + Sync + 'static {
     /// Applies one committed command. Its writes go into `ctx`, which commits
     /// them atomically with the group's applied index.
-    fn apply(&self, ctx: &mut ApplyContext, log_index: u64, command: &[u8]) -> Result<ApplyOutput, StorageError>;
+    fn apply(
+        &self,
+        ctx: &mut ApplyContext,
+        log_index: u64,
+        command: &[u8],
+    ) -> Result<ApplyOutput, StorageError>;
 }
+
+/// A keyspace and a key in it.
+type KeyspaceKey = (Arc<str>, Vec<u8>);
+
+/// The last write to a key in an apply round: its keyspace and new value (None: deleted).
+type PendingWrite = (Keyspace, Option<Vec<u8>>);
 
 /// Reads and writes of one apply round; later commands of the round see the
 /// writes of earlier ones.
 pub struct ApplyContext {
-    // Last write per (keyspace, key): an engine batch must not hold one key twice.
-    writes: HashMap<(Arc<str>, Vec<u8>), (Keyspace, Option<Vec<u8>>)>,
+    // Last write per key: an engine batch must not hold one key twice.
+    writes: HashMap<KeyspaceKey, PendingWrite>,
 }
 
 impl ApplyContext {
@@ -46,8 +57,10 @@ impl ApplyContext {
 
     /// Sets `key` to `value`.
     pub fn put(&mut self, keyspace: &Keyspace, key: Vec<u8>, value: Vec<u8>) {
-        self.writes
-            .insert((Arc::from(keyspace.name()), key), (keyspace.clone(), Some(value)));
+        self.writes.insert(
+            (Arc::from(keyspace.name()), key),
+            (keyspace.clone(), Some(value)),
+        );
     }
 
     /// Removes `key`.
@@ -92,7 +105,10 @@ impl GroupSm {
         sm_meta: Keyspace,
         inner: Arc<dyn GroupStateMachine>,
     ) -> io::Result<Self> {
-        let applied = match sm_meta.get(&meta_key(group, MetaTag::Applied)).map_err(io_error)? {
+        let applied = match sm_meta
+            .get(&meta_key(group, MetaTag::Applied))
+            .map_err(io_error)?
+        {
             Some(bytes) => decode(&bytes)?,
             None => None,
         };
@@ -119,7 +135,9 @@ impl GroupSm {
         for tag in [MetaTag::Applied, MetaTag::Membership, MetaTag::Snapshot] {
             batch.delete(&self.sm_meta, meta_key(self.group, tag).to_vec());
         }
-        self.storage.commit(batch, Durability::Buffered).map_err(io_error)
+        self.storage
+            .commit(batch, Durability::Buffered)
+            .map_err(io_error)
     }
 }
 
@@ -134,7 +152,9 @@ pub(crate) struct GroupSnapshotBuilder {
 impl RaftSnapshotBuilder<TypeConfig> for GroupSnapshotBuilder {
     type SnapshotData = GroupSnapshot;
 
-    async fn build_snapshot(&mut self) -> Result<openraft::alias::SnapshotOf<TypeConfig, GroupSnapshot>, io::Error> {
+    async fn build_snapshot(
+        &mut self,
+    ) -> Result<openraft::alias::SnapshotOf<TypeConfig, GroupSnapshot>, io::Error> {
         // Everything applied up to the snapshot point is made durable here,
         // because openraft purges the log behind a snapshot.
         let storage = self.storage.clone();
@@ -165,15 +185,7 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
     type SnapshotData = GroupSnapshot;
     type SnapshotBuilder = GroupSnapshotBuilder;
 
-    async fn applied_state(
-        &mut self,
-    ) -> Result<
-        (
-            Option<LogId>,
-            typ::StoredMembership,
-        ),
-        io::Error,
-    > {
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, typ::StoredMembership), io::Error> {
         Ok((self.applied, self.membership.clone()))
     }
 
@@ -220,12 +232,22 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
                 applied = Some(log_id);
             }
             let mut batch = ctx.into_batch();
-            batch.put(&sm_meta, meta_key(group, MetaTag::Applied).to_vec(), encode(&applied)?);
+            batch.put(
+                &sm_meta,
+                meta_key(group, MetaTag::Applied).to_vec(),
+                encode(&applied)?,
+            );
             if let Some(m) = &membership {
-                batch.put(&sm_meta, meta_key(group, MetaTag::Membership).to_vec(), encode(m)?);
+                batch.put(
+                    &sm_meta,
+                    meta_key(group, MetaTag::Membership).to_vec(),
+                    encode(m)?,
+                );
             }
             // Not fsynced: the durable log replays anything lost.
-            storage.commit(batch, Durability::Buffered).map_err(io_error)?;
+            storage
+                .commit(batch, Durability::Buffered)
+                .map_err(io_error)?;
             Ok(ApplyRound {
                 outputs,
                 applied,
@@ -258,7 +280,11 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
         }
     }
 
-    async fn install_snapshot(&mut self, _meta: &SnapshotMeta, _snapshot: GroupSnapshot) -> Result<(), io::Error> {
+    async fn install_snapshot(
+        &mut self,
+        _meta: &SnapshotMeta,
+        _snapshot: GroupSnapshot,
+    ) -> Result<(), io::Error> {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "installing a snapshot from another replica is not implemented yet",

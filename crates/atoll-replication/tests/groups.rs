@@ -11,11 +11,20 @@ struct Kv {
 }
 
 impl GroupStateMachine for Kv {
-    fn apply(&self, ctx: &mut ApplyContext, _log_index: u64, command: &[u8]) -> Result<ApplyOutput, StorageError> {
+    fn apply(
+        &self,
+        ctx: &mut ApplyContext,
+        _log_index: u64,
+        command: &[u8],
+    ) -> Result<ApplyOutput, StorageError> {
         let text = String::from_utf8_lossy(command);
         let (key, value) = text.split_once('=').unwrap_or((&text, ""));
         let old = ctx.get(&self.keyspace, key.as_bytes())?.map(|v| v.to_vec());
-        ctx.put(&self.keyspace, key.as_bytes().to_vec(), value.as_bytes().to_vec());
+        ctx.put(
+            &self.keyspace,
+            key.as_bytes().to_vec(),
+            value.as_bytes().to_vec(),
+        );
         Ok(ApplyOutput::new(old))
     }
 }
@@ -42,10 +51,19 @@ async fn writes_commit_apply_and_survive_restart() {
     {
         let (node, _storage, kv) = open(dir.path());
         let group = node.start_group(7, kv.clone()).await.expect("start");
-        let first = group.propose(bytes::Bytes::from_static(b"a=1")).await.unwrap();
+        let first = group
+            .propose(bytes::Bytes::from_static(b"a=1"))
+            .await
+            .unwrap();
         assert_eq!(*first.downcast::<Option<Vec<u8>>>().unwrap(), None);
-        let second = group.propose(bytes::Bytes::from_static(b"a=2")).await.unwrap();
-        assert_eq!(*second.downcast::<Option<Vec<u8>>>().unwrap(), Some(b"1".to_vec()));
+        let second = group
+            .propose(bytes::Bytes::from_static(b"a=2"))
+            .await
+            .unwrap();
+        assert_eq!(
+            *second.downcast::<Option<Vec<u8>>>().unwrap(),
+            Some(b"1".to_vec())
+        );
 
         // Concurrent proposals, enough to pass several snapshots and purges.
         let mut tasks = Vec::new();
@@ -62,7 +80,10 @@ async fn writes_commit_apply_and_survive_restart() {
             task.await.unwrap();
         }
         group.read_barrier().await.unwrap();
-        assert_eq!(kv.keyspace.get(b"k199").unwrap().as_deref(), Some(&b"v199"[..]));
+        assert_eq!(
+            kv.keyspace.get(b"k199").unwrap().as_deref(),
+            Some(&b"v199"[..])
+        );
         node.shutdown().await;
     }
     let (node, _storage, kv) = open(dir.path());
@@ -74,8 +95,14 @@ async fn writes_commit_apply_and_survive_restart() {
             Some(format!("v{i}").into_bytes())
         );
     }
-    let after = group.propose(bytes::Bytes::from_static(b"a=3")).await.unwrap();
-    assert_eq!(*after.downcast::<Option<Vec<u8>>>().unwrap(), Some(b"2".to_vec()));
+    let after = group
+        .propose(bytes::Bytes::from_static(b"a=3"))
+        .await
+        .unwrap();
+    assert_eq!(
+        *after.downcast::<Option<Vec<u8>>>().unwrap(),
+        Some(b"2".to_vec())
+    );
     node.destroy_group(7, kv.clone()).await.unwrap();
     assert!(node.group(7).is_none());
 }

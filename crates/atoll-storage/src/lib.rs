@@ -274,7 +274,12 @@ impl Keyspace {
     }
 
     /// Iterates over keys in `(start, end)`, ascending or descending.
-    pub fn range(&self, start: Bound<Vec<u8>>, end: Bound<Vec<u8>>, reverse: bool) -> RangeIter<'static> {
+    pub fn range(
+        &self,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        reverse: bool,
+    ) -> RangeIter<'static> {
         match &self.inner {
             KeyspaceInner::Fjall(ks) => {
                 let iter = ks.range::<Vec<u8>, _>((start, end));
@@ -285,7 +290,9 @@ impl Keyspace {
                     Box::new(iter.map(map))
                 }
             }
-            KeyspaceInner::Memory(ks) => Box::new(ks.range(start, end, reverse).into_iter().map(Ok)),
+            KeyspaceInner::Memory(ks) => {
+                Box::new(ks.range(start, end, reverse).into_iter().map(Ok))
+            }
         }
     }
 

@@ -47,7 +47,9 @@ impl MemoryEngine {
         for op in ops {
             match op {
                 BatchOp::Put(ks, key, value) => {
-                    memory_keyspace(&ks.inner)?.write().insert(key, Bytes::from(value));
+                    memory_keyspace(&ks.inner)?
+                        .write()
+                        .insert(key, Bytes::from(value));
                 }
                 BatchOp::Delete(ks, key) => {
                     memory_keyspace(&ks.inner)?.write().remove(&key);
@@ -83,8 +85,14 @@ impl MemoryKeyspace {
     }
 
     /// Copies the range out, which gives the iterator snapshot semantics.
-    pub(crate) fn range(&self, start: Bound<Vec<u8>>, end: Bound<Vec<u8>>, reverse: bool) -> Vec<KeyValue> {
-        if let (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) = (&start, &end)
+    pub(crate) fn range(
+        &self,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        reverse: bool,
+    ) -> Vec<KeyValue> {
+        if let (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) =
+            (&start, &end)
             && s > e
         {
             return Vec::new();

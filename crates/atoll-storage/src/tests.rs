@@ -31,12 +31,19 @@ fn batches_apply_across_keyspaces_and_ranges_iterate_both_ways() {
         let forward = collect(a.prefix(&[1]));
         assert_eq!(forward.len(), 5);
         assert_eq!(forward[0].0, vec![1, 0]);
-        let backward = collect(a.range(Bound::Included(vec![1, 1]), Bound::Excluded(vec![1, 4]), true));
+        let backward = collect(a.range(
+            Bound::Included(vec![1, 1]),
+            Bound::Excluded(vec![1, 4]),
+            true,
+        ));
         assert_eq!(
             backward.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
             vec![vec![1, 3], vec![1, 2], vec![1, 1]]
         );
-        assert_eq!(a.last_with_prefix(&[1]).unwrap().unwrap().0.to_vec(), vec![1, 4]);
+        assert_eq!(
+            a.last_with_prefix(&[1]).unwrap().unwrap().0.to_vec(),
+            vec![1, 4]
+        );
 
         let mut batch = WriteBatch::new();
         batch.delete(&a, vec![1, 0]);

@@ -1,0 +1,250 @@
+//! Attribute values on the wire: decoding with DynamoDB's checks, and encoding.
+
+use std::collections::{BTreeMap, HashSet};
+
+use atoll_model::{AttributeValue, Item, Number, NumberError};
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::shape::{coerce_bool, decode_blob};
+
+const EMPTY_VALUE: &str =
+    "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes";
+const SEVERAL_TYPES: &str = "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes";
+
+fn number_error(error: &NumberError) -> ApiError {
+    ApiError::validation(error.message())
+}
+
+fn parse_number(text: &str) -> ApiResult<Number> {
+    Number::parse(text).map_err(|e| number_error(&e))
+}
+
+fn strings(value: &Value) -> impl Iterator<Item = &str> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+}
+
+/// Decodes one attribute value (already type-checked against its shape).
+pub fn decode_value(value: &Value) -> ApiResult<AttributeValue> {
+    let Some(members) = value.as_object() else {
+        return Err(ApiError::validation(EMPTY_VALUE));
+    };
+    let mut decoded: Option<AttributeValue> = None;
+    let mut types = 0usize;
+    for (name, member) in members {
+        if member.is_null() {
+            continue;
+        }
+        let this = match name.as_str() {
+            "S" => AttributeValue::S(member.as_str().unwrap_or_default().to_string()),
+            "N" => AttributeValue::N(parse_number(member.as_str().unwrap_or_default())?),
+            "B" => AttributeValue::B(decode_blob(member.as_str().unwrap_or_default())?),
+            "BOOL" => AttributeValue::Bool(as_bool(member)),
+            "NULL" => {
+                if !as_bool(member) {
+                    return Err(ApiError::invalid_parameter(
+                        "Null attribute value types must have the value of true",
+                    ));
+                }
+                AttributeValue::Null
+            }
+            "SS" => {
+                let set: Vec<String> = strings(member).map(str::to_string).collect();
+                if set.is_empty() {
+                    return Err(ApiError::invalid_parameter(
+                        "An string set  may not be empty",
+                    ));
+                }
+                let mut seen = HashSet::new();
+                if !set.iter().all(|s| seen.insert(s.as_str())) {
+                    return Err(ApiError::invalid_parameter(format!(
+                        "Input collection [{}] contains duplicates.",
+                        set.join(", ")
+                    )));
+                }
+                AttributeValue::Ss(set)
+            }
+            "NS" => {
+                let mut set = Vec::new();
+                for text in strings(member) {
+                    set.push(parse_number(text)?);
+                }
+                if set.is_empty() {
+                    return Err(ApiError::invalid_parameter(
+                        "An number set  may not be empty",
+                    ));
+                }
+                let mut seen = HashSet::new();
+                if !set.iter().all(|n| seen.insert(*n)) {
+                    return Err(ApiError::validation("Input collection contains duplicates"));
+                }
+                AttributeValue::Ns(set)
+            }
+            "BS" => {
+                let mut set = Vec::new();
+                for text in strings(member) {
+                    set.push(decode_blob(text)?);
+                }
+                if set.is_empty() {
+                    return Err(ApiError::invalid_parameter(
+                        "Binary sets should not be empty",
+                    ));
+                }
+                let mut seen = HashSet::new();
+                if !set.iter().all(|b| seen.insert(b.as_slice())) {
+                    let shown: Vec<&str> = strings(member).collect();
+                    return Err(ApiError::invalid_parameter(format!(
+                        "Input collection [{}]of type BS contains duplicates.",
+                        shown.join(", ")
+                    )));
+                }
+                AttributeValue::Bs(set)
+            }
+            "M" => AttributeValue::M(decode_map(member)?),
+            "L" => {
+                let mut list = Vec::new();
+                for element in member.as_array().into_iter().flatten() {
+                    list.push(decode_value(element)?);
+                }
+                AttributeValue::L(list)
+            }
+            _ => continue,
+        };
+        types += 1;
+        decoded = Some(this);
+    }
+    match (decoded, types) {
+        (Some(value), 1) => Ok(value),
+        (None, _) => Err(ApiError::validation(EMPTY_VALUE)),
+        _ => Err(ApiError::validation(SEVERAL_TYPES)),
+    }
+}
+
+fn as_bool(value: &Value) -> bool {
+    match value {
+        Value::Bool(b) => *b,
+        Value::String(text) => coerce_bool(text).unwrap_or(false),
+        _ => false,
+    }
+}
+
+/// Decodes a map of attribute values (an item, a key, or an `M`).
+pub fn decode_map(value: &Value) -> ApiResult<BTreeMap<String, AttributeValue>> {
+    let mut map = BTreeMap::new();
+    if let Some(entries) = value.as_object() {
+        for (name, member) in entries {
+            map.insert(name.clone(), decode_value(member)?);
+        }
+    }
+    Ok(map)
+}
+
+/// Decodes an item and checks DynamoDB's nesting limit.
+pub fn decode_item(value: &Value) -> ApiResult<Item> {
+    let item = decode_map(value)?;
+    check_nesting(&item)?;
+    Ok(item)
+}
+
+/// Refuses items nested deeper than DynamoDB allows.
+pub fn check_nesting(item: &Item) -> ApiResult<()> {
+    if item
+        .values()
+        .any(|value| value.nesting_depth() > atoll_model::MAX_NESTING_DEPTH)
+    {
+        return Err(ApiError::validation(
+            "Nesting Levels have exceeded supported limits: Attributes in the item have nested levels beyond supported limit",
+        ));
+    }
+    Ok(())
+}
+
+/// Encodes an attribute value as DynamoDB returns it.
+pub fn encode_value(value: &AttributeValue) -> Value {
+    let b64 = |bytes: &[u8]| Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
+    let (tag, encoded) = match value {
+        AttributeValue::S(s) => ("S", Value::String(s.clone())),
+        AttributeValue::N(n) => ("N", Value::String(n.to_string())),
+        AttributeValue::B(b) => ("B", b64(b)),
+        AttributeValue::Bool(b) => ("BOOL", Value::Bool(*b)),
+        AttributeValue::Null => ("NULL", Value::Bool(true)),
+        AttributeValue::M(m) => ("M", encode_map(m)),
+        AttributeValue::L(l) => ("L", Value::Array(l.iter().map(encode_value).collect())),
+        AttributeValue::Ss(ss) => (
+            "SS",
+            Value::Array(ss.iter().map(|s| Value::String(s.clone())).collect()),
+        ),
+        AttributeValue::Ns(ns) => (
+            "NS",
+            Value::Array(ns.iter().map(|n| Value::String(n.to_string())).collect()),
+        ),
+        AttributeValue::Bs(bs) => ("BS", Value::Array(bs.iter().map(|b| b64(b)).collect())),
+    };
+    let mut object = Map::with_capacity(1);
+    object.insert(tag.to_string(), encoded);
+    Value::Object(object)
+}
+
+/// Encodes a map of attribute values.
+pub fn encode_map(map: &BTreeMap<String, AttributeValue>) -> Value {
+    Value::Object(
+        map.iter()
+            .map(|(name, value)| (name.clone(), encode_value(value)))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn error(value: Value) -> String {
+        decode_value(&value)
+            .err()
+            .and_then(|e| e.message)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn values_are_checked_as_dynamodb_checks_them() {
+        assert_eq!(error(json!({})), EMPTY_VALUE);
+        assert_eq!(error(json!({"S": "a", "N": "1"})), SEVERAL_TYPES);
+        assert_eq!(
+            error(json!({"S": "a", "N": "b"})),
+            "The parameter cannot be converted to a numeric value: b"
+        );
+        assert_eq!(
+            error(json!({"NULL": false})),
+            "One or more parameter values were invalid: Null attribute value types must have the value of true"
+        );
+        assert_eq!(
+            error(json!({"SS": []})),
+            "One or more parameter values were invalid: An string set  may not be empty"
+        );
+        assert_eq!(
+            error(json!({"SS": ["a", "a"]})),
+            "One or more parameter values were invalid: Input collection [a, a] contains duplicates."
+        );
+        assert_eq!(
+            error(json!({"NS": ["1", "1.0"]})),
+            "Input collection contains duplicates"
+        );
+        assert_eq!(error(json!({"M": {"a": {}}})), EMPTY_VALUE);
+    }
+
+    #[test]
+    fn values_round_trip_in_dynamodbs_normal_form() {
+        let input = json!({"M": {"n": {"N": "1.50"}, "l": {"L": [{"NULL": true}, {"BOOL": false}]}, "b": {"B": "AAE="}}});
+        let decoded = decode_value(&input).expect("valid");
+        assert_eq!(
+            encode_value(&decoded),
+            json!({"M": {"b": {"B": "AAE="}, "l": {"L": [{"NULL": true}, {"BOOL": false}]}, "n": {"N": "1.5"}}})
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! Errors as DynamoDB puts them on the wire: a `__type`, a message, a status.
+
+use serde_json::{Map, Value};
+
+/// Every error kind Atoll answers with, named as DynamoDB names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Invalid request parameters.
+    Validation,
+    /// The body is not JSON, or a member has the wrong JSON type.
+    Serialization,
+    /// The `X-Amz-Target` names no operation (or one Atoll does not support yet).
+    UnknownOperation,
+    /// No `Authorization` header, or not a SigV4 one.
+    MissingAuthenticationToken,
+    /// The `Authorization` header lacks parts.
+    IncompleteSignature,
+    /// The signature is malformed or wrong.
+    InvalidSignature,
+    /// The table (or other resource) does not exist.
+    ResourceNotFound,
+    /// The resource exists or is busy.
+    ResourceInUse,
+    /// A condition on a write was false.
+    ConditionalCheckFailed,
+    /// A limit of the account or table was hit.
+    LimitExceeded,
+    /// Not allowed.
+    AccessDenied,
+    /// A fault inside Atoll.
+    InternalServerError,
+    /// Atoll is temporarily unable to serve (e.g. a partition is electing a leader).
+    ServiceUnavailable,
+}
+
+impl ErrorKind {
+    /// The `__type` DynamoDB uses for this error.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            ErrorKind::Validation => "com.amazon.coral.validate#ValidationException",
+            ErrorKind::Serialization => "com.amazon.coral.service#SerializationException",
+            ErrorKind::UnknownOperation => "com.amazon.coral.service#UnknownOperationException",
+            ErrorKind::MissingAuthenticationToken => {
+                "com.amazon.coral.service#MissingAuthenticationTokenException"
+            }
+            ErrorKind::IncompleteSignature => {
+                "com.amazon.coral.service#IncompleteSignatureException"
+            }
+            ErrorKind::InvalidSignature => "com.amazon.coral.service#InvalidSignatureException",
+            ErrorKind::AccessDenied => "com.amazon.coral.service#AccessDeniedException",
+            ErrorKind::ResourceNotFound => {
+                "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException"
+            }
+            ErrorKind::ResourceInUse => "com.amazonaws.dynamodb.v20120810#ResourceInUseException",
+            ErrorKind::ConditionalCheckFailed => {
+                "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"
+            }
+            ErrorKind::LimitExceeded => "com.amazonaws.dynamodb.v20120810#LimitExceededException",
+            ErrorKind::InternalServerError => {
+                "com.amazonaws.dynamodb.v20120810#InternalServerError"
+            }
+            ErrorKind::ServiceUnavailable => {
+                "com.amazon.coral.availability#ServiceUnavailableException"
+            }
+        }
+    }
+
+    /// The HTTP status DynamoDB answers with.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorKind::InternalServerError => 500,
+            ErrorKind::ServiceUnavailable => 503,
+            _ => 400,
+        }
+    }
+
+    /// DynamoDB spells the message member `Message` for some coral errors.
+    fn message_key(self) -> &'static str {
+        match self {
+            ErrorKind::Serialization | ErrorKind::AccessDenied => "Message",
+            _ => "message",
+        }
+    }
+}
+
+/// An error answer.
+#[derive(Clone, Debug)]
+pub struct ApiError {
+    /// What kind of error.
+    pub kind: ErrorKind,
+    /// The message; `None` where DynamoDB sends none.
+    pub message: Option<String>,
+    /// Extra top-level members (e.g. `Item` of a failed condition).
+    pub extra: Option<Map<String, Value>>,
+}
+
+impl ApiError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ApiError {
+            kind,
+            message: Some(message.into()),
+            extra: None,
+        }
+    }
+
+    /// An error of `kind` with no message member at all.
+    pub fn bare(kind: ErrorKind) -> Self {
+        ApiError {
+            kind,
+            message: None,
+            extra: None,
+        }
+    }
+
+    /// A ValidationException.
+    pub fn validation(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorKind::Validation, message)
+    }
+
+    /// A ValidationException prefixed as DynamoDB prefixes invalid parameter values.
+    pub fn invalid_parameter(message: impl AsRef<str>) -> Self {
+        ApiError::validation(format!(
+            "One or more parameter values were invalid: {}",
+            message.as_ref()
+        ))
+    }
+
+    /// A SerializationException with a message.
+    pub fn serialization(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorKind::Serialization, message)
+    }
+
+    /// ResourceNotFoundException as item operations word it.
+    pub fn item_table_not_found() -> Self {
+        ApiError::new(ErrorKind::ResourceNotFound, "Requested resource not found")
+    }
+
+    /// ResourceNotFoundException as table operations word it.
+    pub fn table_not_found(name: &str) -> Self {
+        ApiError::new(
+            ErrorKind::ResourceNotFound,
+            format!("Requested resource not found: Table: {name} not found"),
+        )
+    }
+
+    /// An InternalServerError for a fault inside Atoll (logged by the caller).
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorKind::InternalServerError, message)
+    }
+
+    /// The JSON body of this error.
+    pub fn body(&self) -> Vec<u8> {
+        let mut object = Map::new();
+        object.insert("__type".into(), Value::String(self.kind.type_name().into()));
+        if let Some(message) = &self.message {
+            object.insert(
+                self.kind.message_key().into(),
+                Value::String(message.clone()),
+            );
+        }
+        if let Some(extra) = &self.extra {
+            for (key, value) in extra {
+                object.insert(key.clone(), value.clone());
+            }
+        }
+        serde_json::to_vec(&Value::Object(object)).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {}",
+            self.kind.type_name(),
+            self.message.as_deref().unwrap_or("")
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Result of a request handler.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,244 @@
+//! The HTTP layer: DynamoDB's checks on method, path, headers and body, then
+//! dispatch, then a response with request id and CRC32.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io::Read;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+use crate::auth::authenticate;
+use crate::error::{ApiError, ErrorKind};
+use crate::operation::Operation;
+use crate::{Api, RequestContext};
+
+/// Largest request body DynamoDB accepts.
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+const REQUEST_ID_LENGTH: usize = 52;
+const NOT_FOUND_BODY: &str = "<UnknownOperationException/>\n";
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    api: Arc<Api>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Running out of file descriptors must not end the server.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        let _ = stream.set_nodelay(true);
+        let api = api.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let api = api.clone();
+                async move { Ok::<_, Infallible>(handle(api, request).await) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+fn request_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    (0..REQUEST_ID_LENGTH)
+        .map(|_| char::from(ALPHABET[fastrand::usize(..ALPHABET.len())]))
+        .collect()
+}
+
+fn respond(
+    status: u16,
+    content_type: Option<&HeaderValue>,
+    body: Vec<u8>,
+) -> Response<Full<Bytes>> {
+    let crc = crc32fast::hash(&body);
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    if let Ok(id) = HeaderValue::from_str(&request_id()) {
+        headers.insert("x-amzn-requestid", id);
+    }
+    headers.insert("x-amz-crc32", HeaderValue::from(crc));
+    if let Some(content_type) = content_type {
+        headers.insert(CONTENT_TYPE, content_type.clone());
+    }
+    response
+}
+
+fn error_response(error: &ApiError, content_type: &HeaderValue) -> Response<Full<Bytes>> {
+    respond(error.kind.status(), Some(content_type), error.body())
+}
+
+/// The JSON content type of the request, if it is one DynamoDB accepts.
+fn json_content_type(request: &Request<Incoming>) -> Option<HeaderValue> {
+    let raw = request.headers().get(CONTENT_TYPE)?.to_str().ok()?;
+    let base = raw.split(';').next().unwrap_or_default().trim();
+    match base {
+        "application/x-amz-json-1.0" | "application/json" => HeaderValue::from_str(base).ok(),
+        _ => None,
+    }
+}
+
+async fn handle(api: Arc<Api>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let default_type = HeaderValue::from_static("application/x-amz-json-1.0");
+    let cors = request.headers().contains_key("origin");
+    let mut response = route(&api, request, &default_type).await;
+    if cors {
+        response
+            .headers_mut()
+            .insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    }
+    response
+}
+
+async fn route(
+    api: &Api,
+    request: Request<Incoming>,
+    default_type: &HeaderValue,
+) -> Response<Full<Bytes>> {
+    if request.method() == Method::GET && request.uri().path() == "/" {
+        let body = format!(
+            "healthy: dynamodb.{}.amazonaws.com ",
+            api.config.default_region
+        );
+        return respond(200, None, body.into_bytes());
+    }
+    if request.method() == Method::OPTIONS && request.headers().contains_key("origin") {
+        return cors_preflight(&request);
+    }
+    if request.method() != Method::POST || request.uri().path() != "/" {
+        return respond(404, None, NOT_FOUND_BODY.as_bytes().to_vec());
+    }
+    let content_type = json_content_type(&request);
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                return respond(413, None, Vec::new());
+            }
+            return respond(400, None, Vec::new());
+        }
+    };
+    let Some(content_type) = content_type.or_else(|| body.is_empty().then(|| default_type.clone()))
+    else {
+        return respond(404, None, NOT_FOUND_BODY.as_bytes().to_vec());
+    };
+    let body = match decode_content_encoding(&parts.headers, body) {
+        Ok(body) => body,
+        Err(error) => return error_response(&error, &content_type),
+    };
+    let parsed: Option<Value> = if body.is_empty() {
+        None
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(value) => Some(value),
+            Err(_) => {
+                return error_response(&ApiError::bare(ErrorKind::Serialization), &content_type);
+            }
+        }
+    };
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let Some(operation) = Operation::from_target(target) else {
+        return error_response(&ApiError::bare(ErrorKind::UnknownOperation), &content_type);
+    };
+    let caller = match authenticate(&parts.headers, parts.uri.query()) {
+        Ok(caller) => caller,
+        Err(error) => return error_response(&error, &content_type),
+    };
+    let Some(Value::Object(input)) = parsed else {
+        return error_response(&ApiError::bare(ErrorKind::Serialization), &content_type);
+    };
+    let context = RequestContext {
+        region: caller.region,
+    };
+    match crate::ops::dispatch(api, &context, operation, &input).await {
+        Ok(output) => {
+            let body = serde_json::to_vec(&output).unwrap_or_else(|_| b"{}".to_vec());
+            respond(200, Some(&content_type), body)
+        }
+        Err(error) => {
+            if error.kind == ErrorKind::InternalServerError {
+                tracing::error!(operation = operation.name(), error = %error, "internal error");
+            }
+            error_response(&error, &content_type)
+        }
+    }
+}
+
+fn decode_content_encoding(headers: &hyper::HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
+    let encoding = headers
+        .get("content-encoding")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or_default();
+    match encoding {
+        "" | "identity" => Ok(body),
+        "gzip" => {
+            let mut decoded = Vec::new();
+            let limit = (MAX_BODY_BYTES + 1) as u64;
+            flate2::read::GzDecoder::new(body.as_ref())
+                .take(limit)
+                .read_to_end(&mut decoded)
+                .map_err(|_| ApiError::bare(ErrorKind::Serialization))?;
+            if decoded.len() > MAX_BODY_BYTES {
+                return Err(ApiError::bare(ErrorKind::Serialization));
+            }
+            Ok(Bytes::from(decoded))
+        }
+        _ => Err(ApiError::bare(ErrorKind::Serialization)),
+    }
+}
+
+fn cors_preflight(request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let mut response = respond(200, None, Vec::new());
+    let headers = response.headers_mut();
+    headers.insert("access-control-max-age", HeaderValue::from_static("172800"));
+    for (asked, allowed) in [
+        (
+            "access-control-request-headers",
+            "access-control-allow-headers",
+        ),
+        (
+            "access-control-request-method",
+            "access-control-allow-methods",
+        ),
+    ] {
+        if let Some(value) = request.headers().get(asked) {
+            headers.insert(allowed, value.clone());
+        }
+    }
+    response
+}

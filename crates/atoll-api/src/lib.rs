@@ -1,0 +1,53 @@
+//! Atoll's front door: DynamoDB's JSON protocol over HTTP.
+//!
+//! A request walks: HTTP checks → JSON parse → `X-Amz-Target` → authentication
+//! → type check against the operation's input shape → constraint validation →
+//! operation-specific validation → catalog lookup → routing to the partition
+//! (through `atoll-cluster`) → JSON response. Each step answers with
+//! DynamoDB's own error when it fails, in DynamoDB's order.
+
+mod attribute;
+mod auth;
+mod constraints;
+mod error;
+mod http;
+mod input;
+mod operation;
+mod ops;
+mod shape;
+
+use std::sync::Arc;
+
+use atoll_cluster::Cluster;
+
+pub use error::{ApiError, ErrorKind};
+pub use http::serve;
+pub use operation::Operation;
+
+/// Settings of the API front door.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Region named by the health check, and used when a request names none.
+    pub default_region: String,
+    /// Host and port DescribeEndpoints reports.
+    pub endpoint_address: String,
+}
+
+/// The API service: shared by all connections.
+pub struct Api {
+    cluster: Arc<Cluster>,
+    config: ApiConfig,
+}
+
+impl Api {
+    /// The API over `cluster`.
+    pub fn new(cluster: Arc<Cluster>, config: ApiConfig) -> Arc<Api> {
+        Arc::new(Api { cluster, config })
+    }
+}
+
+/// What the handlers know about the request beyond its body.
+pub(crate) struct RequestContext {
+    /// Region of the caller's credential scope.
+    pub region: String,
+}

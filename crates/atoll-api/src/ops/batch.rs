@@ -1,0 +1,427 @@
+//! BatchWriteItem and BatchGetItem.
+
+use std::collections::BTreeMap;
+
+use atoll_model::{Item, encode_item, item_size_bytes};
+use atoll_partition::{PartitionCommand, WriteOp};
+use serde_json::{Map, Value, json};
+
+use super::capacity::{ReturnCapacity, read_units, write_units};
+use super::items::{attributes_to_get, item_table, project, resolve_table_name};
+use super::keys::{check_batch_item_key, check_key, locate};
+use crate::Api;
+use crate::attribute::{decode_item, decode_map, encode_map};
+use crate::constraints::{Shown, Violations, enum_constraint, is_valid_name};
+use crate::error::{ApiError, ApiResult};
+use crate::input::{self, Object};
+use crate::shape::common::{
+    ATTRIBUTE_MAP, ATTRIBUTE_MAP_LIST, BOOLEAN, STRING, STRING_LIST, STRING_MAP,
+};
+use crate::shape::{Shape, check_members};
+
+static PUT_REQUEST: Shape = Shape::Struct("PutRequest", &[("Item", &ATTRIBUTE_MAP)]);
+static DELETE_REQUEST: Shape = Shape::Struct("DeleteRequest", &[("Key", &ATTRIBUTE_MAP)]);
+static WRITE_REQUEST: Shape = Shape::Struct(
+    "WriteRequest",
+    &[
+        ("PutRequest", &PUT_REQUEST),
+        ("DeleteRequest", &DELETE_REQUEST),
+    ],
+);
+static WRITE_REQUESTS: Shape = Shape::List(&WRITE_REQUEST);
+static WRITE_REQUEST_ITEMS: Shape = Shape::Map(
+    &WRITE_REQUESTS,
+    "java.util.Map<java.lang.String, java.util.List<com.amazonaws.dynamodb.v20120810.WriteRequest>>",
+);
+static BATCH_WRITE_ITEM: &[(&str, &Shape)] = &[
+    ("RequestItems", &WRITE_REQUEST_ITEMS),
+    ("ReturnConsumedCapacity", &STRING),
+    ("ReturnItemCollectionMetrics", &STRING),
+];
+const BATCH_WRITE_ITEM_MEMBERS: &[&str] = &[
+    "requestItems",
+    "returnConsumedCapacity",
+    "returnItemCollectionMetrics",
+];
+
+static KEYS_AND_ATTRIBUTES: Shape = Shape::Struct(
+    "KeysAndAttributes",
+    &[
+        ("Keys", &ATTRIBUTE_MAP_LIST),
+        ("AttributesToGet", &STRING_LIST),
+        ("ConsistentRead", &BOOLEAN),
+        ("ProjectionExpression", &STRING),
+        ("ExpressionAttributeNames", &STRING_MAP),
+    ],
+);
+static GET_REQUEST_ITEMS: Shape = Shape::Map(
+    &KEYS_AND_ATTRIBUTES,
+    "java.util.Map<java.lang.String, com.amazonaws.dynamodb.v20120810.KeysAndAttributes>",
+);
+static BATCH_GET_ITEM: &[(&str, &Shape)] = &[
+    ("RequestItems", &GET_REQUEST_ITEMS),
+    ("ReturnConsumedCapacity", &STRING),
+];
+const BATCH_GET_ITEM_MEMBERS: &[&str] = &["requestItems", "returnConsumedCapacity"];
+
+const MAX_BATCH_WRITES: usize = 25;
+const MAX_BATCH_KEYS: usize = 100;
+/// DynamoDB stops a BatchGetItem response at 16 MB and returns the rest as unprocessed.
+const MAX_BATCH_GET_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+const MAP_KEYS_CONSTRAINT: &str = "Map keys must satisfy constraint: [Member must have length less than or equal to 255, Member must have length greater than or equal to 3, Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+]";
+
+fn valid_batch_table_name(name: &str) -> bool {
+    let length = name.chars().count();
+    (3..=255).contains(&length) && is_valid_name(name) || name.starts_with("arn:")
+}
+
+/// One write of a BatchWriteItem request.
+enum BatchWrite {
+    Put(Item),
+    Delete(Item),
+}
+
+/// BatchWriteItem.
+pub(crate) async fn batch_write_item(api: &Api, input: &Object) -> ApiResult<Value> {
+    check_members(BATCH_WRITE_ITEM, input)?;
+    let mut violations = Violations::new(BATCH_WRITE_ITEM_MEMBERS);
+    let request_items = input::object(input, "RequestItems");
+    match request_items {
+        None => violations.not_null("requestItems", "requestItems"),
+        Some(tables) => {
+            let dump = Value::Object(tables.clone()).to_string();
+            if tables.keys().any(|name| !valid_batch_table_name(name)) {
+                violations.add(
+                    "requestItems",
+                    Shown::Text(&dump),
+                    "requestItems",
+                    MAP_KEYS_CONSTRAINT,
+                );
+            }
+            if tables.values().any(|writes| {
+                writes
+                    .as_array()
+                    .is_none_or(|w| w.is_empty() || w.len() > MAX_BATCH_WRITES)
+            }) {
+                violations.add(
+                    "requestItems",
+                    Shown::Text(&dump),
+                    "requestItems",
+                    "Map value must satisfy constraint: [Member must have length less than or equal to 25, Member must have length greater than or equal to 1]",
+                );
+            }
+            for (table, writes) in tables {
+                for (i, write) in writes.as_array().into_iter().flatten().enumerate() {
+                    let Some(write) = write.as_object() else {
+                        continue;
+                    };
+                    let at =
+                        |rest: &str| format!("requestItems.{table}.member.{}.member.{rest}", i + 1);
+                    if let Some(put) = input::object(write, "PutRequest")
+                        && !input::has(put, "Item")
+                    {
+                        violations.not_null("requestItems", &at("putRequest.item"));
+                    }
+                    if let Some(delete) = input::object(write, "DeleteRequest")
+                        && !input::has(delete, "Key")
+                    {
+                        violations.not_null("requestItems", &at("deleteRequest.key"));
+                    }
+                }
+            }
+        }
+    }
+    let capacity = ReturnCapacity::parse(
+        &mut violations,
+        input::string(input, "ReturnConsumedCapacity"),
+    );
+    if let Some(metrics) = input::string(input, "ReturnItemCollectionMetrics")
+        && metrics != "SIZE"
+        && metrics != "NONE"
+    {
+        violations.add(
+            "returnItemCollectionMetrics",
+            Shown::Text(metrics),
+            "returnItemCollectionMetrics",
+            &enum_constraint(&["SIZE", "NONE"]),
+        );
+    }
+    violations.into_result()?;
+    let tables = request_items.cloned().unwrap_or_default();
+    if tables.is_empty() {
+        return Err(ApiError::validation(
+            "The requestItems parameter is required for BatchWriteItem",
+        ));
+    }
+    let total: usize = tables
+        .values()
+        .filter_map(Value::as_array)
+        .map(Vec::len)
+        .sum();
+    if total > MAX_BATCH_WRITES {
+        return Err(ApiError::validation(
+            "Too many items requested for the BatchWriteItem call",
+        ));
+    }
+    let mut requests: Vec<(String, Vec<BatchWrite>)> = Vec::new();
+    for (table, writes) in &tables {
+        let mut parsed = Vec::new();
+        for write in writes.as_array().into_iter().flatten() {
+            let empty = Object::new();
+            let write = write.as_object().unwrap_or(&empty);
+            let put = input::object(write, "PutRequest");
+            let delete = input::object(write, "DeleteRequest");
+            match (put, delete) {
+                (Some(put), None) => {
+                    let item = decode_item(input::value(put, "Item").unwrap_or(&Value::Null))?;
+                    if item_size_bytes(&item) > atoll_model::MAX_ITEM_SIZE_BYTES {
+                        return Err(ApiError::validation(
+                            "Item size has exceeded the maximum allowed size",
+                        ));
+                    }
+                    parsed.push(BatchWrite::Put(item));
+                }
+                (None, Some(delete)) => {
+                    parsed.push(BatchWrite::Delete(decode_map(
+                        input::value(delete, "Key").unwrap_or(&Value::Null),
+                    )?));
+                }
+                _ => {
+                    return Err(ApiError::validation(
+                        "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes",
+                    ));
+                }
+            }
+        }
+        requests.push((table.clone(), parsed));
+    }
+    let mut resolved = Vec::new();
+    for (name, writes) in requests {
+        let table = item_table(api, &name)?;
+        resolved.push((table, writes));
+    }
+    // Key checks and duplicates, then one command per partition.
+    let mut commands: Vec<(
+        std::sync::Arc<atoll_model::table::TableDefinition>,
+        u64,
+        Vec<WriteOp>,
+    )> = Vec::new();
+    let mut units_by_table: Vec<(String, f64)> = Vec::new();
+    for (table, writes) in &resolved {
+        let mut seen = std::collections::HashSet::new();
+        let mut by_partition: BTreeMap<u64, (u64, Vec<WriteOp>)> = BTreeMap::new();
+        let mut units = 0.0;
+        for write in writes {
+            let (op, token) = match write {
+                BatchWrite::Put(item) => {
+                    check_batch_item_key(&table.key_schema, item)?;
+                    let (token, row_key) = locate(&table.key_schema, item)?;
+                    let size_bytes = item_size_bytes(item);
+                    units += write_units(size_bytes);
+                    (
+                        WriteOp::Put {
+                            row_key,
+                            record: encode_item(item),
+                            size_bytes: size_bytes as u32,
+                        },
+                        token,
+                    )
+                }
+                BatchWrite::Delete(key) => {
+                    check_key(&table.key_schema, key)?;
+                    let (token, row_key) = locate(&table.key_schema, key)?;
+                    units += write_units(0);
+                    (WriteOp::Delete { row_key }, token)
+                }
+            };
+            if !seen.insert(op.row_key().to_vec()) {
+                return Err(ApiError::validation(
+                    "Provided list of item keys contains duplicates",
+                ));
+            }
+            let partition = table
+                .partition_for_token(token)
+                .map(|p| p.group_id)
+                .unwrap_or_default();
+            by_partition
+                .entry(partition)
+                .or_insert((token, Vec::new()))
+                .1
+                .push(op);
+        }
+        for (_, (token, ops)) in by_partition {
+            commands.push((table.clone(), token, ops));
+        }
+        units_by_table.push((table.name.clone(), units));
+    }
+    let writes = commands.into_iter().map(|(table, token, ops)| async move {
+        api.cluster
+            .write(&table, token, &PartitionCommand::Batch { ops })
+            .await
+    });
+    // Writes of different partitions replicate independently; running them
+    // together lets their log entries share the node's group commit.
+    for result in futures_util::future::join_all(writes).await {
+        result.map_err(super::cluster_error)?;
+    }
+    let mut response = Map::new();
+    response.insert("UnprocessedItems".into(), json!({}));
+    let consumed: Vec<Value> = units_by_table
+        .iter()
+        .filter_map(|(table, units)| capacity.report(table, *units))
+        .collect();
+    if capacity != ReturnCapacity::None {
+        response.insert("ConsumedCapacity".into(), Value::Array(consumed));
+    }
+    Ok(Value::Object(response))
+}
+
+/// BatchGetItem.
+pub(crate) async fn batch_get_item(api: &Api, input: &Object) -> ApiResult<Value> {
+    check_members(BATCH_GET_ITEM, input)?;
+    let mut violations = Violations::new(BATCH_GET_ITEM_MEMBERS);
+    let request_items = input::object(input, "RequestItems");
+    match request_items {
+        None => violations.not_null("requestItems", "requestItems"),
+        Some(tables) => {
+            if tables.keys().any(|name| !valid_batch_table_name(name)) {
+                let dump = Value::Object(tables.clone()).to_string();
+                violations.add(
+                    "requestItems",
+                    Shown::Text(&dump),
+                    "requestItems",
+                    MAP_KEYS_CONSTRAINT,
+                );
+            }
+        }
+    }
+    let capacity = ReturnCapacity::parse(
+        &mut violations,
+        input::string(input, "ReturnConsumedCapacity"),
+    );
+    violations.into_result()?;
+    let tables = request_items.cloned().unwrap_or_default();
+    if tables.is_empty() {
+        return Err(ApiError::validation(
+            "1 validation error detected: Value at 'RequestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
+        ));
+    }
+    for (table, request) in &tables {
+        let keys = request.as_object().and_then(|r| input::list(r, "Keys"));
+        match keys {
+            None => {
+                return Err(ApiError::validation(format!(
+                    "1 validation error detected: Value null at 'requestItems.{table}.member.keys' failed to satisfy constraint: Member must not be null"
+                )));
+            }
+            Some(keys) if keys.is_empty() => {
+                return Err(ApiError::validation(format!(
+                    "1 validation error detected: Value at 'RequestItems.{table}.member.Keys' failed to satisfy constraint: Member must have length greater than or equal to 1"
+                )));
+            }
+            Some(keys) if keys.len() > MAX_BATCH_KEYS => {
+                return Err(ApiError::validation(format!(
+                    "1 validation error detected: Value at 'RequestItems.{table}.member.Keys' failed to satisfy constraint: Member must have length less than or equal to 100"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    let total: usize = tables
+        .values()
+        .filter_map(|r| r.as_object().and_then(|r| input::list(r, "Keys")))
+        .map(Vec::len)
+        .sum();
+    if total > MAX_BATCH_KEYS {
+        return Err(ApiError::validation(
+            "Too many items requested for the BatchGetItem call",
+        ));
+    }
+    struct TableRequest {
+        name: String,
+        keys: Vec<Item>,
+        wanted: Option<Vec<String>>,
+        consistent: bool,
+        raw: Object,
+    }
+    let mut requests = Vec::new();
+    for (name, request) in &tables {
+        let empty = Object::new();
+        let request = request.as_object().unwrap_or(&empty);
+        for parameter in ["ProjectionExpression", "ExpressionAttributeNames"] {
+            if input::has(request, parameter) {
+                return Err(super::unsupported_parameter(parameter));
+            }
+        }
+        let wanted = attributes_to_get(input::list(request, "AttributesToGet"))?;
+        let mut keys: Vec<Item> = Vec::new();
+        for key in input::list(request, "Keys").into_iter().flatten() {
+            let key = decode_map(key)?;
+            if keys.contains(&key) {
+                return Err(ApiError::validation(
+                    "Provided list of item keys contains duplicates",
+                ));
+            }
+            keys.push(key);
+        }
+        requests.push(TableRequest {
+            name: name.clone(),
+            keys,
+            wanted,
+            consistent: input::boolean(request, "ConsistentRead").unwrap_or(false),
+            raw: request.clone(),
+        });
+    }
+    let mut resolved = Vec::new();
+    for request in requests {
+        let table = item_table(api, &request.name)?;
+        for key in &request.keys {
+            check_key(&table.key_schema, key)?;
+        }
+        resolved.push((table, request));
+    }
+    let mut responses = Map::new();
+    let mut unprocessed = Map::new();
+    let mut consumed = Vec::new();
+    let mut response_bytes = 0usize;
+    for (table, request) in resolved {
+        let mut found = Vec::new();
+        let mut left: Vec<Value> = Vec::new();
+        let mut units = 0.0;
+        for key in &request.keys {
+            if response_bytes > MAX_BATCH_GET_RESPONSE_BYTES {
+                left.push(encode_map(key));
+                continue;
+            }
+            let (token, row_key) = locate(&table.key_schema, key)?;
+            let item = api
+                .cluster
+                .read_item(&table, token, &row_key, request.consistent)
+                .await
+                .map_err(super::cluster_error)?;
+            let size_bytes = item.as_ref().map_or(0, item_size_bytes);
+            units += read_units(size_bytes, request.consistent);
+            response_bytes += size_bytes;
+            if let Some(item) = item {
+                found.push(encode_map(&project(item, request.wanted.as_deref())));
+            }
+        }
+        let response_name = resolve_table_name(&request.name).to_string();
+        responses.insert(request.name.clone(), Value::Array(found));
+        if !left.is_empty() {
+            let mut rest = request.raw.clone();
+            rest.insert("Keys".into(), Value::Array(left));
+            unprocessed.insert(request.name.clone(), Value::Object(rest));
+        }
+        if let Some(report) = capacity.report(&response_name, units) {
+            consumed.push(report);
+        }
+    }
+    let mut response = Map::new();
+    response.insert("Responses".into(), Value::Object(responses));
+    response.insert("UnprocessedKeys".into(), Value::Object(unprocessed));
+    if capacity != ReturnCapacity::None {
+        response.insert("ConsumedCapacity".into(), Value::Array(consumed));
+    }
+    Ok(Value::Object(response))
+}

@@ -1,0 +1,153 @@
+//! `TableDescription` as DynamoDB returns it.
+
+use atoll_cluster::TableStats;
+use atoll_model::table::{BillingMode, TableClass, TableDefinition, TableStatus, table_arn};
+use serde_json::{Map, Value, json};
+
+fn seconds(ms: u64) -> Value {
+    // DynamoDB sends epoch seconds with a millisecond fraction.
+    json!(ms as f64 / 1000.0)
+}
+
+/// The stream label of a table: its creation time as DynamoDB formats it.
+pub(crate) fn stream_label(ms: u64) -> String {
+    let secs = ms / 1000;
+    let millis = ms % 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a calendar date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Describes `table` as seen from `region`, overriding its status if asked.
+pub(crate) fn table_description(
+    table: &TableDefinition,
+    region: &str,
+    stats: TableStats,
+    status: Option<TableStatus>,
+) -> Value {
+    let mut d = Map::new();
+    d.insert(
+        "AttributeDefinitions".into(),
+        Value::Array(
+            table
+                .attribute_definitions
+                .iter()
+                .map(|a| json!({"AttributeName": a.name, "AttributeType": a.scalar_type.as_str()}))
+                .collect(),
+        ),
+    );
+    d.insert("TableName".into(), json!(table.name));
+    let mut key_schema =
+        vec![json!({"AttributeName": table.key_schema.partition_key.name, "KeyType": "HASH"})];
+    if let Some(sort) = &table.key_schema.sort_key {
+        key_schema.push(json!({"AttributeName": sort.name, "KeyType": "RANGE"}));
+    }
+    d.insert("KeySchema".into(), Value::Array(key_schema));
+    d.insert(
+        "TableStatus".into(),
+        json!(status.unwrap_or(table.status).as_str()),
+    );
+    d.insert("CreationDateTime".into(), seconds(table.created_ms));
+    let mut throughput = Map::new();
+    if let Some(ms) = table.throughput.last_increase_ms {
+        throughput.insert("LastIncreaseDateTime".into(), seconds(ms));
+    }
+    if let Some(ms) = table.throughput.last_decrease_ms {
+        throughput.insert("LastDecreaseDateTime".into(), seconds(ms));
+    }
+    throughput.insert(
+        "NumberOfDecreasesToday".into(),
+        json!(table.throughput.decreases_today),
+    );
+    throughput.insert(
+        "ReadCapacityUnits".into(),
+        json!(table.throughput.read_capacity_units),
+    );
+    throughput.insert(
+        "WriteCapacityUnits".into(),
+        json!(table.throughput.write_capacity_units),
+    );
+    d.insert("ProvisionedThroughput".into(), Value::Object(throughput));
+    d.insert("TableSizeBytes".into(), json!(stats.size_bytes));
+    d.insert("ItemCount".into(), json!(stats.item_count));
+    let arn = table_arn(region, &table.name);
+    d.insert("TableArn".into(), json!(arn));
+    d.insert("TableId".into(), json!(table.table_id));
+    if table.billing_mode == BillingMode::PayPerRequest || table.last_on_demand_switch_ms.is_some()
+    {
+        let mut summary = Map::new();
+        summary.insert("BillingMode".into(), json!(table.billing_mode.as_str()));
+        if let Some(ms) = table.last_on_demand_switch_ms {
+            summary.insert("LastUpdateToPayPerRequestDateTime".into(), seconds(ms));
+        }
+        d.insert("BillingModeSummary".into(), Value::Object(summary));
+    }
+    if let Some(stream) = &table.stream {
+        if stream.enabled {
+            d.insert(
+                "StreamSpecification".into(),
+                json!({"StreamEnabled": true, "StreamViewType": stream.view_type}),
+            );
+        }
+        if let Some(label) = &stream.label {
+            d.insert("LatestStreamLabel".into(), json!(label));
+            d.insert(
+                "LatestStreamArn".into(),
+                json!(format!("{arn}/stream/{label}")),
+            );
+        }
+    }
+    if table.table_class != TableClass::Standard {
+        d.insert(
+            "TableClassSummary".into(),
+            json!({"TableClass": table.table_class.as_str()}),
+        );
+    }
+    d.insert(
+        "DeletionProtectionEnabled".into(),
+        json!(table.deletion_protection),
+    );
+    let warm = match table.billing_mode {
+        BillingMode::PayPerRequest => {
+            json!({"ReadUnitsPerSecond": 12000, "WriteUnitsPerSecond": 4000, "Status": "ACTIVE"})
+        }
+        BillingMode::Provisioned => json!({
+            "ReadUnitsPerSecond": table.throughput.read_capacity_units,
+            "WriteUnitsPerSecond": table.throughput.write_capacity_units,
+            "Status": "ACTIVE"
+        }),
+    };
+    d.insert("WarmThroughput".into(), warm);
+    Value::Object(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stream_label;
+
+    #[test]
+    fn stream_labels_are_utc_timestamps_with_milliseconds() {
+        assert_eq!(stream_label(0), "1970-01-01T00:00:00.000");
+        assert_eq!(stream_label(1_791_500_851_275), "2026-10-08T23:07:31.275");
+    }
+}

@@ -1,0 +1,83 @@
+//! The operations: each parses its input, validates it in DynamoDB's order and
+//! executes it against the cluster.
+
+mod batch;
+mod capacity;
+mod describe;
+mod items;
+mod keys;
+mod tables;
+mod tags;
+
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::input::Object;
+use crate::operation::Operation;
+use crate::{Api, RequestContext};
+
+/// Runs `operation` on `input`.
+pub(crate) async fn dispatch(
+    api: &Api,
+    context: &RequestContext,
+    operation: Operation,
+    input: &Object,
+) -> ApiResult<Value> {
+    match operation {
+        Operation::CreateTable => tables::create_table(api, context, input).await,
+        Operation::DescribeTable => tables::describe_table(api, context, input),
+        Operation::ListTables => tables::list_tables(api, input),
+        Operation::UpdateTable => tables::update_table(api, context, input).await,
+        Operation::DeleteTable => tables::delete_table(api, context, input).await,
+        Operation::DescribeLimits => Ok(json!({
+            "AccountMaxReadCapacityUnits": 80000,
+            "AccountMaxWriteCapacityUnits": 80000,
+            "TableMaxReadCapacityUnits": 40000,
+            "TableMaxWriteCapacityUnits": 40000,
+        })),
+        Operation::DescribeEndpoints => Ok(json!({
+            "Endpoints": [{"Address": api.config.endpoint_address, "CachePeriodInMinutes": 1440}]
+        })),
+        Operation::TagResource => tags::tag_resource(api, context, input).await,
+        Operation::UntagResource => tags::untag_resource(api, context, input).await,
+        Operation::ListTagsOfResource => tags::list_tags_of_resource(api, context, input),
+        Operation::PutItem => items::put_item(api, input).await,
+        Operation::GetItem => items::get_item(api, input).await,
+        Operation::DeleteItem => items::delete_item(api, input).await,
+        Operation::BatchGetItem => batch::batch_get_item(api, input).await,
+        Operation::BatchWriteItem => batch::batch_write_item(api, input).await,
+        other => Err(unsupported_operation(other)),
+    }
+}
+
+/// The answer to an operation Atoll does not implement yet.
+fn unsupported_operation(operation: Operation) -> ApiError {
+    ApiError::new(
+        ErrorKind::UnknownOperation,
+        format!(
+            "Atoll does not support the operation {} yet: it is not supported",
+            operation.name()
+        ),
+    )
+}
+
+/// The answer to a request parameter Atoll does not implement yet.
+fn unsupported_parameter(parameter: &str) -> ApiError {
+    ApiError::validation(format!("{parameter} is not supported by Atoll yet"))
+}
+
+/// Maps an error of the cluster to the wire for item operations.
+fn cluster_error(error: atoll_cluster::ClusterError) -> ApiError {
+    use atoll_cluster::ClusterError as E;
+    match error {
+        E::TableNotFound(_) => ApiError::item_table_not_found(),
+        E::TableInUse(name) => ApiError::new(
+            ErrorKind::ResourceInUse,
+            format!(
+                "Attempt to change a resource which is still in use: Table is being created: {name}"
+            ),
+        ),
+        e if e.is_retryable() => ApiError::new(ErrorKind::ServiceUnavailable, e.to_string()),
+        e => ApiError::internal(e.to_string()),
+    }
+}

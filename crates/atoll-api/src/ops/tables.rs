@@ -1,0 +1,1156 @@
+//! CreateTable, DescribeTable, ListTables, UpdateTable, DeleteTable.
+
+use std::collections::HashSet;
+
+use atoll_cluster::{ClusterError, TableUpdate};
+use atoll_model::table::{
+    BillingMode, KeyAttribute, KeySchema, StreamSettings, TableClass, TableDefinition, TableStatus,
+    Throughput,
+};
+use serde_json::{Value, json};
+
+use super::describe::{stream_label, table_description};
+use super::keys::{
+    AttributeDefinitionInput, KeyElement, attribute_definitions,
+    check_attribute_definition_constraints, check_key_schema_constraints,
+    check_key_schema_semantics, defined_type, key_elements,
+};
+use super::tags::{check_tags, read_tags};
+use crate::constraints::{
+    NAME_PATTERN_CONSTRAINT, Shown, Violations, check_table_name, enum_constraint, is_valid_name,
+};
+use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::input::{self, Object};
+use crate::shape::common::{BOOLEAN, LONG, STRING, STRING_LIST};
+use crate::shape::{Shape, check_members};
+use crate::{Api, RequestContext};
+
+static KEY_SCHEMA_ELEMENT: Shape = Shape::Struct(
+    "KeySchemaElement",
+    &[("AttributeName", &STRING), ("KeyType", &STRING)],
+);
+static KEY_SCHEMA: Shape = Shape::List(&KEY_SCHEMA_ELEMENT);
+static ATTRIBUTE_DEFINITION: Shape = Shape::Struct(
+    "AttributeDefinition",
+    &[("AttributeName", &STRING), ("AttributeType", &STRING)],
+);
+static ATTRIBUTE_DEFINITIONS: Shape = Shape::List(&ATTRIBUTE_DEFINITION);
+static PROVISIONED_THROUGHPUT: Shape = Shape::Struct(
+    "ProvisionedThroughput",
+    &[("ReadCapacityUnits", &LONG), ("WriteCapacityUnits", &LONG)],
+);
+static ON_DEMAND_THROUGHPUT: Shape = Shape::Struct(
+    "OnDemandThroughput",
+    &[
+        ("MaxReadRequestUnits", &LONG),
+        ("MaxWriteRequestUnits", &LONG),
+    ],
+);
+static WARM_THROUGHPUT: Shape = Shape::Struct(
+    "WarmThroughput",
+    &[
+        ("ReadUnitsPerSecond", &LONG),
+        ("WriteUnitsPerSecond", &LONG),
+    ],
+);
+static PROJECTION: Shape = Shape::Struct(
+    "Projection",
+    &[
+        ("ProjectionType", &STRING),
+        ("NonKeyAttributes", &STRING_LIST),
+    ],
+);
+static LOCAL_INDEX: Shape = Shape::Struct(
+    "LocalSecondaryIndex",
+    &[
+        ("IndexName", &STRING),
+        ("KeySchema", &KEY_SCHEMA),
+        ("Projection", &PROJECTION),
+    ],
+);
+static GLOBAL_INDEX: Shape = Shape::Struct(
+    "GlobalSecondaryIndex",
+    &[
+        ("IndexName", &STRING),
+        ("KeySchema", &KEY_SCHEMA),
+        ("Projection", &PROJECTION),
+        ("ProvisionedThroughput", &PROVISIONED_THROUGHPUT),
+        ("OnDemandThroughput", &ON_DEMAND_THROUGHPUT),
+        ("WarmThroughput", &WARM_THROUGHPUT),
+    ],
+);
+static LOCAL_INDEXES: Shape = Shape::List(&LOCAL_INDEX);
+static GLOBAL_INDEXES: Shape = Shape::List(&GLOBAL_INDEX);
+static STREAM_SPECIFICATION: Shape = Shape::Struct(
+    "StreamSpecification",
+    &[("StreamEnabled", &BOOLEAN), ("StreamViewType", &STRING)],
+);
+static SSE_SPECIFICATION: Shape = Shape::Struct(
+    "SSESpecification",
+    &[
+        ("Enabled", &BOOLEAN),
+        ("SSEType", &STRING),
+        ("KMSMasterKeyId", &STRING),
+    ],
+);
+static TAG: Shape = Shape::Struct("Tag", &[("Key", &STRING), ("Value", &STRING)]);
+pub(crate) static TAGS: Shape = Shape::List(&TAG);
+static GSI_UPDATES: Shape = Shape::List(&GSI_UPDATE);
+static GSI_UPDATE: Shape = Shape::Struct(
+    "GlobalSecondaryIndexUpdate",
+    &[
+        ("Update", &GSI_UPDATE_ACTION),
+        ("Create", &GLOBAL_INDEX),
+        ("Delete", &GSI_UPDATE_ACTION),
+    ],
+);
+static GSI_UPDATE_ACTION: Shape = Shape::Struct(
+    "UpdateGlobalSecondaryIndexAction",
+    &[
+        ("IndexName", &STRING),
+        ("ProvisionedThroughput", &PROVISIONED_THROUGHPUT),
+    ],
+);
+
+static CREATE_TABLE: &[(&str, &Shape)] = &[
+    ("AttributeDefinitions", &ATTRIBUTE_DEFINITIONS),
+    ("TableName", &STRING),
+    ("KeySchema", &KEY_SCHEMA),
+    ("LocalSecondaryIndexes", &LOCAL_INDEXES),
+    ("GlobalSecondaryIndexes", &GLOBAL_INDEXES),
+    ("BillingMode", &STRING),
+    ("ProvisionedThroughput", &PROVISIONED_THROUGHPUT),
+    ("StreamSpecification", &STREAM_SPECIFICATION),
+    ("SSESpecification", &SSE_SPECIFICATION),
+    ("Tags", &TAGS),
+    ("TableClass", &STRING),
+    ("DeletionProtectionEnabled", &BOOLEAN),
+    ("WarmThroughput", &WARM_THROUGHPUT),
+    ("ResourcePolicy", &STRING),
+    ("OnDemandThroughput", &ON_DEMAND_THROUGHPUT),
+];
+const CREATE_TABLE_MEMBERS: &[&str] = &[
+    "attributeDefinitions",
+    "tableName",
+    "keySchema",
+    "localSecondaryIndexes",
+    "globalSecondaryIndexes",
+    "billingMode",
+    "provisionedThroughput",
+    "streamSpecification",
+    "sSESpecification",
+    "tags",
+    "tableClass",
+    "deletionProtectionEnabled",
+    "warmThroughput",
+    "resourcePolicy",
+    "onDemandThroughput",
+];
+
+static UPDATE_TABLE: &[(&str, &Shape)] = &[
+    ("AttributeDefinitions", &ATTRIBUTE_DEFINITIONS),
+    ("TableName", &STRING),
+    ("BillingMode", &STRING),
+    ("ProvisionedThroughput", &PROVISIONED_THROUGHPUT),
+    ("GlobalSecondaryIndexUpdates", &GSI_UPDATES),
+    ("StreamSpecification", &STREAM_SPECIFICATION),
+    ("SSESpecification", &SSE_SPECIFICATION),
+    ("TableClass", &STRING),
+    ("DeletionProtectionEnabled", &BOOLEAN),
+    ("OnDemandThroughput", &ON_DEMAND_THROUGHPUT),
+    ("WarmThroughput", &WARM_THROUGHPUT),
+];
+const UPDATE_TABLE_MEMBERS: &[&str] = &[
+    "attributeDefinitions",
+    "tableName",
+    "billingMode",
+    "provisionedThroughput",
+    "globalSecondaryIndexUpdates",
+    "streamSpecification",
+    "sSESpecification",
+    "replicaUpdates",
+    "tableClass",
+    "deletionProtectionEnabled",
+    "multiRegionConsistency",
+    "globalTableWitnessUpdates",
+    "onDemandThroughput",
+    "warmThroughput",
+];
+
+static TABLE_NAME_ONLY: &[(&str, &Shape)] = &[("TableName", &STRING)];
+static LIST_TABLES: &[(&str, &Shape)] = &[
+    ("ExclusiveStartTableName", &STRING),
+    ("Limit", &crate::shape::common::INTEGER),
+];
+
+const MAX_CAPACITY_UNITS: i64 = 1_000_000_000_000;
+const STREAM_VIEW_TYPES: &[&str] = &["OLD_IMAGE", "KEYS_ONLY", "NEW_AND_OLD_IMAGES", "NEW_IMAGE"];
+const BILLING_MODES: &[&str] = &["PROVISIONED", "PAY_PER_REQUEST"];
+const MAX_LOCAL_INDEXES: usize = 5;
+const MAX_GLOBAL_INDEXES: usize = 20;
+
+/// The `TableName` a control-plane operation requires.
+fn required_table_name(input: &Object) -> ApiResult<&str> {
+    input::string(input, "TableName").ok_or_else(|| {
+        ApiError::validation(
+            "The parameter 'TableName' is required but was not present in the request",
+        )
+    })
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn control_plane_error(error: ClusterError, name: &str) -> ApiError {
+    match error {
+        ClusterError::TableNotFound(_) => ApiError::table_not_found(name),
+        ClusterError::TableExists(_) => ApiError::new(
+            ErrorKind::ResourceInUse,
+            format!("Table already exists: {name}"),
+        ),
+        ClusterError::TableInUse(_) => ApiError::new(
+            ErrorKind::ResourceInUse,
+            format!(
+                "Attempt to change a resource which is still in use: Table: {name} is in the process of being updated."
+            ),
+        ),
+        ClusterError::DeletionProtected(_) => ApiError::validation(
+            "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first.",
+        ),
+        ClusterError::TooManyTags => ApiError::validation(
+            "Number of Tags exceed the current limit for the provided ResourceArn",
+        ),
+        other => super::cluster_error(other),
+    }
+}
+
+/// Provisioned throughput as sent.
+struct ThroughputInput {
+    read: Option<i64>,
+    write: Option<i64>,
+}
+
+fn throughput_input(object: Option<&Object>) -> Option<ThroughputInput> {
+    object.map(|pt| ThroughputInput {
+        read: input::long(pt, "ReadCapacityUnits"),
+        write: input::long(pt, "WriteCapacityUnits"),
+    })
+}
+
+fn check_throughput_constraints(
+    violations: &mut Violations,
+    member: &str,
+    path: &str,
+    pt: &ThroughputInput,
+) {
+    for (field, value) in [
+        ("writeCapacityUnits", pt.write),
+        ("readCapacityUnits", pt.read),
+    ] {
+        let at = format!("{path}.{field}");
+        match value {
+            None => violations.not_null(member, &at),
+            Some(v) if v < 1 => violations.add(
+                member,
+                Shown::Text(&v.to_string()),
+                &at,
+                "Member must have value greater than or equal to 1",
+            ),
+            Some(_) => {}
+        }
+    }
+}
+
+fn check_throughput_bounds(pt: &ThroughputInput) -> ApiResult<()> {
+    for (name, value) in [
+        ("ReadCapacityUnits", pt.read),
+        ("WriteCapacityUnits", pt.write),
+    ] {
+        if let Some(v) = value
+            && v > MAX_CAPACITY_UNITS
+        {
+            return Err(ApiError::validation(format!(
+                "Given value {v} for {name} is out of bounds"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A secondary index as sent.
+struct IndexInput {
+    name: Option<String>,
+    key_schema_present: bool,
+    key_schema: Vec<KeyElement>,
+    projection: Option<(Option<String>, Option<Vec<String>>)>,
+    throughput: Option<ThroughputInput>,
+}
+
+fn index_inputs(list: Option<&Vec<Value>>) -> Vec<IndexInput> {
+    list.into_iter()
+        .flatten()
+        .map(|value| {
+            let empty = Object::new();
+            let index = value.as_object().unwrap_or(&empty);
+            IndexInput {
+                name: input::string(index, "IndexName").map(str::to_string),
+                key_schema_present: input::has(index, "KeySchema"),
+                key_schema: key_elements(input::list(index, "KeySchema")),
+                projection: input::object(index, "Projection").map(|p| {
+                    (
+                        input::string(p, "ProjectionType").map(str::to_string),
+                        input::list(p, "NonKeyAttributes").map(|l| {
+                            l.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_string)
+                                .collect()
+                        }),
+                    )
+                }),
+                throughput: throughput_input(input::object(index, "ProvisionedThroughput")),
+            }
+        })
+        .collect()
+}
+
+fn check_index_constraints(violations: &mut Violations, member: &str, indexes: &[IndexInput]) {
+    for (i, index) in indexes.iter().enumerate() {
+        let at = |field: &str| format!("{member}.{}.member.{field}", i + 1);
+        match index.name.as_deref() {
+            None => violations.not_null(member, &at("indexName")),
+            Some(name) => {
+                if name.chars().count() < 3 {
+                    violations.add(
+                        member,
+                        Shown::Text(name),
+                        &at("indexName"),
+                        "Member must have length greater than or equal to 3",
+                    );
+                }
+                if name.chars().count() > 255 {
+                    violations.add(
+                        member,
+                        Shown::Text(name),
+                        &at("indexName"),
+                        "Member must have length less than or equal to 255",
+                    );
+                }
+                if !is_valid_name(name) {
+                    violations.add(
+                        member,
+                        Shown::Text(name),
+                        &at("indexName"),
+                        NAME_PATTERN_CONSTRAINT,
+                    );
+                }
+            }
+        }
+        check_key_schema_constraints(
+            violations,
+            member,
+            &at("keySchema"),
+            index.key_schema_present,
+            &index.key_schema,
+        );
+        match &index.projection {
+            None => violations.not_null(member, &at("projection")),
+            Some((projection_type, non_key)) => {
+                if let Some(t) = projection_type
+                    && !["ALL", "KEYS_ONLY", "INCLUDE"].contains(&t.as_str())
+                {
+                    violations.add(
+                        member,
+                        Shown::Text(t),
+                        &at("projection.projectionType"),
+                        &enum_constraint(&["ALL", "INCLUDE", "KEYS_ONLY"]),
+                    );
+                }
+                if non_key.as_ref().is_some_and(Vec::is_empty) {
+                    violations.add(
+                        member,
+                        Shown::Text("[]"),
+                        &at("projection.nonKeyAttributes"),
+                        "Member must have length greater than or equal to 1",
+                    );
+                }
+            }
+        }
+        if let Some(pt) = &index.throughput {
+            check_throughput_constraints(violations, member, &at("provisionedThroughput"), pt);
+        }
+    }
+}
+
+fn check_projection(index: &IndexInput) -> ApiResult<()> {
+    let name = index.name.as_deref().unwrap_or_default();
+    let (projection_type, non_key) = index.projection.clone().unwrap_or((None, None));
+    match (projection_type.as_deref(), non_key) {
+        (None, _) => Err(ApiError::invalid_parameter("Unknown ProjectionType: null")),
+        (Some(t @ ("KEYS_ONLY" | "ALL")), Some(_)) => Err(ApiError::invalid_parameter(format!(
+            "ProjectionType is {t}, but NonKeyAttributes is specified"
+        ))),
+        (Some("INCLUDE"), None) => Err(ApiError::invalid_parameter(
+            "ProjectionType is INCLUDE, but NonKeyAttributes is not specified",
+        )),
+        (Some("INCLUDE"), Some(attributes)) => {
+            let mut seen = HashSet::new();
+            match attributes.iter().find(|a| !seen.insert(a.as_str())) {
+                Some(duplicate) => Err(ApiError::validation(format!(
+                    "Duplicate element in NonKeyAttributes: {duplicate}"
+                ))),
+                None => {
+                    let _ = name;
+                    Ok(())
+                }
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_local_indexes(
+    indexes: &[IndexInput],
+    table_keys: &[KeyElement],
+    definitions: &[AttributeDefinitionInput],
+) -> ApiResult<()> {
+    if indexes.is_empty() {
+        return Err(ApiError::invalid_parameter(
+            "List of LocalSecondaryIndexes is empty",
+        ));
+    }
+    if table_keys.len() < 2 {
+        return Err(ApiError::invalid_parameter(
+            "Table KeySchema does not have a range key, which is required when specifying a LocalSecondaryIndex",
+        ));
+    }
+    let mut names = HashSet::new();
+    for index in indexes {
+        let name = index.name.as_deref().unwrap_or_default();
+        check_key_schema_semantics(&index.key_schema, definitions)?;
+        if index.key_schema.len() < 2 {
+            return Err(ApiError::invalid_parameter(format!(
+                "Index KeySchema does not have a range key for index: {name}"
+            )));
+        }
+        let index_hash = index
+            .key_schema
+            .first()
+            .and_then(|k| k.name.as_deref())
+            .unwrap_or_default();
+        let table_hash = table_keys
+            .first()
+            .and_then(|k| k.name.as_deref())
+            .unwrap_or_default();
+        if index_hash != table_hash {
+            return Err(ApiError::invalid_parameter(format!(
+                "Index KeySchema does not have the same leading hash key as table KeySchema for index: {name}. index hash key: {index_hash}, table hash key: {table_hash}"
+            )));
+        }
+        check_projection(index)?;
+        if !names.insert(name) {
+            return Err(ApiError::invalid_parameter(format!(
+                "Duplicate index name: {name}"
+            )));
+        }
+    }
+    if indexes.len() > MAX_LOCAL_INDEXES {
+        return Err(ApiError::invalid_parameter(
+            "Number of LocalSecondaryIndexes exceeds per-table limit of 5",
+        ));
+    }
+    Ok(())
+}
+
+fn check_global_indexes(
+    indexes: &[IndexInput],
+    local_names: &[&str],
+    definitions: &[AttributeDefinitionInput],
+    billing_mode: BillingMode,
+) -> ApiResult<()> {
+    if indexes.is_empty() {
+        return Err(ApiError::invalid_parameter(
+            "List of GlobalSecondaryIndexes is empty",
+        ));
+    }
+    let mut names: HashSet<&str> = local_names.iter().copied().collect();
+    for index in indexes {
+        let name = index.name.as_deref().unwrap_or_default();
+        check_key_schema_semantics(&index.key_schema, definitions)?;
+        check_projection(index)?;
+        match (billing_mode, &index.throughput) {
+            (BillingMode::PayPerRequest, Some(_)) => {
+                return Err(ApiError::invalid_parameter(format!(
+                    "ProvisionedThroughput should not be specified for index: {name} when BillingMode is PAY_PER_REQUEST"
+                )));
+            }
+            (BillingMode::Provisioned, None) => {
+                return Err(ApiError::invalid_parameter(format!(
+                    "ProvisionedThroughput is not specified for index: {name}"
+                )));
+            }
+            (_, Some(pt)) => check_throughput_bounds(pt)?,
+            _ => {}
+        }
+        if !names.insert(name) {
+            return Err(ApiError::invalid_parameter(format!(
+                "Duplicate index name: {name}"
+            )));
+        }
+    }
+    if indexes.len() > MAX_GLOBAL_INDEXES {
+        return Err(ApiError::invalid_parameter(
+            "GlobalSecondaryIndex count exceeds the per-table limit of 20",
+        ));
+    }
+    Ok(())
+}
+
+fn parse_billing_mode(text: Option<&str>) -> BillingMode {
+    match text {
+        Some("PAY_PER_REQUEST") => BillingMode::PayPerRequest,
+        _ => BillingMode::Provisioned,
+    }
+}
+
+fn parse_table_class(text: Option<&str>) -> ApiResult<Option<TableClass>> {
+    match text {
+        None => Ok(None),
+        Some(text) => TableClass::parse(text).map(Some).ok_or_else(|| {
+            ApiError::validation(
+                "Invalid table-class parameter provided. Please try again with a valid table-class value: [STANDARD, STANDARD_INFREQUENT_ACCESS].",
+            )
+        }),
+    }
+}
+
+fn check_stream_view_type(violations: &mut Violations, member: &str, spec: Option<&Object>) {
+    let Some(spec) = spec else { return };
+    if !input::has(spec, "StreamEnabled") {
+        violations.not_null(member, &format!("{member}.streamEnabled"));
+    }
+    if let Some(view) = input::string(spec, "StreamViewType")
+        && !STREAM_VIEW_TYPES.contains(&view)
+    {
+        violations.add(
+            member,
+            Shown::Text(view),
+            &format!("{member}.streamViewType"),
+            &enum_constraint(STREAM_VIEW_TYPES),
+        );
+    }
+}
+
+fn check_sse_constraints(violations: &mut Violations, spec: Option<&Object>) {
+    let Some(spec) = spec else { return };
+    if let Some(sse_type) = input::string(spec, "SSEType")
+        && sse_type != "AES256"
+        && sse_type != "KMS"
+    {
+        violations.add(
+            "sSESpecification",
+            Shown::Text(sse_type),
+            "sSESpecification.sSEType",
+            &enum_constraint(&["AES256", "KMS"]),
+        );
+    }
+    if input::string(spec, "KMSMasterKeyId") == Some("") {
+        violations.add(
+            "sSESpecification",
+            Shown::Text(""),
+            "sSESpecification.kMSMasterKeyId",
+            "Member must have length greater than or equal to 1",
+        );
+    }
+}
+
+fn check_sse_semantics(spec: Option<&Object>) -> ApiResult<()> {
+    let Some(spec) = spec else { return Ok(()) };
+    let enabled = input::boolean(spec, "Enabled");
+    let sse_type = input::string(spec, "SSEType");
+    let key = input::string(spec, "KMSMasterKeyId");
+    if enabled == Some(false) {
+        if sse_type.is_some() {
+            return Err(ApiError::invalid_parameter(
+                "SSEType can not be specified if Enabled is false",
+            ));
+        }
+        if key.is_some() {
+            return Err(ApiError::invalid_parameter(
+                "KMSMasterKeyId can not be specified if Enabled is false",
+            ));
+        }
+    }
+    if sse_type == Some("AES256") {
+        return Err(ApiError::invalid_parameter(
+            "SSEType AES256 is not supported",
+        ));
+    }
+    if key.is_some() && sse_type != Some("KMS") {
+        return Err(ApiError::invalid_parameter(
+            "SSEType KMS is required if KMSMasterKeyId is specified",
+        ));
+    }
+    if enabled == Some(true) {
+        return Err(super::unsupported_parameter(
+            "Server-side encryption with a KMS key (SSESpecification.Enabled)",
+        ));
+    }
+    Ok(())
+}
+
+/// CreateTable.
+pub(crate) async fn create_table(
+    api: &Api,
+    context: &RequestContext,
+    input: &Object,
+) -> ApiResult<Value> {
+    check_members(CREATE_TABLE, input)?;
+    let name = required_table_name(input)?;
+    let definitions = attribute_definitions(input::list(input, "AttributeDefinitions"));
+    let table_keys = key_elements(input::list(input, "KeySchema"));
+    let local_indexes = input::has(input, "LocalSecondaryIndexes")
+        .then(|| index_inputs(input::list(input, "LocalSecondaryIndexes")));
+    let global_indexes = input::has(input, "GlobalSecondaryIndexes")
+        .then(|| index_inputs(input::list(input, "GlobalSecondaryIndexes")));
+    let billing_text = input::string(input, "BillingMode");
+    let throughput = throughput_input(input::object(input, "ProvisionedThroughput"));
+    let stream = input::object(input, "StreamSpecification");
+    let sse = input::object(input, "SSESpecification");
+
+    let mut violations = Violations::new(CREATE_TABLE_MEMBERS);
+    check_table_name(&mut violations, "tableName", "tableName", name, 3);
+    check_attribute_definition_constraints(
+        &mut violations,
+        input::has(input, "AttributeDefinitions"),
+        &definitions,
+    );
+    check_key_schema_constraints(
+        &mut violations,
+        "keySchema",
+        "keySchema",
+        input::has(input, "KeySchema"),
+        &table_keys,
+    );
+    if let Some(indexes) = &local_indexes {
+        check_index_constraints(&mut violations, "localSecondaryIndexes", indexes);
+    }
+    if let Some(indexes) = &global_indexes {
+        check_index_constraints(&mut violations, "globalSecondaryIndexes", indexes);
+    }
+    if let Some(mode) = billing_text
+        && !BILLING_MODES.contains(&mode)
+    {
+        violations.add(
+            "billingMode",
+            Shown::Text(mode),
+            "billingMode",
+            &enum_constraint(BILLING_MODES),
+        );
+    }
+    if let Some(pt) = &throughput {
+        check_throughput_constraints(
+            &mut violations,
+            "provisionedThroughput",
+            "provisionedThroughput",
+            pt,
+        );
+    }
+    check_stream_view_type(&mut violations, "streamSpecification", stream);
+    check_sse_constraints(&mut violations, sse);
+    violations.into_result()?;
+
+    let billing_mode = parse_billing_mode(billing_text);
+    match (billing_mode, &throughput) {
+        (BillingMode::PayPerRequest, Some(_)) => {
+            return Err(ApiError::invalid_parameter(
+                "Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST",
+            ));
+        }
+        (BillingMode::Provisioned, None) => {
+            return Err(ApiError::invalid_parameter(
+                "ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED",
+            ));
+        }
+        (_, Some(pt)) => check_throughput_bounds(pt)?,
+        _ => {}
+    }
+    if table_keys.len() > definitions.len() {
+        return Err(ApiError::validation(
+            "Invalid KeySchema: Some index key attribute have no definition",
+        ));
+    }
+    check_key_schema_semantics(&table_keys, &definitions)?;
+    let has_indexes = local_indexes.is_some() || global_indexes.is_some();
+    if !has_indexes && definitions.len() != table_keys.len() {
+        return Err(ApiError::invalid_parameter(
+            "Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions",
+        ));
+    }
+    if let Some(indexes) = &local_indexes {
+        check_local_indexes(indexes, &table_keys, &definitions)?;
+    }
+    if let Some(indexes) = &global_indexes {
+        let local_names: Vec<&str> = local_indexes
+            .iter()
+            .flatten()
+            .filter_map(|i| i.name.as_deref())
+            .collect();
+        check_global_indexes(indexes, &local_names, &definitions, billing_mode)?;
+    }
+    if has_indexes {
+        let mut used: Vec<&str> = table_keys
+            .iter()
+            .filter_map(|k| k.name.as_deref())
+            .collect();
+        for index in local_indexes
+            .iter()
+            .flatten()
+            .chain(global_indexes.iter().flatten())
+        {
+            used.extend(index.key_schema.iter().filter_map(|k| k.name.as_deref()));
+        }
+        let unused: Vec<&str> = definitions
+            .iter()
+            .filter_map(|d| d.name.as_deref())
+            .filter(|d| !used.contains(d))
+            .collect();
+        if !unused.is_empty() {
+            let mut used_unique: Vec<&str> = Vec::new();
+            for name in used {
+                if !used_unique.contains(&name) {
+                    used_unique.push(name);
+                }
+            }
+            return Err(ApiError::invalid_parameter(format!(
+                "Some AttributeDefinitions are not used. AttributeDefinitions: [{}], keys used: [{}]",
+                definitions
+                    .iter()
+                    .filter_map(|d| d.name.as_deref())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                used_unique.join(", ")
+            )));
+        }
+    }
+    let stream_settings = match stream {
+        None => None,
+        Some(spec) => {
+            let enabled = input::boolean(spec, "StreamEnabled").unwrap_or(false);
+            let view_type = input::string(spec, "StreamViewType");
+            match (enabled, view_type) {
+                (false, Some(_)) => {
+                    return Err(ApiError::invalid_parameter(
+                        "Table is being created with a stream disabled, UpdateViewType should not be specified",
+                    ));
+                }
+                (true, None) => {
+                    return Err(ApiError::invalid_parameter(
+                        "Table is being created with a stream enabled, UpdateViewType is required",
+                    ));
+                }
+                (false, None) => None,
+                (true, Some(view)) => Some(StreamSettings {
+                    enabled: true,
+                    view_type: Some(view.to_string()),
+                    label: None,
+                }),
+            }
+        }
+    };
+    check_sse_semantics(sse)?;
+    if let Some(on_demand) = input::object(input, "OnDemandThroughput") {
+        if billing_mode == BillingMode::Provisioned {
+            let member = if input::has(on_demand, "MaxReadRequestUnits") {
+                "MaxReadRequestUnits"
+            } else {
+                "MaxWriteRequestUnits"
+            };
+            return Err(ApiError::invalid_parameter(format!(
+                "{member} for OnDemandThroughput cannot be specified when table BillingMode is PROVISIONED."
+            )));
+        }
+        return Err(super::unsupported_parameter("OnDemandThroughput"));
+    }
+    let tags = read_tags(input::list(input, "Tags"));
+    check_tags(&tags, 0)?;
+    let table_class = parse_table_class(input::string(input, "TableClass"))?;
+    if input::has(input, "WarmThroughput") {
+        return Err(super::unsupported_parameter("WarmThroughput"));
+    }
+    if input::has(input, "ResourcePolicy") {
+        return Err(super::unsupported_parameter("ResourcePolicy"));
+    }
+    if has_indexes {
+        return Err(super::unsupported_parameter(
+            "Secondary indexes (LocalSecondaryIndexes, GlobalSecondaryIndexes)",
+        ));
+    }
+    if api.cluster.table(name).is_some() {
+        return Err(ApiError::new(
+            ErrorKind::ResourceInUse,
+            format!("Table already exists: {name}"),
+        ));
+    }
+
+    let key_attribute = |element: Option<&KeyElement>| -> Option<KeyAttribute> {
+        let name = element?.name.clone()?;
+        let scalar_type = defined_type(&definitions, &name)?;
+        Some(KeyAttribute { name, scalar_type })
+    };
+    let partition_key = key_attribute(table_keys.first()).ok_or_else(|| {
+        ApiError::validation("Invalid KeySchema: Some index key attribute have no definition")
+    })?;
+    let sort_key = key_attribute(table_keys.get(1));
+    let created_ms = now_ms();
+    let definition = TableDefinition {
+        name: name.to_string(),
+        table_id: String::new(),
+        region: context.region.clone(),
+        key_schema: KeySchema {
+            partition_key,
+            sort_key,
+        },
+        attribute_definitions: definitions
+            .iter()
+            .filter_map(|d| {
+                Some(KeyAttribute {
+                    name: d.name.clone()?,
+                    scalar_type: defined_type(&definitions, d.name.as_deref()?)?,
+                })
+            })
+            .collect(),
+        billing_mode,
+        throughput: Throughput {
+            read_capacity_units: throughput.as_ref().and_then(|t| t.read).unwrap_or(0).max(0)
+                as u64,
+            write_capacity_units: throughput
+                .as_ref()
+                .and_then(|t| t.write)
+                .unwrap_or(0)
+                .max(0) as u64,
+            ..Throughput::default()
+        },
+        last_on_demand_switch_ms: None,
+        table_class: table_class.unwrap_or(TableClass::Standard),
+        deletion_protection: input::boolean(input, "DeletionProtectionEnabled").unwrap_or(false),
+        stream: stream_settings.map(|s| StreamSettings {
+            label: Some(stream_label(created_ms)),
+            ..s
+        }),
+        tags,
+        created_ms,
+        status: TableStatus::Creating,
+        keyspace: String::new(),
+        partitions: Vec::new(),
+    };
+    let created = api
+        .cluster
+        .create_table(definition)
+        .await
+        .map_err(|e| control_plane_error(e, name))?;
+    let stats = api.cluster.table_stats(&created);
+    Ok(json!({
+        "TableDescription": table_description(&created, &context.region, stats, Some(TableStatus::Creating))
+    }))
+}
+
+fn table_name_constraints(input: &Object) -> ApiResult<&str> {
+    check_members(TABLE_NAME_ONLY, input)?;
+    let name = required_table_name(input)?;
+    let mut violations = Violations::new(&["tableName"]);
+    check_table_name(&mut violations, "tableName", "tableName", name, 3);
+    violations.into_result()?;
+    Ok(name)
+}
+
+/// DescribeTable.
+pub(crate) fn describe_table(
+    api: &Api,
+    context: &RequestContext,
+    input: &Object,
+) -> ApiResult<Value> {
+    let name = table_name_constraints(input)?;
+    let table = api
+        .cluster
+        .table(name)
+        .ok_or_else(|| ApiError::table_not_found(name))?;
+    let stats = api.cluster.table_stats(&table);
+    Ok(json!({"Table": table_description(&table, &context.region, stats, None)}))
+}
+
+/// DeleteTable.
+pub(crate) async fn delete_table(
+    api: &Api,
+    context: &RequestContext,
+    input: &Object,
+) -> ApiResult<Value> {
+    let name = table_name_constraints(input)?;
+    let table = api
+        .cluster
+        .table(name)
+        .ok_or_else(|| ApiError::table_not_found(name))?;
+    if table.status == TableStatus::Creating {
+        return Err(ApiError::new(
+            ErrorKind::ResourceInUse,
+            format!(
+                "Attempt to change a resource which is still in use: Table is being created: {name}"
+            ),
+        ));
+    }
+    let stats = api.cluster.table_stats(&table);
+    let deleted = api
+        .cluster
+        .delete_table(name)
+        .await
+        .map_err(|e| control_plane_error(e, name))?;
+    Ok(
+        json!({"TableDescription": table_description(&deleted, &context.region, stats, Some(TableStatus::Deleting))}),
+    )
+}
+
+/// ListTables.
+pub(crate) fn list_tables(api: &Api, input: &Object) -> ApiResult<Value> {
+    check_members(LIST_TABLES, input)?;
+    let start = input::string(input, "ExclusiveStartTableName");
+    let limit = input::long(input, "Limit");
+    let mut violations = Violations::new(&["exclusiveStartTableName", "limit"]);
+    if let Some(start) = start {
+        if !is_valid_name(start) {
+            violations.add(
+                "exclusiveStartTableName",
+                Shown::Text(start),
+                "exclusiveStartTableName",
+                NAME_PATTERN_CONSTRAINT,
+            );
+        }
+        let length = start.chars().count();
+        if length < 3 {
+            violations.add(
+                "exclusiveStartTableName",
+                Shown::Text(start),
+                "exclusiveStartTableName",
+                "Member must have length greater than or equal to 3",
+            );
+        }
+        if length > 255 {
+            violations.add(
+                "exclusiveStartTableName",
+                Shown::Text(start),
+                "exclusiveStartTableName",
+                "Member must have length less than or equal to 255",
+            );
+        }
+    }
+    if let Some(limit) = limit {
+        if limit < 1 {
+            violations.add(
+                "limit",
+                Shown::Text(&limit.to_string()),
+                "limit",
+                "Member must have value greater than or equal to 1",
+            );
+        }
+        if limit > 100 {
+            violations.add(
+                "limit",
+                Shown::Text(&limit.to_string()),
+                "limit",
+                "Member must have value less than or equal to 100",
+            );
+        }
+    }
+    violations.into_result()?;
+    let limit = limit.unwrap_or(100).clamp(1, 100) as usize;
+    let names: Vec<String> = api
+        .cluster
+        .table_names()
+        .into_iter()
+        .filter(|n| start.is_none_or(|s| n.as_str() > s))
+        .collect();
+    let more = names.len() > limit;
+    let page: Vec<String> = names.into_iter().take(limit).collect();
+    let mut output = json!({"TableNames": page});
+    if more && let Some(last) = page.last() {
+        output["LastEvaluatedTableName"] = json!(last);
+    }
+    Ok(output)
+}
+
+/// UpdateTable.
+pub(crate) async fn update_table(
+    api: &Api,
+    context: &RequestContext,
+    input: &Object,
+) -> ApiResult<Value> {
+    check_members(UPDATE_TABLE, input)?;
+    let name = required_table_name(input)?;
+    let billing_text = input::string(input, "BillingMode");
+    let throughput = throughput_input(input::object(input, "ProvisionedThroughput"));
+    let stream = input::object(input, "StreamSpecification");
+    let definitions = attribute_definitions(input::list(input, "AttributeDefinitions"));
+    let mut violations = Violations::new(UPDATE_TABLE_MEMBERS);
+    check_table_name(&mut violations, "tableName", "tableName", name, 3);
+    if input::has(input, "AttributeDefinitions") {
+        check_attribute_definition_constraints(&mut violations, true, &definitions);
+    }
+    if let Some(mode) = billing_text
+        && !BILLING_MODES.contains(&mode)
+    {
+        violations.add(
+            "billingMode",
+            Shown::Text(mode),
+            "billingMode",
+            &enum_constraint(BILLING_MODES),
+        );
+    }
+    if let Some(pt) = &throughput {
+        check_throughput_constraints(
+            &mut violations,
+            "provisionedThroughput",
+            "provisionedThroughput",
+            pt,
+        );
+    }
+    check_stream_view_type(&mut violations, "streamSpecification", stream);
+    check_sse_constraints(&mut violations, input::object(input, "SSESpecification"));
+    violations.into_result()?;
+
+    let deletion_protection = input::boolean(input, "DeletionProtectionEnabled");
+    let table_class_text = input::string(input, "TableClass");
+    let other_changes = billing_text.is_some()
+        || throughput.is_some()
+        || stream.is_some()
+        || input::has(input, "GlobalSecondaryIndexUpdates")
+        || input::has(input, "SSESpecification")
+        || input::has(input, "OnDemandThroughput")
+        || input::has(input, "WarmThroughput");
+    if !other_changes && deletion_protection.is_none() && table_class_text.is_none() {
+        return Err(ApiError::validation(
+            "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates, SSESpecification, ReplicaUpdates, MultiAccountReplicaReady, ReplicaTransitRoleArn, MultiRegionConsistency, DeletionProtectionEnabled, OnDemandThroughput, WarmThroughput or TableClass is required",
+        ));
+    }
+    if deletion_protection.is_some() && (other_changes || table_class_text.is_some()) {
+        return Err(ApiError::invalid_parameter(
+            "DeletionProtection modification must be the only operation in the request",
+        ));
+    }
+    if table_class_text.is_some() && other_changes {
+        return Err(ApiError::invalid_parameter(
+            "TableClass modification must be the only operation in the request",
+        ));
+    }
+    let table_class = parse_table_class(table_class_text)?;
+    let table = api
+        .cluster
+        .table(name)
+        .ok_or_else(|| ApiError::table_not_found(name))?;
+    if table.status == TableStatus::Deleting {
+        return Err(ApiError::table_not_found(name));
+    }
+    let billing_mode = billing_text.map(|t| parse_billing_mode(Some(t)));
+    let target_mode = billing_mode.unwrap_or(table.billing_mode);
+    if let Some(pt) = &throughput {
+        if target_mode == BillingMode::PayPerRequest {
+            return Err(ApiError::invalid_parameter(
+                "Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST",
+            ));
+        }
+        check_throughput_bounds(pt)?;
+    }
+    if billing_mode == Some(BillingMode::Provisioned)
+        && table.billing_mode == BillingMode::PayPerRequest
+        && throughput.is_none()
+    {
+        return Err(ApiError::invalid_parameter(
+            "ProvisionedThroughput must be specified when BillingMode is PROVISIONED",
+        ));
+    }
+    let requested = throughput.as_ref().map(|pt| {
+        (
+            pt.read.unwrap_or(0).max(0) as u64,
+            pt.write.unwrap_or(0).max(0) as u64,
+        )
+    });
+    if let Some((read, write)) = requested
+        && table.billing_mode == BillingMode::Provisioned
+        && read == table.throughput.read_capacity_units
+        && write == table.throughput.write_capacity_units
+    {
+        return Err(ApiError::validation(format!(
+            "The provisioned throughput for the table will not change. The requested value equals the current value. Current ReadCapacityUnits provisioned for the table: {}. Requested ReadCapacityUnits: {read}. Current WriteCapacityUnits provisioned for the table: {}. Requested WriteCapacityUnits: {write}. Refer to the Amazon DynamoDB Developer Guide for current limits and how to request higher limits.",
+            table.throughput.read_capacity_units, table.throughput.write_capacity_units
+        )));
+    }
+    let stream_update = match stream {
+        None => None,
+        Some(spec) => {
+            let enabled = input::boolean(spec, "StreamEnabled").unwrap_or(false);
+            let view_type = input::string(spec, "StreamViewType");
+            let currently_enabled = table.stream.as_ref().is_some_and(|s| s.enabled);
+            match (enabled, view_type) {
+                (true, None) => {
+                    return Err(ApiError::invalid_parameter(
+                        "If stream is being enabled then UpdateViewType is required",
+                    ));
+                }
+                (false, Some(_)) => {
+                    return Err(ApiError::invalid_parameter(
+                        "If stream is being disabled, then UpdateViewType must not be specified",
+                    ));
+                }
+                (true, Some(_)) if currently_enabled => {
+                    return Err(ApiError::validation(format!(
+                        "Table already has an enabled stream: TableName: {name}"
+                    )));
+                }
+                (false, None) if !currently_enabled => {
+                    return Err(ApiError::validation(format!(
+                        "Table has no stream to disable: TableName: {name}"
+                    )));
+                }
+                (true, Some(view)) => Some(StreamSettings {
+                    enabled: true,
+                    view_type: Some(view.to_string()),
+                    label: Some(stream_label(now_ms())),
+                }),
+                (false, None) => Some(StreamSettings {
+                    enabled: false,
+                    view_type: None,
+                    label: table.stream.as_ref().and_then(|s| s.label.clone()),
+                }),
+            }
+        }
+    };
+    if input::has(input, "GlobalSecondaryIndexUpdates") {
+        return Err(super::unsupported_parameter("GlobalSecondaryIndexUpdates"));
+    }
+    check_sse_semantics(input::object(input, "SSESpecification"))?;
+    if input::has(input, "OnDemandThroughput") {
+        return Err(super::unsupported_parameter("OnDemandThroughput"));
+    }
+    if input::has(input, "WarmThroughput") {
+        return Err(super::unsupported_parameter("WarmThroughput"));
+    }
+    let updating = billing_mode.is_some_and(|m| m != table.billing_mode)
+        || requested.is_some()
+        || stream_update.is_some();
+    let update = TableUpdate {
+        billing_mode,
+        throughput: requested,
+        deletion_protection,
+        table_class,
+        stream: stream_update,
+    };
+    let updated = api
+        .cluster
+        .update_table(name, update)
+        .await
+        .map_err(|e| control_plane_error(e, name))?;
+    let stats = api.cluster.table_stats(&updated);
+    let status = updating.then_some(TableStatus::Updating);
+    Ok(json!({"TableDescription": table_description(&updated, &context.region, stats, status)}))
+}

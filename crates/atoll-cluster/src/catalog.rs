@@ -1,0 +1,385 @@
+//! The catalog state machine: table definitions and their partitions.
+//!
+//! The catalog is a Raft group like any partition, so table changes are
+//! replicated log entries and every node can hold the same catalog. Checks that
+//! depend on the catalog's state (does the table exist, is it protected) happen
+//! in `apply`, where the state is authoritative.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use atoll_model::table::{
+    BillingMode, PartitionDefinition, StreamSettings, TableClass, TableDefinition, TableStatus,
+};
+use atoll_replication::{ApplyContext, ApplyOutput, GroupStateMachine};
+use atoll_storage::{Keyspace, StorageError};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ClusterError;
+
+const NEXT_GROUP_ID_KEY: &[u8] = b"next_group_id";
+const TABLE_KEY_PREFIX: &[u8] = b"table:";
+/// Group ids below this are reserved (0 is the catalog itself).
+const FIRST_PARTITION_GROUP_ID: u64 = 16;
+
+/// Changes UpdateTable asks for (already validated against the request rules).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TableUpdate {
+    /// New billing mode.
+    pub billing_mode: Option<BillingMode>,
+    /// New provisioned throughput (read, write).
+    pub throughput: Option<(u64, u64)>,
+    /// New deletion protection setting.
+    pub deletion_protection: Option<bool>,
+    /// New table class.
+    pub table_class: Option<TableClass>,
+    /// New stream settings.
+    pub stream: Option<StreamSettings>,
+}
+
+/// A command of the catalog's log. Ids and timestamps are fixed by the
+/// proposer so that every replica applies the same values.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum CatalogCommand {
+    /// Add a table in CREATING state; apply assigns its partitions' groups.
+    CreateTable {
+        /// The definition, without partitions.
+        definition: Box<TableDefinition>,
+    },
+    /// Move a table to another state.
+    SetStatus {
+        /// Table name.
+        name: String,
+        /// Which incarnation of the name.
+        table_id: String,
+        /// The new state.
+        status: TableStatus,
+    },
+    /// Change settings of an ACTIVE table.
+    UpdateTable {
+        /// Table name.
+        name: String,
+        /// The changes.
+        update: TableUpdate,
+        /// The proposer's clock (epoch milliseconds).
+        now_ms: u64,
+    },
+    /// Start deleting a table (refused under deletion protection).
+    BeginDelete {
+        /// Table name.
+        name: String,
+    },
+    /// Forget a deleted table.
+    DropTable {
+        /// Table name.
+        name: String,
+        /// Which incarnation of the name.
+        table_id: String,
+    },
+    /// Add or overwrite tags.
+    Tag {
+        /// Table name.
+        name: String,
+        /// Tags to set.
+        tags: Vec<(String, String)>,
+    },
+    /// Remove tags.
+    Untag {
+        /// Table name.
+        name: String,
+        /// Keys to remove.
+        keys: Vec<String>,
+    },
+}
+
+/// Why the catalog refused a command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Rejection {
+    NotFound,
+    Exists,
+    InUse,
+    DeletionProtected,
+    ThroughputUnchanged,
+    TooManyTags,
+}
+
+impl Rejection {
+    pub(crate) fn into_error(self, name: &str) -> ClusterError {
+        match self {
+            Rejection::NotFound => ClusterError::TableNotFound(name.to_string()),
+            Rejection::Exists => ClusterError::TableExists(name.to_string()),
+            Rejection::InUse => ClusterError::TableInUse(name.to_string()),
+            Rejection::DeletionProtected => ClusterError::DeletionProtected(name.to_string()),
+            Rejection::ThroughputUnchanged => ClusterError::ThroughputUnchanged,
+            Rejection::TooManyTags => ClusterError::TooManyTags,
+        }
+    }
+}
+
+/// The outcome of a catalog command.
+pub(crate) type CatalogOutcome = Result<Option<Arc<TableDefinition>>, Rejection>;
+
+/// Maximum tags per resource.
+pub const MAX_TAGS: usize = 50;
+
+/// The catalog's state machine, with its tables also held in memory.
+pub(crate) struct CatalogStateMachine {
+    keyspace: Keyspace,
+    tables: RwLock<BTreeMap<String, Arc<TableDefinition>>>,
+    next_group_id: RwLock<u64>,
+}
+
+fn table_key(name: &str) -> Vec<u8> {
+    let mut key = TABLE_KEY_PREFIX.to_vec();
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Io(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        e.to_string(),
+    ))
+}
+
+impl CatalogStateMachine {
+    /// Loads the catalog from `keyspace`.
+    pub(crate) fn open(keyspace: Keyspace) -> Result<Self, ClusterError> {
+        let mut tables = BTreeMap::new();
+        for entry in keyspace.prefix(TABLE_KEY_PREFIX) {
+            let (_, value) = entry?;
+            let definition: TableDefinition =
+                postcard::from_bytes(&value).map_err(|e| ClusterError::Catalog(e.to_string()))?;
+            tables.insert(definition.name.clone(), Arc::new(definition));
+        }
+        let next_group_id = match keyspace.get(NEXT_GROUP_ID_KEY)? {
+            Some(bytes) => u64::from_be_bytes(
+                bytes
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| ClusterError::Catalog("bad next group id".into()))?,
+            ),
+            None => FIRST_PARTITION_GROUP_ID,
+        };
+        Ok(CatalogStateMachine {
+            keyspace,
+            tables: RwLock::new(tables),
+            next_group_id: RwLock::new(next_group_id),
+        })
+    }
+
+    /// The table called `name`, in any state.
+    pub(crate) fn table(&self, name: &str) -> Option<Arc<TableDefinition>> {
+        self.tables
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// All tables, ordered by name.
+    pub(crate) fn tables(&self) -> Vec<Arc<TableDefinition>> {
+        self.tables
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn store(
+        &self,
+        ctx: &mut ApplyContext,
+        definition: TableDefinition,
+    ) -> Result<Arc<TableDefinition>, StorageError> {
+        let bytes = postcard::to_stdvec(&definition).map_err(corrupt)?;
+        ctx.put(&self.keyspace, table_key(&definition.name), bytes);
+        let definition = Arc::new(definition);
+        self.tables
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(definition.name.clone(), definition.clone());
+        Ok(definition)
+    }
+
+    fn active(&self, name: &str) -> Result<Arc<TableDefinition>, Rejection> {
+        match self.table(name) {
+            None => Err(Rejection::NotFound),
+            Some(t) if t.status == TableStatus::Deleting => Err(Rejection::NotFound),
+            Some(t) if t.status != TableStatus::Active => Err(Rejection::InUse),
+            Some(t) => Ok(t),
+        }
+    }
+
+    fn execute(
+        &self,
+        ctx: &mut ApplyContext,
+        command: CatalogCommand,
+    ) -> Result<CatalogOutcome, StorageError> {
+        match command {
+            CatalogCommand::CreateTable { definition } => {
+                if self.table(&definition.name).is_some() {
+                    return Ok(Err(Rejection::Exists));
+                }
+                let mut definition = *definition;
+                let group_id = {
+                    let mut next = self
+                        .next_group_id
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner());
+                    let id = *next;
+                    *next += 1;
+                    ctx.put(
+                        &self.keyspace,
+                        NEXT_GROUP_ID_KEY.to_vec(),
+                        next.to_be_bytes().to_vec(),
+                    );
+                    id
+                };
+                definition.partitions = vec![PartitionDefinition {
+                    group_id,
+                    start_token: 0,
+                    end_token: u64::MAX,
+                }];
+                definition.status = TableStatus::Creating;
+                Ok(Ok(Some(self.store(ctx, definition)?)))
+            }
+            CatalogCommand::SetStatus {
+                name,
+                table_id,
+                status,
+            } => match self.table(&name) {
+                Some(t) if t.table_id == table_id => {
+                    let mut definition = (*t).clone();
+                    definition.status = status;
+                    Ok(Ok(Some(self.store(ctx, definition)?)))
+                }
+                _ => Ok(Err(Rejection::NotFound)),
+            },
+            CatalogCommand::UpdateTable {
+                name,
+                update,
+                now_ms,
+            } => {
+                let current = match self.active(&name) {
+                    Ok(t) => t,
+                    Err(r) => return Ok(Err(r)),
+                };
+                match apply_update(&current, &update, now_ms) {
+                    Ok(updated) => Ok(Ok(Some(self.store(ctx, updated)?))),
+                    Err(r) => Ok(Err(r)),
+                }
+            }
+            CatalogCommand::BeginDelete { name } => {
+                let current = match self.table(&name) {
+                    None => return Ok(Err(Rejection::NotFound)),
+                    Some(t) if t.status == TableStatus::Deleting => {
+                        return Ok(Err(Rejection::NotFound));
+                    }
+                    Some(t) if t.status != TableStatus::Active => return Ok(Err(Rejection::InUse)),
+                    Some(t) => t,
+                };
+                if current.deletion_protection {
+                    return Ok(Err(Rejection::DeletionProtected));
+                }
+                let mut definition = (*current).clone();
+                definition.status = TableStatus::Deleting;
+                Ok(Ok(Some(self.store(ctx, definition)?)))
+            }
+            CatalogCommand::DropTable { name, table_id } => {
+                let mut tables = self.tables.write().unwrap_or_else(|e| e.into_inner());
+                if tables.get(&name).is_some_and(|t| t.table_id == table_id) {
+                    tables.remove(&name);
+                    ctx.delete(&self.keyspace, table_key(&name));
+                }
+                Ok(Ok(None))
+            }
+            CatalogCommand::Tag { name, tags } => {
+                let current = match self.table(&name) {
+                    Some(t) if t.status != TableStatus::Deleting => t,
+                    _ => return Ok(Err(Rejection::NotFound)),
+                };
+                let mut definition = (*current).clone();
+                for (key, value) in tags {
+                    match definition.tags.iter_mut().find(|(k, _)| *k == key) {
+                        Some(existing) => existing.1 = value,
+                        None => definition.tags.push((key, value)),
+                    }
+                }
+                if definition.tags.len() > MAX_TAGS {
+                    return Ok(Err(Rejection::TooManyTags));
+                }
+                Ok(Ok(Some(self.store(ctx, definition)?)))
+            }
+            CatalogCommand::Untag { name, keys } => {
+                let current = match self.table(&name) {
+                    Some(t) if t.status != TableStatus::Deleting => t,
+                    _ => return Ok(Err(Rejection::NotFound)),
+                };
+                let mut definition = (*current).clone();
+                definition.tags.retain(|(k, _)| !keys.contains(k));
+                Ok(Ok(Some(self.store(ctx, definition)?)))
+            }
+        }
+    }
+}
+
+/// Computes the definition after `update`, with DynamoDB's bookkeeping of
+/// capacity changes.
+fn apply_update(
+    current: &TableDefinition,
+    update: &TableUpdate,
+    now_ms: u64,
+) -> Result<TableDefinition, Rejection> {
+    let mut next = current.clone();
+    let switching_mode = update
+        .billing_mode
+        .is_some_and(|mode| mode != current.billing_mode);
+    if let Some(mode) = update.billing_mode {
+        next.billing_mode = mode;
+        if switching_mode && mode == BillingMode::PayPerRequest {
+            next.throughput.read_capacity_units = 0;
+            next.throughput.write_capacity_units = 0;
+            next.last_on_demand_switch_ms = Some(now_ms);
+        }
+    }
+    if let Some((read, write)) = update.throughput {
+        let old_read = current.throughput.read_capacity_units;
+        let old_write = current.throughput.write_capacity_units;
+        if !switching_mode && read == old_read && write == old_write {
+            return Err(Rejection::ThroughputUnchanged);
+        }
+        if read > old_read || write > old_write {
+            next.throughput.last_increase_ms = Some(now_ms);
+        }
+        if (read < old_read || write < old_write) && !switching_mode {
+            next.throughput.last_decrease_ms = Some(now_ms);
+            next.throughput.decreases_today += 1;
+        }
+        next.throughput.read_capacity_units = read;
+        next.throughput.write_capacity_units = write;
+    }
+    if let Some(protection) = update.deletion_protection {
+        next.deletion_protection = protection;
+    }
+    if let Some(class) = update.table_class {
+        next.table_class = class;
+    }
+    if let Some(stream) = &update.stream {
+        next.stream = Some(stream.clone());
+    }
+    Ok(next)
+}
+
+impl GroupStateMachine for CatalogStateMachine {
+    fn apply(
+        &self,
+        ctx: &mut ApplyContext,
+        _log_index: u64,
+        command: &[u8],
+    ) -> Result<ApplyOutput, StorageError> {
+        let command: CatalogCommand = postcard::from_bytes(command).map_err(corrupt)?;
+        let outcome = self.execute(ctx, command)?;
+        Ok(ApplyOutput::new(outcome))
+    }
+}

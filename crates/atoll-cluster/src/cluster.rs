@@ -1,0 +1,371 @@
+//! A node's view of the cluster: the catalog group, the partition groups it
+//! hosts, and routing of item requests to them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use atoll_model::Item;
+use atoll_model::table::{TableDefinition, TableStatus};
+use atoll_partition::{
+    PartitionCommand, PartitionOutput, PartitionStateMachine, PartitionStats, read_item,
+};
+use atoll_replication::{Group, GroupId, NodeOptions, RaftNode};
+use atoll_storage::{Keyspace, Storage};
+
+use crate::catalog::{CatalogCommand, CatalogOutcome, CatalogStateMachine, TableUpdate};
+use crate::error::ClusterError;
+
+const CATALOG_GROUP_ID: GroupId = 0;
+const CATALOG_KEYSPACE: &str = "catalog";
+const PARTITION_STATS_KEYSPACE: &str = "partition_stats";
+
+/// How this node takes part in the cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// Raft settings of this node.
+    pub node: NodeOptions,
+}
+
+/// A partition served by this node.
+#[derive(Clone)]
+struct PartitionHandle {
+    group: Group,
+    items: Keyspace,
+    stats: Arc<PartitionStats>,
+}
+
+/// Item count and size of a table, summed over its partitions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableStats {
+    /// Items in the table.
+    pub item_count: u64,
+    /// Total DynamoDB size of the items.
+    pub size_bytes: u64,
+}
+
+/// The control plane and router of one node.
+pub struct Cluster {
+    storage: Storage,
+    node: Arc<RaftNode>,
+    catalog: Arc<CatalogStateMachine>,
+    catalog_group: Group,
+    stats_keyspace: Keyspace,
+    partitions: RwLock<HashMap<GroupId, PartitionHandle>>,
+    // Serialises table lifecycle work (create/delete) on this node.
+    lifecycle: tokio::sync::Mutex<()>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Cluster {
+    /// Opens the node: recovers the catalog, then every partition of every
+    /// table, finishing creations and deletions a crash interrupted.
+    pub async fn open(
+        storage: Storage,
+        options: ClusterOptions,
+    ) -> Result<Arc<Cluster>, ClusterError> {
+        let node = RaftNode::open(storage.clone(), options.node)?;
+        let catalog = Arc::new(CatalogStateMachine::open(
+            storage.keyspace(CATALOG_KEYSPACE)?,
+        )?);
+        let catalog_group = node.start_group(CATALOG_GROUP_ID, catalog.clone()).await?;
+        let cluster = Arc::new(Cluster {
+            stats_keyspace: storage.keyspace(PARTITION_STATS_KEYSPACE)?,
+            storage,
+            node,
+            catalog,
+            catalog_group,
+            partitions: RwLock::new(HashMap::new()),
+            lifecycle: tokio::sync::Mutex::new(()),
+        });
+        for table in cluster.catalog.tables() {
+            match table.status {
+                TableStatus::Deleting => cluster.finish_delete(&table).await?,
+                TableStatus::Creating => {
+                    cluster.start_partitions(&table).await?;
+                    cluster.set_status(&table, TableStatus::Active).await?;
+                }
+                TableStatus::Active | TableStatus::Updating => {
+                    cluster.start_partitions(&table).await?
+                }
+            }
+        }
+        Ok(cluster)
+    }
+
+    /// Stops all groups; the storage is flushed by the log writer's last barrier.
+    pub async fn shutdown(&self) {
+        self.node.shutdown().await;
+    }
+
+    /// The storage of this node.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    async fn propose_catalog(
+        &self,
+        command: CatalogCommand,
+    ) -> Result<CatalogOutcome, ClusterError> {
+        let bytes =
+            postcard::to_stdvec(&command).map_err(|e| ClusterError::Catalog(e.to_string()))?;
+        let output = self
+            .catalog_group
+            .propose(bytes::Bytes::from(bytes))
+            .await?;
+        let outcome = output
+            .downcast::<CatalogOutcome>()
+            .ok_or_else(|| ClusterError::Catalog("catalog command produced no outcome".into()))?;
+        Ok((*outcome).clone())
+    }
+
+    fn partition_state_machine(
+        &self,
+        table: &TableDefinition,
+        group_id: GroupId,
+    ) -> Result<Arc<PartitionStateMachine>, ClusterError> {
+        let items = self.storage.keyspace(&table.keyspace)?;
+        Ok(Arc::new(PartitionStateMachine::open(
+            group_id,
+            items,
+            self.stats_keyspace.clone(),
+        )?))
+    }
+
+    async fn start_partitions(&self, table: &TableDefinition) -> Result<(), ClusterError> {
+        for partition in &table.partitions {
+            let sm = self.partition_state_machine(table, partition.group_id)?;
+            let stats = sm.stats();
+            let items = sm.items().clone();
+            let group = self.node.start_group(partition.group_id, sm).await?;
+            self.partitions
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(
+                    partition.group_id,
+                    PartitionHandle {
+                        group,
+                        items,
+                        stats,
+                    },
+                );
+        }
+        Ok(())
+    }
+
+    async fn set_status(
+        &self,
+        table: &TableDefinition,
+        status: TableStatus,
+    ) -> Result<(), ClusterError> {
+        self.propose_catalog(CatalogCommand::SetStatus {
+            name: table.name.clone(),
+            table_id: table.table_id.clone(),
+            status,
+        })
+        .await?
+        .map_err(|r| r.into_error(&table.name))?;
+        Ok(())
+    }
+
+    async fn finish_delete(&self, table: &TableDefinition) -> Result<(), ClusterError> {
+        for partition in &table.partitions {
+            self.partitions
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&partition.group_id);
+            let sm = self.partition_state_machine(table, partition.group_id)?;
+            self.node.destroy_group(partition.group_id, sm).await?;
+            let mut batch = atoll_storage::WriteBatch::new();
+            batch.delete(
+                &self.stats_keyspace,
+                partition.group_id.to_be_bytes().to_vec(),
+            );
+            self.storage
+                .commit(batch, atoll_storage::Durability::Buffered)?;
+        }
+        self.storage.drop_keyspace(&table.keyspace)?;
+        self.propose_catalog(CatalogCommand::DropTable {
+            name: table.name.clone(),
+            table_id: table.table_id.clone(),
+        })
+        .await?
+        .map_err(|r| r.into_error(&table.name))?;
+        Ok(())
+    }
+
+    /// The table called `name` in any state (DescribeTable shows all states).
+    pub fn table(&self, name: &str) -> Option<Arc<TableDefinition>> {
+        self.catalog.table(name)
+    }
+
+    /// The table called `name` if it can serve item requests.
+    pub fn active_table(&self, name: &str) -> Result<Arc<TableDefinition>, ClusterError> {
+        match self.catalog.table(name) {
+            Some(t) if matches!(t.status, TableStatus::Active | TableStatus::Updating) => Ok(t),
+            _ => Err(ClusterError::TableNotFound(name.to_string())),
+        }
+    }
+
+    /// Names of all tables, in order.
+    pub fn table_names(&self) -> Vec<String> {
+        self.catalog
+            .tables()
+            .iter()
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
+    /// Creates a table from `definition` (partitions are assigned here) and
+    /// returns it as DynamoDB's CreateTable reports it: CREATING.
+    pub async fn create_table(
+        &self,
+        mut definition: TableDefinition,
+    ) -> Result<Arc<TableDefinition>, ClusterError> {
+        let _lifecycle = self.lifecycle.lock().await;
+        definition.table_id = uuid::Uuid::new_v4().to_string();
+        definition.keyspace = format!("t_{}", definition.table_id.replace('-', ""));
+        definition.created_ms = now_ms();
+        definition.partitions.clear();
+        let name = definition.name.clone();
+        let created = self
+            .propose_catalog(CatalogCommand::CreateTable {
+                definition: Box::new(definition),
+            })
+            .await?
+            .map_err(|r| r.into_error(&name))?
+            .ok_or_else(|| ClusterError::Catalog("create produced no table".into()))?;
+        self.start_partitions(&created).await?;
+        self.set_status(&created, TableStatus::Active).await?;
+        Ok(created)
+    }
+
+    /// Deletes a table and all its data; returns it as DeleteTable reports it: DELETING.
+    pub async fn delete_table(&self, name: &str) -> Result<Arc<TableDefinition>, ClusterError> {
+        let _lifecycle = self.lifecycle.lock().await;
+        let deleting = self
+            .propose_catalog(CatalogCommand::BeginDelete {
+                name: name.to_string(),
+            })
+            .await?
+            .map_err(|r| r.into_error(name))?
+            .ok_or_else(|| ClusterError::Catalog("delete produced no table".into()))?;
+        self.finish_delete(&deleting).await?;
+        Ok(deleting)
+    }
+
+    /// Applies `update` to an ACTIVE table and returns the result.
+    pub async fn update_table(
+        &self,
+        name: &str,
+        update: TableUpdate,
+    ) -> Result<Arc<TableDefinition>, ClusterError> {
+        self.propose_catalog(CatalogCommand::UpdateTable {
+            name: name.to_string(),
+            update,
+            now_ms: now_ms(),
+        })
+        .await?
+        .map_err(|r| r.into_error(name))?
+        .ok_or_else(|| ClusterError::Catalog("update produced no table".into()))
+    }
+
+    /// Adds or overwrites tags of a table.
+    pub async fn tag_table(
+        &self,
+        name: &str,
+        tags: Vec<(String, String)>,
+    ) -> Result<(), ClusterError> {
+        self.propose_catalog(CatalogCommand::Tag {
+            name: name.to_string(),
+            tags,
+        })
+        .await?
+        .map_err(|r| r.into_error(name))?;
+        Ok(())
+    }
+
+    /// Removes tags of a table.
+    pub async fn untag_table(&self, name: &str, keys: Vec<String>) -> Result<(), ClusterError> {
+        self.propose_catalog(CatalogCommand::Untag {
+            name: name.to_string(),
+            keys,
+        })
+        .await?
+        .map_err(|r| r.into_error(name))?;
+        Ok(())
+    }
+
+    /// Item count and size of a table.
+    pub fn table_stats(&self, table: &TableDefinition) -> TableStats {
+        let partitions = self.partitions.read().unwrap_or_else(|e| e.into_inner());
+        let mut stats = TableStats::default();
+        for partition in &table.partitions {
+            if let Some(handle) = partitions.get(&partition.group_id) {
+                stats.item_count += handle.stats.item_count();
+                stats.size_bytes += handle.stats.size_bytes();
+            }
+        }
+        stats
+    }
+
+    fn partition(
+        &self,
+        table: &TableDefinition,
+        token: u64,
+    ) -> Result<PartitionHandle, ClusterError> {
+        let no_partition = || ClusterError::NoPartition {
+            table: table.name.clone(),
+            token,
+        };
+        let definition = table.partition_for_token(token).ok_or_else(no_partition)?;
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&definition.group_id)
+            .cloned()
+            .ok_or_else(no_partition)
+    }
+
+    /// Replicates `command` through the partition owning `token` and returns its outcome.
+    pub async fn write(
+        &self,
+        table: &TableDefinition,
+        token: u64,
+        command: &PartitionCommand,
+    ) -> Result<PartitionOutput, ClusterError> {
+        let partition = self.partition(table, token)?;
+        let output = partition.group.propose(command.encode()?).await?;
+        let output = output
+            .downcast::<PartitionOutput>()
+            .ok_or_else(|| ClusterError::Catalog("partition command produced no outcome".into()))?;
+        Ok(Arc::try_unwrap(output).unwrap_or_else(|shared| (*shared).clone()))
+    }
+
+    /// Reads one item; a consistent read first confirms this replica leads
+    /// its partition and has applied everything committed.
+    pub async fn read_item(
+        &self,
+        table: &TableDefinition,
+        token: u64,
+        row_key: &[u8],
+        consistent: bool,
+    ) -> Result<Option<Item>, ClusterError> {
+        let partition = self.partition(table, token)?;
+        if consistent {
+            partition.group.read_barrier().await?;
+        }
+        Ok(read_item(&partition.items, row_key)?)
+    }
+
+    /// How long to wait for something that should be quick on one node.
+    pub fn default_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+}

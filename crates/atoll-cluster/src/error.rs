@@ -1,0 +1,58 @@
+use thiserror::Error;
+
+/// Errors of the control plane and of routing.
+#[derive(Debug, Error)]
+pub enum ClusterError {
+    /// No table of that name (or it is being deleted).
+    #[error("table {0} not found")]
+    TableNotFound(String),
+    /// A table of that name already exists.
+    #[error("table {0} already exists")]
+    TableExists(String),
+    /// The table is being created, updated or deleted.
+    #[error("table {0} is in use")]
+    TableInUse(String),
+    /// DeleteTable on a table with deletion protection.
+    #[error("table {0} has deletion protection enabled")]
+    DeletionProtected(String),
+    /// UpdateTable asked for the throughput the table already has.
+    #[error("provisioned throughput unchanged")]
+    ThroughputUnchanged,
+    /// UpdateTable changed nothing at all.
+    #[error("nothing to update")]
+    NothingToUpdate,
+    /// A tag operation would exceed the 50 tags a resource may carry.
+    #[error("too many tags")]
+    TooManyTags,
+    /// The partition owning a token is not served here.
+    #[error("no partition serves token {token:#018x} of table {table}")]
+    NoPartition {
+        /// Table name.
+        table: String,
+        /// The token.
+        token: u64,
+    },
+    /// Replication failed.
+    #[error(transparent)]
+    Replication(#[from] atoll_replication::ReplicationError),
+    /// The partition layer failed.
+    #[error(transparent)]
+    Partition(#[from] atoll_partition::PartitionError),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] atoll_storage::StorageError),
+    /// The catalog's state could not be decoded or a command produced nothing.
+    #[error("catalog: {0}")]
+    Catalog(String),
+}
+
+impl ClusterError {
+    /// Whether the same request may succeed if retried.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ClusterError::Replication(e) => e.is_retryable(),
+            ClusterError::TableInUse(_) => true,
+            _ => false,
+        }
+    }
+}

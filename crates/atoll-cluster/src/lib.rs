@@ -1,0 +1,14 @@
+//! The control plane of a node: the catalog of tables (itself a Raft group),
+//! the partitions of each table and the Raft groups serving them, and the
+//! lifecycle of tables (create, update, tag, delete).
+//!
+//! Data-plane requests find their partition here: `Cluster::write` and
+//! `Cluster::read_item` route by token to the partition's group.
+
+mod catalog;
+mod cluster;
+mod error;
+
+pub use catalog::{CatalogCommand, TableUpdate};
+pub use cluster::{Cluster, ClusterOptions, TableStats};
+pub use error::ClusterError;

@@ -1,0 +1,263 @@
+//! Table definitions as the catalog stores them and DescribeTable reports them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::value::{AttributeValue, Item};
+
+/// Type of a key attribute: DynamoDB allows only these three.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ScalarType {
+    /// String.
+    S,
+    /// Number.
+    N,
+    /// Binary.
+    B,
+}
+
+impl ScalarType {
+    /// The type's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScalarType::S => "S",
+            ScalarType::N => "N",
+            ScalarType::B => "B",
+        }
+    }
+
+    /// Parses a wire type name.
+    pub fn parse(name: &str) -> Option<ScalarType> {
+        match name {
+            "S" => Some(ScalarType::S),
+            "N" => Some(ScalarType::N),
+            "B" => Some(ScalarType::B),
+            _ => None,
+        }
+    }
+
+    /// Whether `value` is of this type.
+    pub fn matches(self, value: &AttributeValue) -> bool {
+        matches!(
+            (self, value),
+            (ScalarType::S, AttributeValue::S(_))
+                | (ScalarType::N, AttributeValue::N(_))
+                | (ScalarType::B, AttributeValue::B(_))
+        )
+    }
+}
+
+/// One key attribute: its name and type.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyAttribute {
+    /// Attribute name.
+    pub name: String,
+    /// Attribute type.
+    pub scalar_type: ScalarType,
+}
+
+/// A table's (or index's) primary key: a partition key and an optional sort key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySchema {
+    /// The partition (HASH) key.
+    pub partition_key: KeyAttribute,
+    /// The sort (RANGE) key, if any.
+    pub sort_key: Option<KeyAttribute>,
+}
+
+impl KeySchema {
+    /// Whether `name` is one of the key attributes.
+    pub fn is_key_attribute(&self, name: &str) -> bool {
+        self.partition_key.name == name || self.sort_key.as_ref().is_some_and(|k| k.name == name)
+    }
+
+    /// The key attributes of `item` (partition key, optional sort key), if present.
+    pub fn key_values<'a>(
+        &self,
+        item: &'a Item,
+    ) -> Option<(&'a AttributeValue, Option<&'a AttributeValue>)> {
+        let partition = item.get(&self.partition_key.name)?;
+        match &self.sort_key {
+            Some(sort_key) => Some((partition, Some(item.get(&sort_key.name)?))),
+            None => Some((partition, None)),
+        }
+    }
+
+    /// The item holding only the key attributes of `item`.
+    pub fn key_of(&self, item: &Item) -> Item {
+        let mut key = Item::new();
+        for attribute in std::iter::once(&self.partition_key).chain(self.sort_key.as_ref()) {
+            if let Some(value) = item.get(&attribute.name) {
+                key.insert(attribute.name.clone(), value.clone());
+            }
+        }
+        key
+    }
+}
+
+/// How a table is billed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BillingMode {
+    /// Fixed read/write capacity units.
+    Provisioned,
+    /// On-demand.
+    PayPerRequest,
+}
+
+impl BillingMode {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BillingMode::Provisioned => "PROVISIONED",
+            BillingMode::PayPerRequest => "PAY_PER_REQUEST",
+        }
+    }
+}
+
+/// Provisioned capacity and its change history.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Read capacity units.
+    pub read_capacity_units: u64,
+    /// Write capacity units.
+    pub write_capacity_units: u64,
+    /// When capacity was last increased (epoch milliseconds).
+    pub last_increase_ms: Option<u64>,
+    /// When capacity was last decreased (epoch milliseconds).
+    pub last_decrease_ms: Option<u64>,
+    /// Decreases during the current UTC day.
+    pub decreases_today: u64,
+}
+
+/// Storage class of a table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TableClass {
+    /// STANDARD.
+    Standard,
+    /// STANDARD_INFREQUENT_ACCESS.
+    StandardInfrequentAccess,
+}
+
+impl TableClass {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableClass::Standard => "STANDARD",
+            TableClass::StandardInfrequentAccess => "STANDARD_INFREQUENT_ACCESS",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(name: &str) -> Option<TableClass> {
+        match name {
+            "STANDARD" => Some(TableClass::Standard),
+            "STANDARD_INFREQUENT_ACCESS" => Some(TableClass::StandardInfrequentAccess),
+            _ => None,
+        }
+    }
+}
+
+/// Stream settings as given at creation (stored; Streams arrive later).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamSettings {
+    /// Whether the stream is enabled.
+    pub enabled: bool,
+    /// KEYS_ONLY, NEW_IMAGE, OLD_IMAGE or NEW_AND_OLD_IMAGES.
+    pub view_type: Option<String>,
+    /// Label of the stream, a creation timestamp.
+    pub label: Option<String>,
+}
+
+/// One partition of a table: a token range served by a Raft group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionDefinition {
+    /// The Raft group replicating this partition.
+    pub group_id: u64,
+    /// First token of the range (inclusive).
+    pub start_token: u64,
+    /// Last token of the range (inclusive).
+    pub end_token: u64,
+}
+
+/// Lifecycle state of a table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TableStatus {
+    /// Being created.
+    Creating,
+    /// Serving.
+    Active,
+    /// Being updated.
+    Updating,
+    /// Being deleted.
+    Deleting,
+}
+
+impl TableStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableStatus::Creating => "CREATING",
+            TableStatus::Active => "ACTIVE",
+            TableStatus::Updating => "UPDATING",
+            TableStatus::Deleting => "DELETING",
+        }
+    }
+}
+
+/// Everything the catalog knows about a table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableDefinition {
+    /// Table name, unique per node/cluster.
+    pub name: String,
+    /// Unique id (a UUID), new for every creation of a name.
+    pub table_id: String,
+    /// Region the table was created in (from the creating request's signature).
+    pub region: String,
+    /// The primary key.
+    pub key_schema: KeySchema,
+    /// Attribute definitions as given (name, type), in request order.
+    pub attribute_definitions: Vec<KeyAttribute>,
+    /// Billing mode.
+    pub billing_mode: BillingMode,
+    /// Provisioned throughput (zeros for on-demand tables, as DynamoDB reports).
+    pub throughput: Throughput,
+    /// When billing mode was last set to PAY_PER_REQUEST (epoch milliseconds).
+    pub last_on_demand_switch_ms: Option<u64>,
+    /// Storage class.
+    pub table_class: TableClass,
+    /// Whether DeleteTable is refused.
+    pub deletion_protection: bool,
+    /// Stream settings.
+    pub stream: Option<StreamSettings>,
+    /// Tags, in insertion order.
+    pub tags: Vec<(String, String)>,
+    /// Creation time (epoch milliseconds).
+    pub created_ms: u64,
+    /// Lifecycle state.
+    pub status: TableStatus,
+    /// Storage keyspace holding the table's items.
+    pub keyspace: String,
+    /// The table's partitions, ordered by token range and covering all tokens.
+    pub partitions: Vec<PartitionDefinition>,
+}
+
+/// Account id used in ARNs (no accounts yet: the same one DynamoDB Local uses).
+pub const ACCOUNT_ID: &str = "000000000000";
+
+impl TableDefinition {
+    /// The table's ARN.
+    pub fn arn(&self) -> String {
+        table_arn(&self.region, &self.name)
+    }
+
+    /// The partition owning `token`.
+    pub fn partition_for_token(&self, token: u64) -> Option<&PartitionDefinition> {
+        self.partitions
+            .iter()
+            .find(|p| p.start_token <= token && token <= p.end_token)
+    }
+}
+
+/// ARN of table `name` in `region`.
+pub fn table_arn(region: &str, name: &str) -> String {
+    format!("arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/{name}")
+}

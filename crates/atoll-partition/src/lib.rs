@@ -1,0 +1,16 @@
+//! A partition of a table: the state machine that applies item writes from
+//! the partition's Raft log, and the reads served from its state.
+//!
+//! Every replica applies the same commands in the same order; everything that
+//! decides an outcome (old item, sizes, counters) is computed inside `apply`
+//! from replicated state only, so replicas never diverge.
+
+mod command;
+mod error;
+mod state_machine;
+mod stored;
+
+pub use command::{PartitionCommand, PartitionOutput, WriteOp};
+pub use error::PartitionError;
+pub use state_machine::{PartitionStateMachine, PartitionStats};
+pub use stored::read_item;

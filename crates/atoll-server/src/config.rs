@@ -1,0 +1,161 @@
+//! Settings of `atoll serve`: command-line flags, then environment variables,
+//! then the TOML config file, then defaults.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+/// Flags of `atoll serve` (each also settable by its environment variable).
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (flags and environment win).
+    #[arg(long, env = "ATOLL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address and port of the DynamoDB API [default: 0.0.0.0:8000].
+    #[arg(long, env = "ATOLL_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// Directory holding the node's data [default: ./atoll-data].
+    #[arg(long, env = "ATOLL_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Region the health check names and unsigned defaults use [default: us-east-1].
+    #[arg(long, env = "ATOLL_REGION")]
+    pub region: Option<String>,
+    /// Log filter, e.g. `info` or `atoll=debug` [default: info].
+    #[arg(long, env = "ATOLL_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// This node's id, stable across restarts [default: 1].
+    #[arg(long, env = "ATOLL_NODE_ID")]
+    pub node_id: Option<u64>,
+}
+
+/// The settings file.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    region: Option<String>,
+    log_level: Option<String>,
+    node_id: Option<u64>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// API address.
+    pub listen: String,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Default region.
+    pub region: String,
+    /// Log filter.
+    pub log_level: String,
+    /// Node id.
+    pub node_id: u64,
+}
+
+/// Errors reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for these settings.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: toml::de::Error,
+    },
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+impl ServeArgs {
+    /// Merges flags/environment over the config file over defaults.
+    pub fn resolve(self) -> Result<ServeConfig, ConfigError> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Ok(ServeConfig {
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "0.0.0.0:8000".into()),
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./atoll-data")),
+            region: self
+                .region
+                .or(file.region)
+                .unwrap_or_else(|| "us-east-1".into()),
+            log_level: self
+                .log_level
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".into()),
+            node_id: self.node_id.or(file.node_id).unwrap_or(1),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_which_wins_over_defaults() {
+        let dir = std::env::temp_dir().join(format!("atoll-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("atoll.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nregion = \"eu-west-1\"\n",
+        )
+        .expect("write");
+        let resolved = ServeArgs {
+            config: Some(path),
+            region: Some("ap-south-1".into()),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .expect("resolve");
+        assert_eq!(resolved.listen, "127.0.0.1:9000");
+        assert_eq!(resolved.region, "ap-south-1");
+        assert_eq!(resolved.data_dir, PathBuf::from("./atoll-data"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn unknown_settings_in_the_file_are_refused() {
+        let dir = std::env::temp_dir().join(format!("atoll-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("atoll.toml");
+        std::fs::write(&path, "lissten = \"x\"\n").expect("write");
+        let error = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .expect_err("typo must be reported");
+        assert!(error.to_string().contains("invalid config file"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

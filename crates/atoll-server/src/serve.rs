@@ -1,0 +1,107 @@
+//! `atoll serve`: open the node's storage, recover its groups, serve the API.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use atoll_api::{Api, ApiConfig};
+use atoll_cluster::{Cluster, ClusterOptions};
+use atoll_replication::NodeOptions;
+use atoll_storage::{Storage, StorageOptions};
+use tokio::net::TcpListener;
+
+use crate::config::ServeArgs;
+
+/// Errors that stop the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The data directory could not be opened.
+    #[error("cannot open data directory: {0}")]
+    Storage(#[from] atoll_storage::StorageError),
+    /// Recovery of the node failed.
+    #[error("cannot start the node: {0}")]
+    Cluster(#[from] atoll_cluster::ClusterError),
+    /// Network or runtime failure.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(args: ServeArgs) -> Result<(), ServeError> {
+    let config = args.resolve()?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&config.log_level)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let started = Instant::now();
+        let listener = TcpListener::bind(&config.listen).await?;
+        let local_addr = listener.local_addr()?;
+        let storage = Storage::open(&config.data_dir, StorageOptions::default())?;
+        let cluster = Cluster::open(
+            storage,
+            ClusterOptions {
+                node: NodeOptions {
+                    node_id: config.node_id,
+                    advertise_addr: local_addr.to_string(),
+                    ..NodeOptions::default()
+                },
+            },
+        )
+        .await?;
+        let api = Api::new(
+            cluster.clone(),
+            ApiConfig {
+                default_region: config.region.clone(),
+                endpoint_address: local_addr.to_string(),
+            },
+        );
+        tracing::info!(
+            address = %local_addr,
+            data_dir = %config.data_dir.display(),
+            startup_ms = started.elapsed().as_millis() as u64,
+            "serving the DynamoDB API"
+        );
+        // The one line tools and tests wait for: the node now serves requests.
+        let mut stdout = std::io::stdout();
+        writeln!(stdout, "atoll: listening on http://{local_addr}")?;
+        stdout.flush()?;
+        atoll_api::serve(listener, api, shutdown_signal()).await?;
+        tracing::info!("shutting down");
+        tokio::time::timeout(Duration::from_secs(10), cluster.shutdown())
+            .await
+            .map_err(|_| std::io::Error::other("shutdown timed out"))?;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
