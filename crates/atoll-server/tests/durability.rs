@@ -1,0 +1,523 @@
+//! Crash and restart: what a client was told is stored must still be there,
+//! intact, after `kill -9` and a restart on the same data directory.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, BillingMode, KeyType, ProvisionedThroughput, PutRequest,
+    ScalarAttributeType as Sat, Tag, WriteRequest,
+};
+use common::*;
+
+const WRITERS: usize = 32;
+const TARGET_ACKS: usize = 10_000;
+const WRITE_PHASE_LIMIT: Duration = Duration::from_secs(60);
+
+fn key(writer: usize, seq: u64) -> String {
+    format!("w{writer:02}-{seq:08}")
+}
+
+/// ~200 bytes derived from the key, so a torn or mixed-up item shows.
+fn payload(pk: &str) -> String {
+    pk.repeat(200 / pk.len() + 1)
+}
+
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn durable_item(pk: &str, seq: u64) -> HashMap<String, AttributeValue> {
+    let p = payload(pk);
+    item([
+        ("pk", s(pk)),
+        ("n", n(&seq.to_string())),
+        ("check", n(&fnv1a(p.as_bytes()).to_string())),
+        ("payload", s(&p)),
+    ])
+}
+
+/// Checks that a stored item is exactly what was written for `pk`.
+fn verify_item(pk: &str, seq: u64, got: &HashMap<String, AttributeValue>) -> Result<(), String> {
+    let expected = durable_item(pk, seq);
+    if got == &expected {
+        return Ok(());
+    }
+    // Say what is wrong: payload vs check vs sequence.
+    let payload_ok = got.get("payload") == expected.get("payload");
+    let check_consistent = match (got.get("payload"), got.get("check")) {
+        (Some(AttributeValue::S(p)), Some(AttributeValue::N(c))) => {
+            c == &fnv1a(p.as_bytes()).to_string()
+        }
+        _ => false,
+    };
+    Err(format!(
+        "{pk}: stored item differs (payload ok: {payload_ok}, check consistent: {check_consistent}): {got:?}"
+    ))
+}
+
+#[derive(Default, Debug)]
+struct WriterLog {
+    /// Sequence numbers whose PutItem was acknowledged (0..acked).
+    acked: u64,
+    /// The request that was in flight when the server died, if any.
+    in_flight: Option<u64>,
+    /// An error that arrived before the kill: a server bug.
+    unexpected_error: Option<String>,
+}
+
+async fn writer(
+    client: Client,
+    table: String,
+    w: usize,
+    killed: Arc<AtomicBool>,
+    acks: Arc<AtomicUsize>,
+) -> WriterLog {
+    let mut log = WriterLog::default();
+    let mut seq = 0u64;
+    loop {
+        let pk = key(w, seq);
+        let result = client
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(durable_item(&pk, seq)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => {
+                log.acked = seq + 1;
+                acks.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                // Whether or not the server applied it is unknown.
+                log.in_flight = Some(seq);
+                if !killed.load(Ordering::SeqCst) {
+                    log.unexpected_error = Some(format!("{pk}: {}", DisplayErrorContext(&e)));
+                }
+                return log;
+            }
+        }
+        seq += 1;
+        if seq > 1_000_000 {
+            return log; // bounded, whatever happens
+        }
+    }
+}
+
+#[derive(Default, Debug)]
+struct Verdict {
+    intact: usize,
+    missing: Vec<String>,
+    corrupt: Vec<String>,
+    extra_present: usize,
+    extra_absent: usize,
+    never_sent_present: Vec<String>,
+}
+
+async fn verify_writer(client: Client, table: String, w: usize, log: WriterLog) -> Verdict {
+    let mut v = Verdict::default();
+    let get = |pk: String| {
+        let client = client.clone();
+        let table = table.clone();
+        async move {
+            let out = client
+                .get_item()
+                .table_name(&table)
+                .key("pk", s(&pk))
+                .consistent_read(true)
+                .send()
+                .await;
+            match out {
+                Ok(out) => out.item,
+                Err(e) => panic!(
+                    "GetItem {pk} after restart failed: {}",
+                    DisplayErrorContext(&e)
+                ),
+            }
+        }
+    };
+    for seq in 0..log.acked {
+        let pk = key(w, seq);
+        match get(pk.clone()).await {
+            None => v.missing.push(pk),
+            Some(it) => match verify_item(&pk, seq, &it) {
+                Ok(()) => v.intact += 1,
+                Err(e) => v.corrupt.push(e),
+            },
+        }
+    }
+    if let Some(seq) = log.in_flight {
+        let pk = key(w, seq);
+        match get(pk.clone()).await {
+            None => v.extra_absent += 1,
+            Some(it) => match verify_item(&pk, seq, &it) {
+                Ok(()) => v.extra_present += 1,
+                Err(e) => v.corrupt.push(format!("unacknowledged {e}")),
+            },
+        }
+    }
+    // Keys after the last attempt were never sent.
+    let next = log.in_flight.map_or(log.acked, |s| s + 1);
+    for seq in next..next + 2 {
+        let pk = key(w, seq);
+        if get(pk.clone()).await.is_some() {
+            v.never_sent_present.push(pk);
+        }
+    }
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_writes_survive_kill9() {
+    let mut server = TestServer::start();
+    let table = "durable".to_string();
+    create_table(&server.client(), &table, Sat::S, None).await;
+
+    let killed = Arc::new(AtomicBool::new(false));
+    let acks = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            tokio::spawn(writer(
+                server.client(),
+                table.clone(),
+                w,
+                Arc::clone(&killed),
+                Arc::clone(&acks),
+            ))
+        })
+        .collect();
+
+    // Let the writers run until enough writes are acknowledged, then kill the
+    // server under load.
+    loop {
+        let done = acks.load(Ordering::Relaxed);
+        if done >= TARGET_ACKS {
+            break;
+        }
+        if writers.iter().any(|h| h.is_finished()) {
+            break; // a writer hit an error before the kill: reported below
+        }
+        assert!(
+            started.elapsed() < WRITE_PHASE_LIMIT,
+            "only {done} writes acknowledged after {WRITE_PHASE_LIMIT:?} ({WRITERS} writers)"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    killed.store(true, Ordering::SeqCst);
+    server.kill9();
+    let write_phase = started.elapsed();
+    let acked_at_kill = acks.load(Ordering::Relaxed);
+
+    let mut logs = Vec::new();
+    for h in writers {
+        logs.push(
+            tokio::time::timeout(Duration::from_secs(40), h)
+                .await
+                .expect("writer stops after the kill")
+                .unwrap(),
+        );
+    }
+    let unexpected: Vec<&String> = logs
+        .iter()
+        .filter_map(|l| l.unexpected_error.as_ref())
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "PutItem failed before the server was killed: {unexpected:?}"
+    );
+    let acked: u64 = logs.iter().map(|l| l.acked).sum();
+    assert!(
+        acked as usize >= TARGET_ACKS,
+        "only {acked} acknowledged writes before the kill"
+    );
+    let in_flight = logs.iter().filter(|l| l.in_flight.is_some()).count();
+    assert!(
+        in_flight > 0,
+        "the server was killed while no write was in flight"
+    );
+
+    let restart_at = Instant::now();
+    server.restart();
+    let restart_time = restart_at.elapsed();
+    let client = server.client();
+
+    let verify_at = Instant::now();
+    let checks: Vec<_> = logs
+        .into_iter()
+        .enumerate()
+        .map(|(w, log)| tokio::spawn(verify_writer(client.clone(), table.clone(), w, log)))
+        .collect();
+    let mut total = Verdict::default();
+    for h in checks {
+        let v = h.await.unwrap();
+        total.intact += v.intact;
+        total.missing.extend(v.missing);
+        total.corrupt.extend(v.corrupt);
+        total.extra_present += v.extra_present;
+        total.extra_absent += v.extra_absent;
+        total.never_sent_present.extend(v.never_sent_present);
+    }
+    println!(
+        "durability: {WRITERS} writers, {acked} acknowledged ({acked_at_kill} when SIGKILL was sent) in {write_phase:.1?}; \
+         restart {restart_time:.1?}; verified in {:.1?}: {} intact, {} missing, {} corrupt; \
+         in flight at the kill: {} present and intact, {} absent",
+        verify_at.elapsed(),
+        total.intact,
+        total.missing.len(),
+        total.corrupt.len(),
+        total.extra_present,
+        total.extra_absent,
+    );
+    assert!(
+        total.missing.is_empty(),
+        "{} acknowledged items lost, e.g. {:?}",
+        total.missing.len(),
+        &total.missing[..total.missing.len().min(10)]
+    );
+    assert!(
+        total.corrupt.is_empty(),
+        "{} items corrupt, e.g. {:?}",
+        total.corrupt.len(),
+        &total.corrupt[..total.corrupt.len().min(5)]
+    );
+    assert!(
+        total.never_sent_present.is_empty(),
+        "never-written keys exist: {:?}",
+        total.never_sent_present
+    );
+    assert_eq!(total.intact as u64, acked);
+
+    // The restarted server keeps working.
+    ok(client
+        .put_item()
+        .table_name(&table)
+        .set_item(Some(durable_item("after", 0)))
+        .send()
+        .await);
+    let got = ok(client
+        .get_item()
+        .table_name(&table)
+        .key("pk", s("after"))
+        .consistent_read(true)
+        .send()
+        .await)
+    .item;
+    assert_eq!(got, Some(durable_item("after", 0)));
+    assert_eq!(
+        ok(client.describe_table().table_name(&table).send().await)
+            .table
+            .and_then(|t| t.table_status),
+        Some(aws_sdk_dynamodb::types::TableStatus::Active)
+    );
+}
+
+#[tokio::test]
+async fn acknowledged_table_changes_survive_kill9() {
+    let mut server = TestServer::start();
+    let client = server.client();
+    let pt = ProvisionedThroughput::builder()
+        .read_capacity_units(3)
+        .write_capacity_units(4)
+        .build()
+        .unwrap();
+    ok(client
+        .create_table()
+        .table_name("meta-kept")
+        .key_schema(key_element("h", KeyType::Hash))
+        .key_schema(key_element("r", KeyType::Range))
+        .attribute_definitions(attr_def("h", Sat::B))
+        .attribute_definitions(attr_def("r", Sat::N))
+        .provisioned_throughput(pt)
+        .tags(Tag::builder().key("k").value("v").build().unwrap())
+        .send()
+        .await);
+    wait_active(&client, "meta-kept").await;
+    ok(client
+        .update_table()
+        .table_name("meta-kept")
+        .deletion_protection_enabled(true)
+        .send()
+        .await);
+    wait_active(&client, "meta-kept").await;
+    create_table(&client, "meta-dropped", Sat::S, None).await;
+    ok(client
+        .put_item()
+        .table_name("meta-dropped")
+        .set_item(Some(item([("pk", s("x"))])))
+        .send()
+        .await);
+    ok(client
+        .delete_table()
+        .table_name("meta-dropped")
+        .send()
+        .await);
+    let before = ok(client.describe_table().table_name("meta-kept").send().await)
+        .table
+        .unwrap();
+
+    server.restart(); // SIGKILL, then start on the same directory
+    let client = server.client();
+    let after = ok(client.describe_table().table_name("meta-kept").send().await)
+        .table
+        .unwrap();
+    assert_eq!(after.table_id(), before.table_id());
+    assert_eq!(after.table_arn(), before.table_arn());
+    assert_eq!(after.key_schema(), before.key_schema());
+    assert_eq!(
+        after.attribute_definitions(),
+        before.attribute_definitions()
+    );
+    assert_eq!(after.deletion_protection_enabled(), Some(true));
+    assert_eq!(after.creation_date_time(), before.creation_date_time());
+    let pt = after.provisioned_throughput().unwrap();
+    assert_eq!(
+        (pt.read_capacity_units(), pt.write_capacity_units()),
+        (Some(3), Some(4))
+    );
+    let tags = ok(client
+        .list_tags_of_resource()
+        .resource_arn(after.table_arn().unwrap())
+        .send()
+        .await);
+    assert_eq!(
+        tags.tags(),
+        [Tag::builder().key("k").value("v").build().unwrap()]
+    );
+
+    // The deleted table stays deleted (DeleteTable may finish asynchronously,
+    // so allow it to be DELETING for a moment).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match client
+            .describe_table()
+            .table_name("meta-dropped")
+            .send()
+            .await
+        {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                break;
+            }
+            Err(e) => panic!("{}", DisplayErrorContext(&e)),
+            Ok(out) => {
+                let status = out.table.and_then(|t| t.table_status);
+                assert_eq!(
+                    status,
+                    Some(aws_sdk_dynamodb::types::TableStatus::Deleting),
+                    "deleted table came back"
+                );
+                assert!(
+                    Instant::now() < deadline,
+                    "deleted table still DELETING after 10 s"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    let names = ok(client.list_tables().send().await)
+        .table_names
+        .unwrap_or_default();
+    assert_eq!(names, ["meta-kept"]);
+}
+
+#[tokio::test]
+async fn sigterm_and_sigint_stop_cleanly_and_keep_data() {
+    let dir = tempfile::Builder::new()
+        .prefix("atoll-e2e-graceful-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    let data = dir.path().join("data");
+    let server = TestServer::start_in(&data);
+    let client = server.client();
+    create_table(&client, "graceful", Sat::S, None).await;
+    let writes: Vec<WriteRequest> = (0..25)
+        .map(|i| {
+            WriteRequest::builder()
+                .put_request(
+                    PutRequest::builder()
+                        .set_item(Some(durable_item(&format!("g{i}"), i)))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        })
+        .collect();
+    ok(client
+        .batch_write_item()
+        .request_items("graceful", writes)
+        .send()
+        .await);
+
+    let status = server.terminate(Duration::from_secs(10));
+    assert!(
+        status.success(),
+        "SIGTERM exit status: {status:?}\n{}",
+        server.stderr()
+    );
+    drop(server);
+
+    let server = TestServer::start_in(&data);
+    let client = server.client();
+    for i in 0..25u64 {
+        let pk = format!("g{i}");
+        let got = ok(client
+            .get_item()
+            .table_name("graceful")
+            .key("pk", s(&pk))
+            .consistent_read(true)
+            .send()
+            .await)
+        .item
+        .unwrap_or_else(|| panic!("{pk} lost over a clean restart"));
+        verify_item(&pk, i, &got).unwrap();
+    }
+    ok(client
+        .update_table()
+        .table_name("graceful")
+        .billing_mode(BillingMode::Provisioned)
+        .provisioned_throughput(
+            ProvisionedThroughput::builder()
+                .read_capacity_units(1)
+                .write_capacity_units(1)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await);
+    wait_active(&client, "graceful").await;
+
+    // SIGINT (Ctrl-C) also stops it cleanly.
+    let status = server.stop_with_signal(libc::SIGINT, Duration::from_secs(10));
+    assert!(
+        status.success(),
+        "SIGINT exit status: {status:?}\n{}",
+        server.stderr()
+    );
+    drop(server);
+
+    let server = TestServer::start_in(&data);
+    let desc = ok(server
+        .client()
+        .describe_table()
+        .table_name("graceful")
+        .send()
+        .await)
+    .table
+    .unwrap();
+    let pt = desc.provisioned_throughput().unwrap();
+    assert_eq!(
+        (pt.read_capacity_units(), pt.write_capacity_units()),
+        (Some(1), Some(1))
+    );
+}

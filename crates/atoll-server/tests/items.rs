@@ -1,0 +1,1037 @@
+//! Single-item operations against the real binary: PutItem, GetItem,
+//! DeleteItem with every attribute type, number normalisation, key rules,
+//! attribute-value validation and the item size limit.
+
+mod common;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ScalarAttributeType as Sat};
+use common::*;
+
+type Item = HashMap<String, AttributeValue>;
+
+fn client() -> Client {
+    shared_server().client()
+}
+
+async fn put(client: &Client, table: &str, it: Item) {
+    ok(client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(it))
+        .send()
+        .await);
+}
+
+async fn get(client: &Client, table: &str, key: Item) -> Option<Item> {
+    ok(client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .send()
+        .await)
+    .item
+}
+
+/// Sets come back in no particular order: sort them (recursively) before
+/// comparing.
+fn canon(v: &AttributeValue) -> AttributeValue {
+    match v {
+        AttributeValue::Ss(xs) => {
+            let mut xs = xs.clone();
+            xs.sort();
+            AttributeValue::Ss(xs)
+        }
+        AttributeValue::Ns(xs) => {
+            let mut xs = xs.clone();
+            xs.sort();
+            AttributeValue::Ns(xs)
+        }
+        AttributeValue::Bs(xs) => {
+            let mut xs = xs.clone();
+            xs.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
+            AttributeValue::Bs(xs)
+        }
+        AttributeValue::L(xs) => AttributeValue::L(xs.iter().map(canon).collect()),
+        AttributeValue::M(m) => {
+            AttributeValue::M(m.iter().map(|(k, v)| (k.clone(), canon(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+fn canon_item(it: &Item) -> Item {
+    it.iter().map(|(k, v)| (k.clone(), canon(v))).collect()
+}
+
+fn blob(v: &[u8]) -> aws_sdk_dynamodb::primitives::Blob {
+    aws_sdk_dynamodb::primitives::Blob::new(v.to_vec())
+}
+
+fn ss(v: &[&str]) -> AttributeValue {
+    AttributeValue::Ss(v.iter().map(|x| x.to_string()).collect())
+}
+
+fn ns(v: &[&str]) -> AttributeValue {
+    AttributeValue::Ns(v.iter().map(|x| x.to_string()).collect())
+}
+
+#[tokio::test]
+async fn every_attribute_type_round_trips() {
+    let client = client();
+    let table = "items-types";
+    create_table(&client, table, Sat::S, None).await;
+    let all_bytes: Vec<u8> = (0..=255).collect();
+    let original = item([
+        ("pk", s("every-type ünïcødé 🦀")),
+        ("s", s("hello")),
+        ("s_empty", s("")),
+        ("n", n("42")),
+        ("n_neg_frac", n("-3.25")),
+        ("b", b(&all_bytes)),
+        ("b_empty", b(b"")),
+        ("bool_t", AttributeValue::Bool(true)),
+        ("bool_f", AttributeValue::Bool(false)),
+        ("null", AttributeValue::Null(true)),
+        ("ss", ss(&["x", "y", "ü", "a"])),
+        ("ns", ns(&["1", "-2.5", "100", "0.001"])),
+        (
+            "bs",
+            AttributeValue::Bs(vec![blob(b"\x00"), blob(b"\xff\xfe"), blob(b"abc")]),
+        ),
+        ("l_empty", AttributeValue::L(vec![])),
+        ("m_empty", AttributeValue::M(HashMap::new())),
+        (
+            "l",
+            AttributeValue::L(vec![
+                s("one"),
+                n("2"),
+                AttributeValue::Null(true),
+                AttributeValue::L(vec![AttributeValue::Bool(false), s("")]),
+                AttributeValue::M(item([("k", ss(&["p", "q"]))])),
+            ]),
+        ),
+        (
+            "m",
+            AttributeValue::M(item([
+                ("inner_s", s("deep")),
+                ("inner_b", b(b"\x01\x02")),
+                ("inner_l", AttributeValue::L(vec![n("7"), b(b"")])),
+                (
+                    "inner_m",
+                    AttributeValue::M(item([("z", ns(&["3", "1"])), ("e", s(""))])),
+                ),
+            ])),
+        ),
+        ("name with spaces & symbols.#:", s("odd attribute name")),
+    ]);
+    put(&client, table, original.clone()).await;
+    let got = get(&client, table, item([("pk", s("every-type ünïcødé 🦀"))]))
+        .await
+        .expect("item present");
+    assert_eq!(canon_item(&got), canon_item(&original));
+
+    // Eventually consistent read of the same item.
+    let got = ok(client
+        .get_item()
+        .table_name(table)
+        .key("pk", s("every-type ünïcødé 🦀"))
+        .send()
+        .await)
+    .item
+    .expect("item present (eventually consistent read)");
+    assert_eq!(canon_item(&got), canon_item(&original));
+}
+
+#[tokio::test]
+async fn numbers_are_normalised_like_dynamodb() {
+    let client = client();
+    let table = "items-numbers";
+    create_table(&client, table, Sat::S, None).await;
+    let big_exp = format!("1{}", "0".repeat(125));
+    let max = format!("{}{}", "9".repeat(38), "0".repeat(88));
+    let cases: Vec<(&str, String)> = vec![
+        ("1.0", "1".into()),
+        ("1E+2", "100".into()),
+        ("1e2", "100".into()),
+        ("-0", "0".into()),
+        ("+0.0", "0".into()),
+        ("0.000", "0".into()),
+        ("00042", "42".into()),
+        ("3.1400", "3.14".into()),
+        ("0042.1200", "42.12".into()),
+        ("1.5E2", "150".into()),
+        ("+5", "5".into()),
+        ("+.5", "0.5".into()),
+        ("5.", "5".into()),
+        ("-7", "-7".into()),
+        ("1E-5", "0.00001".into()),
+        ("-12.5e-3", "-0.0125".into()),
+        (
+            "12345678901234567890123456789012345678",
+            "12345678901234567890123456789012345678".into(),
+        ),
+        (
+            "0.12345678901234567890123456789012345678",
+            "0.12345678901234567890123456789012345678".into(),
+        ),
+        ("1E125", big_exp),
+        ("9.9999999999999999999999999999999999999E+125", max),
+    ];
+    let mut it = item([("pk", s("numbers"))]);
+    for (i, (input, _)) in cases.iter().enumerate() {
+        it.insert(format!("n{i}"), n(input));
+    }
+    it.insert("set".into(), ns(&["1.0", "2E1", "-0.50"]));
+    it.insert(
+        "nested".into(),
+        AttributeValue::M(item([("x", AttributeValue::L(vec![n("007.70")]))])),
+    );
+    put(&client, table, it).await;
+
+    let got = get(&client, table, item([("pk", s("numbers"))]))
+        .await
+        .expect("item present");
+    for (i, (input, expected)) in cases.iter().enumerate() {
+        assert_eq!(got[&format!("n{i}")], n(expected), "number {input}");
+    }
+    assert_eq!(canon(&got["set"]), canon(&ns(&["1", "20", "-0.5"])));
+    assert_eq!(
+        got["nested"],
+        AttributeValue::M(item([("x", AttributeValue::L(vec![n("7.7")]))]))
+    );
+}
+
+#[tokio::test]
+async fn number_keys_compare_by_value() {
+    let client = client();
+    let table = "items-numkeys";
+    create_table(&client, table, Sat::N, Some(Sat::N)).await;
+    put(
+        &client,
+        table,
+        item([("pk", n("1.0")), ("sk", n("+2E0")), ("v", s("first"))]),
+    )
+    .await;
+    let got = get(&client, table, item([("pk", n("1")), ("sk", n("2"))]))
+        .await
+        .expect("same key");
+    assert_eq!(
+        got,
+        item([("pk", n("1")), ("sk", n("2")), ("v", s("first"))])
+    );
+    // Another spelling of the same key overwrites.
+    put(
+        &client,
+        table,
+        item([("pk", n("01")), ("sk", n("2.000")), ("v", s("second"))]),
+    )
+    .await;
+    let got = get(&client, table, item([("pk", n("1E0")), ("sk", n("0.2e1"))]))
+        .await
+        .expect("same key");
+    assert_eq!(got["v"], s("second"));
+    // Different sort key: a different item.
+    assert!(
+        get(
+            &client,
+            table,
+            item([("pk", n("1")), ("sk", n("2.0000001"))])
+        )
+        .await
+        .is_none()
+    );
+}
+
+#[tokio::test]
+async fn hash_and_range_keys_of_every_type() {
+    let client = client();
+    for (hash, range, pk, sk) in [
+        (Sat::S, Sat::B, s("user#1"), b(b"\x00\x01")),
+        (Sat::B, Sat::N, b(b"\xffkey"), n("-1.5")),
+        (
+            Sat::N,
+            Sat::S,
+            n("12345678901234567890123456789012345678"),
+            s("ü"),
+        ),
+    ] {
+        let table = format!("items-keys-{}-{}", hash.as_str(), range.as_str()).to_lowercase();
+        create_table(&client, &table, hash, Some(range)).await;
+        let it = item([
+            ("pk", pk.clone()),
+            ("sk", sk.clone()),
+            ("payload", s(&table)),
+        ]);
+        put(&client, &table, it.clone()).await;
+        // Same hash key, other sort key: distinct item.
+        let other_sk = match &sk {
+            AttributeValue::B(_) => b(b"\x00\x02"),
+            AttributeValue::N(_) => n("2"),
+            _ => s("other"),
+        };
+        put(
+            &client,
+            &table,
+            item([
+                ("pk", pk.clone()),
+                ("sk", other_sk.clone()),
+                ("payload", s("other")),
+            ]),
+        )
+        .await;
+        assert_eq!(
+            get(
+                &client,
+                &table,
+                item([("pk", pk.clone()), ("sk", sk.clone())])
+            )
+            .await,
+            Some(it)
+        );
+        assert_eq!(
+            get(
+                &client,
+                &table,
+                item([("pk", pk.clone()), ("sk", other_sk)])
+            )
+            .await
+            .map(|i| i["payload"].clone()),
+            Some(s("other"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn put_replaces_the_whole_item_and_return_values_all_old() {
+    let client = client();
+    let table = "items-retvals";
+    create_table(&client, table, Sat::S, None).await;
+    let first = item([("pk", s("k")), ("a", s("1")), ("b", n("2"))]);
+    let second = item([("pk", s("k")), ("c", AttributeValue::Bool(true))]);
+
+    let out = ok(client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(first.clone()))
+        .return_values(ReturnValue::AllOld)
+        .send()
+        .await);
+    assert!(
+        out.attributes.is_none(),
+        "no old item, no Attributes: {:?}",
+        out.attributes
+    );
+
+    let out = ok(client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(second.clone()))
+        .return_values(ReturnValue::AllOld)
+        .send()
+        .await);
+    assert_eq!(out.attributes, Some(first));
+    assert_eq!(
+        get(&client, table, item([("pk", s("k"))])).await,
+        Some(second.clone())
+    );
+
+    let out = ok(client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(second.clone()))
+        .return_values(ReturnValue::None)
+        .send()
+        .await);
+    assert!(out.attributes.is_none());
+
+    let out = ok(client
+        .delete_item()
+        .table_name(table)
+        .key("pk", s("k"))
+        .return_values(ReturnValue::AllOld)
+        .send()
+        .await);
+    assert_eq!(out.attributes, Some(second));
+    assert!(get(&client, table, item([("pk", s("k"))])).await.is_none());
+
+    // Deleting a missing item succeeds and returns nothing.
+    let out = ok(client
+        .delete_item()
+        .table_name(table)
+        .key("pk", s("k"))
+        .return_values(ReturnValue::AllOld)
+        .send()
+        .await);
+    assert!(out.attributes.is_none());
+    let out = ok(client
+        .delete_item()
+        .table_name(table)
+        .key("pk", s("never"))
+        .send()
+        .await);
+    assert!(out.attributes.is_none());
+}
+
+#[tokio::test]
+async fn disallowed_return_values_are_refused() {
+    let client = client();
+    let table = "items-bad-retvals";
+    create_table(&client, table, Sat::S, None).await;
+    for rv in [
+        ReturnValue::AllNew,
+        ReturnValue::UpdatedOld,
+        ReturnValue::UpdatedNew,
+    ] {
+        assert_error(
+            client
+                .put_item()
+                .table_name(table)
+                .set_item(Some(item([("pk", s("k"))])))
+                .return_values(rv.clone())
+                .send()
+                .await,
+            "ValidationException",
+            "ReturnValues can only be ALL_OLD or NONE",
+        );
+        assert_error(
+            client
+                .delete_item()
+                .table_name(table)
+                .key("pk", s("k"))
+                .return_values(rv)
+                .send()
+                .await,
+            "ValidationException",
+            "ReturnValues can only be ALL_OLD or NONE",
+        );
+    }
+    assert!(
+        get(&client, table, item([("pk", s("k"))])).await.is_none(),
+        "refused put must not write"
+    );
+    assert_error(
+        client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item([("pk", s("k"))])))
+            .return_values(ReturnValue::from("INVALID"))
+            .send()
+            .await,
+        "ValidationException",
+        "1 validation error detected: Value 'INVALID' at 'returnValues' failed to satisfy constraint: \
+         Member must satisfy enum value set: [ALL_NEW, UPDATED_OLD, ALL_OLD, NONE, UPDATED_NEW]",
+    );
+}
+
+#[tokio::test]
+async fn get_missing_item_has_no_item() {
+    let client = client();
+    let table = "items-missing";
+    create_table(&client, table, Sat::S, None).await;
+    for consistent in [true, false] {
+        let out = ok(client
+            .get_item()
+            .table_name(table)
+            .key("pk", s("nope"))
+            .consistent_read(consistent)
+            .send()
+            .await);
+        assert!(out.item.is_none(), "{:?}", out.item);
+    }
+}
+
+#[tokio::test]
+async fn put_key_errors() {
+    let client = client();
+    let table = "items-key-errors";
+    create_table(&client, table, Sat::S, None).await;
+    let ranged = "items-key-errors-r";
+    create_table(&client, ranged, Sat::N, Some(Sat::B)).await;
+
+    let cases: Vec<(&str, Item, &str)> = vec![
+        (
+            table,
+            item([("pk", n("1"))]),
+            "One or more parameter values were invalid: Type mismatch for key pk expected: S actual: N",
+        ),
+        (
+            table,
+            item([("pk", b(b"x"))]),
+            "One or more parameter values were invalid: Type mismatch for key pk expected: S actual: B",
+        ),
+        (
+            table,
+            item([("pk", ss(&["a"]))]),
+            "One or more parameter values were invalid: Type mismatch for key pk expected: S actual: SS",
+        ),
+        (
+            table,
+            item([("pk", AttributeValue::L(vec![s("a")]))]),
+            "One or more parameter values were invalid: Type mismatch for key pk expected: S actual: L",
+        ),
+        (
+            table,
+            item([("pk", AttributeValue::M(item([("a", s("b"))])))]),
+            "One or more parameter values were invalid: Type mismatch for key pk expected: S actual: M",
+        ),
+        (
+            table,
+            item([("pk", AttributeValue::Bool(true))]),
+            "One or more parameter values were invalid: Type mismatch for key pk expected: S actual: BOOL",
+        ),
+        (
+            table,
+            item([("pk", AttributeValue::Null(true))]),
+            "One or more parameter values were invalid: Type mismatch for key pk expected: S actual: NULL",
+        ),
+        (
+            table,
+            item([("other", s("x"))]),
+            "One or more parameter values were invalid: Missing the key pk in the item",
+        ),
+        (
+            table,
+            item([]),
+            "One or more parameter values were invalid: Missing the key pk in the item",
+        ),
+        (
+            table,
+            item([("pk", s(""))]),
+            "One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty string value. Key: pk",
+        ),
+        (
+            ranged,
+            item([("pk", n("1"))]),
+            "One or more parameter values were invalid: Missing the key sk in the item",
+        ),
+        (
+            ranged,
+            item([("pk", s("1")), ("sk", b(b"x"))]),
+            "One or more parameter values were invalid: Type mismatch for key pk expected: N actual: S",
+        ),
+        (
+            ranged,
+            item([("pk", n("1")), ("sk", s("x"))]),
+            "One or more parameter values were invalid: Type mismatch for key sk expected: B actual: S",
+        ),
+        (
+            ranged,
+            item([("pk", n("1")), ("sk", b(b""))]),
+            "One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty binary value. Key: sk",
+        ),
+    ];
+    for (t, it, message) in cases {
+        let shown = format!("{it:?}");
+        let err = api_error(
+            client
+                .put_item()
+                .table_name(t)
+                .set_item(Some(it))
+                .send()
+                .await,
+        );
+        assert_eq!(
+            (err.code.as_str(), err.message.as_str()),
+            ("ValidationException", message),
+            "PutItem {shown} into {t}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn key_size_limits() {
+    let client = client();
+    let table = "items-key-size";
+    create_table(&client, table, Sat::S, None).await;
+    let ranged = "items-key-size-r";
+    create_table(&client, ranged, Sat::S, Some(Sat::B)).await;
+    let hash_msg = "One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of2048 bytes";
+    let range_msg = "One or more parameter values were invalid: Aggregated size of all range keys has exceeded the size limit of 1024 bytes";
+
+    // Sizes are UTF-8 bytes: 1024 two-byte characters are 2048 bytes.
+    let max_pk = "é".repeat(1024);
+    let over_pk = format!("{max_pk}a");
+    put(&client, table, item([("pk", s(&max_pk)), ("v", s("max"))])).await;
+    assert_eq!(
+        get(&client, table, item([("pk", s(&max_pk))]))
+            .await
+            .map(|i| i["v"].clone()),
+        Some(s("max"))
+    );
+    assert_error(
+        client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item([("pk", s(&over_pk))])))
+            .send()
+            .await,
+        "ValidationException",
+        hash_msg,
+    );
+    let err = api_error(
+        client
+            .get_item()
+            .table_name(table)
+            .key("pk", s(&over_pk))
+            .send()
+            .await,
+    );
+    assert_eq!(
+        err.code, "ValidationException",
+        "GetItem with a 2049-byte key: {}",
+        err.message
+    );
+
+    let max_sk = vec![7u8; 1024];
+    put(&client, ranged, item([("pk", s("p")), ("sk", b(&max_sk))])).await;
+    assert!(
+        get(&client, ranged, item([("pk", s("p")), ("sk", b(&max_sk))]))
+            .await
+            .is_some()
+    );
+    assert_error(
+        client
+            .put_item()
+            .table_name(ranged)
+            .set_item(Some(item([("pk", s("p")), ("sk", b(&[7u8; 1025]))])))
+            .send()
+            .await,
+        "ValidationException",
+        range_msg,
+    );
+}
+
+#[tokio::test]
+async fn get_and_delete_key_must_match_schema() {
+    let client = client();
+    let table = "items-key-schema";
+    create_table(&client, table, Sat::S, None).await;
+    put(&client, table, item([("pk", s("k")), ("extra", s("x"))])).await;
+    let mismatch = "The provided key element does not match the schema";
+    let bad_keys: Vec<Item> = vec![
+        item([("pk", s("k")), ("extra", s("x"))]),
+        item([]),
+        item([("other", s("k"))]),
+        item([("pk", n("1"))]),
+        item([("pk", ss(&["k"]))]),
+    ];
+    for key in bad_keys {
+        assert_error(
+            client
+                .get_item()
+                .table_name(table)
+                .set_key(Some(key.clone()))
+                .send()
+                .await,
+            "ValidationException",
+            mismatch,
+        );
+        assert_error(
+            client
+                .delete_item()
+                .table_name(table)
+                .set_key(Some(key))
+                .send()
+                .await,
+            "ValidationException",
+            mismatch,
+        );
+    }
+    assert_error(
+        client
+            .get_item()
+            .table_name(table)
+            .key("pk", s(""))
+            .send()
+            .await,
+        "ValidationException",
+        "One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty string value. Key: pk",
+    );
+    // The refused deletes left the item alone.
+    assert!(get(&client, table, item([("pk", s("k"))])).await.is_some());
+}
+
+#[tokio::test]
+async fn invalid_attribute_values_are_refused() {
+    let client = client();
+    let table = "items-bad-values";
+    create_table(&client, table, Sat::S, None).await;
+    let cases: Vec<(AttributeValue, &str)> = vec![
+        (
+            ss(&[]),
+            "One or more parameter values were invalid: An string set  may not be empty",
+        ),
+        (
+            ns(&[]),
+            "One or more parameter values were invalid: An number set  may not be empty",
+        ),
+        (
+            AttributeValue::Bs(vec![]),
+            "One or more parameter values were invalid: Binary sets should not be empty",
+        ),
+        (
+            ss(&["a", "a"]),
+            "One or more parameter values were invalid: Input collection [a, a] contains duplicates.",
+        ),
+        (ns(&["1", "1.0"]), "Input collection contains duplicates"),
+        (
+            AttributeValue::Bs(vec![blob(b"b"), blob(b"b")]),
+            "One or more parameter values were invalid: Input collection [Yg==, Yg==]of type BS contains duplicates.",
+        ),
+        (
+            AttributeValue::Null(false),
+            "One or more parameter values were invalid: Null attribute value types must have the value of true",
+        ),
+        (
+            n(""),
+            "The parameter cannot be converted to a numeric value",
+        ),
+        (
+            n("b"),
+            "The parameter cannot be converted to a numeric value: b",
+        ),
+        (
+            n("1.2.3"),
+            "The parameter cannot be converted to a numeric value: 1.2.3",
+        ),
+        (
+            n("1e"),
+            "The parameter cannot be converted to a numeric value: 1e",
+        ),
+        (
+            n("NaN"),
+            "The parameter cannot be converted to a numeric value: NaN",
+        ),
+        (
+            n(" 5"),
+            "The parameter cannot be converted to a numeric value:  5",
+        ),
+        (
+            n("1_000"),
+            "The parameter cannot be converted to a numeric value: 1_000",
+        ),
+        (
+            ns(&["1", "x"]),
+            "The parameter cannot be converted to a numeric value: x",
+        ),
+        (
+            n("1234567890123456789012345678901234567891"),
+            "Attempting to store more than 38 significant digits in a Number",
+        ),
+        (
+            n("1.234567890123456789012345678901234567891"),
+            "Attempting to store more than 38 significant digits in a Number",
+        ),
+        (
+            n("1E126"),
+            "Number overflow. Attempting to store a number with magnitude larger than supported range",
+        ),
+        (
+            n("-1E126"),
+            "Number overflow. Attempting to store a number with magnitude larger than supported range",
+        ),
+        (
+            n("1E-131"),
+            "Number underflow. Attempting to store a number with magnitude smaller than supported range",
+        ),
+        (
+            n("-1E-131"),
+            "Number underflow. Attempting to store a number with magnitude smaller than supported range",
+        ),
+    ];
+    for (value, message) in cases {
+        let shown = format!("{value:?}");
+        let result = client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item([("pk", s("bad")), ("v", value)])))
+            .send()
+            .await;
+        let err = api_error(result);
+        assert_eq!(
+            (err.code.as_str(), err.message.as_str()),
+            ("ValidationException", message),
+            "value {shown}"
+        );
+    }
+    // Empty sets are refused inside documents too.
+    for value in [
+        AttributeValue::M(item([("inner", ss(&[]))])),
+        AttributeValue::L(vec![ns(&[])]),
+    ] {
+        let err = api_error(
+            client
+                .put_item()
+                .table_name(table)
+                .set_item(Some(item([("pk", s("bad")), ("v", value)])))
+                .send()
+                .await,
+        );
+        assert_eq!(err.code, "ValidationException", "{}", err.message);
+    }
+    assert!(
+        get(&client, table, item([("pk", s("bad"))]))
+            .await
+            .is_none(),
+        "a refused put wrote the item"
+    );
+
+    // The extremes of the range are accepted; significant digits exclude
+    // leading and trailing zeros.
+    let edge = item([
+        ("pk", s("edges")),
+        ("max", n("9.9999999999999999999999999999999999999E+125")),
+        (
+            "min_neg",
+            n("-9.9999999999999999999999999999999999999E+125"),
+        ),
+        ("tiny", n("1E-130")),
+        (
+            "zeros",
+            n("000123456789012345678901234567890123456780000000"),
+        ),
+    ]);
+    put(&client, table, edge).await;
+    let got = get(&client, table, item([("pk", s("edges"))]))
+        .await
+        .expect("edges stored");
+    assert_eq!(
+        got["zeros"],
+        n("123456789012345678901234567890123456780000000")
+    );
+}
+
+#[tokio::test]
+async fn item_size_limit_is_exact() {
+    let client = client();
+    let table = "items-size";
+    create_table(&client, table, Sat::S, None).await;
+    // Size = "pk"(2) + "big"(3) + "data"(4) + L bytes.
+    let fits = item([("pk", s("big")), ("data", s(&"x".repeat(409_600 - 9)))]);
+    let over = item([("pk", s("big")), ("data", s(&"y".repeat(409_601 - 9)))]);
+    put(&client, table, fits.clone()).await;
+    assert_error(
+        client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(over))
+            .send()
+            .await,
+        "ValidationException",
+        "Item size has exceeded the maximum allowed size",
+    );
+    assert_eq!(
+        get(&client, table, item([("pk", s("big"))])).await,
+        Some(fits)
+    );
+
+    // Multi-byte characters count in UTF-8 bytes: 204,796 × "é" = 409,592
+    // bytes (one too many), although that is fewer characters than above.
+    let utf8_over = item([("pk", s("big")), ("data", s(&"é".repeat(204_796)))]);
+    assert_error(
+        client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(utf8_over))
+            .send()
+            .await,
+        "ValidationException",
+        "Item size has exceeded the maximum allowed size",
+    );
+    let utf8_fits = item([
+        ("pk", s("big")),
+        ("data", s(&format!("{}a", "é".repeat(204_795)))),
+    ]);
+    put(&client, table, utf8_fits).await;
+}
+
+fn nested(depth: usize, list: bool) -> AttributeValue {
+    let mut v = s("leaf");
+    for _ in 0..depth {
+        v = if list {
+            AttributeValue::L(vec![v])
+        } else {
+            AttributeValue::M(item([("a", v)]))
+        };
+    }
+    v
+}
+
+#[tokio::test]
+async fn nesting_deeper_than_32_levels_is_refused() {
+    let client = client();
+    let table = "items-nesting";
+    create_table(&client, table, Sat::S, None).await;
+    let bare = "Nesting Levels have exceeded supported limits: Attributes in the item have nested levels beyond supported limit";
+    for list in [false, true] {
+        // 31 wrappers: the leaf sits at level 32 — the deepest allowed.
+        put(
+            &client,
+            table,
+            item([("pk", s("deep")), ("v", nested(31, list))]),
+        )
+        .await;
+        let got = get(&client, table, item([("pk", s("deep"))]))
+            .await
+            .expect("stored");
+        assert_eq!(got["v"], nested(31, list));
+        let err = api_error(
+            client
+                .put_item()
+                .table_name(table)
+                .set_item(Some(item([("pk", s("deeper")), ("v", nested(32, list))])))
+                .send()
+                .await,
+        );
+        assert_eq!(err.code, "ValidationException");
+        assert!(
+            err.message == bare || err.message == format!("1 validation error detected: {bare}"),
+            "{}",
+            err.message
+        );
+    }
+}
+
+#[tokio::test]
+async fn missing_table_is_resource_not_found() {
+    let client = client();
+    let missing = "items-no-such-table";
+    let msg = "Requested resource not found";
+    assert_error(
+        client
+            .put_item()
+            .table_name(missing)
+            .set_item(Some(item([("pk", s("k"))])))
+            .send()
+            .await,
+        "ResourceNotFoundException",
+        msg,
+    );
+    assert_error(
+        client
+            .get_item()
+            .table_name(missing)
+            .key("pk", s("k"))
+            .send()
+            .await,
+        "ResourceNotFoundException",
+        msg,
+    );
+    assert_error(
+        client
+            .delete_item()
+            .table_name(missing)
+            .key("pk", s("k"))
+            .send()
+            .await,
+        "ResourceNotFoundException",
+        msg,
+    );
+    // An empty key or item on a missing table is still "not found".
+    assert_error(
+        client
+            .get_item()
+            .table_name(missing)
+            .set_key(Some(item([])))
+            .send()
+            .await,
+        "ResourceNotFoundException",
+        msg,
+    );
+    assert_error(
+        client
+            .put_item()
+            .table_name(missing)
+            .set_item(Some(item([])))
+            .send()
+            .await,
+        "ResourceNotFoundException",
+        msg,
+    );
+}
+
+#[tokio::test]
+async fn request_validation_precedes_table_lookup() {
+    let client = client();
+    let missing = "items-also-missing";
+    assert_error(
+        client
+            .put_item()
+            .table_name(missing)
+            .set_item(Some(item([
+                ("pk", s("k")),
+                ("data", s(&"z".repeat(409_600))),
+            ])))
+            .send()
+            .await,
+        "ValidationException",
+        "Item size has exceeded the maximum allowed size",
+    );
+    assert_error(
+        client
+            .put_item()
+            .table_name(missing)
+            .set_item(Some(item([("pk", s("k")), ("n", n("x"))])))
+            .send()
+            .await,
+        "ValidationException",
+        "The parameter cannot be converted to a numeric value: x",
+    );
+    assert_error(
+        client
+            .put_item()
+            .table_name(missing)
+            .set_item(Some(item([("pk", s("k"))])))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await,
+        "ValidationException",
+        "ReturnValues can only be ALL_OLD or NONE",
+    );
+    assert_error(
+        client
+            .get_item()
+            .table_name(missing)
+            .key("pk", ss(&[]))
+            .send()
+            .await,
+        "ValidationException",
+        "One or more parameter values were invalid: An string set  may not be empty",
+    );
+    assert_error(
+        client
+            .put_item()
+            .table_name("")
+            .set_item(Some(item([("pk", s("k"))])))
+            .send()
+            .await,
+        "ValidationException",
+        "1 validation error detected: Value '' at 'tableName' failed to satisfy constraint: Member must have length greater than or equal to 1",
+    );
+}
+
+#[tokio::test]
+async fn unimplemented_operations_answer_a_clear_error() {
+    let client = client();
+    let table = "items-query";
+    create_table(&client, table, Sat::S, None).await;
+    let err = api_error(
+        client
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :p")
+            .expression_attribute_values(":p", s("x"))
+            .send()
+            .await,
+    );
+    assert_eq!(err.code, "UnknownOperationException", "{}", err.message);
+    assert!(
+        err.message.to_lowercase().contains("not support"),
+        "{}",
+        err.message
+    );
+}
