@@ -19,6 +19,8 @@ use crate::error::ClusterError;
 const CATALOG_GROUP_ID: GroupId = 0;
 const CATALOG_KEYSPACE: &str = "catalog";
 const PARTITION_STATS_KEYSPACE: &str = "partition_stats";
+/// Prefix of the keyspace holding a table's items.
+const TABLE_KEYSPACE_PREFIX: &str = "t_";
 
 /// How this node takes part in the cluster.
 #[derive(Clone, Debug)]
@@ -84,6 +86,7 @@ impl Cluster {
             partitions: RwLock::new(HashMap::new()),
             lifecycle: tokio::sync::Mutex::new(()),
         });
+        cluster.drop_orphaned_keyspaces()?;
         for table in cluster.catalog.tables() {
             match table.status {
                 TableStatus::Deleting => cluster.finish_delete(&table).await?,
@@ -97,6 +100,24 @@ impl Cluster {
             }
         }
         Ok(cluster)
+    }
+
+    /// Drops table keyspaces the catalog no longer references: a crash during
+    /// DeleteTable can leave the keyspace behind after the catalog forgot it.
+    fn drop_orphaned_keyspaces(&self) -> Result<(), ClusterError> {
+        let referenced: std::collections::HashSet<String> = self
+            .catalog
+            .tables()
+            .iter()
+            .map(|t| t.keyspace.clone())
+            .collect();
+        for name in self.storage.keyspace_names() {
+            if name.starts_with(TABLE_KEYSPACE_PREFIX) && !referenced.contains(&name) {
+                tracing::info!(keyspace = %name, "dropping the keyspace of a deleted table");
+                self.storage.drop_keyspace(&name)?;
+            }
+        }
+        Ok(())
     }
 
     /// Stops all groups; the storage is flushed by the log writer's last barrier.
@@ -230,7 +251,10 @@ impl Cluster {
     ) -> Result<Arc<TableDefinition>, ClusterError> {
         let _lifecycle = self.lifecycle.lock().await;
         definition.table_id = uuid::Uuid::new_v4().to_string();
-        definition.keyspace = format!("t_{}", definition.table_id.replace('-', ""));
+        definition.keyspace = format!(
+            "{TABLE_KEYSPACE_PREFIX}{}",
+            definition.table_id.replace('-', "")
+        );
         definition.created_ms = now_ms();
         definition.partitions.clear();
         let name = definition.name.clone();

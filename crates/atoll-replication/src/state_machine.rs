@@ -40,8 +40,15 @@ pub struct ApplyContext {
     writes: HashMap<KeyspaceKey, PendingWrite>,
 }
 
+impl Default for ApplyContext {
+    fn default() -> Self {
+        ApplyContext::new()
+    }
+}
+
 impl ApplyContext {
-    fn new() -> Self {
+    /// An empty round (state machines' unit tests drive `apply` with one).
+    pub fn new() -> Self {
         ApplyContext {
             writes: HashMap::new(),
         }
@@ -69,7 +76,8 @@ impl ApplyContext {
             .insert((Arc::from(keyspace.name()), key), (keyspace.clone(), None));
     }
 
-    fn into_batch(self) -> WriteBatch {
+    /// The round's writes as one engine batch.
+    pub fn into_batch(self) -> WriteBatch {
         let mut batch = WriteBatch::new();
         for ((_, key), (keyspace, value)) in self.writes {
             match value {

@@ -31,9 +31,20 @@ pub enum ServeError {
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<(), ServeError> {
     let config = args.resolve()?;
+    // A bare level applies to Atoll; the libraries below it are chatty at
+    // info (openraft logs its whole state at start-up), so they get warn
+    // unless the filter names them.
+    let filter = if config.log_level.contains('=') {
+        config.log_level.clone()
+    } else {
+        format!(
+            "{},openraft=warn,fjall=warn,lsm_tree=warn",
+            config.log_level
+        )
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&config.log_level)
+            tracing_subscriber::EnvFilter::try_new(&filter)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)

@@ -70,7 +70,9 @@ fn unsupported_parameter(parameter: &str) -> ApiError {
 fn cluster_error(error: atoll_cluster::ClusterError) -> ApiError {
     use atoll_cluster::ClusterError as E;
     match error {
-        E::TableNotFound(_) => ApiError::item_table_not_found(),
+        // A partition disappears with its table: a request racing DeleteTable
+        // sees the table as gone.
+        E::TableNotFound(_) | E::NoPartition { .. } => ApiError::item_table_not_found(),
         E::TableInUse(name) => ApiError::new(
             ErrorKind::ResourceInUse,
             format!(
