@@ -525,3 +525,38 @@ async fn batch_get_key_limits_and_errors() {
         "The requestItems parameter is required for BatchGetItem",
     );
 }
+
+#[tokio::test]
+async fn batches_of_large_items() {
+    let client = client();
+    let table = "batch-large";
+    create_table(&client, table, Sat::S, None).await;
+    // 25 items of 400 KB: a 10 MB request and a 10 MB response, both within
+    // DynamoDB's 16 MB.
+    let big = |i: usize| {
+        let pk = format!("large-{i:02}");
+        let fill = char::from(b'a' + u8::try_from(i).unwrap());
+        let data = fill.to_string().repeat(400_000);
+        item([("pk", s(&pk)), ("data", s(&data))])
+    };
+    let writes = (0..25).map(|i| put_req(big(i))).collect();
+    let out = ok(client
+        .batch_write_item()
+        .request_items(table, writes)
+        .send()
+        .await);
+    assert_eq!(out.unprocessed_items().map(HashMap::len), Some(0));
+
+    let all_keys = (0..25).map(|i| pk(&format!("large-{i:02}"))).collect();
+    let out = ok(client
+        .batch_get_item()
+        .request_items(table, keys(all_keys, true))
+        .send()
+        .await);
+    assert_eq!(out.unprocessed_keys().map(HashMap::len), Some(0));
+    let got = sorted(out.responses().expect("Responses")[table].clone());
+    assert_eq!(got.len(), 25);
+    for (i, it) in got.iter().enumerate() {
+        assert!(*it == big(i), "item {i} differs");
+    }
+}

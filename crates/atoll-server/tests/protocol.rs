@@ -144,6 +144,95 @@ fn wrong_json_types_are_serialization_exceptions_with_message() {
 }
 
 #[test]
+fn empty_table_name_is_a_validation_error() {
+    // SDKs refuse an empty TableName before sending; other clients do not.
+    let resp = raw(
+        addr(),
+        &RawRequest::op(
+            "PutItem",
+            &json!({"TableName": "", "Item": {"pk": {"S": "k"}}}),
+        ),
+    );
+    assert_json_error(
+        &resp,
+        400,
+        json!({
+            "__type": "com.amazon.coral.validate#ValidationException",
+            "message": "1 validation error detected: Value '' at 'tableName' failed to satisfy constraint: \
+                        Member must have length greater than or equal to 1",
+        }),
+    );
+    let resp = raw(
+        addr(),
+        &RawRequest::op("DescribeTable", &json!({"TableName": ""})),
+    );
+    assert_json_error(
+        &resp,
+        400,
+        json!({
+            "__type": "com.amazon.coral.validate#ValidationException",
+            "message": "2 validation errors detected: \
+                        Value '' at 'tableName' failed to satisfy constraint: Member must have length greater than or equal to 3; \
+                        Value '' at 'tableName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
+        }),
+    );
+}
+
+#[test]
+fn malformed_attribute_values() {
+    let put = |value: serde_json::Value| {
+        raw(
+            addr(),
+            &RawRequest::op(
+                "PutItem",
+                &json!({"TableName": "proto-values", "Item": {"pk": {"S": "a"}, "v": value}}),
+            ),
+        )
+    };
+    let validation = |message: &str| json!({"__type": "com.amazon.coral.validate#ValidationException", "message": message});
+    let cases = [
+        (
+            json!({}),
+            validation(
+                "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes",
+            ),
+        ),
+        (
+            json!({"S": "a", "N": "1"}),
+            validation(
+                "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes",
+            ),
+        ),
+        // The content of each type is checked before the type count.
+        (
+            json!({"S": "a", "N": "b"}),
+            validation("The parameter cannot be converted to a numeric value: b"),
+        ),
+        (
+            json!({"M": {"inner": {}}}),
+            validation(
+                "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes",
+            ),
+        ),
+        (
+            json!({"B": "23456"}),
+            json!({"__type": SERIALIZATION, "Message": "Base64 encoded length is expected a multiple of 4 bytes but found: 5"}),
+        ),
+        (
+            json!({"B": 5}),
+            json!({"__type": SERIALIZATION, "Message": "only base-64-encoded strings are convertible to bytes"}),
+        ),
+    ];
+    // The table does not exist: value checks come first.
+    for (value, expected) in cases {
+        let resp = put(value.clone());
+        assert_envelope(&resp);
+        assert_eq!(resp.status, 400, "{value}: {}", resp.text());
+        assert_eq!(resp.json(), expected, "{value}");
+    }
+}
+
+#[test]
 fn empty_body_with_valid_target_is_a_serialization_exception() {
     let resp = raw(
         addr(),

@@ -373,6 +373,17 @@ async fn list_tables_rejects_out_of_range_limits() {
         "ValidationException",
         "1 validation error detected: Value '101' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 100",
     );
+    assert_error(
+        client
+            .list_tables()
+            .exclusive_start_table_name("")
+            .send()
+            .await,
+        "ValidationException",
+        "2 validation errors detected: \
+         Value '' at 'exclusiveStartTableName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+; \
+         Value '' at 'exclusiveStartTableName' failed to satisfy constraint: Member must have length greater than or equal to 3",
+    );
     let out = ok(client.list_tables().limit(100).send().await);
     assert!(out.table_names().len() <= 100);
 }
@@ -658,6 +669,32 @@ async fn create_existing_table_is_resource_in_use() {
         "ResourceInUseException",
         &format!("Table already exists: {name}"),
     );
+}
+
+#[tokio::test]
+async fn table_names_at_the_limits_are_accepted() {
+    let client = client();
+    let longest = format!("T{}", "n".repeat(254));
+    for name in ["abc", "A.b_c-9.Z", longest.as_str()] {
+        create_table(&client, name, Sat::S, None).await;
+        ok(client
+            .put_item()
+            .table_name(name)
+            .set_item(Some(item([("pk", s(name))])))
+            .send()
+            .await);
+        let got = ok(client
+            .get_item()
+            .table_name(name)
+            .key("pk", s(name))
+            .consistent_read(true)
+            .send()
+            .await);
+        assert_eq!(got.item, Some(item([("pk", s(name))])), "table {name}");
+        assert_eq!(describe(&client, name).await.table_name(), Some(name));
+    }
+    // Names are case-sensitive.
+    assert_table_absent(&client, "ABC").await;
 }
 
 #[tokio::test]

@@ -351,6 +351,7 @@ pub struct ApiError {
 
 /// Unwraps the error of an SDK call; panics on success or on a non-service
 /// error (connection refused, timeouts, unparseable responses).
+#[track_caller]
 pub fn api_error<T: Debug, E>(result: Result<T, E>) -> ApiError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
