@@ -22,6 +22,13 @@ const WRITERS: usize = 32;
 const ROUND_TARGETS: [usize; 2] = [10_000, 4_000];
 const WRITE_PHASE_LIMIT: Duration = Duration::from_secs(60);
 
+/// Writes straight to stderr, past the test harness's output capture, so the
+/// counts show in every run.
+fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 fn key(round: usize, writer: usize, seq: u64) -> String {
     format!("r{round}-w{writer:02}-{seq:08}")
 }
@@ -253,10 +260,10 @@ async fn write_until_kill(
         in_flight > 0,
         "round {round}: the server was killed while no write was in flight"
     );
-    println!(
+    report(&format!(
         "durability round {round}: {WRITERS} writers, {acked} writes acknowledged in {write_phase:.1?}, \
          SIGKILL with {in_flight} writes in flight"
-    );
+    ));
     logs
 }
 
@@ -273,10 +280,10 @@ async fn acknowledged_writes_survive_kill9() {
         logs.extend(write_until_kill(&server, &table, round, target).await);
         let restart_at = Instant::now();
         server.restart();
-        println!(
+        report(&format!(
             "durability: restart after round {round} took {:.1?}",
             restart_at.elapsed()
-        );
+        ));
     }
     let client = server.client();
     let acked: u64 = logs.iter().map(|l| l.acked).sum();
@@ -296,7 +303,7 @@ async fn acknowledged_writes_survive_kill9() {
         total.extra_absent += v.extra_absent;
         total.never_sent_present.extend(v.never_sent_present);
     }
-    println!(
+    report(&format!(
         "durability: verified in {:.1?}: {} of {acked} acknowledged items intact, {} missing, {} corrupt; \
          in flight at a kill: {} present and intact, {} absent",
         verify_at.elapsed(),
@@ -305,7 +312,7 @@ async fn acknowledged_writes_survive_kill9() {
         total.corrupt.len(),
         total.extra_present,
         total.extra_absent,
-    );
+    ));
     assert!(
         total.missing.is_empty(),
         "{} acknowledged items lost, e.g. {:?}",
@@ -389,6 +396,42 @@ async fn acknowledged_table_changes_survive_kill9() {
         .table_name("meta-dropped")
         .send()
         .await);
+    // An item of every type on a B/N-keyed table.
+    let every_type = item([
+        ("h", b(b"\x00\xffkey")),
+        ("r", n("-12.5")),
+        ("s", s("text ü")),
+        ("b", b(&[0, 1, 2, 255])),
+        ("bool", AttributeValue::Bool(true)),
+        ("null", AttributeValue::Null(true)),
+        ("ss", AttributeValue::Ss(vec!["x".into()])),
+        ("ns", AttributeValue::Ns(vec!["1E-130".into()])),
+        (
+            "bs",
+            AttributeValue::Bs(vec![aws_sdk_dynamodb::primitives::Blob::new(vec![9])]),
+        ),
+        ("l", AttributeValue::L(vec![s(""), n("0")])),
+        (
+            "m",
+            AttributeValue::M(item([("k", AttributeValue::L(vec![]))])),
+        ),
+    ]);
+    ok(client
+        .put_item()
+        .table_name("meta-kept")
+        .set_item(Some(every_type))
+        .send()
+        .await);
+    let stored = ok(client
+        .get_item()
+        .table_name("meta-kept")
+        .key("h", b(b"\x00\xffkey"))
+        .key("r", n("-12.5"))
+        .consistent_read(true)
+        .send()
+        .await)
+    .item
+    .expect("stored");
     let before = ok(client.describe_table().table_name("meta-kept").send().await)
         .table
         .unwrap();
@@ -412,6 +455,16 @@ async fn acknowledged_table_changes_survive_kill9() {
         (pt.read_capacity_units(), pt.write_capacity_units()),
         (Some(3), Some(4))
     );
+    let after_item = ok(client
+        .get_item()
+        .table_name("meta-kept")
+        .key("h", b(b"\x00\xffkey"))
+        .key("r", n("-12.5"))
+        .consistent_read(true)
+        .send()
+        .await)
+    .item;
+    assert_eq!(after_item, Some(stored), "item changed over the crash");
     let tags = ok(client
         .list_tags_of_resource()
         .resource_arn(after.table_arn().unwrap())

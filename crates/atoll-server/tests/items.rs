@@ -1026,3 +1026,75 @@ async fn unimplemented_operations_answer_a_clear_error() {
         err.message
     );
 }
+
+/// PutItem with ReturnValues=ALL_OLD is an atomic swap: under concurrent
+/// puts to one key, every version written is handed back as "old" exactly
+/// once, except the one left in the table, and exactly one put saw no item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_puts_to_one_key_swap_atomically() {
+    let client = client();
+    let table = "items-swap";
+    create_table(&client, table, Sat::S, None).await;
+    const TASKS: usize = 16;
+    const PUTS: usize = 25;
+    let version = |t: usize, i: usize| {
+        item([
+            ("pk", s("hot")),
+            ("writer", n(&t.to_string())),
+            ("seq", n(&i.to_string())),
+            ("blob", s(&format!("{t}-{i}-").repeat(20))),
+        ])
+    };
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut olds = Vec::new();
+                for i in 0..PUTS {
+                    let out = ok(client
+                        .put_item()
+                        .table_name(table)
+                        .set_item(Some(version(t, i)))
+                        .return_values(ReturnValue::AllOld)
+                        .send()
+                        .await);
+                    olds.push(out.attributes);
+                }
+                olds
+            })
+        })
+        .collect();
+    let mut olds = Vec::new();
+    for task in tasks {
+        olds.extend(task.await.unwrap());
+    }
+    let last = get(&client, table, item([("pk", s("hot"))]))
+        .await
+        .expect("item present");
+
+    assert_eq!(
+        olds.iter().filter(|o| o.is_none()).count(),
+        1,
+        "exactly one put finds no item"
+    );
+    let mut seen: Vec<Item> = olds.into_iter().flatten().collect();
+    seen.push(last);
+    let mut all: Vec<Item> = (0..TASKS)
+        .flat_map(|t| (0..PUTS).map(move |i| (t, i)))
+        .map(|(t, i)| version(t, i))
+        .collect();
+    let order = |it: &Item| {
+        (
+            it["writer"].as_n().unwrap().parse::<usize>().unwrap(),
+            it["seq"].as_n().unwrap().parse::<usize>().unwrap(),
+        )
+    };
+    seen.sort_by_key(order);
+    all.sort_by_key(order);
+    assert_eq!(
+        seen.len(),
+        all.len(),
+        "versions handed back + final != versions written"
+    );
+    assert!(seen == all, "some version was lost, duplicated or torn");
+}

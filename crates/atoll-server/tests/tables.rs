@@ -697,6 +697,87 @@ async fn table_names_at_the_limits_are_accepted() {
     assert_table_absent(&client, "ABC").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_create_of_one_name_has_one_winner() {
+    let client = client();
+    let name = "tables-race";
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                // Different key types: the winner's schema must be the one kept.
+                let ty = if i % 2 == 0 { Sat::S } else { Sat::N };
+                let result = client
+                    .create_table()
+                    .table_name(name)
+                    .billing_mode(BillingMode::PayPerRequest)
+                    .key_schema(key_element("pk", KeyType::Hash))
+                    .attribute_definitions(attr_def("pk", ty.clone()))
+                    .send()
+                    .await;
+                match result {
+                    Ok(out) => Ok((ty, out.table_description.and_then(|d| d.table_id))),
+                    Err(e) => Err(api_error::<(), _>(Err(e))),
+                }
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(winner) => winners.push(winner),
+            Err(err) => assert_eq!(
+                (err.code.as_str(), err.message.as_str()),
+                (
+                    "ResourceInUseException",
+                    "Table already exists: tables-race"
+                )
+            ),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    wait_active(&client, name).await;
+    let desc = describe(&client, name).await;
+    assert_eq!(desc.table_id(), winners[0].1.as_deref());
+    assert_eq!(
+        desc.attribute_definitions(),
+        [attr_def("pk", winners[0].0.clone())]
+    );
+}
+
+#[tokio::test]
+async fn list_tables_default_page_is_100() {
+    let client = client();
+    // Names sort after everything else other tests create.
+    for i in 0..101 {
+        ok(client
+            .create_table()
+            .table_name(format!("zzmany-{i:03}"))
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key_element("pk", KeyType::Hash))
+            .attribute_definitions(attr_def("pk", Sat::S))
+            .send()
+            .await);
+    }
+    let out = ok(client
+        .list_tables()
+        .exclusive_start_table_name("zzmany-")
+        .send()
+        .await);
+    let names = out.table_names();
+    assert_eq!(names.len(), 100);
+    assert_eq!(names.first().map(String::as_str), Some("zzmany-000"));
+    assert_eq!(names.last().map(String::as_str), Some("zzmany-099"));
+    assert_eq!(out.last_evaluated_table_name(), Some("zzmany-099"));
+    let out = ok(client
+        .list_tables()
+        .exclusive_start_table_name("zzmany-099")
+        .send()
+        .await);
+    assert_eq!(out.table_names(), ["zzmany-100"]);
+    assert_eq!(out.last_evaluated_table_name(), None);
+}
+
 #[tokio::test]
 async fn describe_missing_table_is_not_found() {
     let client = client();
