@@ -152,7 +152,10 @@ pub fn check_table_name(
             &format!("Member must have length greater than or equal to {min_length}"),
         );
     }
-    if length > 255 && min_length == 3 {
+    // Data-plane operations also take a table ARN (up to 1024 characters);
+    // a plain name is limited to 255 everywhere.
+    let is_arn = name.starts_with("arn:");
+    if length > 255 && !is_arn {
         violations.add(
             member,
             Shown::Text(name),
@@ -160,7 +163,7 @@ pub fn check_table_name(
             "Member must have length less than or equal to 255",
         );
     }
-    if length > 1024 && min_length == 1 {
+    if length > 1024 && is_arn {
         violations.add(
             member,
             Shown::Text(name),

@@ -75,6 +75,30 @@ fn valid_batch_table_name(name: &str) -> bool {
     (3..=255).contains(&length) && is_valid_name(name) || name.starts_with("arn:")
 }
 
+/// The request map as DynamoDB echoes it in constraint messages: Java's
+/// `Map.toString` (`{table=[...]}`). The elements are JSON; DynamoDB prints its
+/// own objects there, which no client can rely on.
+fn java_map_dump(tables: &Object) -> String {
+    let entries: Vec<String> = tables
+        .iter()
+        .map(|(name, value)| {
+            let inner = match value {
+                Value::Array(elements) => format!(
+                    "[{}]",
+                    elements
+                        .iter()
+                        .map(Value::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                other => other.to_string(),
+            };
+            format!("{name}={inner}")
+        })
+        .collect();
+    format!("{{{}}}", entries.join(", "))
+}
+
 /// One write of a BatchWriteItem request.
 enum BatchWrite {
     Put(Item),
@@ -89,7 +113,7 @@ pub(crate) async fn batch_write_item(api: &Api, input: &Object) -> ApiResult<Val
     match request_items {
         None => violations.not_null("requestItems", "requestItems"),
         Some(tables) => {
-            let dump = Value::Object(tables.clone()).to_string();
+            let dump = java_map_dump(tables);
             if tables.keys().any(|name| !valid_batch_table_name(name)) {
                 violations.add(
                     "requestItems",
@@ -285,7 +309,7 @@ pub(crate) async fn batch_get_item(api: &Api, input: &Object) -> ApiResult<Value
         None => violations.not_null("requestItems", "requestItems"),
         Some(tables) => {
             if tables.keys().any(|name| !valid_batch_table_name(name)) {
-                let dump = Value::Object(tables.clone()).to_string();
+                let dump = java_map_dump(tables);
                 violations.add(
                     "requestItems",
                     Shown::Text(&dump),
@@ -303,7 +327,7 @@ pub(crate) async fn batch_get_item(api: &Api, input: &Object) -> ApiResult<Value
     let tables = request_items.cloned().unwrap_or_default();
     if tables.is_empty() {
         return Err(ApiError::validation(
-            "1 validation error detected: Value at 'RequestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
+            "The requestItems parameter is required for BatchGetItem",
         ));
     }
     for (table, request) in &tables {
@@ -348,6 +372,12 @@ pub(crate) async fn batch_get_item(api: &Api, input: &Object) -> ApiResult<Value
     for (name, request) in &tables {
         let empty = Object::new();
         let request = request.as_object().unwrap_or(&empty);
+        super::check_expression_parameters(
+            request,
+            &["AttributesToGet"],
+            &["ProjectionExpression"],
+            None,
+        )?;
         for parameter in ["ProjectionExpression", "ExpressionAttributeNames"] {
             if input::has(request, parameter) {
                 return Err(super::unsupported_parameter(parameter));

@@ -147,8 +147,15 @@ fn check_enum(
     }
 }
 
-/// Refuses expression and legacy conditional parameters until they are implemented.
+/// Checks the conditional parameters of PutItem/DeleteItem as DynamoDB does,
+/// then refuses them until conditions are implemented.
 fn refuse_conditions(input: &Object) -> ApiResult<()> {
+    super::check_expression_parameters(
+        input,
+        &["Expected", "ConditionalOperator"],
+        &["ConditionExpression"],
+        Some("ConditionExpression is null"),
+    )?;
     for parameter in [
         "ConditionExpression",
         "Expected",
@@ -369,6 +376,12 @@ pub(crate) async fn get_item(api: &Api, input: &Object) -> ApiResult<Value> {
         input::string(input, "ReturnConsumedCapacity"),
     );
     violations.into_result()?;
+    super::check_expression_parameters(
+        input,
+        &["AttributesToGet"],
+        &["ProjectionExpression"],
+        None,
+    )?;
     for parameter in ["ProjectionExpression", "ExpressionAttributeNames"] {
         if input::has(input, parameter) {
             return Err(super::unsupported_parameter(parameter));

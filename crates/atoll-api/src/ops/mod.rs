@@ -66,6 +66,50 @@ fn unsupported_parameter(parameter: &str) -> ApiError {
     ApiError::validation(format!("{parameter} is not supported by Atoll yet"))
 }
 
+/// DynamoDB's checks of expression parameters against their legacy
+/// counterparts: both kinds at once, or names/values with no expression.
+/// `legacy` and `expressions` are the parameter names of each kind that the
+/// operation has; `values_hint` completes DynamoDB's message for unused values
+/// (`None` where the operation has no `ExpressionAttributeValues`).
+fn check_expression_parameters(
+    input: &Object,
+    legacy: &[&str],
+    expressions: &[&str],
+    values_hint: Option<&str>,
+) -> ApiResult<()> {
+    let present = |names: &[&str]| -> Vec<String> {
+        names
+            .iter()
+            .filter(|name| crate::input::has(input, name))
+            .map(|name| name.to_string())
+            .collect()
+    };
+    let legacy_present = present(legacy);
+    let expressions_present = present(expressions);
+    if !legacy_present.is_empty() && !expressions_present.is_empty() {
+        return Err(ApiError::validation(format!(
+            "Can not use both expression and non-expression parameters in the same request: Non-expression parameters: {{{}}} Expression parameters: {{{}}}",
+            legacy_present.join(", "),
+            expressions_present.join(", ")
+        )));
+    }
+    if expressions_present.is_empty() {
+        if crate::input::has(input, "ExpressionAttributeNames") {
+            return Err(ApiError::validation(
+                "ExpressionAttributeNames can only be specified when using expressions",
+            ));
+        }
+        if let Some(values_hint) = values_hint
+            && crate::input::has(input, "ExpressionAttributeValues")
+        {
+            return Err(ApiError::validation(format!(
+                "ExpressionAttributeValues can only be specified when using expressions: {values_hint}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Maps an error of the cluster to the wire for item operations.
 fn cluster_error(error: atoll_cluster::ClusterError) -> ApiError {
     use atoll_cluster::ClusterError as E;

@@ -84,8 +84,23 @@ pub(crate) fn check_tags(tags: &[(String, String)], existing: usize) -> ApiResul
     Ok(())
 }
 
+/// DynamoDB denies access to a table ARN it cannot resolve in the caller's account.
+fn access_denied(action: &str, arn: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::AccessDenied,
+        format!(
+            "User: arn:aws:iam::{ACCOUNT_ID}:root is not authorized to perform: dynamodb:{action} on resource: {arn} because no identity-based policy allows the dynamodb:{action} action"
+        ),
+    )
+}
+
 /// The table named by a tagging request's `ResourceArn`.
-fn table_of_arn(api: &Api, context: &RequestContext, input: &Object) -> ApiResult<String> {
+fn table_of_arn(
+    api: &Api,
+    context: &RequestContext,
+    input: &Object,
+    action: &str,
+) -> ApiResult<String> {
     let Some(arn) = input::string(input, "ResourceArn") else {
         return Err(ApiError::validation("Invalid TableArn"));
     };
@@ -121,19 +136,12 @@ fn table_of_arn(api: &Api, context: &RequestContext, input: &Object) -> ApiResul
         )));
     }
     if *account != ACCOUNT_ID {
-        return Err(ApiError::new(
-            ErrorKind::AccessDenied,
-            format!(
-                "User: arn:aws:iam::{ACCOUNT_ID}:root is not authorized to perform: dynamodb:TagResource on resource: {arn}"
-            ),
-        ));
+        return Err(access_denied(action, arn));
     }
     match api.cluster.table(table) {
         Some(t) if t.status != TableStatus::Deleting => Ok(table.to_string()),
-        _ => Err(ApiError::new(
-            ErrorKind::ResourceNotFound,
-            format!("Requested resource not found: ResourcArn: {arn} not found"),
-        )),
+        // Real DynamoDB answers a missing table's ARN as one it may not touch.
+        _ => Err(access_denied(action, arn)),
     }
 }
 
@@ -159,7 +167,7 @@ pub(crate) async fn tag_resource(
             "1 validation error detected: Value null at 'tags' failed to satisfy constraint: Member must not be null",
         ));
     }
-    let table = table_of_arn(api, context, input)?;
+    let table = table_of_arn(api, context, input, "TagResource")?;
     let tags = read_tag_inputs(input::list(input, "Tags"));
     if tags.is_empty() {
         return Err(ApiError::validation(
@@ -208,7 +216,7 @@ pub(crate) async fn untag_resource(
             "1 validation error detected: Value null at 'tagKeys' failed to satisfy constraint: Member must not be null",
         ));
     }
-    let table = table_of_arn(api, context, input)?;
+    let table = table_of_arn(api, context, input, "UntagResource")?;
     let keys: Vec<String> = input::list(input, "TagKeys")
         .into_iter()
         .flatten()
@@ -246,7 +254,7 @@ pub(crate) fn list_tags_of_resource(
     input: &Object,
 ) -> ApiResult<Value> {
     check_members(LIST_TAGS, input)?;
-    let table = table_of_arn(api, context, input)?;
+    let table = table_of_arn(api, context, input, "ListTagsOfResource")?;
     let tags: Vec<Value> = api
         .cluster
         .table(&table)
