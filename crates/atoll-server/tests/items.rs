@@ -879,21 +879,42 @@ async fn nesting_deeper_than_32_levels_is_refused() {
             .await
             .expect("stored");
         assert_eq!(got["v"], nested(31, list));
-        let err = api_error(
-            client
-                .put_item()
-                .table_name(table)
-                .set_item(Some(item([("pk", s("deeper")), ("v", nested(32, list))])))
-                .send()
-                .await,
-        );
-        assert_eq!(err.code, "ValidationException");
-        assert!(
-            err.message == bare || err.message == format!("1 validation error detected: {bare}"),
-            "{}",
-            err.message
-        );
+        // 32 wrappers and far more: DynamoDB still parses the request and
+        // answers with the nesting error (from 63 levels on without the
+        // "1 validation error detected: " envelope).
+        for depth in [32, 40, 62, 63, 100] {
+            let err = api_error(
+                client
+                    .put_item()
+                    .table_name(table)
+                    .set_item(Some(item([
+                        ("pk", s("deeper")),
+                        ("v", nested(depth, list)),
+                    ])))
+                    .send()
+                    .await,
+            );
+            assert_eq!(
+                err.code,
+                "ValidationException",
+                "{depth} levels of {}: {}",
+                if list { "L" } else { "M" },
+                err.message
+            );
+            assert!(
+                err.message == bare
+                    || (depth < 63
+                        && err.message == format!("1 validation error detected: {bare}")),
+                "{depth} levels: {}",
+                err.message
+            );
+        }
     }
+    assert!(
+        get(&client, table, item([("pk", s("deeper"))]))
+            .await
+            .is_none()
+    );
 }
 
 #[tokio::test]

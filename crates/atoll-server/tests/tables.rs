@@ -779,6 +779,45 @@ async fn list_tables_default_page_is_100() {
 }
 
 #[tokio::test]
+async fn table_arn_is_accepted_where_a_table_name_is() {
+    let client = client();
+    let name = "tables-by-arn";
+    create_table(&client, name, Sat::S, None).await;
+    let arn = format!("arn:aws:dynamodb:us-east-1:000000000000:table/{name}");
+    let desc = describe(&client, &arn).await;
+    assert_eq!(desc.table_name(), Some(name));
+    assert_eq!(desc.table_arn(), Some(arn.as_str()));
+    ok(client
+        .put_item()
+        .table_name(&arn)
+        .set_item(Some(item([("pk", s("via-arn"))])))
+        .send()
+        .await);
+    let got = ok(client
+        .get_item()
+        .table_name(name)
+        .key("pk", s("via-arn"))
+        .consistent_read(true)
+        .send()
+        .await);
+    assert_eq!(got.item, Some(item([("pk", s("via-arn"))])));
+    ok(client
+        .delete_item()
+        .table_name(&arn)
+        .key("pk", s("via-arn"))
+        .send()
+        .await);
+    let got = ok(client
+        .get_item()
+        .table_name(&arn)
+        .key("pk", s("via-arn"))
+        .consistent_read(true)
+        .send()
+        .await);
+    assert!(got.item.is_none());
+}
+
+#[tokio::test]
 async fn describe_missing_table_is_not_found() {
     let client = client();
     assert_table_absent(&client, "tables-never-created").await;
