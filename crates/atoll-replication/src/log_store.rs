@@ -18,8 +18,10 @@ use crate::typ::{Entry, LogId, Vote};
 use crate::{GroupId, TypeConfig};
 
 /// Entries kept in memory per group once durable, so that the state machine
-/// and replication read them back without touching the engine.
+/// and replication read them back without touching the engine; bounded by
+/// count and by bytes (items can be 400 KB each).
 const CACHED_ENTRIES: usize = 1024;
+const CACHED_BYTES: usize = 16 * 1024 * 1024;
 
 /// What the log writer and the group's log store share.
 pub(crate) struct LogShared {
@@ -30,12 +32,14 @@ pub(crate) struct LogShared {
 
 struct CachedEntry {
     entry: Entry,
+    size_bytes: usize,
     durable: bool,
 }
 
 #[derive(Default)]
 struct GroupLogInner {
     cache: BTreeMap<u64, CachedEntry>,
+    cached_bytes: usize,
     last_log_id: Option<LogId>,
     last_purged: Option<LogId>,
     vote: Option<Vote>,
@@ -46,6 +50,33 @@ struct GroupLogInner {
 pub(crate) struct GroupLogState {
     pub(crate) group: GroupId,
     inner: Mutex<GroupLogInner>,
+}
+
+impl GroupLogInner {
+    /// Drops the oldest durable entries while the cache is over its bounds.
+    fn evict(&mut self) {
+        while self.cache.len() > CACHED_ENTRIES || self.cached_bytes > CACHED_BYTES {
+            match self.cache.first_entry() {
+                Some(first) if first.get().durable => {
+                    self.cached_bytes -= first.remove().size_bytes;
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// Drops cached entries whose index fails `keep`.
+    fn retain(&mut self, keep: impl Fn(u64) -> bool) {
+        let mut dropped_bytes = 0;
+        self.cache.retain(|index, cached| {
+            let kept = keep(*index);
+            if !kept {
+                dropped_bytes += cached.size_bytes;
+            }
+            kept
+        });
+        self.cached_bytes -= dropped_bytes;
+    }
 }
 
 impl GroupLogState {
@@ -63,6 +94,7 @@ impl GroupLogState {
                 cached.durable = true;
             }
         }
+        inner.evict();
     }
 }
 
@@ -134,7 +166,7 @@ impl GroupLogStore {
                 done: None,
             })?;
         }
-        inner.cache.clear();
+        inner.retain(|_| false);
         Ok(())
     }
 
@@ -253,27 +285,27 @@ impl RaftLogStorage<TypeConfig> for GroupLogStore {
         {
             let mut inner = self.state.lock();
             for entry in entries {
+                let bytes = encode(&entry)?;
+                let size_bytes = bytes.len();
                 encoded.push(EncodedEntry {
                     log_id: entry.log_id,
-                    bytes: encode(&entry)?,
+                    bytes,
                 });
                 inner.last_log_id = Some(entry.log_id);
-                inner.cache.insert(
+                inner.cached_bytes += size_bytes;
+                let replaced = inner.cache.insert(
                     entry.index(),
                     CachedEntry {
                         entry,
+                        size_bytes,
                         durable: false,
                     },
                 );
-            }
-            while inner.cache.len() > CACHED_ENTRIES {
-                match inner.cache.first_entry() {
-                    Some(first) if first.get().durable => {
-                        first.remove();
-                    }
-                    _ => break,
+                if let Some(replaced) = replaced {
+                    inner.cached_bytes -= replaced.size_bytes;
                 }
             }
+            inner.evict();
         }
         self.shared.writer.send(WriteRequest::Append {
             state: self.state.clone(),
@@ -286,7 +318,7 @@ impl RaftLogStorage<TypeConfig> for GroupLogStore {
         let mut inner = self.state.lock();
         let from = last_log_id.map_or(0, |id| id.index + 1);
         let old_last = inner.last_log_id.map(|id| id.index);
-        inner.cache.retain(|index, _| *index < from);
+        inner.retain(|index| index < from);
         inner.last_log_id = last_log_id.or(inner.last_purged);
         if let Some(to) = old_last
             && to >= from
@@ -303,7 +335,7 @@ impl RaftLogStorage<TypeConfig> for GroupLogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         let mut inner = self.state.lock();
         let from = inner.last_purged.map_or(0, |id| id.index + 1);
-        inner.cache.retain(|index, _| *index > log_id.index);
+        inner.retain(|index| index > log_id.index);
         inner.last_purged = Some(log_id);
         if inner
             .last_log_id
