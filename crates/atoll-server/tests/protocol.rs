@@ -448,6 +448,28 @@ fn health_check() {
 }
 
 #[test]
+fn region_flag_names_health_check_and_arns() {
+    let server = TestServer::start_with_args(&["--region", "eu-west-2"]);
+    let resp = raw(server.addr(), &RawRequest::get("/"));
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.text(), "healthy: dynamodb.eu-west-2.amazonaws.com ");
+    let create = json!({
+        "TableName": "proto-region",
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+    });
+    // A client of that endpoint signs for its region.
+    let req = RawRequest::op("CreateTable", &create).region("eu-west-2");
+    let resp = raw(server.addr(), &req);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(
+        resp.json()["TableDescription"]["TableArn"],
+        "arn:aws:dynamodb:eu-west-2:000000000000:table/proto-region"
+    );
+}
+
+#[test]
 fn keep_alive_serves_several_requests_on_one_connection() {
     let mut conn = RawConnection::open(addr());
     for round in 0..3 {

@@ -47,22 +47,35 @@ pub struct TestServer {
     stderr_path: PathBuf,
     stdout_lines: Arc<Mutex<Vec<String>>>,
     starts: u32,
+    /// Flags after the defaults, kept for restarts.
+    extra_args: Vec<String>,
 }
 
 impl TestServer {
     /// Starts a server on a fresh, private data directory.
     pub fn start() -> TestServer {
+        Self::start_with_args(&[])
+    }
+
+    /// Starts a server on a fresh data directory with extra `serve` flags.
+    pub fn start_with_args(args: &[&str]) -> TestServer {
         let scratch = scratch_dir();
         let data_dir = scratch.path().join("data");
-        Self::spawn(scratch, data_dir, 1)
+        let args = args.iter().map(|a| a.to_string()).collect();
+        Self::spawn(scratch, data_dir, 1, args)
     }
 
     /// Starts a server on `data_dir` (which outlives the server).
     pub fn start_in(data_dir: &Path) -> TestServer {
-        Self::spawn(scratch_dir(), data_dir.to_path_buf(), 1)
+        Self::spawn(scratch_dir(), data_dir.to_path_buf(), 1, Vec::new())
     }
 
-    fn spawn(scratch: tempfile::TempDir, data_dir: PathBuf, starts: u32) -> TestServer {
+    fn spawn(
+        scratch: tempfile::TempDir,
+        data_dir: PathBuf,
+        starts: u32,
+        extra_args: Vec<String>,
+    ) -> TestServer {
         let stderr_path = scratch.path().join(format!("stderr-{starts}.log"));
         let stderr = File::create(&stderr_path).expect("create stderr log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_atoll"));
@@ -71,6 +84,13 @@ impl TestServer {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(&data_dir)
+            .args(&extra_args)
+            // Settings from the environment must not leak into the tests.
+            .env_remove("ATOLL_CONFIG")
+            .env_remove("ATOLL_LISTEN")
+            .env_remove("ATOLL_DATA_DIR")
+            .env_remove("ATOLL_REGION")
+            .env_remove("ATOLL_NODE_ID")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr));
@@ -129,6 +149,7 @@ impl TestServer {
             stderr_path,
             stdout_lines,
             starts,
+            extra_args,
         }
     }
 
@@ -216,7 +237,7 @@ impl TestServer {
         }
         let scratch = std::mem::replace(&mut self.scratch, scratch_dir());
         let data_dir = self.data_dir.clone();
-        let next = Self::spawn(scratch, data_dir, self.starts + 1);
+        let next = Self::spawn(scratch, data_dir, self.starts + 1, self.extra_args.clone());
         // The replaced value is an empty scratch dir: dropping it is harmless.
         *self = next;
     }
@@ -482,6 +503,8 @@ pub struct RawRequest {
     pub body: Vec<u8>,
     /// Add a SigV4 `Authorization` header (and `X-Amz-Date`) when sending.
     pub sign: bool,
+    /// The region in the signature's credential scope.
+    pub region: String,
 }
 
 impl RawRequest {
@@ -501,6 +524,7 @@ impl RawRequest {
             headers,
             body: body.into(),
             sign: true,
+            region: REGION.into(),
         }
     }
 
@@ -519,11 +543,18 @@ impl RawRequest {
             headers: Vec::new(),
             body: Vec::new(),
             sign: false,
+            region: REGION.into(),
         }
     }
 
     pub fn header(mut self, name: &str, value: &str) -> RawRequest {
         self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Signs for `region` instead of us-east-1.
+    pub fn region(mut self, region: &str) -> RawRequest {
+        self.region = region.to_string();
         self
     }
 
@@ -543,8 +574,14 @@ impl RawRequest {
                 .as_secs();
             let amz_date = amz_date(now);
             headers.push(("X-Amz-Date".to_string(), amz_date.clone()));
-            let auth =
-                sigv4_authorization(&self.method, &self.path, &headers, &self.body, &amz_date);
+            let auth = sigv4_authorization(
+                &self.method,
+                &self.path,
+                &headers,
+                &self.body,
+                &amz_date,
+                &self.region,
+            );
             headers.push(("Authorization".to_string(), auth));
         }
         let mut out = format!("{} {} HTTP/1.1\r\n", self.method, self.path).into_bytes();
@@ -751,6 +788,7 @@ fn sigv4_authorization(
     headers: &[(String, String)],
     body: &[u8],
     amz_date: &str,
+    region: &str,
 ) -> String {
     let date = &amz_date[..8];
     let mut canonical: Vec<(String, String)> = headers
@@ -771,13 +809,13 @@ fn sigv4_authorization(
         "{method}\n{path}\n\n{canonical_headers}\n{signed_headers}\n{}",
         sha256_hex(body)
     );
-    let scope = format!("{date}/{REGION}/dynamodb/aws4_request");
+    let scope = format!("{date}/{region}/dynamodb/aws4_request");
     let string_to_sign = format!(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
         sha256_hex(canonical_request.as_bytes())
     );
     let mut key = hmac(format!("AWS4{SECRET_KEY}").as_bytes(), date.as_bytes());
-    for part in [REGION, "dynamodb", "aws4_request"] {
+    for part in [region, "dynamodb", "aws4_request"] {
         key = hmac(&key, part.as_bytes());
     }
     let signature = hex(&hmac(&key, string_to_sign.as_bytes()));
