@@ -17,9 +17,9 @@ use aws_sdk_dynamodb::types::{
 use common::*;
 
 const WRITERS: usize = 32;
-/// Acknowledged writes before each SIGKILL: the first crash, then a second
-/// one on the recovered data directory.
-const ROUND_TARGETS: [usize; 2] = [10_000, 4_000];
+/// Acknowledged writes before each SIGKILL: the first crash (puts), then a
+/// second one on the recovered data directory (puts and deletes).
+const ROUND_TARGETS: [usize; 2] = [10_000, 5_000];
 const WRITE_PHASE_LIMIT: Duration = Duration::from_secs(60);
 
 /// Writes straight to stderr, past the test harness's output capture, so the
@@ -73,33 +73,46 @@ fn verify_item(pk: &str, seq: u64, got: &HashMap<String, AttributeValue>) -> Res
     ))
 }
 
-#[derive(Default, Debug)]
+#[derive(Default, Debug, Clone)]
 struct WriterLog {
     round: usize,
     writer: usize,
     /// Sequence numbers whose PutItem was acknowledged (0..acked).
     acked: u64,
-    /// The request that was in flight when the server died, if any.
+    /// The put that was in flight when the server died, if any.
     in_flight: Option<u64>,
+    /// Filled in by the next round, which deletes this round's keys in
+    /// order: deletes of 0..deleted were acknowledged.
+    deleted: u64,
+    /// The delete that was in flight when the server died, if any.
+    delete_in_flight: Option<u64>,
     /// An error that arrived before the kill: a server bug.
     unexpected_error: Option<String>,
 }
 
+/// One writer: puts its keys of `round` in order and, after each put, deletes
+/// the next of its keys from `delete_from` (the previous round), if any left.
 async fn writer(
     client: Client,
     table: String,
     round: usize,
     w: usize,
+    delete_from: Option<WriterLog>,
     killed: Arc<AtomicBool>,
     acks: Arc<AtomicUsize>,
-) -> WriterLog {
+) -> (WriterLog, Option<WriterLog>) {
     let mut log = WriterLog {
         round,
         writer: w,
         ..WriterLog::default()
     };
-    let mut seq = 0u64;
-    loop {
+    let mut old = delete_from;
+    let failed = |log: &mut WriterLog, what: String, e: &dyn std::error::Error| {
+        if !killed.load(Ordering::SeqCst) {
+            log.unexpected_error = Some(format!("{what}: {}", DisplayErrorContext(e)));
+        }
+    };
+    for seq in 0..1_000_000u64 {
         let pk = key(round, w, seq);
         let result = client
             .put_item()
@@ -107,25 +120,33 @@ async fn writer(
             .set_item(Some(durable_item(&pk, seq)))
             .send()
             .await;
-        match result {
-            Ok(_) => {
-                log.acked = seq + 1;
-                acks.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                // Whether or not the server applied it is unknown.
-                log.in_flight = Some(seq);
-                if !killed.load(Ordering::SeqCst) {
-                    log.unexpected_error = Some(format!("{pk}: {}", DisplayErrorContext(&e)));
-                }
-                return log;
-            }
+        if let Err(e) = result {
+            // Whether or not the server applied it is unknown.
+            log.in_flight = Some(seq);
+            failed(&mut log, format!("PutItem {pk}"), &e);
+            break;
         }
-        seq += 1;
-        if seq > 1_000_000 {
-            return log; // bounded, whatever happens
+        log.acked = seq + 1;
+        acks.fetch_add(1, Ordering::Relaxed);
+
+        if let Some(old) = old.as_mut().filter(|o| o.deleted < o.acked) {
+            let old_pk = key(old.round, w, old.deleted);
+            let result = client
+                .delete_item()
+                .table_name(&table)
+                .key("pk", s(&old_pk))
+                .send()
+                .await;
+            if let Err(e) = result {
+                old.delete_in_flight = Some(old.deleted);
+                failed(&mut log, format!("DeleteItem {old_pk}"), &e);
+                break;
+            }
+            old.deleted += 1;
+            acks.fetch_add(1, Ordering::Relaxed);
         }
     }
+    (log, old)
 }
 
 #[derive(Default, Debug)]
@@ -133,9 +154,24 @@ struct Verdict {
     intact: usize,
     missing: Vec<String>,
     corrupt: Vec<String>,
+    resurrected: Vec<String>,
+    deleted_absent: usize,
     extra_present: usize,
     extra_absent: usize,
     never_sent_present: Vec<String>,
+}
+
+impl Verdict {
+    fn add(&mut self, v: Verdict) {
+        self.intact += v.intact;
+        self.missing.extend(v.missing);
+        self.corrupt.extend(v.corrupt);
+        self.resurrected.extend(v.resurrected);
+        self.deleted_absent += v.deleted_absent;
+        self.extra_present += v.extra_present;
+        self.extra_absent += v.extra_absent;
+        self.never_sent_present.extend(v.never_sent_present);
+    }
 }
 
 async fn verify_writer(client: Client, table: String, log: WriterLog) -> Verdict {
@@ -163,9 +199,21 @@ async fn verify_writer(client: Client, table: String, log: WriterLog) -> Verdict
     };
     for seq in 0..log.acked {
         let pk = key(seq);
-        match get(pk.clone()).await {
+        let got = get(pk.clone()).await;
+        if seq < log.deleted {
+            // Acknowledged delete: must stay deleted.
+            match got {
+                None => v.deleted_absent += 1,
+                Some(it) => v.resurrected.push(format!("{pk}: {it:?}")),
+            }
+            continue;
+        }
+        let delete_unknown = log.delete_in_flight == Some(seq);
+        match got {
+            None if delete_unknown => v.extra_absent += 1,
             None => v.missing.push(pk),
             Some(it) => match verify_item(&pk, seq, &it) {
+                Ok(()) if delete_unknown => v.extra_present += 1,
                 Ok(()) => v.intact += 1,
                 Err(e) => v.corrupt.push(e),
             },
@@ -192,17 +240,24 @@ async fn verify_writer(client: Client, table: String, log: WriterLog) -> Verdict
     v
 }
 
-/// Runs the writers until `target` writes are acknowledged, SIGKILLs the
-/// server under that load and returns what each writer was told.
+/// Runs the writers until `target` writes (puts, and deletes of the
+/// `previous` round's keys) are acknowledged, SIGKILLs the server under that
+/// load and returns what each writer was told: this round's logs and the
+/// previous round's, updated with the deletes.
 async fn write_until_kill(
     server: &TestServer,
     table: &str,
     round: usize,
     target: usize,
-) -> Vec<WriterLog> {
+    previous: Option<Vec<WriterLog>>,
+) -> (Vec<WriterLog>, Vec<WriterLog>) {
     let killed = Arc::new(AtomicBool::new(false));
     let acks = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
+    let mut previous: Vec<Option<WriterLog>> = match previous {
+        Some(logs) => logs.into_iter().map(Some).collect(),
+        None => vec![None; WRITERS],
+    };
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
             tokio::spawn(writer(
@@ -210,6 +265,7 @@ async fn write_until_kill(
                 table.to_string(),
                 round,
                 w,
+                previous[w].take(),
                 Arc::clone(&killed),
                 Arc::clone(&acks),
             ))
@@ -234,13 +290,14 @@ async fn write_until_kill(
     let write_phase = started.elapsed();
 
     let mut logs = Vec::new();
+    let mut updated = Vec::new();
     for h in writers {
-        logs.push(
-            tokio::time::timeout(Duration::from_secs(40), h)
-                .await
-                .expect("writer stops after the kill")
-                .unwrap(),
-        );
+        let (log, old) = tokio::time::timeout(Duration::from_secs(40), h)
+            .await
+            .expect("writer stops after the kill")
+            .unwrap();
+        logs.push(log);
+        updated.extend(old);
     }
     let unexpected: Vec<&String> = logs
         .iter()
@@ -248,23 +305,28 @@ async fn write_until_kill(
         .collect();
     assert!(
         unexpected.is_empty(),
-        "round {round}: PutItem failed before the server was killed: {unexpected:?}"
+        "round {round}: a write failed before the server was killed: {unexpected:?}"
     );
-    let acked: u64 = logs.iter().map(|l| l.acked).sum();
+    let puts: u64 = logs.iter().map(|l| l.acked).sum();
+    let deletes: u64 = updated.iter().map(|l| l.deleted).sum();
     assert!(
-        acked as usize >= target,
-        "round {round}: only {acked} acknowledged writes before the kill"
+        (puts + deletes) as usize >= target,
+        "round {round}: only {puts} puts and {deletes} deletes acknowledged before the kill"
     );
-    let in_flight = logs.iter().filter(|l| l.in_flight.is_some()).count();
+    let in_flight = logs.iter().filter(|l| l.in_flight.is_some()).count()
+        + updated
+            .iter()
+            .filter(|l| l.delete_in_flight.is_some())
+            .count();
     assert!(
         in_flight > 0,
         "round {round}: the server was killed while no write was in flight"
     );
     report(&format!(
-        "durability round {round}: {WRITERS} writers, {acked} writes acknowledged in {write_phase:.1?}, \
-         SIGKILL with {in_flight} writes in flight"
+        "durability round {round}: {WRITERS} writers, {puts} puts and {deletes} deletes acknowledged \
+         in {write_phase:.1?}, SIGKILL with {in_flight} writes in flight"
     ));
-    logs
+    (logs, updated)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -273,20 +335,29 @@ async fn acknowledged_writes_survive_kill9() {
     let table = "durable".to_string();
     create_table(&server.client(), &table, Sat::S, None).await;
 
-    // Two crashes: the second one hits a server that recovered from the
-    // first, so a recovery that loses or overwrites its own log shows.
-    let mut logs = Vec::new();
-    for (round, target) in ROUND_TARGETS.into_iter().enumerate() {
-        logs.extend(write_until_kill(&server, &table, round, target).await);
-        let restart_at = Instant::now();
-        server.restart();
-        report(&format!(
-            "durability: restart after round {round} took {:.1?}",
-            restart_at.elapsed()
-        ));
-    }
+    // Round 0 puts; then a crash. Round 1 puts new keys and deletes round 0's
+    // keys on a server that recovered from the first crash; then a second
+    // crash. A recovery that loses, reorders or overwrites its own log shows.
+    let (round0, _) = write_until_kill(&server, &table, 0, ROUND_TARGETS[0], None).await;
+    let restart_at = Instant::now();
+    server.restart();
+    report(&format!(
+        "durability: restart after round 0 took {:.1?}",
+        restart_at.elapsed()
+    ));
+    let (round1, round0) =
+        write_until_kill(&server, &table, 1, ROUND_TARGETS[1], Some(round0)).await;
+    let restart_at = Instant::now();
+    server.restart();
+    report(&format!(
+        "durability: restart after round 1 took {:.1?}",
+        restart_at.elapsed()
+    ));
+    let logs: Vec<WriterLog> = round0.into_iter().chain(round1).collect();
     let client = server.client();
-    let acked: u64 = logs.iter().map(|l| l.acked).sum();
+    let puts: u64 = logs.iter().map(|l| l.acked).sum();
+    let deletes: u64 = logs.iter().map(|l| l.deleted).sum();
+    let unknown_deletes = logs.iter().filter(|l| l.delete_in_flight.is_some()).count();
 
     let verify_at = Instant::now();
     let checks: Vec<_> = logs
@@ -295,21 +366,18 @@ async fn acknowledged_writes_survive_kill9() {
         .collect();
     let mut total = Verdict::default();
     for h in checks {
-        let v = h.await.unwrap();
-        total.intact += v.intact;
-        total.missing.extend(v.missing);
-        total.corrupt.extend(v.corrupt);
-        total.extra_present += v.extra_present;
-        total.extra_absent += v.extra_absent;
-        total.never_sent_present.extend(v.never_sent_present);
+        total.add(h.await.unwrap());
     }
     report(&format!(
-        "durability: verified in {:.1?}: {} of {acked} acknowledged items intact, {} missing, {} corrupt; \
+        "durability: verified in {:.1?}: {puts} acknowledged puts, {deletes} of them deleted (acknowledged): \
+         {} intact, {} missing, {} corrupt, {} deleted, {} resurrected; \
          in flight at a kill: {} present and intact, {} absent",
         verify_at.elapsed(),
         total.intact,
         total.missing.len(),
         total.corrupt.len(),
+        total.deleted_absent,
+        total.resurrected.len(),
         total.extra_present,
         total.extra_absent,
     ));
@@ -326,11 +394,22 @@ async fn acknowledged_writes_survive_kill9() {
         &total.corrupt[..total.corrupt.len().min(5)]
     );
     assert!(
+        total.resurrected.is_empty(),
+        "{} items came back after an acknowledged delete, e.g. {:?}",
+        total.resurrected.len(),
+        &total.resurrected[..total.resurrected.len().min(5)]
+    );
+    assert!(
         total.never_sent_present.is_empty(),
         "never-written keys exist: {:?}",
         total.never_sent_present
     );
-    assert_eq!(total.intact as u64, acked);
+    assert_eq!(total.deleted_absent as u64, deletes);
+    assert_eq!(
+        total.intact as u64 + deletes + unknown_deletes as u64,
+        puts,
+        "every acknowledged put is accounted for"
+    );
 
     // The restarted server keeps working.
     ok(client
