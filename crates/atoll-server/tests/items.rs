@@ -824,10 +824,8 @@ async fn item_size_limit_is_exact() {
         "ValidationException",
         "Item size has exceeded the maximum allowed size",
     );
-    assert_eq!(
-        get(&client, table, item([("pk", s("big"))])).await,
-        Some(fits)
-    );
+    let stored = get(&client, table, item([("pk", s("big"))])).await;
+    assert!(stored == Some(fits), "stored item differs");
 
     // Multi-byte characters count in UTF-8 bytes: 204,796 × "é" = 409,592
     // bytes (one too many), although that is fewer characters than above.
@@ -847,6 +845,75 @@ async fn item_size_limit_is_exact() {
         ("data", s(&format!("{}a", "é".repeat(204_795)))),
     ]);
     put(&client, table, utf8_fits).await;
+}
+
+#[tokio::test]
+async fn item_size_counts_names_numbers_and_binaries_exactly() {
+    let client = client();
+    let table = "items-size-parts";
+    create_table(&client, table, Sat::S, None).await;
+    let limit = 409_600;
+    // (extra attributes, their DynamoDB size, filler name, binary filler)
+    let cases: Vec<(Item, usize, &str, bool)> = vec![
+        // N "-1.5": 1 + 1 (int digit) + 1 (fraction digit) + 1 (sign) = 4.
+        (item([("n", n("-1.5"))]), 1 + 4, "data", false),
+        // 38 significant digits: 1 + 19 = 20.
+        (
+            item([("n", n("12345678901234567890123456789012345678"))]),
+            1 + 20,
+            "data",
+            false,
+        ),
+        // Trailing zeros are not stored: 1E125 (126 digits written out) is 2 bytes.
+        (
+            item([("n", n(&format!("1{}", "0".repeat(125))))]),
+            1 + 2,
+            "data",
+            false,
+        ),
+        // Binary counts raw bytes, not base64.
+        (item([]), 0, "data", true),
+        // Attribute names count in UTF-8 bytes ("dätä" is 6).
+        (
+            item([("flag", AttributeValue::Bool(false))]),
+            4 + 1,
+            "dätä",
+            false,
+        ),
+    ];
+    for (i, (extra, extra_size, filler, binary)) in cases.into_iter().enumerate() {
+        let pk = format!("p{i}");
+        let fixed = 2 + pk.len() + extra_size + filler.len();
+        let build = |size: usize| {
+            let mut it = extra.clone();
+            it.insert("pk".into(), s(&pk));
+            let len = size - fixed;
+            let value = if binary {
+                b(&vec![0xab; len])
+            } else {
+                s(&"v".repeat(len))
+            };
+            it.insert(filler.into(), value);
+            it
+        };
+        put(&client, table, build(limit)).await;
+        assert_error(
+            client
+                .put_item()
+                .table_name(table)
+                .set_item(Some(build(limit + 1)))
+                .send()
+                .await,
+            "ValidationException",
+            "Item size has exceeded the maximum allowed size",
+        );
+        let stored = get(&client, table, item([("pk", s(&pk))])).await;
+        // (Not assert_eq: a 400 KB item is no failure message.)
+        assert!(
+            stored == Some(build(limit)),
+            "case {i}: stored item differs"
+        );
+    }
 }
 
 fn nested(depth: usize, list: bool) -> AttributeValue {
