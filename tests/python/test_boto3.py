@@ -127,6 +127,26 @@ class Boto3EndToEnd(unittest.TestCase):
             TableName=name,
         )
 
+    def test_list_tables_paginator(self):
+        names = [unique("py-page") for _ in range(3)]
+        for name in names:
+            self.ddb.create_table(
+                TableName=name,
+                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        try:
+            pages = list(self.ddb.get_paginator("list_tables").paginate(PaginationConfig={"PageSize": 1}))
+            listed = [n for page in pages for n in page["TableNames"]]
+            self.assertTrue(all(len(page["TableNames"]) <= 1 for page in pages))
+            self.assertEqual(listed, sorted(listed))
+            for name in names:
+                self.assertIn(name, listed)
+        finally:
+            for name in names:
+                self.ddb.delete_table(TableName=name)
+
     def test_put_get_delete_round_trip(self):
         item = {
             "pk": {"S": "round-trip"},
