@@ -156,11 +156,18 @@ async fn route(
         Ok(body) => body,
         Err(error) => return error_response(&error, &content_type),
     };
+    // A body nested deeper than the JSON parser goes is refused after the
+    // target and authentication checks, with DynamoDB's nesting error.
+    let mut too_deep = false;
     let parsed: Option<Value> = if body.is_empty() {
         None
     } else {
         match serde_json::from_slice(&body) {
             Ok(value) => Some(value),
+            Err(_) if json_nesting_exceeds(&body, JSON_DEPTH_LIMIT) => {
+                too_deep = true;
+                None
+            }
             Err(_) => {
                 return error_response(&ApiError::bare(ErrorKind::Serialization), &content_type);
             }
@@ -178,6 +185,14 @@ async fn route(
         Ok(caller) => caller,
         Err(error) => return error_response(&error, &content_type),
     };
+    if too_deep {
+        return error_response(
+            &ApiError::validation(
+                "Nesting Levels have exceeded supported limits: Attributes in the item have nested levels beyond supported limit",
+            ),
+            &content_type,
+        );
+    }
     let Some(Value::Object(input)) = parsed else {
         return error_response(&ApiError::bare(ErrorKind::Serialization), &content_type);
     };
@@ -196,6 +211,39 @@ async fn route(
             error_response(&error, &content_type)
         }
     }
+}
+
+/// serde_json refuses documents nested deeper than this.
+const JSON_DEPTH_LIMIT: usize = 128;
+
+/// Whether `body` nests objects and arrays deeper than `limit` (strings skipped).
+fn json_nesting_exceeds(body: &[u8], limit: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in body {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 fn decode_content_encoding(headers: &hyper::HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
@@ -219,6 +267,18 @@ fn decode_content_encoding(headers: &hyper::HeaderMap, body: Bytes) -> Result<By
             Ok(Bytes::from(decoded))
         }
         _ => Err(ApiError::bare(ErrorKind::Serialization)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_nesting_exceeds;
+
+    #[test]
+    fn nesting_depth_ignores_brackets_inside_strings() {
+        assert!(!json_nesting_exceeds(br#"{"a":"[[[[[[","b":[{}]}"#, 3));
+        assert!(json_nesting_exceeds(br#"{"a":[{"b":[1]}]}"#, 3));
+        assert!(!json_nesting_exceeds(br#"{"a":"\"[[[["}"#, 1));
     }
 }
 

@@ -10,6 +10,7 @@ use atoll_model::table::{
 use serde_json::{Value, json};
 
 use super::describe::{stream_label, table_description};
+use super::items::resolve_table_name;
 use super::keys::{
     AttributeDefinitionInput, KeyElement, attribute_definitions,
     check_attribute_definition_constraints, check_key_schema_constraints,
@@ -858,13 +859,14 @@ pub(crate) async fn create_table(
     }))
 }
 
+/// The table a DescribeTable/DeleteTable names: a name, or (since 2024) an ARN.
 fn table_name_constraints(input: &Object) -> ApiResult<&str> {
     check_members(TABLE_NAME_ONLY, input)?;
     let name = required_table_name(input)?;
     let mut violations = Violations::new(&["tableName"]);
     check_table_name(&mut violations, "tableName", "tableName", name, 3);
     violations.into_result()?;
-    Ok(name)
+    Ok(resolve_table_name(name))
 }
 
 /// DescribeTable.
@@ -987,13 +989,14 @@ pub(crate) async fn update_table(
     input: &Object,
 ) -> ApiResult<Value> {
     check_members(UPDATE_TABLE, input)?;
-    let name = required_table_name(input)?;
+    let given_name = required_table_name(input)?;
     let billing_text = input::string(input, "BillingMode");
     let throughput = throughput_input(input::object(input, "ProvisionedThroughput"));
     let stream = input::object(input, "StreamSpecification");
     let definitions = attribute_definitions(input::list(input, "AttributeDefinitions"));
     let mut violations = Violations::new(UPDATE_TABLE_MEMBERS);
-    check_table_name(&mut violations, "tableName", "tableName", name, 3);
+    check_table_name(&mut violations, "tableName", "tableName", given_name, 3);
+    let name = resolve_table_name(given_name);
     if input::has(input, "AttributeDefinitions") {
         check_attribute_definition_constraints(&mut violations, true, &definitions);
     }
