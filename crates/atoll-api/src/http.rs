@@ -270,18 +270,6 @@ fn decode_content_encoding(headers: &hyper::HeaderMap, body: Bytes) -> Result<By
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::json_nesting_exceeds;
-
-    #[test]
-    fn nesting_depth_ignores_brackets_inside_strings() {
-        assert!(!json_nesting_exceeds(br#"{"a":"[[[[[[","b":[{}]}"#, 3));
-        assert!(json_nesting_exceeds(br#"{"a":[{"b":[1]}]}"#, 3));
-        assert!(!json_nesting_exceeds(br#"{"a":"\"[[[["}"#, 1));
-    }
-}
-
 fn cors_preflight(request: &Request<Incoming>) -> Response<Full<Bytes>> {
     let mut response = respond(200, None, Vec::new());
     let headers = response.headers_mut();
@@ -301,4 +289,16 @@ fn cors_preflight(request: &Request<Incoming>) -> Response<Full<Bytes>> {
         }
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_nesting_exceeds;
+
+    #[test]
+    fn nesting_depth_ignores_brackets_inside_strings() {
+        assert!(!json_nesting_exceeds(br#"{"a":"[[[[[[","b":[{}]}"#, 3));
+        assert!(json_nesting_exceeds(br#"{"a":[{"b":[1]}]}"#, 3));
+        assert!(!json_nesting_exceeds(br#"{"a":"\"[[[["}"#, 1));
+    }
 }
