@@ -147,6 +147,37 @@ fn check_enum(
     }
 }
 
+/// Model constraints of the options PutItem and DeleteItem share; returns
+/// ReturnValues and ReturnConsumedCapacity.
+fn check_write_options<'a>(
+    violations: &mut Violations,
+    input: &'a Object,
+) -> (Option<&'a str>, ReturnCapacity) {
+    let return_values = input::string(input, "ReturnValues");
+    check_enum(violations, "returnValues", return_values, RETURN_VALUES);
+    let capacity =
+        ReturnCapacity::parse(violations, input::string(input, "ReturnConsumedCapacity"));
+    check_enum(
+        violations,
+        "returnItemCollectionMetrics",
+        input::string(input, "ReturnItemCollectionMetrics"),
+        &["SIZE", "NONE"],
+    );
+    check_enum(
+        violations,
+        "conditionalOperator",
+        input::string(input, "ConditionalOperator"),
+        &["OR", "AND"],
+    );
+    check_enum(
+        violations,
+        "returnValuesOnConditionCheckFailure",
+        input::string(input, "ReturnValuesOnConditionCheckFailure"),
+        &["ALL_OLD", "NONE"],
+    );
+    (return_values, capacity)
+}
+
 /// Checks the conditional parameters of PutItem/DeleteItem as DynamoDB does,
 /// then refuses them until conditions are implemented.
 fn refuse_conditions(input: &Object) -> ApiResult<()> {
@@ -213,35 +244,7 @@ pub(crate) async fn put_item(api: &Api, input: &Object) -> ApiResult<Value> {
     if !input::has(input, "Item") {
         violations.not_null("item", "item");
     }
-    let return_values = input::string(input, "ReturnValues");
-    check_enum(
-        &mut violations,
-        "returnValues",
-        return_values,
-        RETURN_VALUES,
-    );
-    let capacity = ReturnCapacity::parse(
-        &mut violations,
-        input::string(input, "ReturnConsumedCapacity"),
-    );
-    check_enum(
-        &mut violations,
-        "returnItemCollectionMetrics",
-        input::string(input, "ReturnItemCollectionMetrics"),
-        &["SIZE", "NONE"],
-    );
-    check_enum(
-        &mut violations,
-        "conditionalOperator",
-        input::string(input, "ConditionalOperator"),
-        &["OR", "AND"],
-    );
-    check_enum(
-        &mut violations,
-        "returnValuesOnConditionCheckFailure",
-        input::string(input, "ReturnValuesOnConditionCheckFailure"),
-        &["ALL_OLD", "NONE"],
-    );
+    let (return_values, capacity) = check_write_options(&mut violations, input);
     violations.into_result()?;
     refuse_conditions(input)?;
     let item = decode_item(input::value(input, "Item").unwrap_or(&Value::Null))?;
@@ -280,35 +283,7 @@ pub(crate) async fn delete_item(api: &Api, input: &Object) -> ApiResult<Value> {
     if !input::has(input, "Key") {
         violations.not_null("key", "key");
     }
-    let return_values = input::string(input, "ReturnValues");
-    check_enum(
-        &mut violations,
-        "returnValues",
-        return_values,
-        RETURN_VALUES,
-    );
-    let capacity = ReturnCapacity::parse(
-        &mut violations,
-        input::string(input, "ReturnConsumedCapacity"),
-    );
-    check_enum(
-        &mut violations,
-        "returnItemCollectionMetrics",
-        input::string(input, "ReturnItemCollectionMetrics"),
-        &["SIZE", "NONE"],
-    );
-    check_enum(
-        &mut violations,
-        "conditionalOperator",
-        input::string(input, "ConditionalOperator"),
-        &["OR", "AND"],
-    );
-    check_enum(
-        &mut violations,
-        "returnValuesOnConditionCheckFailure",
-        input::string(input, "ReturnValuesOnConditionCheckFailure"),
-        &["ALL_OLD", "NONE"],
-    );
+    let (return_values, capacity) = check_write_options(&mut violations, input);
     violations.into_result()?;
     refuse_conditions(input)?;
     let key = decode_map(input::value(input, "Key").unwrap_or(&Value::Null))?;

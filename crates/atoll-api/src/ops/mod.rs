@@ -4,8 +4,10 @@
 mod batch;
 mod capacity;
 mod describe;
+mod indexes;
 mod items;
 mod keys;
+mod table_settings;
 mod tables;
 mod tags;
 

@@ -1,7 +1,5 @@
 //! CreateTable, DescribeTable, ListTables, UpdateTable, DeleteTable.
 
-use std::collections::HashSet;
-
 use atoll_cluster::{ClusterError, TableUpdate};
 use atoll_model::table::{
     BillingMode, KeyAttribute, KeySchema, StreamSettings, TableClass, TableDefinition, TableStatus,
@@ -10,108 +8,29 @@ use atoll_model::table::{
 use serde_json::{Value, json};
 
 use super::describe::{stream_label, table_description};
+use super::indexes::{
+    check_global_indexes, check_index_constraints, check_local_indexes, index_inputs,
+};
 use super::items::resolve_table_name;
 use super::keys::{
-    AttributeDefinitionInput, KeyElement, attribute_definitions,
-    check_attribute_definition_constraints, check_key_schema_constraints,
-    check_key_schema_semantics, defined_type, key_elements,
+    KeyElement, attribute_definitions, check_attribute_definition_constraints,
+    check_key_schema_constraints, check_key_schema_semantics, defined_type, key_elements,
+};
+use super::table_settings::{
+    ATTRIBUTE_DEFINITIONS, GLOBAL_INDEXES, GSI_UPDATES, KEY_SCHEMA, LOCAL_INDEXES,
+    ON_DEMAND_THROUGHPUT, PROVISIONED_THROUGHPUT, SSE_SPECIFICATION, STREAM_SPECIFICATION, TAGS,
+    WARM_THROUGHPUT, check_settings_constraints, check_sse_semantics, check_throughput_bounds,
+    parse_billing_mode, parse_table_class, throughput_input,
 };
 use super::tags::{check_tags, read_tags};
 use crate::constraints::{
-    NAME_PATTERN_CONSTRAINT, Shown, Violations, check_table_name, enum_constraint, is_valid_name,
+    NAME_PATTERN_CONSTRAINT, Shown, Violations, check_table_name, is_valid_name,
 };
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{self, Object};
-use crate::shape::common::{BOOLEAN, LONG, STRING, STRING_LIST};
+use crate::shape::common::{BOOLEAN, STRING};
 use crate::shape::{Shape, check_members};
 use crate::{Api, RequestContext};
-
-static KEY_SCHEMA_ELEMENT: Shape = Shape::Struct(
-    "KeySchemaElement",
-    &[("AttributeName", &STRING), ("KeyType", &STRING)],
-);
-static KEY_SCHEMA: Shape = Shape::List(&KEY_SCHEMA_ELEMENT);
-static ATTRIBUTE_DEFINITION: Shape = Shape::Struct(
-    "AttributeDefinition",
-    &[("AttributeName", &STRING), ("AttributeType", &STRING)],
-);
-static ATTRIBUTE_DEFINITIONS: Shape = Shape::List(&ATTRIBUTE_DEFINITION);
-static PROVISIONED_THROUGHPUT: Shape = Shape::Struct(
-    "ProvisionedThroughput",
-    &[("ReadCapacityUnits", &LONG), ("WriteCapacityUnits", &LONG)],
-);
-static ON_DEMAND_THROUGHPUT: Shape = Shape::Struct(
-    "OnDemandThroughput",
-    &[
-        ("MaxReadRequestUnits", &LONG),
-        ("MaxWriteRequestUnits", &LONG),
-    ],
-);
-static WARM_THROUGHPUT: Shape = Shape::Struct(
-    "WarmThroughput",
-    &[
-        ("ReadUnitsPerSecond", &LONG),
-        ("WriteUnitsPerSecond", &LONG),
-    ],
-);
-static PROJECTION: Shape = Shape::Struct(
-    "Projection",
-    &[
-        ("ProjectionType", &STRING),
-        ("NonKeyAttributes", &STRING_LIST),
-    ],
-);
-static LOCAL_INDEX: Shape = Shape::Struct(
-    "LocalSecondaryIndex",
-    &[
-        ("IndexName", &STRING),
-        ("KeySchema", &KEY_SCHEMA),
-        ("Projection", &PROJECTION),
-    ],
-);
-static GLOBAL_INDEX: Shape = Shape::Struct(
-    "GlobalSecondaryIndex",
-    &[
-        ("IndexName", &STRING),
-        ("KeySchema", &KEY_SCHEMA),
-        ("Projection", &PROJECTION),
-        ("ProvisionedThroughput", &PROVISIONED_THROUGHPUT),
-        ("OnDemandThroughput", &ON_DEMAND_THROUGHPUT),
-        ("WarmThroughput", &WARM_THROUGHPUT),
-    ],
-);
-static LOCAL_INDEXES: Shape = Shape::List(&LOCAL_INDEX);
-static GLOBAL_INDEXES: Shape = Shape::List(&GLOBAL_INDEX);
-static STREAM_SPECIFICATION: Shape = Shape::Struct(
-    "StreamSpecification",
-    &[("StreamEnabled", &BOOLEAN), ("StreamViewType", &STRING)],
-);
-static SSE_SPECIFICATION: Shape = Shape::Struct(
-    "SSESpecification",
-    &[
-        ("Enabled", &BOOLEAN),
-        ("SSEType", &STRING),
-        ("KMSMasterKeyId", &STRING),
-    ],
-);
-static TAG: Shape = Shape::Struct("Tag", &[("Key", &STRING), ("Value", &STRING)]);
-pub(crate) static TAGS: Shape = Shape::List(&TAG);
-static GSI_UPDATES: Shape = Shape::List(&GSI_UPDATE);
-static GSI_UPDATE: Shape = Shape::Struct(
-    "GlobalSecondaryIndexUpdate",
-    &[
-        ("Update", &GSI_UPDATE_ACTION),
-        ("Create", &GLOBAL_INDEX),
-        ("Delete", &GSI_UPDATE_ACTION),
-    ],
-);
-static GSI_UPDATE_ACTION: Shape = Shape::Struct(
-    "UpdateGlobalSecondaryIndexAction",
-    &[
-        ("IndexName", &STRING),
-        ("ProvisionedThroughput", &PROVISIONED_THROUGHPUT),
-    ],
-);
 
 static CREATE_TABLE: &[(&str, &Shape)] = &[
     ("AttributeDefinitions", &ATTRIBUTE_DEFINITIONS),
@@ -184,12 +103,6 @@ static LIST_TABLES: &[(&str, &Shape)] = &[
     ("Limit", &crate::shape::common::INTEGER),
 ];
 
-const MAX_CAPACITY_UNITS: i64 = 1_000_000_000_000;
-const STREAM_VIEW_TYPES: &[&str] = &["OLD_IMAGE", "KEYS_ONLY", "NEW_AND_OLD_IMAGES", "NEW_IMAGE"];
-const BILLING_MODES: &[&str] = &["PROVISIONED", "PAY_PER_REQUEST"];
-const MAX_LOCAL_INDEXES: usize = 5;
-const MAX_GLOBAL_INDEXES: usize = 20;
-
 /// The `TableName` a control-plane operation requires.
 fn required_table_name(input: &Object) -> ApiResult<&str> {
     input::string(input, "TableName").ok_or_else(|| {
@@ -227,380 +140,6 @@ fn control_plane_error(error: ClusterError, name: &str) -> ApiError {
         ),
         other => super::cluster_error(other),
     }
-}
-
-/// Provisioned throughput as sent.
-struct ThroughputInput {
-    read: Option<i64>,
-    write: Option<i64>,
-}
-
-fn throughput_input(object: Option<&Object>) -> Option<ThroughputInput> {
-    object.map(|pt| ThroughputInput {
-        read: input::long(pt, "ReadCapacityUnits"),
-        write: input::long(pt, "WriteCapacityUnits"),
-    })
-}
-
-fn check_throughput_constraints(
-    violations: &mut Violations,
-    member: &str,
-    path: &str,
-    pt: &ThroughputInput,
-) {
-    for (field, value) in [
-        ("writeCapacityUnits", pt.write),
-        ("readCapacityUnits", pt.read),
-    ] {
-        let at = format!("{path}.{field}");
-        match value {
-            None => violations.not_null(member, &at),
-            Some(v) if v < 1 => violations.add(
-                member,
-                Shown::Text(&v.to_string()),
-                &at,
-                "Member must have value greater than or equal to 1",
-            ),
-            Some(_) => {}
-        }
-    }
-}
-
-fn check_throughput_bounds(pt: &ThroughputInput) -> ApiResult<()> {
-    for (name, value) in [
-        ("ReadCapacityUnits", pt.read),
-        ("WriteCapacityUnits", pt.write),
-    ] {
-        if let Some(v) = value
-            && v > MAX_CAPACITY_UNITS
-        {
-            return Err(ApiError::validation(format!(
-                "Given value {v} for {name} is out of bounds"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// A secondary index as sent.
-struct IndexInput {
-    name: Option<String>,
-    key_schema_present: bool,
-    key_schema: Vec<KeyElement>,
-    projection: Option<(Option<String>, Option<Vec<String>>)>,
-    throughput: Option<ThroughputInput>,
-}
-
-fn index_inputs(list: Option<&Vec<Value>>) -> Vec<IndexInput> {
-    list.into_iter()
-        .flatten()
-        .map(|value| {
-            let empty = Object::new();
-            let index = value.as_object().unwrap_or(&empty);
-            IndexInput {
-                name: input::string(index, "IndexName").map(str::to_string),
-                key_schema_present: input::has(index, "KeySchema"),
-                key_schema: key_elements(input::list(index, "KeySchema")),
-                projection: input::object(index, "Projection").map(|p| {
-                    (
-                        input::string(p, "ProjectionType").map(str::to_string),
-                        input::list(p, "NonKeyAttributes").map(|l| {
-                            l.iter()
-                                .filter_map(Value::as_str)
-                                .map(str::to_string)
-                                .collect()
-                        }),
-                    )
-                }),
-                throughput: throughput_input(input::object(index, "ProvisionedThroughput")),
-            }
-        })
-        .collect()
-}
-
-fn check_index_constraints(violations: &mut Violations, member: &str, indexes: &[IndexInput]) {
-    for (i, index) in indexes.iter().enumerate() {
-        let at = |field: &str| format!("{member}.{}.member.{field}", i + 1);
-        match index.name.as_deref() {
-            None => violations.not_null(member, &at("indexName")),
-            Some(name) => {
-                if name.chars().count() < 3 {
-                    violations.add(
-                        member,
-                        Shown::Text(name),
-                        &at("indexName"),
-                        "Member must have length greater than or equal to 3",
-                    );
-                }
-                if name.chars().count() > 255 {
-                    violations.add(
-                        member,
-                        Shown::Text(name),
-                        &at("indexName"),
-                        "Member must have length less than or equal to 255",
-                    );
-                }
-                if !is_valid_name(name) {
-                    violations.add(
-                        member,
-                        Shown::Text(name),
-                        &at("indexName"),
-                        NAME_PATTERN_CONSTRAINT,
-                    );
-                }
-            }
-        }
-        check_key_schema_constraints(
-            violations,
-            member,
-            &at("keySchema"),
-            index.key_schema_present,
-            &index.key_schema,
-        );
-        match &index.projection {
-            None => violations.not_null(member, &at("projection")),
-            Some((projection_type, non_key)) => {
-                if let Some(t) = projection_type
-                    && !["ALL", "KEYS_ONLY", "INCLUDE"].contains(&t.as_str())
-                {
-                    violations.add(
-                        member,
-                        Shown::Text(t),
-                        &at("projection.projectionType"),
-                        &enum_constraint(&["ALL", "INCLUDE", "KEYS_ONLY"]),
-                    );
-                }
-                if non_key.as_ref().is_some_and(Vec::is_empty) {
-                    violations.add(
-                        member,
-                        Shown::Text("[]"),
-                        &at("projection.nonKeyAttributes"),
-                        "Member must have length greater than or equal to 1",
-                    );
-                }
-            }
-        }
-        if let Some(pt) = &index.throughput {
-            check_throughput_constraints(violations, member, &at("provisionedThroughput"), pt);
-        }
-    }
-}
-
-fn check_projection(index: &IndexInput) -> ApiResult<()> {
-    let name = index.name.as_deref().unwrap_or_default();
-    let (projection_type, non_key) = index.projection.clone().unwrap_or((None, None));
-    match (projection_type.as_deref(), non_key) {
-        (None, _) => Err(ApiError::invalid_parameter("Unknown ProjectionType: null")),
-        (Some(t @ ("KEYS_ONLY" | "ALL")), Some(_)) => Err(ApiError::invalid_parameter(format!(
-            "ProjectionType is {t}, but NonKeyAttributes is specified"
-        ))),
-        (Some("INCLUDE"), None) => Err(ApiError::invalid_parameter(
-            "ProjectionType is INCLUDE, but NonKeyAttributes is not specified",
-        )),
-        (Some("INCLUDE"), Some(attributes)) => {
-            let mut seen = HashSet::new();
-            match attributes.iter().find(|a| !seen.insert(a.as_str())) {
-                Some(duplicate) => Err(ApiError::validation(format!(
-                    "Duplicate element in NonKeyAttributes: {duplicate}"
-                ))),
-                None => {
-                    let _ = name;
-                    Ok(())
-                }
-            }
-        }
-        _ => Ok(()),
-    }
-}
-
-fn check_local_indexes(
-    indexes: &[IndexInput],
-    table_keys: &[KeyElement],
-    definitions: &[AttributeDefinitionInput],
-) -> ApiResult<()> {
-    if indexes.is_empty() {
-        return Err(ApiError::invalid_parameter(
-            "List of LocalSecondaryIndexes is empty",
-        ));
-    }
-    if table_keys.len() < 2 {
-        return Err(ApiError::invalid_parameter(
-            "Table KeySchema does not have a range key, which is required when specifying a LocalSecondaryIndex",
-        ));
-    }
-    let mut names = HashSet::new();
-    for index in indexes {
-        let name = index.name.as_deref().unwrap_or_default();
-        check_key_schema_semantics(&index.key_schema, definitions)?;
-        if index.key_schema.len() < 2 {
-            return Err(ApiError::invalid_parameter(format!(
-                "Index KeySchema does not have a range key for index: {name}"
-            )));
-        }
-        let index_hash = index
-            .key_schema
-            .first()
-            .and_then(|k| k.name.as_deref())
-            .unwrap_or_default();
-        let table_hash = table_keys
-            .first()
-            .and_then(|k| k.name.as_deref())
-            .unwrap_or_default();
-        if index_hash != table_hash {
-            return Err(ApiError::invalid_parameter(format!(
-                "Index KeySchema does not have the same leading hash key as table KeySchema for index: {name}. index hash key: {index_hash}, table hash key: {table_hash}"
-            )));
-        }
-        check_projection(index)?;
-        if !names.insert(name) {
-            return Err(ApiError::invalid_parameter(format!(
-                "Duplicate index name: {name}"
-            )));
-        }
-    }
-    if indexes.len() > MAX_LOCAL_INDEXES {
-        return Err(ApiError::invalid_parameter(
-            "Number of LocalSecondaryIndexes exceeds per-table limit of 5",
-        ));
-    }
-    Ok(())
-}
-
-fn check_global_indexes(
-    indexes: &[IndexInput],
-    local_names: &[&str],
-    definitions: &[AttributeDefinitionInput],
-    billing_mode: BillingMode,
-) -> ApiResult<()> {
-    if indexes.is_empty() {
-        return Err(ApiError::invalid_parameter(
-            "List of GlobalSecondaryIndexes is empty",
-        ));
-    }
-    let mut names: HashSet<&str> = local_names.iter().copied().collect();
-    for index in indexes {
-        let name = index.name.as_deref().unwrap_or_default();
-        check_key_schema_semantics(&index.key_schema, definitions)?;
-        check_projection(index)?;
-        match (billing_mode, &index.throughput) {
-            (BillingMode::PayPerRequest, Some(_)) => {
-                return Err(ApiError::invalid_parameter(format!(
-                    "ProvisionedThroughput should not be specified for index: {name} when BillingMode is PAY_PER_REQUEST"
-                )));
-            }
-            (BillingMode::Provisioned, None) => {
-                return Err(ApiError::invalid_parameter(format!(
-                    "ProvisionedThroughput is not specified for index: {name}"
-                )));
-            }
-            (_, Some(pt)) => check_throughput_bounds(pt)?,
-            _ => {}
-        }
-        if !names.insert(name) {
-            return Err(ApiError::invalid_parameter(format!(
-                "Duplicate index name: {name}"
-            )));
-        }
-    }
-    if indexes.len() > MAX_GLOBAL_INDEXES {
-        return Err(ApiError::invalid_parameter(
-            "GlobalSecondaryIndex count exceeds the per-table limit of 20",
-        ));
-    }
-    Ok(())
-}
-
-fn parse_billing_mode(text: Option<&str>) -> BillingMode {
-    match text {
-        Some("PAY_PER_REQUEST") => BillingMode::PayPerRequest,
-        _ => BillingMode::Provisioned,
-    }
-}
-
-fn parse_table_class(text: Option<&str>) -> ApiResult<Option<TableClass>> {
-    match text {
-        None => Ok(None),
-        Some(text) => TableClass::parse(text).map(Some).ok_or_else(|| {
-            ApiError::validation(
-                "Invalid table-class parameter provided. Please try again with a valid table-class value: [STANDARD, STANDARD_INFREQUENT_ACCESS].",
-            )
-        }),
-    }
-}
-
-fn check_stream_view_type(violations: &mut Violations, member: &str, spec: Option<&Object>) {
-    let Some(spec) = spec else { return };
-    if !input::has(spec, "StreamEnabled") {
-        violations.not_null(member, &format!("{member}.streamEnabled"));
-    }
-    if let Some(view) = input::string(spec, "StreamViewType")
-        && !STREAM_VIEW_TYPES.contains(&view)
-    {
-        violations.add(
-            member,
-            Shown::Text(view),
-            &format!("{member}.streamViewType"),
-            &enum_constraint(STREAM_VIEW_TYPES),
-        );
-    }
-}
-
-fn check_sse_constraints(violations: &mut Violations, spec: Option<&Object>) {
-    let Some(spec) = spec else { return };
-    if let Some(sse_type) = input::string(spec, "SSEType")
-        && sse_type != "AES256"
-        && sse_type != "KMS"
-    {
-        violations.add(
-            "sSESpecification",
-            Shown::Text(sse_type),
-            "sSESpecification.sSEType",
-            &enum_constraint(&["AES256", "KMS"]),
-        );
-    }
-    if input::string(spec, "KMSMasterKeyId") == Some("") {
-        violations.add(
-            "sSESpecification",
-            Shown::Text(""),
-            "sSESpecification.kMSMasterKeyId",
-            "Member must have length greater than or equal to 1",
-        );
-    }
-}
-
-fn check_sse_semantics(spec: Option<&Object>) -> ApiResult<()> {
-    let Some(spec) = spec else { return Ok(()) };
-    let enabled = input::boolean(spec, "Enabled");
-    let sse_type = input::string(spec, "SSEType");
-    let key = input::string(spec, "KMSMasterKeyId");
-    if enabled == Some(false) {
-        if sse_type.is_some() {
-            return Err(ApiError::invalid_parameter(
-                "SSEType can not be specified if Enabled is false",
-            ));
-        }
-        if key.is_some() {
-            return Err(ApiError::invalid_parameter(
-                "KMSMasterKeyId can not be specified if Enabled is false",
-            ));
-        }
-    }
-    if sse_type == Some("AES256") {
-        return Err(ApiError::invalid_parameter(
-            "SSEType AES256 is not supported",
-        ));
-    }
-    if key.is_some() && sse_type != Some("KMS") {
-        return Err(ApiError::invalid_parameter(
-            "SSEType KMS is required if KMSMasterKeyId is specified",
-        ));
-    }
-    if enabled == Some(true) {
-        return Err(super::unsupported_parameter(
-            "Server-side encryption with a KMS key (SSESpecification.Enabled)",
-        ));
-    }
-    Ok(())
 }
 
 /// CreateTable.
@@ -642,26 +181,13 @@ pub(crate) async fn create_table(
     if let Some(indexes) = &global_indexes {
         check_index_constraints(&mut violations, "globalSecondaryIndexes", indexes);
     }
-    if let Some(mode) = billing_text
-        && !BILLING_MODES.contains(&mode)
-    {
-        violations.add(
-            "billingMode",
-            Shown::Text(mode),
-            "billingMode",
-            &enum_constraint(BILLING_MODES),
-        );
-    }
-    if let Some(pt) = &throughput {
-        check_throughput_constraints(
-            &mut violations,
-            "provisionedThroughput",
-            "provisionedThroughput",
-            pt,
-        );
-    }
-    check_stream_view_type(&mut violations, "streamSpecification", stream);
-    check_sse_constraints(&mut violations, sse);
+    check_settings_constraints(
+        &mut violations,
+        billing_text,
+        throughput.as_ref(),
+        stream,
+        sse,
+    );
     violations.into_result()?;
 
     let billing_mode = parse_billing_mode(billing_text);
@@ -1000,26 +526,13 @@ pub(crate) async fn update_table(
     if input::has(input, "AttributeDefinitions") {
         check_attribute_definition_constraints(&mut violations, true, &definitions);
     }
-    if let Some(mode) = billing_text
-        && !BILLING_MODES.contains(&mode)
-    {
-        violations.add(
-            "billingMode",
-            Shown::Text(mode),
-            "billingMode",
-            &enum_constraint(BILLING_MODES),
-        );
-    }
-    if let Some(pt) = &throughput {
-        check_throughput_constraints(
-            &mut violations,
-            "provisionedThroughput",
-            "provisionedThroughput",
-            pt,
-        );
-    }
-    check_stream_view_type(&mut violations, "streamSpecification", stream);
-    check_sse_constraints(&mut violations, input::object(input, "SSESpecification"));
+    check_settings_constraints(
+        &mut violations,
+        billing_text,
+        throughput.as_ref(),
+        stream,
+        input::object(input, "SSESpecification"),
+    );
     violations.into_result()?;
 
     let deletion_protection = input::boolean(input, "DeletionProtectionEnabled");

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use atoll_model::table::{ACCOUNT_ID, TableStatus};
 use serde_json::{Value, json};
 
-use super::tables::TAGS;
+use super::table_settings::TAGS;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{self, Object};
 use crate::shape::common::{STRING, STRING_LIST};
