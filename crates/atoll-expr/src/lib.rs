@@ -1,0 +1,29 @@
+//! DynamoDB's expression languages.
+//!
+//! Condition, filter, key-condition, projection and update expressions are
+//! parsed into one AST ([`ast`]); the legacy parameters (`Expected`,
+//! `AttributeUpdates`, `KeyConditions`, `QueryFilter`, `ScanFilter`,
+//! `AttributesToGet`) are translated onto the same AST, so one evaluator serves
+//! both. Parsed expressions keep their `#name` and `:value` placeholders and are
+//! cached by text; an [`Env`] resolves placeholders at evaluation time.
+//!
+//! Written by hand: no parser crate reproduces DynamoDB's grammar, its
+//! reserved words and its exact error texts, which clients see.
+
+pub mod ast;
+mod error;
+
+pub use error::ExprError;
+
+use std::collections::HashMap;
+
+use atoll_model::AttributeValue;
+
+/// What an expression's placeholders stand for in one request.
+#[derive(Clone, Copy, Debug)]
+pub struct Env<'a> {
+    /// `ExpressionAttributeNames`: `#n` → attribute name.
+    pub names: &'a HashMap<String, String>,
+    /// `ExpressionAttributeValues`: `:v` → value.
+    pub values: &'a HashMap<String, AttributeValue>,
+}
