@@ -14,7 +14,7 @@ pub type Item = BTreeMap<String, AttributeValue>;
 /// Sets keep the client's element order, which DynamoDB echoes back; the
 /// derived `PartialEq` is therefore order-sensitive for sets, and set
 /// semantics (e.g. in condition expressions) belong to the evaluator.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum AttributeValue {
     /// String.
     S(String),
