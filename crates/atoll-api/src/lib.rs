@@ -9,6 +9,8 @@
 mod attribute;
 mod auth;
 mod constraints;
+#[cfg(test)]
+mod decode_props;
 mod error;
 mod http;
 mod input;

@@ -388,6 +388,22 @@ impl Cluster {
         Ok(read_item(&partition.items, row_key)?)
     }
 
+    /// The items keyspace of the partition owning `token`, ready for range
+    /// reads; a consistent read first confirms this replica leads the partition
+    /// and has applied everything committed.
+    pub async fn partition_items(
+        &self,
+        table: &TableDefinition,
+        token: u64,
+        consistent: bool,
+    ) -> Result<Keyspace, ClusterError> {
+        let partition = self.partition(table, token)?;
+        if consistent {
+            partition.group.read_barrier().await?;
+        }
+        Ok(partition.items)
+    }
+
     /// How long to wait for something that should be quick on one node.
     pub fn default_timeout() -> Duration {
         Duration::from_secs(10)

@@ -7,10 +7,12 @@
 
 mod command;
 mod error;
+mod read;
 mod state_machine;
 mod stored;
 
 pub use command::{PartitionCommand, PartitionOutput, WriteOp};
 pub use error::PartitionError;
+pub use read::{ItemRange, StoredItem};
 pub use state_machine::{PartitionStateMachine, PartitionStats};
 pub use stored::read_item;
