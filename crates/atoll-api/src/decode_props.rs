@@ -90,8 +90,8 @@ fn json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| Value::from(n)),
-        (-1e9f64..1e9).prop_map(|f| Value::from(f)),
+        any::<i64>().prop_map(Value::from),
+        (-1e9f64..1e9).prop_map(Value::from),
         word().prop_map(Value::String),
         "[0-9.eE+-]{0,12}".prop_map(Value::String),
         "[A-Za-z0-9+/=]{0,12}".prop_map(Value::String),
