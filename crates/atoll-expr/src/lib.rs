@@ -12,8 +12,17 @@
 
 pub mod ast;
 mod error;
+pub mod eval;
+pub mod legacy;
+pub mod projection;
+pub mod update;
 
 pub use error::ExprError;
+pub use eval::{check_condition_operands, evaluate, resolve};
+pub use projection::project;
+pub use update::{
+    apply_update, apply_update_to_new_item, check_update_operands, updated_attributes,
+};
 
 use std::collections::HashMap;
 
