@@ -252,3 +252,6 @@ pub(super) fn attribute_type_name(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests;

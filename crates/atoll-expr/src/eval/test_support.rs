@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use atoll_model::{AttributeValue, Item, Number};
 
 use crate::Env;
-use crate::ast::{Comparator, Condition, Name, Operand, Path, PathElement, ValueRef};
+use crate::ast::{
+    Comparator, Condition, Name, Operand, Path, PathElement, SetOperand as O, SetValue as V,
+    Update, UpdateAction as A, ValueRef,
+};
 
 /// A path in expression syntax: `a.b[2].#c` (`#x` is a placeholder).
 pub fn path(text: &str) -> Path {
@@ -179,4 +182,54 @@ pub fn or(x: Condition, y: Condition) -> Condition {
 /// `NOT x`.
 pub fn not(x: Condition) -> Condition {
     Condition::Not(Box::new(x))
+}
+
+/// `SET target = value`.
+pub fn set(target: &str, value: V) -> A {
+    A::Set(path(target), value)
+}
+
+/// A SET value that is a single operand.
+pub fn op(operand: O) -> V {
+    V::Operand(operand)
+}
+
+/// SET operand: the attribute at a path.
+pub fn from(text: &str) -> O {
+    O::Path(path(text))
+}
+
+/// SET operand: a value placeholder.
+pub fn v(placeholder: &str) -> O {
+    O::Value(ValueRef::Placeholder(placeholder.to_owned()))
+}
+
+/// `if_not_exists(target, fallback)`.
+pub fn if_not_exists(target: &str, fallback: O) -> O {
+    O::IfNotExists(path(target), Box::new(fallback))
+}
+
+/// `list_append(first, second)`.
+pub fn list_append(first: O, second: O) -> O {
+    O::ListAppend(Box::new(first), Box::new(second))
+}
+
+/// `REMOVE target`.
+pub fn remove(target: &str) -> A {
+    A::Remove(path(target))
+}
+
+/// `ADD target :placeholder`.
+pub fn add(target: &str, placeholder: &str) -> A {
+    A::Add(path(target), ValueRef::Placeholder(placeholder.to_owned()))
+}
+
+/// `DELETE target :placeholder`.
+pub fn delete(target: &str, placeholder: &str) -> A {
+    A::Delete(path(target), ValueRef::Placeholder(placeholder.to_owned()))
+}
+
+/// An update of these actions.
+pub fn update(actions: Vec<A>) -> Update {
+    Update { actions }
 }

@@ -318,3 +318,6 @@ fn operator_condition(
         ComparisonOperator::Between => Condition::Between(attribute(), value(0), value(1)),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -337,3 +337,6 @@ fn difference<T: Clone + PartialEq>(
         .collect();
     (!kept.is_empty()).then(|| wrap(kept))
 }
+
+#[cfg(test)]
+mod tests;

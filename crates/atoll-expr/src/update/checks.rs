@@ -131,3 +131,6 @@ fn function_problem(
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests;
