@@ -25,6 +25,7 @@ use crate::ast::{Comparator, Condition, Name, Operand, Path, PathElement, ValueR
 use crate::error::ExprError;
 
 mod checks;
+pub mod keys;
 pub mod values;
 
 pub use checks::check_condition_operands;

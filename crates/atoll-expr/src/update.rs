@@ -107,6 +107,35 @@ pub fn removes_only(update: &Update) -> bool {
             .all(|action| matches!(action, UpdateAction::Remove(_) | UpdateAction::Delete(..)))
 }
 
+/// Refuses an update whose action targets a key attribute of the table:
+/// "One or more parameter values were invalid: Cannot update attribute pk.
+/// This attribute is part of the key" (verified by the conformance suite),
+/// whatever the action and however deep the target (`SET pk.x` names `pk`
+/// too). The partition key is checked before the sort key. Paths that only
+/// read a key, or step into one, are [`crate::eval::keys::check_key_paths`]'s.
+pub fn check_key_updates(
+    update: &Update,
+    env: &Env,
+    key: &atoll_model::table::KeySchema,
+) -> Result<(), ExprError> {
+    let mut targets = Vec::with_capacity(update.actions.len());
+    for path in updated_paths(update) {
+        if let Some(crate::ast::PathElement::Attribute(head)) = path.0.first() {
+            targets.push(crate::eval::resolve_name(head, env)?);
+        }
+    }
+    let keys = std::iter::once(&key.partition_key).chain(key.sort_key.as_ref());
+    for key in keys {
+        if targets.contains(&key.name.as_str()) {
+            return Err(ExprError::validation(format!(
+                "One or more parameter values were invalid: Cannot update attribute {}. This attribute is part of the key",
+                key.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Whether an ADD or DELETE operand comes from the legacy parameter (see
 /// the module documentation).
 pub(crate) fn is_legacy(value: &ValueRef) -> bool {

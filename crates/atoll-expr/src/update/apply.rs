@@ -4,7 +4,7 @@
 //! original list index, and the tree is applied in one pass. This is what
 //! makes list indexes refer to the original list.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use atoll_model::{AttributeValue, Item, Number};
 
@@ -251,9 +251,9 @@ fn add(
     };
     Ok(match (existing, operand) {
         (V::N(a), V::N(b)) => V::N(add_numbers(a, b)?),
-        (V::Ss(a), V::Ss(b)) => V::Ss(union(a, b, |x, y| x == y)),
-        (V::Ns(a), V::Ns(b)) => V::Ns(union(a, b, |x, y| x == y)),
-        (V::Bs(a), V::Bs(b)) => V::Bs(union(a, b, |x, y| x == y)),
+        (V::Ss(a), V::Ss(b)) => V::Ss(union(a, b)),
+        (V::Ns(a), V::Ns(b)) => V::Ns(union(a, b)),
+        (V::Bs(a), V::Bs(b)) => V::Bs(union(a, b)),
         (V::L(a), V::L(b)) => V::L(a.iter().chain(b).cloned().collect()),
         _ => return Err(mismatch(legacy)),
     })
@@ -265,11 +265,14 @@ fn add_numbers(a: &Number, b: &Number) -> Result<Number, ExprError> {
 }
 
 /// The elements of `a`, then those of `b` not already present: DynamoDB
-/// sets hold no duplicates (for numbers, by value: `1` = `1.0`).
-fn union<T: Clone>(a: &[T], b: &[T], same: impl Fn(&T, &T) -> bool) -> Vec<T> {
+/// sets hold no duplicates (for numbers, by value: `1` = `1.0`, which is
+/// `Number`'s equality and order). A tree of seen elements keeps large
+/// sets (a 400 KB item holds many thousands) from quadratic work.
+fn union<T: Clone + Ord>(a: &[T], b: &[T]) -> Vec<T> {
+    let mut seen = BTreeSet::new();
     let mut out: Vec<T> = Vec::with_capacity(a.len() + b.len());
     for element in a.iter().chain(b) {
-        if !out.iter().any(|kept| same(kept, element)) {
+        if seen.insert(element) {
             out.push(element.clone());
         }
     }
@@ -281,9 +284,9 @@ fn union<T: Clone>(a: &[T], b: &[T], same: impl Fn(&T, &T) -> bool) -> Vec<T> {
 fn dedup(value: &AttributeValue) -> AttributeValue {
     use AttributeValue as V;
     match value {
-        V::Ss(set) => V::Ss(union(set, &[], |x, y| x == y)),
-        V::Ns(set) => V::Ns(union(set, &[], |x, y| x == y)),
-        V::Bs(set) => V::Bs(union(set, &[], |x, y| x == y)),
+        V::Ss(set) => V::Ss(union(set, &[])),
+        V::Ns(set) => V::Ns(union(set, &[])),
+        V::Bs(set) => V::Bs(union(set, &[])),
         other => other.clone(),
     }
 }
@@ -325,14 +328,15 @@ fn delete(
 
 /// `a` without the elements of `b`; `None` when nothing is left, since
 /// DynamoDB has no empty sets.
-fn difference<T: Clone + PartialEq>(
+fn difference<T: Clone + Ord>(
     a: &[T],
     b: &[T],
     wrap: fn(Vec<T>) -> AttributeValue,
 ) -> Option<AttributeValue> {
+    let removed: BTreeSet<&T> = b.iter().collect();
     let kept: Vec<T> = a
         .iter()
-        .filter(|element| !b.contains(element))
+        .filter(|element| !removed.contains(element))
         .cloned()
         .collect();
     (!kept.is_empty()).then(|| wrap(kept))
