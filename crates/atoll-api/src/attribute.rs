@@ -12,13 +12,45 @@ use crate::shape::{coerce_bool, decode_blob};
 const EMPTY_VALUE: &str =
     "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes";
 const SEVERAL_TYPES: &str = "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes";
+const INVALID_PARAMETER: &str = "One or more parameter values were invalid: ";
 
-fn number_error(error: &NumberError) -> ApiError {
-    ApiError::validation(error.message())
+/// Which of DynamoDB's two value-validation layers an operation runs. They
+/// word bad numbers and duplicate set members differently (observed on the
+/// real service in 2026: PutItem/UpdateItem/DeleteItem/GetItem/BatchGetItem/
+/// Query run the current layer; BatchWriteItem, Scan and transactions the older).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layer {
+    /// The current layer; `enveloped` wraps errors in `1 validation error detected: `
+    /// (PutItem, UpdateItem, DeleteItem).
+    Current {
+        /// Whether errors are wrapped.
+        enveloped: bool,
+    },
+    /// The older layer.
+    Older,
 }
 
-fn parse_number(text: &str) -> ApiResult<Number> {
-    Number::parse(text).map_err(|e| number_error(&e))
+impl Layer {
+    /// A value error of this layer.
+    pub fn error(self, message: impl Into<String>) -> ApiError {
+        let message = message.into();
+        match self {
+            Layer::Current { enveloped: true } => {
+                ApiError::validation(format!("1 validation error detected: {message}"))
+            }
+            _ => ApiError::validation(message),
+        }
+    }
+}
+
+fn parse_number(text: &str, layer: Layer) -> ApiResult<Number> {
+    Number::parse(text).map_err(|e| match (&e, layer) {
+        // The current layer keeps the colon (and the empty input after it).
+        (NumberError::Empty, Layer::Current { .. }) => {
+            layer.error("The parameter cannot be converted to a numeric value: ")
+        }
+        _ => layer.error(e.message()),
+    })
 }
 
 fn strings(value: &Value) -> impl Iterator<Item = &str> {
@@ -29,8 +61,66 @@ fn strings(value: &Value) -> impl Iterator<Item = &str> {
         .filter_map(Value::as_str)
 }
 
+/// The members of a set with a repeat as the current layer lists them: in
+/// byte order up to the first repeat, then the repeat, then the rest as sent.
+fn current_layer_listing<T: AsRef<[u8]> + Clone>(members: &[T]) -> Vec<T> {
+    let mut seen: Vec<T> = Vec::new();
+    for (index, member) in members.iter().enumerate() {
+        if seen.iter().any(|m| m.as_ref() == member.as_ref()) {
+            seen.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
+            let mut listing = seen;
+            listing.extend(members.iter().skip(index).cloned());
+            return listing;
+        }
+        seen.push(member.clone());
+    }
+    seen
+}
+
+fn duplicate_strings(set: &[String], layer: Layer) -> ApiError {
+    match layer {
+        Layer::Older => layer.error(format!(
+            "{INVALID_PARAMETER}Input collection [{}] contains duplicates.",
+            set.join(", ")
+        )),
+        Layer::Current { .. } => {
+            let listed: Vec<String> = current_layer_listing(set)
+                .iter()
+                .map(|s| serde_json::to_string(s).unwrap_or_default())
+                .collect();
+            layer.error(format!(
+                "{INVALID_PARAMETER}Input collection [{}] contains duplicates.",
+                listed.join(", ")
+            ))
+        }
+    }
+}
+
+fn duplicate_binaries(set: &[Vec<u8>], layer: Layer) -> ApiError {
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    match layer {
+        Layer::Older => {
+            let shown: Vec<String> = set.iter().map(|b| b64(b)).collect();
+            layer.error(format!(
+                "{INVALID_PARAMETER}Input collection [{}]of type BS contains duplicates.",
+                shown.join(", ")
+            ))
+        }
+        Layer::Current { .. } => {
+            let shown: Vec<String> = current_layer_listing(set)
+                .iter()
+                .map(|b| format!("\"{}\"", b64(b)))
+                .collect();
+            layer.error(format!(
+                "{INVALID_PARAMETER}Input collection [{}]of type BS contains duplicates.",
+                shown.join(",")
+            ))
+        }
+    }
+}
+
 /// Decodes one attribute value (already type-checked against its shape).
-pub fn decode_value(value: &Value) -> ApiResult<AttributeValue> {
+pub fn decode_value(value: &Value, layer: Layer) -> ApiResult<AttributeValue> {
     let Some(members) = value.as_object() else {
         return Err(ApiError::validation(EMPTY_VALUE));
     };
@@ -42,46 +132,48 @@ pub fn decode_value(value: &Value) -> ApiResult<AttributeValue> {
         }
         let this = match name.as_str() {
             "S" => AttributeValue::S(member.as_str().unwrap_or_default().to_string()),
-            "N" => AttributeValue::N(parse_number(member.as_str().unwrap_or_default())?),
+            "N" => AttributeValue::N(parse_number(member.as_str().unwrap_or_default(), layer)?),
             "B" => AttributeValue::B(decode_blob(member.as_str().unwrap_or_default())?),
             "BOOL" => AttributeValue::Bool(as_bool(member)),
             "NULL" => {
                 if !as_bool(member) {
-                    return Err(ApiError::invalid_parameter(
-                        "Null attribute value types must have the value of true",
-                    ));
+                    return Err(layer.error(format!(
+                        "{INVALID_PARAMETER}Null attribute value types must have the value of true"
+                    )));
                 }
                 AttributeValue::Null
             }
             "SS" => {
                 let set: Vec<String> = strings(member).map(str::to_string).collect();
                 if set.is_empty() {
-                    return Err(ApiError::invalid_parameter(
-                        "An string set  may not be empty",
-                    ));
+                    return Err(layer.error(format!(
+                        "{INVALID_PARAMETER}An string set  may not be empty"
+                    )));
                 }
                 let mut seen = HashSet::new();
                 if !set.iter().all(|s| seen.insert(s.as_str())) {
-                    return Err(ApiError::invalid_parameter(format!(
-                        "Input collection [{}] contains duplicates.",
-                        set.join(", ")
-                    )));
+                    return Err(duplicate_strings(&set, layer));
                 }
                 AttributeValue::Ss(set)
             }
             "NS" => {
                 let mut set = Vec::new();
                 for text in strings(member) {
-                    set.push(parse_number(text)?);
+                    set.push(parse_number(text, layer)?);
                 }
                 if set.is_empty() {
-                    return Err(ApiError::invalid_parameter(
-                        "An number set  may not be empty",
-                    ));
+                    return Err(layer.error(format!(
+                        "{INVALID_PARAMETER}An number set  may not be empty"
+                    )));
                 }
                 let mut seen = HashSet::new();
                 if !set.iter().all(|n| seen.insert(*n)) {
-                    return Err(ApiError::validation("Input collection contains duplicates"));
+                    return Err(match layer {
+                        Layer::Older => layer.error("Input collection contains duplicates"),
+                        Layer::Current { .. } => layer.error(format!(
+                            "{INVALID_PARAMETER}Input collection contains duplicates."
+                        )),
+                    });
                 }
                 AttributeValue::Ns(set)
             }
@@ -91,25 +183,21 @@ pub fn decode_value(value: &Value) -> ApiResult<AttributeValue> {
                     set.push(decode_blob(text)?);
                 }
                 if set.is_empty() {
-                    return Err(ApiError::invalid_parameter(
-                        "Binary sets should not be empty",
-                    ));
+                    return Err(layer.error(format!(
+                        "{INVALID_PARAMETER}Binary sets should not be empty"
+                    )));
                 }
                 let mut seen = HashSet::new();
                 if !set.iter().all(|b| seen.insert(b.as_slice())) {
-                    let shown: Vec<&str> = strings(member).collect();
-                    return Err(ApiError::invalid_parameter(format!(
-                        "Input collection [{}]of type BS contains duplicates.",
-                        shown.join(", ")
-                    )));
+                    return Err(duplicate_binaries(&set, layer));
                 }
                 AttributeValue::Bs(set)
             }
-            "M" => AttributeValue::M(decode_map(member)?),
+            "M" => AttributeValue::M(decode_map(member, layer)?),
             "L" => {
                 let mut list = Vec::new();
                 for element in member.as_array().into_iter().flatten() {
-                    list.push(decode_value(element)?);
+                    list.push(decode_value(element, layer)?);
                 }
                 AttributeValue::L(list)
             }
@@ -134,30 +222,30 @@ fn as_bool(value: &Value) -> bool {
 }
 
 /// Decodes a map of attribute values (an item, a key, or an `M`).
-pub fn decode_map(value: &Value) -> ApiResult<BTreeMap<String, AttributeValue>> {
+pub fn decode_map(value: &Value, layer: Layer) -> ApiResult<BTreeMap<String, AttributeValue>> {
     let mut map = BTreeMap::new();
     if let Some(entries) = value.as_object() {
         for (name, member) in entries {
-            map.insert(name.clone(), decode_value(member)?);
+            map.insert(name.clone(), decode_value(member, layer)?);
         }
     }
     Ok(map)
 }
 
 /// Decodes an item and checks DynamoDB's nesting limit.
-pub fn decode_item(value: &Value) -> ApiResult<Item> {
-    let item = decode_map(value)?;
-    check_nesting(&item)?;
+pub fn decode_item(value: &Value, layer: Layer) -> ApiResult<Item> {
+    let item = decode_map(value, layer)?;
+    check_nesting(&item, layer)?;
     Ok(item)
 }
 
 /// Refuses items nested deeper than DynamoDB allows.
-pub fn check_nesting(item: &Item) -> ApiResult<()> {
+pub fn check_nesting(item: &Item, layer: Layer) -> ApiResult<()> {
     if item
         .values()
         .any(|value| value.nesting_depth() > atoll_model::MAX_NESTING_DEPTH)
     {
-        return Err(ApiError::validation(
+        return Err(layer.error(
             "Nesting Levels have exceeded supported limits: Attributes in the item have nested levels beyond supported limit",
         ));
     }
@@ -205,7 +293,7 @@ mod tests {
     use serde_json::json;
 
     fn error(value: Value) -> String {
-        decode_value(&value)
+        decode_value(&value, Layer::Older)
             .err()
             .and_then(|e| e.message)
             .unwrap_or_default()
@@ -239,9 +327,39 @@ mod tests {
     }
 
     #[test]
+    fn the_current_layer_words_duplicates_and_numbers_as_dynamodb_does() {
+        let current = |value: Value| {
+            decode_value(&value, Layer::Current { enveloped: true })
+                .err()
+                .and_then(|e| e.message)
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            current(json!({"SS": ["b", "a", "b"]})),
+            "1 validation error detected: One or more parameter values were invalid: Input collection [\"a\", \"b\", \"b\"] contains duplicates."
+        );
+        assert_eq!(
+            current(json!({"BS": ["/w==", "AA==", "AA=="]})),
+            "1 validation error detected: One or more parameter values were invalid: Input collection [\"AA==\",\"/w==\",\"AA==\"]of type BS contains duplicates."
+        );
+        assert_eq!(
+            current(json!({"NS": ["2", "1", "2"]})),
+            "1 validation error detected: One or more parameter values were invalid: Input collection contains duplicates."
+        );
+        assert_eq!(
+            current(json!({"N": ""})),
+            "1 validation error detected: The parameter cannot be converted to a numeric value: "
+        );
+        assert_eq!(
+            error(json!({"SS": ["b", "a", "b"]})),
+            "One or more parameter values were invalid: Input collection [b, a, b] contains duplicates."
+        );
+    }
+
+    #[test]
     fn values_round_trip_in_dynamodbs_normal_form() {
         let input = json!({"M": {"n": {"N": "1.50"}, "l": {"L": [{"NULL": true}, {"BOOL": false}]}, "b": {"B": "AAE="}}});
-        let decoded = decode_value(&input).expect("valid");
+        let decoded = decode_value(&input, Layer::Older).expect("valid");
         assert_eq!(
             encode_value(&decoded),
             json!({"M": {"b": {"B": "AAE="}, "l": {"L": [{"NULL": true}, {"BOOL": false}]}, "n": {"N": "1.5"}}})

@@ -1,6 +1,9 @@
 //! Commands a partition's log carries, and what applying them returns.
 
-use atoll_model::Item;
+use std::collections::HashMap;
+
+use atoll_expr::ast::{Condition, Update};
+use atoll_model::{AttributeValue, Item};
 use serde::{Deserialize, Serialize};
 
 use crate::error::PartitionError;
@@ -34,17 +37,68 @@ impl WriteOp {
     }
 }
 
+/// What a single write does to its item.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum WriteAction {
+    /// Replace the item with `record` (an encoded item).
+    Put {
+        /// The encoded item.
+        record: Vec<u8>,
+        /// DynamoDB size of the item.
+        size_bytes: u32,
+    },
+    /// Remove the item.
+    Delete,
+    /// Apply an update to the item, creating it from `key` if it does not exist.
+    Update {
+        /// The key attributes of the item.
+        key: Item,
+        /// The update (UpdateExpression or translated AttributeUpdates).
+        update: Update,
+    },
+}
+
+/// Which attributes a single write returns (DynamoDB's `ReturnValues`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReturnValues {
+    /// Nothing.
+    None,
+    /// The whole item before the write.
+    AllOld,
+    /// The updated attributes, as they were before.
+    UpdatedOld,
+    /// The whole item after the write.
+    AllNew,
+    /// The updated attributes, as they are after.
+    UpdatedNew,
+}
+
+/// A single-item write: PutItem, DeleteItem or UpdateItem, with an optional
+/// condition. Evaluated in `apply`, so every replica decides the same.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ItemWrite {
+    /// Row key of the item.
+    pub row_key: Vec<u8>,
+    /// What to do.
+    pub action: WriteAction,
+    /// Condition on the item before the write; the write happens only if it holds.
+    pub condition: Option<Condition>,
+    /// `ExpressionAttributeNames` of the request.
+    pub names: HashMap<String, String>,
+    /// `ExpressionAttributeValues` of the request.
+    pub values: HashMap<String, AttributeValue>,
+    /// Which attributes to return.
+    pub return_values: ReturnValues,
+    /// Whether a failed condition returns the item (`ReturnValuesOnConditionCheckFailure=ALL_OLD`).
+    pub return_old_on_condition_failure: bool,
+}
+
 /// A command of a partition's log.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum PartitionCommand {
-    /// One write whose previous item the proposer may want back.
-    Single {
-        /// The write.
-        op: WriteOp,
-        /// Whether to return the item the write replaced or removed.
-        return_old: bool,
-    },
-    /// Several writes applied together, none returning anything (BatchWriteItem).
+    /// One write, conditional or not, returning what was asked.
+    Write(Box<ItemWrite>),
+    /// Several unconditional writes applied together, none returning anything (BatchWriteItem).
     Batch {
         /// The writes, on distinct row keys.
         ops: Vec<WriteOp>,
@@ -68,14 +122,32 @@ impl PartitionCommand {
 /// What applying a command produced.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PartitionOutput {
-    /// A single write applied; `old` is the replaced item when it was asked for.
+    /// A single write applied.
     Written {
-        /// The item before the write, when it was asked for.
+        /// The attributes ReturnValues asked for, if any.
+        returned: Option<Item>,
+        /// DynamoDB size of the item before the write (0 if there was none).
+        old_size_bytes: u32,
+        /// DynamoDB size of the item after the write (0 if deleted).
+        new_size_bytes: u32,
+    },
+    /// The condition did not hold; nothing was written.
+    ConditionFailed {
+        /// The item, when asked for and present.
         old: Option<Item>,
-        /// DynamoDB size of the item before the write (0 if there was none),
-        /// which capacity accounting needs even when the item is not returned.
+        /// DynamoDB size of the item (0 if there is none), for capacity.
         old_size_bytes: u32,
     },
+    /// The write is invalid for the item as it is (a ValidationException:
+    /// an update on a wrong type, an item grown past 400 KB); nothing was written.
+    Rejected {
+        /// DynamoDB's message.
+        message: String,
+    },
     /// A batch applied.
-    BatchWritten,
+    BatchWritten {
+        /// DynamoDB size of each item before its write (0 where there was none),
+        /// in the order of the batch, for capacity.
+        old_sizes_bytes: Vec<u32>,
+    },
 }

@@ -11,7 +11,9 @@ mod read;
 mod state_machine;
 mod stored;
 
-pub use command::{PartitionCommand, PartitionOutput, WriteOp};
+pub use command::{
+    ItemWrite, PartitionCommand, PartitionOutput, ReturnValues, WriteAction, WriteOp,
+};
 pub use error::PartitionError;
 pub use read::{ItemRange, StoredItem};
 pub use state_machine::{PartitionStateMachine, PartitionStats};

@@ -6,7 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use atoll_replication::{ApplyContext, ApplyOutput, GroupStateMachine};
 use atoll_storage::{Keyspace, StorageError};
 
-use crate::command::{PartitionCommand, PartitionOutput, WriteOp};
+use atoll_expr::Env;
+use atoll_model::{Item, MAX_ITEM_SIZE_BYTES, encode_item, item_size_bytes};
+
+use crate::command::{
+    ItemWrite, PartitionCommand, PartitionOutput, ReturnValues, WriteAction, WriteOp,
+};
 use crate::error::PartitionError;
 use crate::stored::{stored_item, stored_size, stored_value};
 
@@ -96,13 +101,9 @@ impl PartitionStateMachine {
         &self.items
     }
 
-    /// Applies one write; returns the old stored value if wanted, and the old item's size.
-    fn apply_op(
-        &self,
-        ctx: &mut ApplyContext,
-        op: WriteOp,
-        want_old: bool,
-    ) -> Result<(Option<Vec<u8>>, u32), StorageError> {
+    /// Applies one unconditional batch write, keeping statistics; returns the
+    /// size of the item it replaced or removed.
+    fn apply_op(&self, ctx: &mut ApplyContext, op: WriteOp) -> Result<u32, StorageError> {
         let old = ctx.get(&self.items, op.row_key())?;
         let old_size_bytes = match &old {
             Some(value) => stored_size(value).map_err(corrupt)?,
@@ -127,13 +128,140 @@ impl PartitionStateMachine {
                 }
             }
         }
-        let old = if want_old {
-            old.map(|v| v.to_vec())
-        } else {
-            None
-        };
-        Ok((old, old_size_bytes))
+        Ok(old_size_bytes)
     }
+
+    /// Applies a single write: condition, action, statistics, returned attributes.
+    fn apply_write(
+        &self,
+        ctx: &mut ApplyContext,
+        write: ItemWrite,
+    ) -> Result<PartitionOutput, StorageError> {
+        let stored = ctx.get(&self.items, &write.row_key)?;
+        let old_size_bytes = match &stored {
+            Some(value) => stored_size(value).map_err(corrupt)?,
+            None => 0,
+        };
+        // Decoding the old item is only needed for conditions, updates and
+        // returned attributes; a plain put skips it.
+        let needs_old = write.condition.is_some()
+            || matches!(write.action, WriteAction::Update { .. })
+            || write.return_values != ReturnValues::None;
+        let old_item = match (&stored, needs_old) {
+            (Some(value), true) => Some(stored_item(value).map_err(corrupt)?),
+            _ => None,
+        };
+        let env = Env {
+            names: &write.names,
+            values: &write.values,
+        };
+        if let Some(condition) = &write.condition {
+            let empty = Item::new();
+            match atoll_expr::evaluate(condition, old_item.as_ref().unwrap_or(&empty), &env) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Ok(PartitionOutput::ConditionFailed {
+                        old: if write.return_old_on_condition_failure {
+                            old_item
+                        } else {
+                            None
+                        },
+                        old_size_bytes,
+                    });
+                }
+                Err(e) => {
+                    return Ok(PartitionOutput::Rejected {
+                        message: e.message().to_string(),
+                    });
+                }
+            }
+        }
+        // Everything that can fail happens before the first write to `ctx`:
+        // a rejected write must leave nothing behind in the apply batch.
+        let rejected = |e: atoll_expr::ExprError| PartitionOutput::Rejected {
+            message: e.message().to_string(),
+        };
+        let (new_value, new_item, new_size_bytes) = match &write.action {
+            WriteAction::Put { record, size_bytes } => {
+                let value = stored_value(record, *size_bytes);
+                let new_item = if write.return_values == ReturnValues::AllNew {
+                    Some(stored_item(&value).map_err(corrupt)?)
+                } else {
+                    None
+                };
+                (Some(value), new_item, *size_bytes)
+            }
+            WriteAction::Delete => (None, None, 0),
+            // DynamoDB does not create a missing item for an update that only removes.
+            WriteAction::Update { update, .. }
+                if old_item.is_none() && atoll_expr::update::removes_only(update) =>
+            {
+                (None, None, 0)
+            }
+            WriteAction::Update { key, update } => {
+                let applied = match &old_item {
+                    Some(old) => atoll_expr::apply_update(update, old, &env),
+                    None => atoll_expr::apply_update_to_new_item(update, key, &env),
+                };
+                let new_item = match applied {
+                    Ok(item) => item,
+                    Err(e) => return Ok(rejected(e)),
+                };
+                let size_bytes = item_size_bytes(&new_item);
+                if size_bytes > MAX_ITEM_SIZE_BYTES {
+                    return Ok(PartitionOutput::Rejected {
+                        message: "Item size to update has exceeded the maximum allowed size"
+                            .to_string(),
+                    });
+                }
+                let size_bytes = size_bytes as u32;
+                let value = stored_value(&encode_item(&new_item), size_bytes);
+                (Some(value), Some(new_item), size_bytes)
+            }
+        };
+        let returned = match (write.return_values, &write.action) {
+            (ReturnValues::None, _) => None,
+            (ReturnValues::AllOld, _) => old_item,
+            (ReturnValues::AllNew, _) => new_item,
+            (ReturnValues::UpdatedOld, WriteAction::Update { update, .. }) => match &old_item {
+                Some(old) => Some(
+                    atoll_expr::updated_attributes(update, old, &env)
+                        .map_err(|e| corrupt_expr(&e))?,
+                ),
+                None => None,
+            },
+            (ReturnValues::UpdatedNew, WriteAction::Update { update, .. }) => match &new_item {
+                Some(new) => Some(
+                    atoll_expr::updated_attributes(update, new, &env)
+                        .map_err(|e| corrupt_expr(&e))?,
+                ),
+                None => None,
+            },
+            (ReturnValues::UpdatedOld | ReturnValues::UpdatedNew, _) => None,
+        };
+        let old_count = i64::from(stored.is_some());
+        let exists_after = new_value.is_some();
+        match new_value {
+            Some(value) => ctx.put(&self.items, write.row_key, value),
+            None if stored.is_some() => ctx.delete(&self.items, write.row_key),
+            None => {}
+        }
+        self.stats.apply_change(
+            i64::from(exists_after) - old_count,
+            i64::from(new_size_bytes) - i64::from(old_size_bytes),
+        );
+        Ok(PartitionOutput::Written {
+            returned: returned.filter(|item| !item.is_empty()),
+            old_size_bytes,
+            new_size_bytes,
+        })
+    }
+}
+
+/// Projecting the updated paths of items the update itself produced cannot
+/// fail unless the state machine is wrong; treat it as corruption.
+fn corrupt_expr(e: &atoll_expr::ExprError) -> StorageError {
+    corrupt(PartitionError::Corrupt(e.to_string()))
 }
 
 fn corrupt(e: PartitionError) -> StorageError {
@@ -152,22 +280,13 @@ impl GroupStateMachine for PartitionStateMachine {
     ) -> Result<ApplyOutput, StorageError> {
         let command = PartitionCommand::decode(command).map_err(corrupt)?;
         let output = match command {
-            PartitionCommand::Single { op, return_old } => {
-                let (old, old_size_bytes) = self.apply_op(ctx, op, return_old)?;
-                let old = match old {
-                    Some(value) => Some(stored_item(&value).map_err(corrupt)?),
-                    None => None,
-                };
-                PartitionOutput::Written {
-                    old,
-                    old_size_bytes,
-                }
-            }
+            PartitionCommand::Write(write) => self.apply_write(ctx, *write)?,
             PartitionCommand::Batch { ops } => {
+                let mut old_sizes_bytes = Vec::with_capacity(ops.len());
                 for op in ops {
-                    self.apply_op(ctx, op, false)?;
+                    old_sizes_bytes.push(self.apply_op(ctx, op)?);
                 }
-                PartitionOutput::BatchWritten
+                PartitionOutput::BatchWritten { old_sizes_bytes }
             }
         };
         ctx.put(

@@ -7,7 +7,9 @@ mod common;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ScalarAttributeType as Sat};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, PutRequest, ReturnValue, ScalarAttributeType as Sat, WriteRequest,
+};
 use common::*;
 
 type Item = HashMap<String, AttributeValue>;
@@ -743,19 +745,66 @@ async fn invalid_attribute_values_are_refused() {
             "Number underflow. Attempting to store a number with magnitude smaller than supported range",
         ),
     ];
+    // The table above holds the wording of DynamoDB's older value layer,
+    // which BatchWriteItem runs. PutItem runs the current layer: the same
+    // errors inside "1 validation error detected: ", with duplicate set
+    // members quoted and listed in byte order up to the repeat, and the
+    // number-set and empty-number texts reworded (real DynamoDB, 2026).
+    let current_layer = |message: &str| -> String {
+        let message = match message {
+            "Input collection contains duplicates" => {
+                "One or more parameter values were invalid: Input collection contains duplicates.".to_string()
+            }
+            "The parameter cannot be converted to a numeric value" => {
+                "The parameter cannot be converted to a numeric value: ".to_string()
+            }
+            "One or more parameter values were invalid: Input collection [a, a] contains duplicates." => {
+                "One or more parameter values were invalid: Input collection [\"a\", \"a\"] contains duplicates.".to_string()
+            }
+            "One or more parameter values were invalid: Input collection [Yg==, Yg==]of type BS contains duplicates." => {
+                "One or more parameter values were invalid: Input collection [\"Yg==\",\"Yg==\"]of type BS contains duplicates."
+                    .to_string()
+            }
+            other => other.to_string(),
+        };
+        format!("1 validation error detected: {message}")
+    };
     for (value, message) in cases {
         let shown = format!("{value:?}");
         let result = client
             .put_item()
             .table_name(table)
-            .set_item(Some(item([("pk", s("bad")), ("v", value)])))
+            .set_item(Some(item([("pk", s("bad")), ("v", value.clone())])))
+            .send()
+            .await;
+        let err = api_error(result);
+        assert_eq!(
+            (err.code.as_str(), err.message.as_str()),
+            ("ValidationException", current_layer(message).as_str()),
+            "PutItem value {shown}"
+        );
+        let result = client
+            .batch_write_item()
+            .request_items(
+                table,
+                vec![
+                    WriteRequest::builder()
+                        .put_request(
+                            PutRequest::builder()
+                                .set_item(Some(item([("pk", s("bad")), ("v", value)])))
+                                .build()
+                                .expect("put request"),
+                        )
+                        .build(),
+                ],
+            )
             .send()
             .await;
         let err = api_error(result);
         assert_eq!(
             (err.code.as_str(), err.message.as_str()),
             ("ValidationException", message),
-            "value {shown}"
+            "BatchWriteItem value {shown}"
         );
     }
     // Empty sets are refused inside documents too.
@@ -1067,7 +1116,7 @@ async fn request_validation_precedes_table_lookup() {
             .send()
             .await,
         "ValidationException",
-        "The parameter cannot be converted to a numeric value: x",
+        "1 validation error detected: The parameter cannot be converted to a numeric value: x",
     );
     assert_error(
         client

@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 
 use atoll_model::{Item, encode_item, item_size_bytes};
-use atoll_partition::{PartitionCommand, WriteOp};
+use atoll_partition::{PartitionCommand, PartitionOutput, WriteOp};
 use serde_json::{Map, Value, json};
 
 use super::capacity::{ReturnCapacity, read_units, write_units};
 use super::items::{attributes_to_get, item_table, project, resolve_table_name};
 use super::keys::{check_batch_item_key, check_key, locate};
 use crate::Api;
-use crate::attribute::{decode_item, decode_map, encode_map};
+use crate::attribute::{Layer, decode_item, decode_map, encode_map};
 use crate::constraints::{Shown, Violations, enum_constraint, is_valid_name};
 use crate::error::{ApiError, ApiResult};
 use crate::input::{self, Object};
@@ -97,6 +97,14 @@ fn java_map_dump(tables: &Object) -> String {
         })
         .collect();
     format!("{{{}}}", entries.join(", "))
+}
+
+/// The writes of one BatchWriteItem request that go to one partition.
+struct BatchCommand {
+    table_index: usize,
+    token: u64,
+    ops: Vec<WriteOp>,
+    new_sizes_bytes: Vec<u32>,
 }
 
 /// One write of a BatchWriteItem request.
@@ -197,7 +205,10 @@ pub(crate) async fn batch_write_item(api: &Api, input: &Object) -> ApiResult<Val
             let delete = input::object(write, "DeleteRequest");
             match (put, delete) {
                 (Some(put), None) => {
-                    let item = decode_item(input::value(put, "Item").unwrap_or(&Value::Null))?;
+                    let item = decode_item(
+                        input::value(put, "Item").unwrap_or(&Value::Null),
+                        Layer::Older,
+                    )?;
                     if item_size_bytes(&item) > atoll_model::MAX_ITEM_SIZE_BYTES {
                         return Err(ApiError::validation(
                             "Item size has exceeded the maximum allowed size",
@@ -208,6 +219,7 @@ pub(crate) async fn batch_write_item(api: &Api, input: &Object) -> ApiResult<Val
                 (None, Some(delete)) => {
                     parsed.push(BatchWrite::Delete(decode_map(
                         input::value(delete, "Key").unwrap_or(&Value::Null),
+                        Layer::Older,
                     )?));
                 }
                 _ => {
@@ -225,37 +237,29 @@ pub(crate) async fn batch_write_item(api: &Api, input: &Object) -> ApiResult<Val
         resolved.push((table, writes));
     }
     // Key checks and duplicates, then one command per partition.
-    let mut commands: Vec<(
-        std::sync::Arc<atoll_model::table::TableDefinition>,
-        u64,
-        Vec<WriteOp>,
-    )> = Vec::new();
-    let mut units_by_table: Vec<(String, f64)> = Vec::new();
-    for (table, writes) in &resolved {
+    // One command per partition; each op remembers its table and new size
+    // so capacity can be charged on max(old, new) once the old sizes are known.
+    let mut commands: Vec<BatchCommand> = Vec::new();
+    for (table_index, (table, writes)) in resolved.iter().enumerate() {
         let mut seen = std::collections::HashSet::new();
-        let mut by_partition: BTreeMap<u64, (u64, Vec<WriteOp>)> = BTreeMap::new();
-        let mut units = 0.0;
+        let mut by_partition: BTreeMap<u64, BatchCommand> = BTreeMap::new();
         for write in writes {
-            let (op, token) = match write {
+            let (op, token, new_size_bytes) = match write {
                 BatchWrite::Put(item) => {
                     check_batch_item_key(&table.key_schema, item)?;
                     let (token, row_key) = locate(&table.key_schema, item)?;
-                    let size_bytes = item_size_bytes(item);
-                    units += write_units(size_bytes);
-                    (
-                        WriteOp::Put {
-                            row_key,
-                            record: encode_item(item),
-                            size_bytes: size_bytes as u32,
-                        },
-                        token,
-                    )
+                    let size_bytes = item_size_bytes(item) as u32;
+                    let op = WriteOp::Put {
+                        row_key,
+                        record: encode_item(item),
+                        size_bytes,
+                    };
+                    (op, token, size_bytes)
                 }
                 BatchWrite::Delete(key) => {
                     check_key(&table.key_schema, key)?;
                     let (token, row_key) = locate(&table.key_schema, key)?;
-                    units += write_units(0);
-                    (WriteOp::Delete { row_key }, token)
+                    (WriteOp::Delete { row_key }, token, 0)
                 }
             };
             if !seen.insert(op.row_key().to_vec()) {
@@ -267,27 +271,59 @@ pub(crate) async fn batch_write_item(api: &Api, input: &Object) -> ApiResult<Val
                 .partition_for_token(token)
                 .map(|p| p.group_id)
                 .unwrap_or_default();
-            by_partition
+            let command = by_partition
                 .entry(partition)
-                .or_insert((token, Vec::new()))
-                .1
-                .push(op);
+                .or_insert_with(|| BatchCommand {
+                    table_index,
+                    token,
+                    ops: Vec::new(),
+                    new_sizes_bytes: Vec::new(),
+                });
+            command.ops.push(op);
+            command.new_sizes_bytes.push(new_size_bytes);
         }
-        for (_, (token, ops)) in by_partition {
-            commands.push((table.clone(), token, ops));
-        }
-        units_by_table.push((table.name.clone(), units));
+        commands.extend(by_partition.into_values());
     }
-    let writes = commands.into_iter().map(|(table, token, ops)| async move {
-        api.cluster
-            .write(&table, token, &PartitionCommand::Batch { ops })
-            .await
+    let mut units_by_table = vec![0.0; resolved.len()];
+    let tables: Vec<_> = resolved.iter().map(|(table, _)| table.clone()).collect();
+    let writes = commands.into_iter().map(|command| {
+        let table = tables.get(command.table_index).cloned();
+        async move {
+            let result = match table {
+                Some(table) => api
+                    .cluster
+                    .write(
+                        &table,
+                        command.token,
+                        &PartitionCommand::Batch { ops: command.ops },
+                    )
+                    .await
+                    .map_err(super::cluster_error),
+                None => Err(ApiError::internal("batch command of an unknown table")),
+            };
+            (command.table_index, command.new_sizes_bytes, result)
+        }
     });
     // Writes of different partitions replicate independently; running them
     // together lets their log entries share the node's group commit.
-    for result in futures_util::future::join_all(writes).await {
-        result.map_err(super::cluster_error)?;
+    for (table_index, new_sizes, result) in futures_util::future::join_all(writes).await {
+        let old_sizes = match result? {
+            PartitionOutput::BatchWritten { old_sizes_bytes } => old_sizes_bytes,
+            _ => return Err(ApiError::internal("unexpected outcome of a batch write")),
+        };
+        if let Some(units) = units_by_table.get_mut(table_index) {
+            *units += new_sizes
+                .iter()
+                .zip(old_sizes.iter().chain(std::iter::repeat(&0)))
+                .map(|(new, old)| write_units((*new).max(*old) as usize))
+                .sum::<f64>();
+        }
     }
+    let units_by_table: Vec<(String, f64)> = resolved
+        .iter()
+        .map(|(table, _)| table.name.clone())
+        .zip(units_by_table)
+        .collect();
     let mut response = Map::new();
     response.insert("UnprocessedItems".into(), json!({}));
     let consumed: Vec<Value> = units_by_table
@@ -386,7 +422,7 @@ pub(crate) async fn batch_get_item(api: &Api, input: &Object) -> ApiResult<Value
         let wanted = attributes_to_get(input::list(request, "AttributesToGet"))?;
         let mut keys: Vec<Item> = Vec::new();
         for key in input::list(request, "Keys").into_iter().flatten() {
-            let key = decode_map(key)?;
+            let key = decode_map(key, Layer::Current { enveloped: false })?;
             if keys.contains(&key) {
                 return Err(ApiError::validation(
                     "Provided list of item keys contains duplicates",

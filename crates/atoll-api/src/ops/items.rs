@@ -1,18 +1,19 @@
 //! PutItem, GetItem, DeleteItem.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use atoll_model::table::TableDefinition;
 use atoll_model::{Item, encode_item, item_size_bytes};
-use atoll_partition::{PartitionCommand, PartitionOutput, WriteOp};
+use atoll_partition::{ItemWrite, PartitionCommand, PartitionOutput, ReturnValues, WriteAction};
 use serde_json::{Map, Value};
 
 use super::capacity::{ReturnCapacity, read_units, write_units};
 use super::keys::{check_item_key, check_key, locate};
 use crate::Api;
-use crate::attribute::{decode_item, decode_map, encode_map};
+use crate::attribute::{Layer, decode_item, decode_map, encode_map};
 use crate::constraints::{Shown, Violations, check_table_name, enum_constraint};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{self, Object};
 use crate::shape::common::{ATTRIBUTE_MAP, BOOLEAN, STRING, STRING_LIST, STRING_MAP};
 use crate::shape::{Shape, check_members};
@@ -104,6 +105,11 @@ const GET_ITEM_MEMBERS: &[&str] = &[
     "projectionExpression",
     "expressionAttributeNames",
 ];
+
+/// PutItem, UpdateItem and DeleteItem check values in DynamoDB's current layer, enveloped.
+pub(crate) const WRITE_LAYER: Layer = Layer::Current { enveloped: true };
+/// GetItem, BatchGetItem and Query check values in the current layer, bare.
+pub(crate) const READ_LAYER: Layer = Layer::Current { enveloped: false };
 
 const RETURN_VALUES: &[&str] = &["ALL_NEW", "UPDATED_OLD", "ALL_OLD", "NONE", "UPDATED_NEW"];
 
@@ -201,39 +207,64 @@ fn refuse_conditions(input: &Object) -> ApiResult<()> {
     Ok(())
 }
 
-/// Whether ReturnValues asks for the old item, refusing what PutItem/DeleteItem do not allow.
-fn wants_old_item(return_values: Option<&str>) -> ApiResult<bool> {
+/// ReturnValues of PutItem/DeleteItem, refusing what they do not allow.
+fn put_or_delete_return_values(return_values: Option<&str>) -> ApiResult<ReturnValues> {
     match return_values {
-        None | Some("NONE") => Ok(false),
-        Some("ALL_OLD") => Ok(true),
+        None | Some("NONE") => Ok(ReturnValues::None),
+        Some("ALL_OLD") => Ok(ReturnValues::AllOld),
         Some(_) => Err(ApiError::validation(
             "ReturnValues can only be ALL_OLD or NONE",
         )),
     }
 }
 
-fn write_output(
-    output: PartitionOutput,
+/// Replicates a single write through its partition and turns the outcome
+/// into DynamoDB's response (or error).
+pub(crate) async fn single_write(
+    api: &Api,
+    table: &TableDefinition,
+    token: u64,
+    write: ItemWrite,
     capacity: ReturnCapacity,
-    table: &str,
-    new_size_bytes: usize,
 ) -> ApiResult<Value> {
-    let PartitionOutput::Written {
-        old,
-        old_size_bytes,
-    } = output
-    else {
-        return Err(ApiError::internal("unexpected outcome of a single write"));
-    };
-    let mut response = Map::new();
-    if let Some(old) = old {
-        response.insert("Attributes".into(), encode_map(&old));
+    let output = api
+        .cluster
+        .write(table, token, &PartitionCommand::Write(Box::new(write)))
+        .await
+        .map_err(super::cluster_error)?;
+    match output {
+        PartitionOutput::Written {
+            returned,
+            old_size_bytes,
+            new_size_bytes,
+        } => {
+            let mut response = Map::new();
+            if let Some(returned) = returned {
+                response.insert("Attributes".into(), encode_map(&returned));
+            }
+            let units = write_units(old_size_bytes.max(new_size_bytes) as usize);
+            if let Some(consumed) = capacity.report(&table.name, units) {
+                response.insert("ConsumedCapacity".into(), consumed);
+            }
+            Ok(Value::Object(response))
+        }
+        PartitionOutput::ConditionFailed { old, .. } => {
+            let mut error = ApiError::new(
+                ErrorKind::ConditionalCheckFailed,
+                "The conditional request failed",
+            );
+            if let Some(old) = old {
+                let mut extra = Map::new();
+                extra.insert("Item".into(), encode_map(&old));
+                error.extra = Some(extra);
+            }
+            Err(error)
+        }
+        PartitionOutput::Rejected { message } => Err(ApiError::validation(message)),
+        PartitionOutput::BatchWritten { .. } => {
+            Err(ApiError::internal("unexpected outcome of a single write"))
+        }
     }
-    let units = write_units(new_size_bytes.max(old_size_bytes as usize));
-    if let Some(consumed) = capacity.report(table, units) {
-        response.insert("ConsumedCapacity".into(), consumed);
-    }
-    Ok(Value::Object(response))
 }
 
 /// PutItem.
@@ -247,8 +278,11 @@ pub(crate) async fn put_item(api: &Api, input: &Object) -> ApiResult<Value> {
     let (return_values, capacity) = check_write_options(&mut violations, input);
     violations.into_result()?;
     refuse_conditions(input)?;
-    let item = decode_item(input::value(input, "Item").unwrap_or(&Value::Null))?;
-    let return_old = wants_old_item(return_values)?;
+    let item = decode_item(
+        input::value(input, "Item").unwrap_or(&Value::Null),
+        WRITE_LAYER,
+    )?;
+    let return_values = put_or_delete_return_values(return_values)?;
     let size_bytes = item_size_bytes(&item);
     if size_bytes > atoll_model::MAX_ITEM_SIZE_BYTES {
         return Err(ApiError::validation(
@@ -259,20 +293,19 @@ pub(crate) async fn put_item(api: &Api, input: &Object) -> ApiResult<Value> {
     let table = item_table(api, name)?;
     check_item_key(&table.key_schema, &item)?;
     let (token, row_key) = locate(&table.key_schema, &item)?;
-    let command = PartitionCommand::Single {
-        op: WriteOp::Put {
-            row_key,
+    let write = ItemWrite {
+        row_key,
+        action: WriteAction::Put {
             record: encode_item(&item),
             size_bytes: size_bytes as u32,
         },
-        return_old,
+        condition: None,
+        names: HashMap::new(),
+        values: HashMap::new(),
+        return_values,
+        return_old_on_condition_failure: false,
     };
-    let output = api
-        .cluster
-        .write(&table, token, &command)
-        .await
-        .map_err(super::cluster_error)?;
-    write_output(output, capacity, &table.name, size_bytes)
+    single_write(api, &table, token, write, capacity).await
 }
 
 /// DeleteItem.
@@ -286,22 +319,25 @@ pub(crate) async fn delete_item(api: &Api, input: &Object) -> ApiResult<Value> {
     let (return_values, capacity) = check_write_options(&mut violations, input);
     violations.into_result()?;
     refuse_conditions(input)?;
-    let key = decode_map(input::value(input, "Key").unwrap_or(&Value::Null))?;
-    let return_old = wants_old_item(return_values)?;
+    let key = decode_map(
+        input::value(input, "Key").unwrap_or(&Value::Null),
+        WRITE_LAYER,
+    )?;
+    let return_values = put_or_delete_return_values(return_values)?;
     let name = input::string(input, "TableName").unwrap_or_default();
     let table = item_table(api, name)?;
     check_key(&table.key_schema, &key)?;
     let (token, row_key) = locate(&table.key_schema, &key)?;
-    let command = PartitionCommand::Single {
-        op: WriteOp::Delete { row_key },
-        return_old,
+    let write = ItemWrite {
+        row_key,
+        action: WriteAction::Delete,
+        condition: None,
+        names: HashMap::new(),
+        values: HashMap::new(),
+        return_values,
+        return_old_on_condition_failure: false,
     };
-    let output = api
-        .cluster
-        .write(&table, token, &command)
-        .await
-        .map_err(super::cluster_error)?;
-    write_output(output, capacity, &table.name, 0)
+    single_write(api, &table, token, write, capacity).await
 }
 
 /// Reads the legacy `AttributesToGet` list, refusing duplicates as DynamoDB does.
@@ -362,7 +398,10 @@ pub(crate) async fn get_item(api: &Api, input: &Object) -> ApiResult<Value> {
             return Err(super::unsupported_parameter(parameter));
         }
     }
-    let key = decode_map(input::value(input, "Key").unwrap_or(&Value::Null))?;
+    let key = decode_map(
+        input::value(input, "Key").unwrap_or(&Value::Null),
+        READ_LAYER,
+    )?;
     let wanted = attributes_to_get(input::list(input, "AttributesToGet"))?;
     let consistent = input::boolean(input, "ConsistentRead").unwrap_or(false);
     let name = input::string(input, "TableName").unwrap_or_default();
