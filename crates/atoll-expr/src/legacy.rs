@@ -26,7 +26,8 @@ use crate::error::ExprError;
 mod conditions;
 
 pub use conditions::{
-    check_key_conditions, expected_condition, filter_condition, key_conditions_condition,
+    check_key_conditions, check_query_filter_keys, expected_condition, filter_condition,
+    key_conditions_condition,
 };
 
 /// The prefix of most legacy validation messages.

@@ -121,5 +121,35 @@ pub fn check_key_paths<'p>(
     Ok(())
 }
 
+/// Refuses a Query filter that names a key attribute of the table or index
+/// queried (partition key checked first): "<parameter> can only contain
+/// non-primary key attributes: Primary key attribute: a", `parameter`
+/// being "Filter Expression" for a FilterExpression (dynalite's text, from
+/// its suite run against DynamoDB) and "QueryFilter" for the legacy
+/// parameter (see [`crate::legacy::check_query_filter_keys`]).
+pub fn check_filter_key_attributes<'p>(
+    paths: impl IntoIterator<Item = &'p Path>,
+    env: &Env,
+    key: &KeySchema,
+    parameter: &str,
+) -> Result<(), ExprError> {
+    let mut heads = Vec::new();
+    for path in paths {
+        if let Some(PathElement::Attribute(head)) = path.0.first() {
+            heads.push(resolve_name(head, env)?);
+        }
+    }
+    let keys = std::iter::once(&key.partition_key).chain(key.sort_key.as_ref());
+    for key in keys {
+        if heads.contains(&key.name.as_str()) {
+            return Err(ExprError::validation(format!(
+                "{parameter} can only contain non-primary key attributes: Primary key attribute: {}",
+                key.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests;

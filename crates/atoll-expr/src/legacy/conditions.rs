@@ -215,6 +215,23 @@ pub fn check_key_conditions(
     Ok(())
 }
 
+/// Refuses a `QueryFilter` on a key attribute of the table or index
+/// queried: "QueryFilter can only contain non-primary key attributes:
+/// Primary key attribute: a" (dynalite's text, checked against DynamoDB).
+pub fn check_query_filter_keys(
+    filter: &[(String, LegacyCondition)],
+    schema: &KeySchema,
+) -> Result<(), ExprError> {
+    let paths: Vec<Path> = filter.iter().map(|(name, _)| top_level(name)).collect();
+    let no_placeholders = std::collections::HashMap::new();
+    let no_values = std::collections::HashMap::new();
+    let env = crate::Env {
+        names: &no_placeholders,
+        values: &no_values,
+    };
+    crate::eval::keys::check_filter_key_attributes(&paths, &env, schema, "QueryFilter")
+}
+
 /// One filter or key condition, checked by [`check_values`] and translated.
 fn legacy_condition(name: &str, condition: &LegacyCondition) -> Result<Condition, ExprError> {
     let values = condition

@@ -127,3 +127,40 @@ fn updating_a_key_is_refused() {
         Ok(())
     );
 }
+
+#[test]
+fn query_filters_may_not_name_key_attributes() {
+    let env = Placeholders::default().name("#k", "b");
+    let env = env.env();
+    let check = |paths: &[&str]| {
+        let paths: Vec<Path> = paths.iter().map(|text| path(text)).collect();
+        check_filter_key_attributes(&paths, &env, &schema(), "Filter Expression")
+            .map_err(|e| e.message().to_owned())
+    };
+    assert_eq!(check(&["x", "y.z"]), Ok(()));
+    assert_eq!(
+        check(&["x", "#k"]),
+        Err("Filter Expression can only contain non-primary key attributes: Primary key attribute: b".into())
+    );
+    assert_eq!(
+        check(&["b", "a.x"]),
+        Err("Filter Expression can only contain non-primary key attributes: Primary key attribute: a".into())
+    );
+    let filter = vec![(
+        "b".to_owned(),
+        crate::legacy::LegacyCondition {
+            comparison_operator: crate::legacy::ComparisonOperator::NotNull,
+            attribute_value_list: None,
+        },
+    )];
+    assert_eq!(
+        crate::legacy::check_query_filter_keys(&filter, &schema())
+            .unwrap_err()
+            .message(),
+        "QueryFilter can only contain non-primary key attributes: Primary key attribute: b"
+    );
+    assert_eq!(
+        crate::legacy::check_query_filter_keys(&filter[..0], &schema()),
+        Ok(())
+    );
+}
