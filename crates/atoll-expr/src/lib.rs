@@ -17,6 +17,31 @@ pub mod legacy;
 pub mod projection;
 pub mod update;
 
+// Parsing and request-level validation of the expression languages.
+mod cache;
+mod java;
+pub mod key_condition;
+mod kind;
+mod lexer;
+pub mod parser;
+mod references;
+mod reserved;
+mod standalone;
+mod validate;
+
+pub use cache::ExpressionCache;
+pub use key_condition::{KeyCondition, extract_key_conditions, key_condition};
+pub use kind::ExpressionKind;
+pub use parser::{
+    ParsedCondition, ParsedProjection, ParsedUpdate, parse_condition_expression,
+    parse_projection_expression, parse_update_expression,
+};
+pub use references::{
+    ExpressionRequest, References, ValidatedCondition, ValidatedExpressions, ValidatedProjection,
+    ValidatedUpdate, check_attribute_maps, check_references, validate_expressions,
+};
+pub use standalone::{parse_condition, parse_projection, parse_update};
+
 pub use error::ExprError;
 pub use eval::{check_condition_operands, evaluate, resolve};
 pub use projection::project;
