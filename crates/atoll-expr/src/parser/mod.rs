@@ -17,6 +17,9 @@ pub(crate) mod predict;
 pub(crate) mod tree;
 mod walk;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 
 use crate::ExprError;
@@ -49,6 +52,34 @@ pub(crate) fn comparator_symbol(comparator: Comparator) -> &'static str {
         Comparator::Le => "<=",
         Comparator::Gt => ">",
         Comparator::Ge => ">=",
+    }
+}
+
+/// The most operators an expression may hold.
+pub(crate) const MAX_OPERATORS: usize = 300;
+
+fn operand_operators(node: &tree::OperandNode) -> usize {
+    match node {
+        tree::OperandNode::Call(call) => 1 + call.args.iter().map(operand_operators).sum::<usize>(),
+        _ => 0,
+    }
+}
+
+/// How many operators DynamoDB counts in a condition.
+fn operator_count(node: &CondNode) -> usize {
+    match node {
+        CondNode::Compare(_, left, right) => 1 + operand_operators(left) + operand_operators(right),
+        CondNode::In(left, list) => {
+            1 + operand_operators(left) + list.iter().map(operand_operators).sum::<usize>()
+        }
+        CondNode::Between(a, b, c) => {
+            1 + operand_operators(a) + operand_operators(b) + operand_operators(c)
+        }
+        CondNode::Call(call) => 1 + call.args.iter().map(operand_operators).sum::<usize>(),
+        CondNode::Not(count, inner) => *count as usize + operator_count(inner),
+        CondNode::And(items) | CondNode::Or(items) => {
+            items.len().saturating_sub(1) + items.iter().map(operator_count).sum::<usize>()
+        }
     }
 }
 
@@ -129,7 +160,11 @@ pub fn parse_condition_expression(
         .condition_expression()
         .map_err(|fail| parse_error(fail, &tokens, kind))?;
     walk::walk_condition(&tree).map_err(|reason| kind.invalid(reason))?;
-    let ast = lower::condition(&tree, None).map(Arc::new);
+    // A tree over the operator limit never passes validation; not lowering
+    // it keeps every AST within that many levels.
+    let ast = (operator_count(&tree) <= MAX_OPERATORS)
+        .then(|| lower::condition(&tree, None).map(Arc::new))
+        .flatten();
     Ok(ParsedCondition {
         kind,
         length,

@@ -21,9 +21,11 @@ use super::Fail;
 use crate::lexer::{Tok, Tokens};
 
 /// How deep parentheses and function calls may nest. DynamoDB sets no
-/// documented limit (a valid expression has at most 300 operators, and every
-/// level needs one); the bound keeps recursion, and so the stack, small.
-pub(crate) const MAX_DEPTH: u32 = 400;
+/// documented limit (a valid expression has at most 300 operators, and
+/// nesting needs them); the bound keeps recursion, and so the stack, small:
+/// a debug build needs about 2 KB of stack per level, a release build less
+/// than 1 KB.
+pub(crate) const MAX_DEPTH: u32 = 200;
 
 /// The outcome of recognizing a construct from some token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -30,8 +30,7 @@ use crate::parser::tree::{
 use operators::{Kid, check, check_add_delete, lookup};
 use paths::{Elem, Node};
 
-/// The most operators an expression may hold.
-const MAX_OPERATORS: u32 = 300;
+use crate::parser::MAX_OPERATORS;
 
 /// The deepest document path.
 const MAX_PATH_DEPTH: usize = 32;
@@ -94,7 +93,7 @@ impl<'a> Validator<'a> {
 
     fn count_operator(&mut self) -> Checked<()> {
         self.operators += 1;
-        if self.operators > MAX_OPERATORS {
+        if self.operators as usize > MAX_OPERATORS {
             return Err(format!(
                 "The expression contains too many operators; operator count: {}",
                 self.operators

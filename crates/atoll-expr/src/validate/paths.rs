@@ -172,12 +172,14 @@ mod tests {
             vec![three.clone()],
         ]);
         assert!(
-            err.err().unwrap_or_default()
+            err.err()
+                .unwrap_or_default()
                 .ends_with("path one: [c, b, c], path two: [[3]]")
         );
         let err = insert_all(&[vec![map("a")], vec![map("a")], vec![map("c")], vec![three]]);
         assert!(
-            err.err().unwrap_or_default()
+            err.err()
+                .unwrap_or_default()
                 .ends_with("path one: [a], path two: [[3]]")
         );
     }
