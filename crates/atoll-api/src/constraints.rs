@@ -92,6 +92,11 @@ impl Violations {
         self.add(member, Shown::Null, path, "Member must not be null");
     }
 
+    /// Whether nothing was found.
+    pub fn is_empty(&self) -> bool {
+        self.found.is_empty()
+    }
+
     /// The ValidationException for what was found, if anything.
     pub fn into_result(mut self) -> crate::error::ApiResult<()> {
         if self.found.is_empty() {

@@ -26,6 +26,9 @@ pub use error::{ApiError, ErrorKind};
 pub use http::serve;
 pub use operation::Operation;
 
+/// Parsed expressions kept per node.
+const EXPRESSION_CACHE_ENTRIES: usize = 4096;
+
 /// Settings of the API front door.
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
@@ -39,12 +42,18 @@ pub struct ApiConfig {
 pub struct Api {
     cluster: Arc<Cluster>,
     config: ApiConfig,
+    /// Parsed expressions by text, so a hot request does not parse again.
+    expressions: atoll_expr::ExpressionCache,
 }
 
 impl Api {
     /// The API over `cluster`.
     pub fn new(cluster: Arc<Cluster>, config: ApiConfig) -> Arc<Api> {
-        Arc::new(Api { cluster, config })
+        Arc::new(Api {
+            cluster,
+            config,
+            expressions: atoll_expr::ExpressionCache::new(EXPRESSION_CACHE_ENTRIES),
+        })
     }
 }
 

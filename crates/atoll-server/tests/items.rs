@@ -1145,14 +1145,22 @@ async fn request_validation_precedes_table_lookup() {
 #[tokio::test]
 async fn unimplemented_operations_answer_a_clear_error() {
     let client = client();
-    let table = "items-query";
+    let table = "items-unimplemented";
     create_table(&client, table, Sat::S, None).await;
     let err = api_error(
         client
-            .query()
-            .table_name(table)
-            .key_condition_expression("pk = :p")
-            .expression_attribute_values(":p", s("x"))
+            .transact_get_items()
+            .transact_items(
+                aws_sdk_dynamodb::types::TransactGetItem::builder()
+                    .get(
+                        aws_sdk_dynamodb::types::Get::builder()
+                            .table_name(table)
+                            .key("pk", s("x"))
+                            .build()
+                            .expect("get"),
+                    )
+                    .build(),
+            )
             .send()
             .await,
     );

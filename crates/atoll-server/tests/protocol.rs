@@ -203,10 +203,13 @@ fn malformed_attribute_values() {
                 "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes",
             ),
         ),
-        // The content of each type is checked before the type count.
+        // The content of each type is checked before the type count. PutItem
+        // runs DynamoDB's current value layer, inside the validation envelope.
         (
             json!({"S": "a", "N": "b"}),
-            validation("The parameter cannot be converted to a numeric value: b"),
+            validation(
+                "1 validation error detected: The parameter cannot be converted to a numeric value: b",
+            ),
         ),
         (
             json!({"M": {"inner": {}}}),

@@ -7,7 +7,9 @@ use atoll_partition::{PartitionCommand, PartitionOutput, WriteOp};
 use serde_json::{Map, Value, json};
 
 use super::capacity::{ReturnCapacity, read_units, write_units};
-use super::items::{attributes_to_get, item_table, project, resolve_table_name};
+use super::items::{
+    apply_projection, check_projection_keys, item_table, read_projection, resolve_table_name,
+};
 use super::keys::{check_batch_item_key, check_key, locate};
 use crate::Api;
 use crate::attribute::{Layer, decode_item, decode_map, encode_map};
@@ -400,7 +402,8 @@ pub(crate) async fn batch_get_item(api: &Api, input: &Object) -> ApiResult<Value
     struct TableRequest {
         name: String,
         keys: Vec<Item>,
-        wanted: Option<Vec<String>>,
+        projection: Option<atoll_expr::ast::Projection>,
+        expressions: super::expressions::Expressions,
         consistent: bool,
         raw: Object,
     }
@@ -414,12 +417,6 @@ pub(crate) async fn batch_get_item(api: &Api, input: &Object) -> ApiResult<Value
             &["ProjectionExpression"],
             None,
         )?;
-        for parameter in ["ProjectionExpression", "ExpressionAttributeNames"] {
-            if input::has(request, parameter) {
-                return Err(super::unsupported_parameter(parameter));
-            }
-        }
-        let wanted = attributes_to_get(input::list(request, "AttributesToGet"))?;
         let mut keys: Vec<Item> = Vec::new();
         for key in input::list(request, "Keys").into_iter().flatten() {
             let key = decode_map(key, Layer::Current { enveloped: false })?;
@@ -430,10 +427,12 @@ pub(crate) async fn batch_get_item(api: &Api, input: &Object) -> ApiResult<Value
             }
             keys.push(key);
         }
+        let (projection, expressions) = read_projection(api, request)?;
         requests.push(TableRequest {
             name: name.clone(),
             keys,
-            wanted,
+            projection,
+            expressions,
             consistent: input::boolean(request, "ConsistentRead").unwrap_or(false),
             raw: request.clone(),
         });
@@ -444,6 +443,7 @@ pub(crate) async fn batch_get_item(api: &Api, input: &Object) -> ApiResult<Value
         for key in &request.keys {
             check_key(&table.key_schema, key)?;
         }
+        check_projection_keys(request.projection.as_ref(), &request.expressions, &table)?;
         resolved.push((table, request));
     }
     let mut responses = Map::new();
@@ -469,7 +469,9 @@ pub(crate) async fn batch_get_item(api: &Api, input: &Object) -> ApiResult<Value
             units += read_units(size_bytes, request.consistent);
             response_bytes += size_bytes;
             if let Some(item) = item {
-                found.push(encode_map(&project(item, request.wanted.as_deref())));
+                let item =
+                    apply_projection(item, request.projection.as_ref(), &request.expressions)?;
+                found.push(encode_map(&item));
             }
         }
         let response_name = resolve_table_name(&request.name).to_string();

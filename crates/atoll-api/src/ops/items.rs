@@ -1,6 +1,5 @@
 //! PutItem, GetItem, DeleteItem.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use atoll_model::table::TableDefinition;
@@ -9,6 +8,7 @@ use atoll_partition::{ItemWrite, PartitionCommand, PartitionOutput, ReturnValues
 use serde_json::{Map, Value};
 
 use super::capacity::{ReturnCapacity, read_units, write_units};
+use super::expressions::{Expressions, expression_error};
 use super::keys::{check_item_key, check_key, locate};
 use crate::Api;
 use crate::attribute::{Layer, decode_item, decode_map, encode_map};
@@ -17,6 +17,8 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{self, Object};
 use crate::shape::common::{ATTRIBUTE_MAP, BOOLEAN, STRING, STRING_LIST, STRING_MAP};
 use crate::shape::{Shape, check_members};
+use atoll_expr::ExpressionKind;
+use atoll_expr::ast::{Condition, Projection};
 
 /// Shape of the legacy `Expected` map (type-checked, then refused as not supported yet).
 static EXPECTED: Shape = Shape::Map(
@@ -184,27 +186,51 @@ fn check_write_options<'a>(
     (return_values, capacity)
 }
 
-/// Checks the conditional parameters of PutItem/DeleteItem as DynamoDB does,
-/// then refuses them until conditions are implemented.
-fn refuse_conditions(input: &Object) -> ApiResult<()> {
+/// DynamoDB's check that PutItem/DeleteItem mix no condition parameters of
+/// both kinds, before their values are read.
+fn check_condition_parameters(input: &Object) -> ApiResult<()> {
     super::check_expression_parameters(
         input,
         &["Expected", "ConditionalOperator"],
         &["ConditionExpression"],
-        Some("ConditionExpression is null"),
-    )?;
-    for parameter in [
-        "ConditionExpression",
-        "Expected",
-        "ConditionalOperator",
-        "ExpressionAttributeNames",
-        "ExpressionAttributeValues",
-    ] {
-        if input::has(input, parameter) {
-            return Err(super::unsupported_parameter(parameter));
-        }
+        Some(("ConditionExpression is null", &["ConditionExpression"])),
+    )
+    .map_err(|e| envelope(e, WRITE_LAYER))
+}
+
+/// Write operations put request-level validation errors in DynamoDB's envelope.
+pub(crate) fn envelope(error: ApiError, layer: Layer) -> ApiError {
+    match layer {
+        Layer::Current { enveloped: true } => layer.error(error.message.unwrap_or_default()),
+        _ => error,
     }
-    Ok(())
+}
+
+/// The condition of a write, from `ConditionExpression` or from the legacy
+/// `Expected` + `ConditionalOperator`, with the request's expressions.
+/// `kinds` lists the expressions the operation parses, in DynamoDB's order.
+pub(crate) fn read_write_expressions(
+    api: &Api,
+    input: &Object,
+    kinds: &[ExpressionKind],
+) -> ApiResult<(Option<Condition>, Expressions)> {
+    let expected = super::legacy_input::expected(input, WRITE_LAYER)?;
+    let legacy = atoll_expr::legacy::expected_condition(
+        expected.as_deref(),
+        super::legacy_input::conditional_operator(input),
+    )
+    .map_err(|e| expression_error(e, WRITE_LAYER))?;
+    let expressions = super::expressions::read(api, input, kinds, WRITE_LAYER)?;
+    let condition = match &expressions.condition {
+        Some(condition) => Some((**condition).clone()),
+        None => legacy,
+    };
+    Ok((condition, expressions))
+}
+
+/// Whether a failed condition returns the item (`ReturnValuesOnConditionCheckFailure`).
+pub(crate) fn return_old_on_condition_failure(input: &Object) -> bool {
+    input::string(input, "ReturnValuesOnConditionCheckFailure") == Some("ALL_OLD")
 }
 
 /// ReturnValues of PutItem/DeleteItem, refusing what they do not allow.
@@ -277,7 +303,7 @@ pub(crate) async fn put_item(api: &Api, input: &Object) -> ApiResult<Value> {
     }
     let (return_values, capacity) = check_write_options(&mut violations, input);
     violations.into_result()?;
-    refuse_conditions(input)?;
+    check_condition_parameters(input)?;
     let item = decode_item(
         input::value(input, "Item").unwrap_or(&Value::Null),
         WRITE_LAYER,
@@ -289,6 +315,8 @@ pub(crate) async fn put_item(api: &Api, input: &Object) -> ApiResult<Value> {
             "Item size has exceeded the maximum allowed size",
         ));
     }
+    let (condition, expressions) =
+        read_write_expressions(api, input, &[ExpressionKind::Condition])?;
     let name = input::string(input, "TableName").unwrap_or_default();
     let table = item_table(api, name)?;
     check_item_key(&table.key_schema, &item)?;
@@ -299,11 +327,11 @@ pub(crate) async fn put_item(api: &Api, input: &Object) -> ApiResult<Value> {
             record: encode_item(&item),
             size_bytes: size_bytes as u32,
         },
-        condition: None,
-        names: HashMap::new(),
-        values: HashMap::new(),
+        condition,
+        names: expressions.names,
+        values: expressions.values,
         return_values,
-        return_old_on_condition_failure: false,
+        return_old_on_condition_failure: return_old_on_condition_failure(input),
     };
     single_write(api, &table, token, write, capacity).await
 }
@@ -318,12 +346,14 @@ pub(crate) async fn delete_item(api: &Api, input: &Object) -> ApiResult<Value> {
     }
     let (return_values, capacity) = check_write_options(&mut violations, input);
     violations.into_result()?;
-    refuse_conditions(input)?;
+    check_condition_parameters(input)?;
     let key = decode_map(
         input::value(input, "Key").unwrap_or(&Value::Null),
         WRITE_LAYER,
     )?;
     let return_values = put_or_delete_return_values(return_values)?;
+    let (condition, expressions) =
+        read_write_expressions(api, input, &[ExpressionKind::Condition])?;
     let name = input::string(input, "TableName").unwrap_or_default();
     let table = item_table(api, name)?;
     check_key(&table.key_schema, &key)?;
@@ -331,38 +361,72 @@ pub(crate) async fn delete_item(api: &Api, input: &Object) -> ApiResult<Value> {
     let write = ItemWrite {
         row_key,
         action: WriteAction::Delete,
-        condition: None,
-        names: HashMap::new(),
-        values: HashMap::new(),
+        condition,
+        names: expressions.names,
+        values: expressions.values,
         return_values,
-        return_old_on_condition_failure: false,
+        return_old_on_condition_failure: return_old_on_condition_failure(input),
     };
     single_write(api, &table, token, write, capacity).await
 }
 
-/// Reads the legacy `AttributesToGet` list, refusing duplicates as DynamoDB does.
-pub(crate) fn attributes_to_get(list: Option<&Vec<Value>>) -> ApiResult<Option<Vec<String>>> {
-    let Some(list) = list else { return Ok(None) };
-    let mut names: Vec<String> = Vec::with_capacity(list.len());
-    for name in list.iter().filter_map(Value::as_str) {
-        if names.iter().any(|n| n == name) {
-            return Err(ApiError::invalid_parameter(format!(
-                "Duplicate value in attribute name: {name}"
-            )));
+/// The projection of a read, from `ProjectionExpression` or from the legacy
+/// `AttributesToGet`, with the request's expressions (names for the paths).
+pub(crate) fn read_projection(
+    api: &Api,
+    input: &Object,
+) -> ApiResult<(Option<Projection>, Expressions)> {
+    let legacy = match input::list(input, "AttributesToGet") {
+        Some(list) => {
+            let names: Vec<String> = list
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect();
+            Some(
+                atoll_expr::legacy::attributes_to_get(&names)
+                    .map_err(|e| expression_error(e, READ_LAYER))?,
+            )
         }
-        names.push(name.to_string());
-    }
-    Ok(Some(names))
+        None => None,
+    };
+    let expressions =
+        super::expressions::read(api, input, &[ExpressionKind::Projection], READ_LAYER)?;
+    let projection = match &expressions.projection {
+        Some(projection) => Some((**projection).clone()),
+        None => legacy,
+    };
+    Ok((projection, expressions))
 }
 
-/// Keeps only the named top-level attributes of `item`.
-pub(crate) fn project(item: Item, names: Option<&[String]>) -> Item {
-    match names {
-        None => item,
-        Some(names) => item
-            .into_iter()
-            .filter(|(name, _)| names.contains(name))
-            .collect(),
+/// DynamoDB refuses projections that reach inside key attributes.
+pub(crate) fn check_projection_keys(
+    projection: Option<&Projection>,
+    expressions: &Expressions,
+    table: &TableDefinition,
+) -> ApiResult<()> {
+    if let Some(projection) = projection {
+        atoll_expr::eval::keys::check_key_paths(
+            &projection.paths,
+            &expressions.env(),
+            &table.key_schema,
+            &[],
+        )
+        .map_err(|e| expression_error(e, READ_LAYER))?;
+    }
+    Ok(())
+}
+
+/// Keeps the projected parts of `item` (all of it without a projection).
+pub(crate) fn apply_projection(
+    item: Item,
+    projection: Option<&Projection>,
+    expressions: &Expressions,
+) -> ApiResult<Item> {
+    match projection {
+        None => Ok(item),
+        Some(projection) => atoll_expr::project(&item, projection, &expressions.env())
+            .map_err(|e| ApiError::validation(e.message())),
     }
 }
 
@@ -393,20 +457,16 @@ pub(crate) async fn get_item(api: &Api, input: &Object) -> ApiResult<Value> {
         &["ProjectionExpression"],
         None,
     )?;
-    for parameter in ["ProjectionExpression", "ExpressionAttributeNames"] {
-        if input::has(input, parameter) {
-            return Err(super::unsupported_parameter(parameter));
-        }
-    }
     let key = decode_map(
         input::value(input, "Key").unwrap_or(&Value::Null),
         READ_LAYER,
     )?;
-    let wanted = attributes_to_get(input::list(input, "AttributesToGet"))?;
+    let (projection, expressions) = read_projection(api, input)?;
     let consistent = input::boolean(input, "ConsistentRead").unwrap_or(false);
     let name = input::string(input, "TableName").unwrap_or_default();
     let table = item_table(api, name)?;
     check_key(&table.key_schema, &key)?;
+    check_projection_keys(projection.as_ref(), &expressions, &table)?;
     let (token, row_key) = locate(&table.key_schema, &key)?;
     let item = api
         .cluster
@@ -416,7 +476,8 @@ pub(crate) async fn get_item(api: &Api, input: &Object) -> ApiResult<Value> {
     let mut response = Map::new();
     let size_bytes = item.as_ref().map_or(0, item_size_bytes);
     if let Some(item) = item {
-        response.insert("Item".into(), encode_map(&project(item, wanted.as_deref())));
+        let item = apply_projection(item, projection.as_ref(), &expressions)?;
+        response.insert("Item".into(), encode_map(&item));
     }
     if let Some(consumed) = capacity.report(&table.name, read_units(size_bytes, consistent)) {
         response.insert("ConsumedCapacity".into(), consumed);

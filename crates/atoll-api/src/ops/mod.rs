@@ -4,12 +4,19 @@
 mod batch;
 mod capacity;
 mod describe;
+mod expressions;
 mod indexes;
 mod items;
 mod keys;
+mod legacy_input;
+mod pages;
+mod query;
+mod reads;
+mod scan;
 mod table_settings;
 mod tables;
 mod tags;
+mod update_item;
 
 use serde_json::{Value, json};
 
@@ -46,6 +53,9 @@ pub(crate) async fn dispatch(
         Operation::PutItem => items::put_item(api, input).await,
         Operation::GetItem => items::get_item(api, input).await,
         Operation::DeleteItem => items::delete_item(api, input).await,
+        Operation::UpdateItem => update_item::update_item(api, input).await,
+        Operation::Query => query::query(api, input).await,
+        Operation::Scan => scan::scan(api, input).await,
         Operation::BatchGetItem => batch::batch_get_item(api, input).await,
         Operation::BatchWriteItem => batch::batch_write_item(api, input).await,
         other => Err(unsupported_operation(other)),
@@ -72,12 +82,13 @@ fn unsupported_parameter(parameter: &str) -> ApiError {
 /// counterparts: both kinds at once, or names/values with no expression.
 /// `legacy` and `expressions` are the parameter names of each kind that the
 /// operation has; `values_hint` completes DynamoDB's message for unused values
-/// (`None` where the operation has no `ExpressionAttributeValues`).
+/// (`None` where the operation has no `ExpressionAttributeValues`), and
+/// values count as used only with one of `value_expressions`.
 fn check_expression_parameters(
     input: &Object,
     legacy: &[&str],
     expressions: &[&str],
-    values_hint: Option<&str>,
+    values_hint: Option<(&str, &[&str])>,
 ) -> ApiResult<()> {
     let present = |names: &[&str]| -> Vec<String> {
         names
@@ -95,19 +106,18 @@ fn check_expression_parameters(
             expressions_present.join(", ")
         )));
     }
-    if expressions_present.is_empty() {
-        if crate::input::has(input, "ExpressionAttributeNames") {
-            return Err(ApiError::validation(
-                "ExpressionAttributeNames can only be specified when using expressions",
-            ));
-        }
-        if let Some(values_hint) = values_hint
-            && crate::input::has(input, "ExpressionAttributeValues")
-        {
-            return Err(ApiError::validation(format!(
-                "ExpressionAttributeValues can only be specified when using expressions: {values_hint}"
-            )));
-        }
+    if expressions_present.is_empty() && crate::input::has(input, "ExpressionAttributeNames") {
+        return Err(ApiError::validation(
+            "ExpressionAttributeNames can only be specified when using expressions",
+        ));
+    }
+    if let Some((values_hint, value_expressions)) = values_hint
+        && present(value_expressions).is_empty()
+        && crate::input::has(input, "ExpressionAttributeValues")
+    {
+        return Err(ApiError::validation(format!(
+            "ExpressionAttributeValues can only be specified when using expressions: {values_hint}"
+        )));
     }
     Ok(())
 }

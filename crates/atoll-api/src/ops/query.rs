@@ -1,0 +1,472 @@
+//! Query: one partition key, an optional sort-key condition, in sort order.
+
+use std::ops::Bound;
+
+use atoll_expr::ExpressionKind;
+use atoll_expr::ast::{Comparator, Condition, Operand, PathElement};
+use atoll_expr::legacy::{ComparisonOperator, LegacyCondition};
+use atoll_model::table::{KeySchema, TableDefinition};
+use atoll_model::{
+    AttributeValue, Item, encode_row_key, partition_token, row_key_prefix_for_partition,
+};
+use serde_json::Value;
+
+use super::capacity::ReturnCapacity;
+use super::expressions::{Expressions, expression_error};
+use super::items::{READ_LAYER, check_data_table_name, item_table};
+use super::legacy_input::CONDITIONS;
+use super::pages::{PagePlan, RangeScan, after_prefix, read_page};
+use super::reads::{check_select_constraint, exclusive_start_key, filter, page_response, select};
+use super::scan::{
+    check_attributes_to_get, check_index, check_index_and_attributes, tighter_end, tighter_start,
+};
+use crate::Api;
+use crate::constraints::{Shown, Violations};
+use crate::error::{ApiError, ApiResult};
+use crate::input::{self, Object};
+use crate::shape::common::{ATTRIBUTE_MAP, BOOLEAN, INTEGER, STRING, STRING_LIST, STRING_MAP};
+use crate::shape::{Shape, check_members};
+
+static QUERY: &[(&str, &Shape)] = &[
+    ("TableName", &STRING),
+    ("IndexName", &STRING),
+    ("Select", &STRING),
+    ("AttributesToGet", &STRING_LIST),
+    ("Limit", &INTEGER),
+    ("ConsistentRead", &BOOLEAN),
+    ("KeyConditions", &CONDITIONS),
+    ("QueryFilter", &CONDITIONS),
+    ("ConditionalOperator", &STRING),
+    ("ScanIndexForward", &BOOLEAN),
+    ("ExclusiveStartKey", &ATTRIBUTE_MAP),
+    ("ReturnConsumedCapacity", &STRING),
+    ("ProjectionExpression", &STRING),
+    ("FilterExpression", &STRING),
+    ("KeyConditionExpression", &STRING),
+    ("ExpressionAttributeNames", &STRING_MAP),
+    ("ExpressionAttributeValues", &ATTRIBUTE_MAP),
+];
+const QUERY_MEMBERS: &[&str] = &[
+    "tableName",
+    "indexName",
+    "select",
+    "attributesToGet",
+    "limit",
+    "consistentRead",
+    "keyConditions",
+    "queryFilter",
+    "conditionalOperator",
+    "scanIndexForward",
+    "exclusiveStartKey",
+    "returnConsumedCapacity",
+    "projectionExpression",
+    "filterExpression",
+    "keyConditionExpression",
+    "expressionAttributeNames",
+    "expressionAttributeValues",
+];
+
+const INVALID_START_KEY: &str = "The provided starting key is invalid";
+
+/// The key conditions of an expression, as (attribute, legacy condition)
+/// pairs, so one set of schema checks serves both forms.
+fn key_conditions_of(
+    condition: &Condition,
+    expressions: &Expressions,
+) -> ApiResult<Vec<(String, LegacyCondition)>> {
+    let env = expressions.env();
+    let not_supported = || ApiError::validation("Query key condition not supported");
+    let mut pending = vec![condition];
+    let mut out = Vec::new();
+    while let Some(condition) = pending.pop() {
+        let (path, operator, operands) = match condition {
+            Condition::And(left, right) => {
+                pending.push(right);
+                pending.push(left);
+                continue;
+            }
+            Condition::Compare(comparator, Operand::Path(path), value @ Operand::Value(_)) => {
+                let operator = match comparator {
+                    Comparator::Eq => ComparisonOperator::Eq,
+                    Comparator::Lt => ComparisonOperator::Lt,
+                    Comparator::Le => ComparisonOperator::Le,
+                    Comparator::Gt => ComparisonOperator::Gt,
+                    Comparator::Ge => ComparisonOperator::Ge,
+                    Comparator::Ne => return Err(not_supported()),
+                };
+                (path, operator, vec![value])
+            }
+            // `:v < sk` states `sk > :v`.
+            Condition::Compare(comparator, value @ Operand::Value(_), Operand::Path(path)) => {
+                let operator = match comparator {
+                    Comparator::Eq => ComparisonOperator::Eq,
+                    Comparator::Lt => ComparisonOperator::Gt,
+                    Comparator::Le => ComparisonOperator::Ge,
+                    Comparator::Gt => ComparisonOperator::Lt,
+                    Comparator::Ge => ComparisonOperator::Le,
+                    Comparator::Ne => return Err(not_supported()),
+                };
+                (path, operator, vec![value])
+            }
+            Condition::Between(Operand::Path(path), low, high) => {
+                (path, ComparisonOperator::Between, vec![low, high])
+            }
+            Condition::BeginsWith(Operand::Path(path), prefix) => {
+                (path, ComparisonOperator::BeginsWith, vec![prefix])
+            }
+            _ => return Err(not_supported()),
+        };
+        let [PathElement::Attribute(name)] = path.0.as_slice() else {
+            return Err(ApiError::validation(
+                "KeyConditionExpressions cannot have conditions on nested attributes",
+            ));
+        };
+        let name = atoll_expr::eval::resolve_name(name, &env)
+            .map_err(|e| ApiError::validation(e.message()))?;
+        let mut values = Vec::with_capacity(operands.len());
+        for operand in operands {
+            let Operand::Value(value) = operand else {
+                return Err(not_supported());
+            };
+            values.push(
+                atoll_expr::eval::resolve_value(value, &env)
+                    .map_err(|e| ApiError::validation(e.message()))?
+                    .clone(),
+            );
+        }
+        out.push((
+            name.to_string(),
+            LegacyCondition {
+                comparison_operator: operator,
+                attribute_value_list: Some(values),
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// The partition key value a Query reads, and its row-key range.
+type KeyRange = (AttributeValue, Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// The row-key range of a query's key conditions (already checked against the schema).
+fn key_range(schema: &KeySchema, conditions: &[(String, LegacyCondition)]) -> ApiResult<KeyRange> {
+    let value_of = |name: &str| -> Option<(&LegacyCondition, &[AttributeValue])> {
+        conditions
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| (c, c.attribute_value_list.as_deref().unwrap_or_default()))
+    };
+    let partition = value_of(&schema.partition_key.name)
+        .and_then(|(_, values)| values.first().cloned())
+        .ok_or_else(|| {
+            ApiError::validation(format!(
+                "Query condition missed key schema element: {}",
+                schema.partition_key.name
+            ))
+        })?;
+    let encode = |sort: &AttributeValue| {
+        encode_row_key(&partition, Some(sort)).map_err(|e| ApiError::internal(e.to_string()))
+    };
+    let prefix =
+        row_key_prefix_for_partition(&partition).map_err(|e| ApiError::internal(e.to_string()))?;
+    let whole = (Bound::Included(prefix.clone()), after_prefix(&prefix));
+    let Some(sort_key) = &schema.sort_key else {
+        return Ok((partition.clone(), whole.0, whole.1));
+    };
+    let Some((condition, values)) = value_of(&sort_key.name) else {
+        return Ok((partition.clone(), whole.0, whole.1));
+    };
+    let first = values
+        .first()
+        .ok_or_else(|| ApiError::validation("Query key condition not supported"))?;
+    let (start, end) = match condition.comparison_operator {
+        ComparisonOperator::Eq => (
+            Bound::Included(encode(first)?),
+            Bound::Included(encode(first)?),
+        ),
+        ComparisonOperator::Lt => (whole.0, Bound::Excluded(encode(first)?)),
+        ComparisonOperator::Le => (whole.0, Bound::Included(encode(first)?)),
+        ComparisonOperator::Gt => (Bound::Excluded(encode(first)?), whole.1),
+        ComparisonOperator::Ge => (Bound::Included(encode(first)?), whole.1),
+        ComparisonOperator::Between => {
+            let high = values
+                .get(1)
+                .ok_or_else(|| ApiError::validation("Query key condition not supported"))?;
+            (
+                Bound::Included(encode(first)?),
+                Bound::Included(encode(high)?),
+            )
+        }
+        // Sort keys of S and B are stored as their raw bytes, so a prefix of
+        // the value is a prefix of the row key.
+        ComparisonOperator::BeginsWith => {
+            let start = encode(first)?;
+            let end = after_prefix(&start);
+            (Bound::Included(start), end)
+        }
+        _ => {
+            return Err(ApiError::validation(
+                "Attempted conditional constraint is not an indexable operation",
+            ));
+        }
+    };
+    Ok((partition.clone(), start, end))
+}
+
+/// DynamoDB's checks of a Query's ExclusiveStartKey against the table and the key conditions.
+fn check_start_key(
+    table: &TableDefinition,
+    key: &Item,
+    partition: &AttributeValue,
+    conditions: &[(String, LegacyCondition)],
+) -> ApiResult<()> {
+    let schema = &table.key_schema;
+    let expected = 1 + usize::from(schema.sort_key.is_some());
+    if key.len() != expected {
+        return Err(ApiError::validation(INVALID_START_KEY));
+    }
+    for attribute in std::iter::once(&schema.partition_key).chain(schema.sort_key.as_ref()) {
+        match key.get(&attribute.name) {
+            None => return Err(ApiError::validation(INVALID_START_KEY)),
+            Some(value) if !attribute.scalar_type.matches(value) => {
+                return Err(ApiError::validation(
+                    "The provided key element does not match the schema",
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    let same_partition = key.get(&schema.partition_key.name) == Some(partition);
+    let sort_condition = schema.sort_key.as_ref().and_then(|sort| {
+        conditions
+            .iter()
+            .find(|(n, _)| *n == sort.name)
+            .map(|(_, c)| (sort, c))
+    });
+    match sort_condition {
+        None if !same_partition => Err(ApiError::validation(
+            "The provided starting key is outside query boundaries based on provided conditions",
+        )),
+        None => Ok(()),
+        Some((sort, condition)) => {
+            let probe = atoll_expr::legacy::filter_condition(
+                Some(&[(sort.name.clone(), condition.clone())]),
+                None,
+            )
+            .map_err(|e| ApiError::validation(e.message()))?;
+            let names = std::collections::HashMap::new();
+            let values = std::collections::HashMap::new();
+            let env = atoll_expr::Env {
+                names: &names,
+                values: &values,
+            };
+            let matches = match probe {
+                Some(probe) => atoll_expr::evaluate(&probe, key, &env)
+                    .map_err(|e| ApiError::validation(e.message()))?,
+                None => true,
+            };
+            if !matches {
+                return Err(ApiError::validation(
+                    "The provided starting key does not match the range key predicate",
+                ));
+            }
+            if !same_partition {
+                return Err(ApiError::validation(
+                    "The query can return at most one row and cannot be restarted",
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Query.
+pub(crate) async fn query(api: &Api, input: &Object) -> ApiResult<Value> {
+    check_members(QUERY, input)?;
+    let mut violations = Violations::new(QUERY_MEMBERS);
+    check_data_table_name(&mut violations, input::string(input, "TableName"));
+    check_index_and_attributes(&mut violations, input);
+    check_select_constraint(&mut violations, input);
+    super::legacy_input::check_condition_constraints(
+        &mut violations,
+        "keyConditions",
+        input,
+        "KeyConditions",
+    );
+    super::legacy_input::check_condition_constraints(
+        &mut violations,
+        "queryFilter",
+        input,
+        "QueryFilter",
+    );
+    let capacity = ReturnCapacity::parse(
+        &mut violations,
+        input::string(input, "ReturnConsumedCapacity"),
+    );
+    let limit = input::long(input, "Limit");
+    let bad_limit = limit.is_some_and(|l| l < 1);
+    if bad_limit && violations.is_empty() {
+        // Query words this one as DynamoDB's newer validation framework does.
+        return Err(ApiError::validation(
+            "1 validation error detected: Value at 'Limit' failed to satisfy constraint: Member must have value greater than or equal to 1",
+        ));
+    }
+    if let Some(limit) = limit.filter(|_| bad_limit) {
+        violations.add(
+            "limit",
+            Shown::Text(&limit.to_string()),
+            "limit",
+            "Member must have value greater than or equal to 1",
+        );
+    }
+    violations.into_result()?;
+    // KeyConditions counts as a legacy parameter only beside KeyConditionExpression.
+    let mut legacy = vec!["AttributesToGet", "QueryFilter", "ConditionalOperator"];
+    if input::has(input, "KeyConditionExpression") {
+        legacy.push("KeyConditions");
+    }
+    super::check_expression_parameters(
+        input,
+        &legacy,
+        &[
+            "ProjectionExpression",
+            "FilterExpression",
+            "KeyConditionExpression",
+        ],
+        Some((
+            "FilterExpression and KeyConditionExpression are null",
+            &["FilterExpression", "KeyConditionExpression"],
+        )),
+    )?;
+    let query_filter = super::legacy_input::conditions(input, "QueryFilter", READ_LAYER)?;
+    let legacy_filter = atoll_expr::legacy::filter_condition(
+        query_filter.as_deref(),
+        super::legacy_input::conditional_operator(input),
+    )
+    .map_err(|e| expression_error(e, READ_LAYER))?;
+    check_attributes_to_get(input)?;
+    let start_key = exclusive_start_key(input, READ_LAYER)?;
+    if !input::has(input, "KeyConditions") && !input::has(input, "KeyConditionExpression") {
+        return Err(ApiError::validation(
+            "Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.",
+        ));
+    }
+    let expressions = super::expressions::read(
+        api,
+        input,
+        &[
+            ExpressionKind::KeyCondition,
+            ExpressionKind::Filter,
+            ExpressionKind::Projection,
+        ],
+        READ_LAYER,
+    )?;
+    let key_conditions = match &expressions.key_condition {
+        Some(condition) => {
+            // DynamoDB's structural checks of a key condition come before the
+            // table; only the count of conditions waits for the key schema.
+            match atoll_expr::extract_key_conditions(condition, &expressions.env()) {
+                Ok(_) => key_conditions_of(condition, &expressions)?,
+                Err(e) if e.message() == "Conditions can be of length 1 or 2 only" => {
+                    key_conditions_of(condition, &expressions)?
+                }
+                Err(e) => return Err(expression_error(e, READ_LAYER)),
+            }
+        }
+        None => {
+            let legacy = super::legacy_input::conditions(input, "KeyConditions", READ_LAYER)?
+                .unwrap_or_default();
+            atoll_expr::legacy::key_conditions_condition(&legacy)
+                .map_err(|e| expression_error(e, READ_LAYER))?;
+            legacy
+        }
+    };
+    let select = select(input, true)?;
+    let projection = match &expressions.projection {
+        Some(projection) => Some((**projection).clone()),
+        None => match input::list(input, "AttributesToGet") {
+            Some(list) => {
+                let names: Vec<String> = list
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect();
+                Some(
+                    atoll_expr::legacy::attributes_to_get(&names)
+                        .map_err(|e| expression_error(e, READ_LAYER))?,
+                )
+            }
+            None => None,
+        },
+    };
+    let filter = filter(&expressions, legacy_filter);
+
+    let name = input::string(input, "TableName").unwrap_or_default();
+    let table = item_table(api, name)?;
+    check_index(input)?;
+    let schema = &table.key_schema;
+    let key_count = 1 + usize::from(schema.sort_key.is_some());
+    if expressions.key_condition.is_some() && key_conditions.len() > key_count {
+        return Err(ApiError::validation(format!(
+            "The number of query conditions ({}) exceeds the number of key attributes defined in the schema ({key_count})",
+            key_conditions.len()
+        )));
+    }
+    atoll_expr::legacy::check_key_conditions(&key_conditions, schema)
+        .map_err(|e| expression_error(e, READ_LAYER))?;
+    let (partition, mut start, mut end) = key_range(schema, &key_conditions)?;
+    let reverse = input::boolean(input, "ScanIndexForward") == Some(false);
+    if let Some(key) = &start_key {
+        check_start_key(&table, key, &partition, &key_conditions)?;
+        let (_, row_key) = super::keys::locate(schema, key)?;
+        if reverse {
+            end = tighter_end(end, Bound::Excluded(row_key));
+        } else {
+            start = tighter_start(start, Bound::Excluded(row_key));
+        }
+    }
+    let env = expressions.env();
+    let mut key_paths: Vec<&atoll_expr::ast::Path> = Vec::new();
+    if let Some(projection) = &projection {
+        key_paths.extend(projection.paths.iter());
+    }
+    atoll_expr::eval::keys::check_key_paths(key_paths, &env, schema, &[])
+        .map_err(|e| expression_error(e, READ_LAYER))?;
+    if let Some(filter) = &expressions.filter {
+        atoll_expr::eval::keys::check_filter_key_attributes(
+            atoll_expr::eval::keys::condition_paths(filter),
+            &env,
+            schema,
+            "Filter Expression",
+        )
+        .map_err(|e| expression_error(e, READ_LAYER))?;
+    } else if let Some(query_filter) = &query_filter {
+        atoll_expr::legacy::check_query_filter_keys(query_filter, schema)
+            .map_err(|e| expression_error(e, READ_LAYER))?;
+    }
+    let token = partition_token(&partition).map_err(|e| ApiError::internal(e.to_string()))?;
+    let consistent = input::boolean(input, "ConsistentRead").unwrap_or(false);
+    let plan = PagePlan {
+        table: table.clone(),
+        ranges: vec![RangeScan { token, start, end }],
+        reverse,
+        limit: limit.map(|l| l.max(1) as usize),
+        consistent,
+    };
+    let page = read_page(api, &plan, |item| match &filter {
+        Some(filter) => {
+            atoll_expr::evaluate(filter, item, &env).map_err(|e| ApiError::validation(e.message()))
+        }
+        None => Ok(true),
+    })
+    .await?;
+    page_response(
+        page,
+        select,
+        projection.as_ref(),
+        &expressions,
+        &table,
+        capacity,
+        consistent,
+    )
+}
