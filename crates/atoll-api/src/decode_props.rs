@@ -120,6 +120,9 @@ fn operations() -> impl Strategy<Value = Operation> {
         Operation::DeleteItem,
         Operation::BatchGetItem,
         Operation::BatchWriteItem,
+        Operation::UpdateItem,
+        Operation::Query,
+        Operation::Scan,
     ])
 }
 
@@ -248,7 +251,7 @@ proptest! {
 
     #[test]
     fn mutated_valid_requests_never_panic_or_fail_internally(
-        template in 0usize..8,
+        template in 0usize..11,
         mutations in proptest::collection::vec(
             (proptest::collection::vec(any::<u32>(), 0..6), proptest::option::of(json())),
             1..4,
