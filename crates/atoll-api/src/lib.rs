@@ -36,6 +36,31 @@ pub struct ApiConfig {
     pub default_region: String,
     /// Host and port DescribeEndpoints reports.
     pub endpoint_address: String,
+    /// Which wording of validation messages to use.
+    pub message_style: MessageStyle,
+}
+
+/// DynamoDB is rolling out a new validation layer region by region (2026):
+/// regions in the new cohort wrap the value and expression errors of
+/// PutItem, UpdateItem and DeleteItem in "1 validation error detected: " and
+/// word some of them differently; the others answer as before.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MessageStyle {
+    /// The new cohort's wording (captured from the real service in October 2026).
+    #[default]
+    Current,
+    /// The classic wording (most regions before the rollout).
+    Classic,
+}
+
+impl Api {
+    /// The value layer PutItem, UpdateItem and DeleteItem run.
+    pub(crate) fn write_layer(&self) -> attribute::Layer {
+        match self.config.message_style {
+            MessageStyle::Current => attribute::Layer::Current { enveloped: true },
+            MessageStyle::Classic => attribute::Layer::Older,
+        }
+    }
 }
 
 /// The API service: shared by all connections.

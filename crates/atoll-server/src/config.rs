@@ -27,6 +27,10 @@ pub struct ServeArgs {
     /// This node's id, stable across restarts [default: 1].
     #[arg(long, env = "ATOLL_NODE_ID")]
     pub node_id: Option<u64>,
+    /// Wording of validation errors: `current` (DynamoDB regions that run its
+    /// 2026 validation layer) or `classic` (the others) [default: current].
+    #[arg(long, env = "ATOLL_MESSAGE_STYLE", value_name = "STYLE")]
+    pub message_style: Option<String>,
 }
 
 /// The settings file.
@@ -38,6 +42,7 @@ struct FileConfig {
     region: Option<String>,
     log_level: Option<String>,
     node_id: Option<u64>,
+    message_style: Option<String>,
 }
 
 /// Resolved settings.
@@ -53,6 +58,8 @@ pub struct ServeConfig {
     pub log_level: String,
     /// Node id.
     pub node_id: u64,
+    /// Wording of validation errors.
+    pub message_style: atoll_api::MessageStyle,
 }
 
 /// Errors reading the configuration.
@@ -65,6 +72,16 @@ pub enum ConfigError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// A setting has a value it cannot take.
+    #[error("invalid {setting}: {value:?} (expected {expected})")]
+    Invalid {
+        /// The setting.
+        setting: &'static str,
+        /// The value given.
+        value: String,
+        /// What it may be.
+        expected: &'static str,
     },
     /// The config file is not valid TOML for these settings.
     #[error("invalid config file {path}: {source}")]
@@ -112,6 +129,17 @@ impl ServeArgs {
                 .or(file.log_level)
                 .unwrap_or_else(|| "info".into()),
             node_id: self.node_id.or(file.node_id).unwrap_or(1),
+            message_style: match self.message_style.or(file.message_style).as_deref() {
+                None | Some("current") => atoll_api::MessageStyle::Current,
+                Some("classic") => atoll_api::MessageStyle::Classic,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        setting: "message style",
+                        value: other.to_string(),
+                        expected: "current or classic",
+                    });
+                }
+            },
         })
     }
 }

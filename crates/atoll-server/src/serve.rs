@@ -73,6 +73,7 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
             ApiConfig {
                 default_region: config.region.clone(),
                 endpoint_address: local_addr.to_string(),
+                message_style: config.message_style,
             },
         );
         tracing::info!(

@@ -108,8 +108,6 @@ const GET_ITEM_MEMBERS: &[&str] = &[
     "expressionAttributeNames",
 ];
 
-/// PutItem, UpdateItem and DeleteItem check values in DynamoDB's current layer, enveloped.
-pub(crate) const WRITE_LAYER: Layer = Layer::Current { enveloped: true };
 /// GetItem, BatchGetItem and Query check values in the current layer, bare.
 pub(crate) const READ_LAYER: Layer = Layer::Current { enveloped: false };
 
@@ -188,14 +186,14 @@ fn check_write_options<'a>(
 
 /// DynamoDB's check that PutItem/DeleteItem mix no condition parameters of
 /// both kinds, before their values are read.
-fn check_condition_parameters(input: &Object) -> ApiResult<()> {
+fn check_condition_parameters(api: &Api, input: &Object) -> ApiResult<()> {
     super::check_expression_parameters(
         input,
         &["Expected", "ConditionalOperator"],
         &["ConditionExpression"],
         Some(("ConditionExpression is null", &["ConditionExpression"])),
     )
-    .map_err(|e| envelope(e, WRITE_LAYER))
+    .map_err(|e| envelope(e, api.write_layer()))
 }
 
 /// Write operations put request-level validation errors in DynamoDB's envelope.
@@ -214,13 +212,13 @@ pub(crate) fn read_write_expressions(
     input: &Object,
     kinds: &[ExpressionKind],
 ) -> ApiResult<(Option<Condition>, Expressions)> {
-    let expected = super::legacy_input::expected(input, WRITE_LAYER)?;
+    let expected = super::legacy_input::expected(input, api.write_layer())?;
     let legacy = atoll_expr::legacy::expected_condition(
         expected.as_deref(),
         super::legacy_input::conditional_operator(input),
     )
-    .map_err(|e| expression_error(e, WRITE_LAYER))?;
-    let expressions = super::expressions::read(api, input, kinds, WRITE_LAYER)?;
+    .map_err(|e| expression_error(e, api.write_layer()))?;
+    let expressions = super::expressions::read(api, input, kinds, api.write_layer())?;
     let condition = match &expressions.condition {
         Some(condition) => Some((**condition).clone()),
         None => legacy,
@@ -303,10 +301,10 @@ pub(crate) async fn put_item(api: &Api, input: &Object) -> ApiResult<Value> {
     }
     let (return_values, capacity) = check_write_options(&mut violations, input);
     violations.into_result()?;
-    check_condition_parameters(input)?;
+    check_condition_parameters(api, input)?;
     let item = decode_item(
         input::value(input, "Item").unwrap_or(&Value::Null),
-        WRITE_LAYER,
+        api.write_layer(),
     )?;
     let return_values = put_or_delete_return_values(return_values)?;
     let size_bytes = item_size_bytes(&item);
@@ -346,10 +344,10 @@ pub(crate) async fn delete_item(api: &Api, input: &Object) -> ApiResult<Value> {
     }
     let (return_values, capacity) = check_write_options(&mut violations, input);
     violations.into_result()?;
-    check_condition_parameters(input)?;
+    check_condition_parameters(api, input)?;
     let key = decode_map(
         input::value(input, "Key").unwrap_or(&Value::Null),
-        WRITE_LAYER,
+        api.write_layer(),
     )?;
     let return_values = put_or_delete_return_values(return_values)?;
     let (condition, expressions) =

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::capacity::ReturnCapacity;
 use super::expressions::expression_error;
 use super::items::{
-    WRITE_LAYER, check_data_table_name, envelope, item_table, read_write_expressions,
+    check_data_table_name, envelope, item_table, read_write_expressions,
     return_old_on_condition_failure, single_write,
 };
 use super::keys::{check_key, locate};
@@ -123,15 +123,15 @@ pub(crate) async fn update_item(api: &Api, input: &Object) -> ApiResult<Value> {
             &["UpdateExpression", "ConditionExpression"],
         )),
     )
-    .map_err(|e| envelope(e, WRITE_LAYER))?;
+    .map_err(|e| envelope(e, api.write_layer()))?;
     let key = decode_map(
         input::value(input, "Key").unwrap_or(&Value::Null),
-        WRITE_LAYER,
+        api.write_layer(),
     )?;
-    let legacy_update = match super::legacy_input::attribute_updates(input, WRITE_LAYER)? {
+    let legacy_update = match super::legacy_input::attribute_updates(input, api.write_layer())? {
         Some(updates) => Some(
             atoll_expr::legacy::attribute_updates(&updates)
-                .map_err(|e| expression_error(e, WRITE_LAYER))?,
+                .map_err(|e| expression_error(e, api.write_layer()))?,
         ),
         None => None,
     };
