@@ -96,17 +96,6 @@ pub fn updated_attributes(update: &Update, item: &Item, env: &Env) -> Result<Ite
     project_paths(item, updated_paths(update), env)
 }
 
-/// Whether the update only removes (REMOVE, DELETE and legacy DELETE):
-/// DynamoDB does not create a missing item for such an update (verified),
-/// while any other update — even an empty one — creates it.
-pub fn removes_only(update: &Update) -> bool {
-    !update.actions.is_empty()
-        && update
-            .actions
-            .iter()
-            .all(|action| matches!(action, UpdateAction::Remove(_) | UpdateAction::Delete(..)))
-}
-
 /// Refuses an update whose action targets a key attribute of the table:
 /// "One or more parameter values were invalid: Cannot update attribute pk.
 /// This attribute is part of the key" (verified by the conformance suite),

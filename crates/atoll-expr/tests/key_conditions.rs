@@ -70,7 +70,9 @@ fn extraction_error(text: &str) -> String {
 
 #[test]
 fn table_independent_errors() {
-    // verified (dynalite's tests against DynamoDB; the IN case also logged by a user)
+    // verified (dynalite's tests against DynamoDB, whose texts then lacked the
+    // `Invalid KeyConditionExpression: ` prefix the service adds now: moto's
+    // AWS-verified tests, dynoxide's captures)
     let cases: &[(&str, &str)] = &[
         (
             "a > b and size(b) > c or a > c",
@@ -106,59 +108,59 @@ fn table_independent_errors() {
         ),
         (
             "begins_with(:a, b) and a > :b",
-            "Invalid condition in KeyConditionExpression: begins_with operator must have the key attribute as its first operand",
+            "Invalid KeyConditionExpression: Invalid condition in KeyConditionExpression: begins_with operator must have the key attribute as its first operand",
         ),
         (
             "size(b) > a AND a.b > b AND b > c",
-            "KeyConditionExpressions cannot contain nested operations",
+            "Invalid KeyConditionExpression: KeyConditionExpressions cannot contain nested operations",
         ),
         (
             "a > size(b.d)",
-            "KeyConditionExpressions cannot contain nested operations",
+            "Invalid KeyConditionExpression: KeyConditionExpressions cannot contain nested operations",
         ),
         (
             "a between size(b) and size(a)",
-            "KeyConditionExpressions cannot contain nested operations",
+            "Invalid KeyConditionExpression: KeyConditionExpressions cannot contain nested operations",
         ),
         (
             "b > a.b",
-            "Invalid condition in KeyConditionExpression: Multiple attribute names used in one condition",
+            "Invalid KeyConditionExpression: Invalid condition in KeyConditionExpression: Multiple attribute names used in one condition",
         ),
         (
             "b between c[1] and d",
-            "Invalid condition in KeyConditionExpression: Multiple attribute names used in one condition",
+            "Invalid KeyConditionExpression: Invalid condition in KeyConditionExpression: Multiple attribute names used in one condition",
         ),
         (
             "begins_with(a, b)",
-            "Invalid condition in KeyConditionExpression: Multiple attribute names used in one condition",
+            "Invalid KeyConditionExpression: Invalid condition in KeyConditionExpression: Multiple attribute names used in one condition",
         ),
         (
             "b.d > a AND c.d > e.f",
-            "KeyConditionExpressions cannot have conditions on nested attributes",
+            "Invalid KeyConditionExpression: KeyConditionExpressions cannot have conditions on nested attributes",
         ),
         (
             "a.d > c",
-            "KeyConditionExpressions cannot have conditions on nested attributes",
+            "Invalid KeyConditionExpression: KeyConditionExpressions cannot have conditions on nested attributes",
         ),
         (
             "b[0] > a",
-            "KeyConditionExpressions cannot have conditions on nested attributes",
+            "Invalid KeyConditionExpression: KeyConditionExpressions cannot have conditions on nested attributes",
         ),
         (
             ":b > :a AND a < :b",
-            "Invalid condition in KeyConditionExpression: No key attribute specified",
+            "Invalid KeyConditionExpression: Invalid condition in KeyConditionExpression: No key attribute specified",
         ),
         (
             ":a > b AND :a < :b",
-            "Invalid condition in KeyConditionExpression: No key attribute specified",
+            "Invalid KeyConditionExpression: Invalid condition in KeyConditionExpression: No key attribute specified",
         ),
         (
             "b > :a AND b < :a and c = :a and d = :a",
-            "KeyConditionExpressions must only contain one condition per key",
+            "Invalid KeyConditionExpression: KeyConditionExpressions must only contain one condition per key",
         ),
         (
             "(a > :a and b > :a) and (b > :a and c > :a)",
-            "KeyConditionExpressions must only contain one condition per key",
+            "Invalid KeyConditionExpression: KeyConditionExpressions must only contain one condition per key",
         ),
         (
             ":a = a and b = :a and :a = c",
@@ -179,7 +181,7 @@ fn table_independent_errors() {
             .err()
             .as_deref(),
         Some(
-            "Invalid condition in KeyConditionExpression: BETWEEN operator must have the key attribute as its first operand"
+            "Invalid KeyConditionExpression: Invalid condition in KeyConditionExpression: BETWEEN operator must have the key attribute as its first operand"
         )
     );
 }
@@ -336,6 +338,8 @@ fn names_resolve_and_parentheses_are_fine() {
             .and_then(Result::err)
             .map(|e| e.message().to_owned())
             .as_deref(),
-        Some("KeyConditionExpressions cannot have conditions on nested attributes")
+        Some(
+            "Invalid KeyConditionExpression: KeyConditionExpressions cannot have conditions on nested attributes"
+        )
     );
 }

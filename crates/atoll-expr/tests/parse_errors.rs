@@ -970,7 +970,7 @@ fn operand_types() {
             (
                 Filter,
                 "attribute_type(a, :a)",
-                "Invalid FilterExpression: Invalid attribute type name found; type: 1, valid types: {B,NULL,SS,BOOL,L,BS,N,NS,S,M}",
+                "Invalid FilterExpression: Invalid attribute type name found; type: 1, valid types: {N,BS,L,B,NULL,M,S,SS,NS,BOOL}",
             ),
             (
                 Filter,

@@ -192,12 +192,8 @@ impl PartitionStateMachine {
                 (Some(value), new_item, *size_bytes)
             }
             WriteAction::Delete => (None, None, 0),
-            // DynamoDB does not create a missing item for an update that only removes.
-            WriteAction::Update { update, .. }
-                if old_item.is_none() && atoll_expr::update::removes_only(update) =>
-            {
-                (None, None, 0)
-            }
+            // A missing item is created from its key even when the update only
+            // removes (dynalite's tests, made against DynamoDB, show the key-only item).
             WriteAction::Update { key, update } => {
                 let applied = match &old_item {
                     Some(old) => atoll_expr::apply_update(update, old, &env),

@@ -1411,7 +1411,6 @@ async fn expression_and_legacy_parameters_do_not_mix() {
 /// The new validation cohort words this without the "...: ConditionExpression
 /// is null" tail of the classic one (dynamodb-behaviour.md §0.1, captured).
 #[tokio::test]
-#[ignore = "server bug: ExpressionAttributeValues without an expression keeps the classic tail \": ConditionExpression is null\" (new cohort: no tail)"]
 async fn values_without_an_expression_are_refused() {
     let client = client();
     let table = "cond-values-no-expression";
@@ -1683,7 +1682,7 @@ async fn syntax_errors_and_reserved_words() {
 /// The list of valid type names, in the order the service prints it
 /// (item-api-behaviour.md §4.3; medium confidence).
 #[tokio::test]
-#[ignore = "server bug (medium confidence): valid types listed as {B,NULL,SS,BOOL,L,BS,N,NS,S,M}, the notes give {N,BS,L,B,NULL,M,S,SS,NS,BOOL}"]
+
 async fn attribute_type_of_an_unknown_type_is_refused() {
     let client = client();
     let err = put_condition_error(

@@ -1922,7 +1922,6 @@ async fn legacy_scan_filter() {
 /// Operators a key condition cannot use (item-api-behaviour.md §1.4: no
 /// `Invalid KeyConditionExpression: ` prefix on this family).
 #[tokio::test]
-#[ignore = "server bug: \"Invalid operator used in KeyConditionExpression: X\" gets an extra \"Invalid KeyConditionExpression: \" prefix"]
 async fn key_condition_operators_that_are_not_allowed() {
     let client = client();
     let table = "qs-kce-operators";

@@ -1022,7 +1022,7 @@ async fn updating_a_missing_item_creates_it() {
 /// The update starts from the key and writes the result, even when every
 /// action is a no-op on it (item-api-behaviour.md §3.3 "Missing item").
 #[tokio::test]
-#[ignore = "server bug: UpdateItem with only REMOVE or DELETE on a missing item writes nothing; DynamoDB creates the key-only item"]
+
 async fn remove_or_delete_alone_creates_a_key_only_item() {
     let client = client();
     let table = "upd-create-noop";

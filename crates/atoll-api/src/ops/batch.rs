@@ -416,6 +416,7 @@ pub(crate) async fn batch_get_item(api: &Api, input: &Object) -> ApiResult<Value
             &["AttributesToGet"],
             &["ProjectionExpression"],
             None,
+            true,
         )?;
         let mut keys: Vec<Item> = Vec::new();
         for key in input::list(request, "Keys").into_iter().flatten() {

@@ -192,8 +192,14 @@ fn check_condition_parameters(api: &Api, input: &Object) -> ApiResult<()> {
         &["Expected", "ConditionalOperator"],
         &["ConditionExpression"],
         Some(("ConditionExpression is null", &["ConditionExpression"])),
+        classic_hint(api),
     )
     .map_err(|e| envelope(e, api.write_layer()))
+}
+
+/// Whether write-operation messages keep the classic wording's details.
+pub(crate) fn classic_hint(api: &Api) -> bool {
+    api.write_layer() == Layer::Older
 }
 
 /// Write operations put request-level validation errors in DynamoDB's envelope.
@@ -454,6 +460,7 @@ pub(crate) async fn get_item(api: &Api, input: &Object) -> ApiResult<Value> {
         &["AttributesToGet"],
         &["ProjectionExpression"],
         None,
+        true,
     )?;
     let key = decode_map(
         input::value(input, "Key").unwrap_or(&Value::Null),

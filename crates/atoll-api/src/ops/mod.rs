@@ -83,12 +83,15 @@ fn unsupported_parameter(parameter: &str) -> ApiError {
 /// `legacy` and `expressions` are the parameter names of each kind that the
 /// operation has; `values_hint` completes DynamoDB's message for unused values
 /// (`None` where the operation has no `ExpressionAttributeValues`), and
-/// values count as used only with one of `value_expressions`.
+/// values count as used only with one of `value_expressions`. `hint` says
+/// whether the values message names the missing expressions (the classic
+/// wording; DynamoDB's 2026 layer on writes stops after "expressions").
 fn check_expression_parameters(
     input: &Object,
     legacy: &[&str],
     expressions: &[&str],
     values_hint: Option<(&str, &[&str])>,
+    hint: bool,
 ) -> ApiResult<()> {
     let present = |names: &[&str]| -> Vec<String> {
         names
@@ -115,9 +118,12 @@ fn check_expression_parameters(
         && present(value_expressions).is_empty()
         && crate::input::has(input, "ExpressionAttributeValues")
     {
-        return Err(ApiError::validation(format!(
-            "ExpressionAttributeValues can only be specified when using expressions: {values_hint}"
-        )));
+        let message = "ExpressionAttributeValues can only be specified when using expressions";
+        return Err(ApiError::validation(if hint {
+            format!("{message}: {values_hint}")
+        } else {
+            message.to_string()
+        }));
     }
     Ok(())
 }

@@ -337,6 +337,7 @@ pub(crate) async fn query(api: &Api, input: &Object) -> ApiResult<Value> {
             "FilterExpression and KeyConditionExpression are null",
             &["FilterExpression", "KeyConditionExpression"],
         )),
+        true,
     )?;
     let query_filter = super::legacy_input::conditions(input, "QueryFilter", READ_LAYER)?;
     let legacy_filter = atoll_expr::legacy::filter_condition(

@@ -212,6 +212,7 @@ pub(crate) async fn scan(api: &Api, input: &Object) -> ApiResult<Value> {
         &["AttributesToGet", "ScanFilter", "ConditionalOperator"],
         &["ProjectionExpression", "FilterExpression"],
         Some(("FilterExpression is null", &["FilterExpression"])),
+        true,
     )?;
     check_attributes_to_get(input)?;
     let scan_filter = super::legacy_input::conditions(input, "ScanFilter", SCAN_LAYER)?;

@@ -122,6 +122,7 @@ pub(crate) async fn update_item(api: &Api, input: &Object) -> ApiResult<Value> {
             "UpdateExpression and ConditionExpression are null",
             &["UpdateExpression", "ConditionExpression"],
         )),
+        super::items::classic_hint(api),
     )
     .map_err(|e| envelope(e, api.write_layer()))?;
     let key = decode_map(

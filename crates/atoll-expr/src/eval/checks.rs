@@ -65,7 +65,7 @@ fn comparator_symbol(comparator: Comparator) -> &'static str {
 /// - `begins_with` needs S or B literals (a `size()` counts as N);
 /// - `attribute_type` needs a literal string naming a type
 ///   (`Invalid attribute type name found; type: X, valid types:
-///   {B,NULL,SS,BOOL,L,BS,N,NS,S,M}`).
+///   {N,BS,L,B,NULL,M,S,SS,NS,BOOL}`).
 ///
 /// An undefined value placeholder is reported with DynamoDB's text, though
 /// the references check normally reports it first.

@@ -347,7 +347,7 @@ fn attribute_type_with_a_bad_type_is_an_error() {
     let error = eval_with(&condition, &Item::new(), &[]).unwrap_err();
     assert_eq!(
         error.message(),
-        "Invalid attribute type name found; type: DOG, valid types: {B,NULL,SS,BOOL,L,BS,N,NS,S,M}"
+        "Invalid attribute type name found; type: DOG, valid types: {N,BS,L,B,NULL,M,S,SS,NS,BOOL}"
     );
     let condition = Condition::AttributeType(path("x"), lit(n("1")));
     assert_eq!(

@@ -133,9 +133,10 @@ pub fn begins_with(value: &AttributeValue, prefix: &AttributeValue) -> bool {
 }
 
 /// The type names `attribute_type` accepts, in the order DynamoDB lists
-/// them in its error message.
+/// them in its error message (as three emulators checked against the service
+/// in 2026 print it; dynalite's older order was B,NULL,SS,BOOL,L,BS,N,NS,S,M).
 pub const ATTRIBUTE_TYPE_NAMES: [&str; 10] =
-    ["B", "NULL", "SS", "BOOL", "L", "BS", "N", "NS", "S", "M"];
+    ["N", "BS", "L", "B", "NULL", "M", "S", "SS", "NS", "BOOL"];
 
 /// The word DynamoDB uses for a type in ADD/DELETE operand errors
 /// ("operand type: STRING"); sets keep their short descriptor because ADD

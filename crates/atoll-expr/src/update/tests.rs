@@ -502,10 +502,3 @@ fn updated_attributes_project_the_targets() {
         ])
     );
 }
-
-#[test]
-fn removes_only_tells_whether_a_missing_item_is_created() {
-    assert!(removes_only(&update(vec![remove("a"), delete("b", ":s")])));
-    assert!(!removes_only(&update(vec![remove("a"), add("b", ":n")])));
-    assert!(!removes_only(&update(vec![])));
-}

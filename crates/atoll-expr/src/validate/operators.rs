@@ -148,7 +148,7 @@ pub(crate) fn lookup(name: &str) -> Option<Op> {
 }
 
 /// The attribute types `attribute_type` accepts, as DynamoDB lists them.
-const TYPE_NAMES: [&str; 10] = ["B", "NULL", "SS", "BOOL", "L", "BS", "N", "NS", "S", "M"];
+const TYPE_NAMES: [&str; 10] = crate::eval::values::ATTRIBUTE_TYPE_NAMES;
 
 fn incorrect_type(op: &Op, kid: &Kid) -> String {
     format!(

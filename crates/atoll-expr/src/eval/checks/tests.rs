@@ -128,7 +128,7 @@ fn begins_with_and_attribute_type_literal_checks() {
         if type_name == "S" {
             assert_eq!(
                 result,
-                Err("Invalid ConditionExpression: Invalid attribute type name found; type: a, valid types: {B,NULL,SS,BOOL,L,BS,N,NS,S,M}".into())
+                Err("Invalid ConditionExpression: Invalid attribute type name found; type: a, valid types: {N,BS,L,B,NULL,M,S,SS,NS,BOOL}".into())
             );
         } else {
             assert_eq!(
