@@ -79,13 +79,12 @@ async fn tables_and_items_survive_restarts_and_deletion_removes_everything() {
             .write(
                 &table,
                 token,
-                &PartitionCommand::Single {
-                    op: WriteOp::Put {
+                &PartitionCommand::Batch {
+                    ops: vec![WriteOp::Put {
                         row_key: row_key.clone(),
                         record: encode_item(&item),
                         size_bytes: item_size_bytes(&item) as u32,
-                    },
-                    return_old: false,
+                    }],
                 },
             )
             .await
