@@ -6,8 +6,8 @@
 //! empty;`), the size limit (4096 UTF-16 code units: `Expression size has
 //! exceeded the maximum allowed size;`, condition and filter expressions
 //! adding ` expression size: <n>`), syntax errors and redundant
-//! parentheses, whichever the parser meets first ([`grammar`]), then the
-//! checks of the tree walk ([`walk`]). The result is independent of the
+//! parentheses, whichever the parser meets first (module `grammar`), then the
+//! checks of the tree walk (module `walk`). The result is independent of the
 //! request, so it is cached by text ([`crate::ExpressionCache`]); the
 //! request's placeholders are checked by [`crate::validate_expressions`].
 
