@@ -17,12 +17,26 @@ struct Cli {
 enum Command {
     /// Start a node serving the DynamoDB API (single node by default).
     Serve(config::ServeArgs),
+    /// Benchmark any DynamoDB endpoint with YCSB-style workloads.
+    Bench {
+        #[command(subcommand)]
+        command: atoll_bench::BenchCommand,
+    },
+}
+
+fn bench(command: atoll_bench::BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(atoll_bench::execute(command))?;
+    Ok(())
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(args).map_err(Into::into),
+        Command::Bench { command } => bench(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,214 @@
+//! `atoll bench`: a YCSB-style load generator for any DynamoDB endpoint.
+//!
+//! It signs every request with SigV4, keeps one keep-alive connection per
+//! concurrent worker, builds request bodies by splicing keys into prepared
+//! JSON, and reports throughput, errors by type, latency percentiles, and its
+//! own CPU use (so a reader can tell when the client is the bottleneck).
+
+mod client;
+mod distribution;
+mod null_server;
+mod report;
+mod runner;
+mod sigv4;
+mod workload;
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+pub use distribution::Distribution;
+pub use runner::{DataSet, Length, RunSpec, Target};
+pub use workload::Workload;
+
+/// Errors of the benchmark.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Bad arguments.
+    #[error("{0}")]
+    Usage(String),
+    /// The endpoint could not be reached.
+    #[error("cannot connect to {0}: {1}")]
+    Connect(String, String),
+    /// A request failed at the HTTP level (not a DynamoDB error answer).
+    #[error("request failed: {0}")]
+    Request(String),
+}
+
+/// Where and as whom to send requests.
+#[derive(Args, Debug, Clone)]
+pub struct TargetArgs {
+    /// Endpoint URL.
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:8000",
+        env = "ATOLL_BENCH_ENDPOINT"
+    )]
+    pub endpoint: String,
+    /// Table to use.
+    #[arg(long, default_value = "bench")]
+    pub table: String,
+    /// Region to sign for.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// Access key id to sign with.
+    #[arg(long, default_value = "bench", env = "AWS_ACCESS_KEY_ID")]
+    pub access_key: String,
+    /// Secret key to sign with.
+    #[arg(
+        long,
+        default_value = "bench",
+        env = "AWS_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    pub secret_key: String,
+}
+
+/// Shape of the data set (the same values for `load` and `run`).
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Items in the data set.
+    #[arg(long, default_value_t = 100_000)]
+    pub items: u64,
+    /// Partition keys the items spread over.
+    #[arg(long, default_value_t = 1_000)]
+    pub partitions: u64,
+    /// Approximate item size in bytes.
+    #[arg(long, default_value_t = 1024)]
+    pub item_size: usize,
+}
+
+impl DataArgs {
+    fn data_set(&self) -> DataSet {
+        DataSet {
+            items: self.items,
+            partitions: self.partitions,
+            item_size_bytes: self.item_size,
+        }
+    }
+}
+
+/// `atoll bench` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Create the benchmark table (hash pk S, range sk S, on-demand) and wait until ACTIVE.
+    Setup {
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Write the data set.
+    Load {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        data: DataArgs,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Print the report as one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a workload against the loaded data set.
+    Run {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        data: DataArgs,
+        /// Workload: a, b, c, d, e, f (YCSB), write (100% PutItem) or query.
+        #[arg(long, value_enum, default_value = "c")]
+        workload: Workload,
+        /// Key distribution.
+        #[arg(long, value_enum, default_value = "zipfian")]
+        distribution: Distribution,
+        /// Concurrent connections, each with one request in flight.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Seconds to measure (ignored with --operations).
+        #[arg(long, default_value_t = 30.0)]
+        duration: f64,
+        /// Operations to measure instead of a duration.
+        #[arg(long)]
+        operations: Option<u64>,
+        /// Unmeasured seconds before measuring.
+        #[arg(long, default_value_t = 5.0)]
+        warmup: f64,
+        /// Print the report as one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve `{}` to every request: the HTTP ceiling of this machine for comparison.
+    NullServer {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8009")]
+        listen: String,
+    },
+}
+
+fn target(args: &TargetArgs) -> Result<Target, BenchError> {
+    Target::new(
+        &args.endpoint,
+        &args.table,
+        &args.region,
+        &args.access_key,
+        &args.secret_key,
+    )
+}
+
+fn seconds(value: f64) -> Result<Duration, BenchError> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| BenchError::Usage(format!("not a duration: {value}")))
+}
+
+fn print(report: &report::Report, json: bool) {
+    if json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.text());
+    }
+}
+
+/// Runs a bench command to completion.
+pub async fn execute(command: BenchCommand) -> Result<(), BenchError> {
+    match command {
+        BenchCommand::Setup { target: args } => runner::setup(&target(&args)?).await,
+        BenchCommand::Load {
+            target: args,
+            data,
+            concurrency,
+            json,
+        } => {
+            let report =
+                runner::load(&target(&args)?, &data.data_set(), concurrency, !json).await?;
+            print(&report, json);
+            Ok(())
+        }
+        BenchCommand::Run {
+            target: args,
+            data,
+            workload,
+            distribution,
+            concurrency,
+            duration,
+            operations,
+            warmup,
+            json,
+        } => {
+            let spec = RunSpec {
+                workload,
+                distribution,
+                concurrency,
+                length: match operations {
+                    Some(n) => Length::Operations(n),
+                    None => Length::Duration(seconds(duration)?),
+                },
+                warmup: seconds(warmup)?,
+                data: data.data_set(),
+            };
+            let report = runner::run(&target(&args)?, &spec, !json).await?;
+            print(&report, json);
+            Ok(())
+        }
+        BenchCommand::NullServer { listen } => null_server::serve(&listen).await,
+    }
+}

@@ -1,0 +1,353 @@
+//! Running a benchmark: setup, load, and timed workloads with warm-up.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::BenchError;
+use crate::client::{Connection, Endpoint};
+use crate::distribution::{Distribution, KeyChooser};
+use crate::report::{Report, Stats, process_cpu_time};
+use crate::sigv4::{Signer, amz_date_now};
+use crate::workload::{Bodies, KeySpace, Op, Workload};
+
+/// What every command needs to reach the endpoint.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// Request signer.
+    pub signer: Arc<Signer>,
+    /// Table name.
+    pub table: String,
+}
+
+impl Target {
+    /// A target from command-line values.
+    pub fn new(
+        endpoint: &str,
+        table: &str,
+        region: &str,
+        access_key: &str,
+        secret_key: &str,
+    ) -> Result<Target, BenchError> {
+        let endpoint = Endpoint::parse(endpoint)?;
+        let signer = Signer::new(
+            access_key,
+            secret_key,
+            region,
+            &endpoint.authority,
+            &amz_date_now(),
+        );
+        Ok(Target {
+            endpoint,
+            signer: Arc::new(signer),
+            table: table.to_string(),
+        })
+    }
+
+    async fn connection(&self) -> Result<Connection, BenchError> {
+        Connection::open(&self.endpoint, self.signer.clone()).await
+    }
+}
+
+/// Creates the benchmark table (hash `pk` S, range `sk` S, on-demand) and waits until it is ACTIVE.
+pub async fn setup(target: &Target) -> Result<(), BenchError> {
+    let mut connection = target.connection().await?;
+    let body = format!(
+        r#"{{"TableName":"{}","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}},{{"AttributeName":"sk","KeyType":"RANGE"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}},{{"AttributeName":"sk","AttributeType":"S"}}],"BillingMode":"PAY_PER_REQUEST"}}"#,
+        target.table
+    );
+    let reply = connection.call("CreateTable", body).await?;
+    if reply.status != 200 && reply.error_type() != "ResourceInUseException" {
+        return Err(BenchError::Request(format!(
+            "CreateTable failed: {}",
+            String::from_utf8_lossy(&reply.body)
+        )));
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let reply = connection
+            .call(
+                "DescribeTable",
+                format!(r#"{{"TableName":"{}"}}"#, target.table),
+            )
+            .await?;
+        let status: Option<String> = serde_json::from_slice::<serde_json::Value>(&reply.body)
+            .ok()
+            .and_then(|v| v["Table"]["TableStatus"].as_str().map(str::to_string));
+        if status.as_deref() == Some("ACTIVE") {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError::Request(format!(
+                "table {} did not become ACTIVE",
+                target.table
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Shape of the data set.
+#[derive(Clone, Debug)]
+pub struct DataSet {
+    /// Items loaded.
+    pub items: u64,
+    /// Partition keys they spread over.
+    pub partitions: u64,
+    /// Approximate size of an item.
+    pub item_size_bytes: usize,
+}
+
+/// Writes items `0..items` with `concurrency` connections; returns the report of the load.
+pub async fn load(
+    target: &Target,
+    data: &DataSet,
+    concurrency: usize,
+    progress: bool,
+) -> Result<Report, BenchError> {
+    let bodies = Arc::new(Bodies::new(
+        &target.table,
+        KeySpace {
+            partitions: data.partitions,
+        },
+        data.item_size_bytes,
+    ));
+    let next = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let items = data.items;
+    let started = Instant::now();
+    let cpu_before = process_cpu_time();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let mut connection = target.connection().await?;
+        let (bodies, next, done) = (bodies.clone(), next.clone(), done.clone());
+        workers.push(tokio::spawn(async move {
+            let mut stats = Stats::default();
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= items {
+                    return Ok::<Stats, BenchError>(stats);
+                }
+                let began = Instant::now();
+                let reply = connection.call("PutItem", bodies.put(index)).await?;
+                if reply.status == 200 {
+                    stats.record(Op::Insert, began.elapsed());
+                } else {
+                    stats.error(reply.error_type());
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let ticker = progress.then(|| spawn_progress(done.clone(), "load"));
+    let mut stats = Stats::default();
+    for worker in workers {
+        stats.merge(
+            worker
+                .await
+                .map_err(|e| BenchError::Request(e.to_string()))??,
+        );
+    }
+    if let Some(ticker) = ticker {
+        ticker.abort();
+        eprintln!();
+    }
+    Ok(Report {
+        label: format!(
+            "load {} items of ~{} B, concurrency {concurrency}",
+            data.items, data.item_size_bytes
+        ),
+        elapsed: started.elapsed(),
+        stats,
+        client_cpu: process_cpu_time().saturating_sub(cpu_before),
+    })
+}
+
+fn spawn_progress(done: Arc<AtomicU64>, what: &'static str) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last = 0;
+        let started = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = done.load(Ordering::Relaxed);
+            eprint!(
+                "\r{what}: {now} ops, {} ops/s, {:.0} s elapsed   ",
+                now - last,
+                started.elapsed().as_secs_f64()
+            );
+            last = now;
+        }
+    })
+}
+
+/// How long a run lasts.
+#[derive(Clone, Copy, Debug)]
+pub enum Length {
+    /// Measure for this long.
+    Duration(Duration),
+    /// Measure this many operations.
+    Operations(u64),
+}
+
+/// A timed run.
+#[derive(Clone, Debug)]
+pub struct RunSpec {
+    /// Workload.
+    pub workload: Workload,
+    /// Key distribution.
+    pub distribution: Distribution,
+    /// Connections, each with one request in flight.
+    pub concurrency: usize,
+    /// Measurement length.
+    pub length: Length,
+    /// Unmeasured warm-up before it.
+    pub warmup: Duration,
+    /// The data set the load wrote.
+    pub data: DataSet,
+}
+
+async fn one_op(
+    connection: &mut Connection,
+    op: Op,
+    key: u64,
+    bodies: &Bodies,
+    next_insert: &AtomicU64,
+    rng: &mut fastrand::Rng,
+) -> Result<Result<(), String>, BenchError> {
+    let check = |reply: crate::client::Reply| {
+        if reply.status == 200 {
+            Ok(())
+        } else {
+            Err(reply.error_type())
+        }
+    };
+    Ok(match op {
+        Op::Read => check(connection.call("GetItem", bodies.get(key)).await?),
+        Op::Update => check(
+            connection
+                .call("UpdateItem", bodies.update(key, false))
+                .await?,
+        ),
+        Op::Insert => {
+            let index = next_insert.fetch_add(1, Ordering::Relaxed);
+            check(connection.call("PutItem", bodies.put(index)).await?)
+        }
+        Op::Scan => {
+            let limit = rng.u32(1..=10);
+            check(connection.call("Query", bodies.query(key, limit)).await?)
+        }
+        Op::ReadModifyWrite => match check(connection.call("GetItem", bodies.get(key)).await?) {
+            Ok(()) => check(
+                connection
+                    .call("UpdateItem", bodies.update(key, true))
+                    .await?,
+            ),
+            failed => failed,
+        },
+    })
+}
+
+/// Runs a workload: warm-up, then the measured part.
+pub async fn run(target: &Target, spec: &RunSpec, progress: bool) -> Result<Report, BenchError> {
+    let bodies = Arc::new(Bodies::new(
+        &target.table,
+        KeySpace {
+            partitions: spec.data.partitions,
+        },
+        spec.data.item_size_bytes,
+    ));
+    let chooser = Arc::new(KeyChooser::new(spec.distribution, spec.data.items));
+    // Inserts of D/E/write go past the loaded keys (write: over the loaded keys again).
+    let first_insert = if spec.workload == Workload::Write {
+        0
+    } else {
+        spec.data.items
+    };
+    let next_insert = Arc::new(AtomicU64::new(first_insert));
+    let measuring = Arc::new(AtomicBool::new(spec.warmup.is_zero()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let budget = match spec.length {
+        Length::Operations(n) => Some(Arc::new(AtomicU64::new(n))),
+        Length::Duration(_) => None,
+    };
+    let mut workers = Vec::new();
+    for worker in 0..spec.concurrency.max(1) {
+        let mut connection = target.connection().await?;
+        let (bodies, chooser, next_insert) = (bodies.clone(), chooser.clone(), next_insert.clone());
+        let (measuring, stop, done, budget) = (
+            measuring.clone(),
+            stop.clone(),
+            done.clone(),
+            budget.clone(),
+        );
+        let workload = spec.workload;
+        let items = spec.data.items;
+        workers.push(tokio::spawn(async move {
+            let mut rng = fastrand::Rng::with_seed(0x5eed ^ worker as u64);
+            let mut stats = Stats::default();
+            while !stop.load(Ordering::Relaxed) {
+                let counted = measuring.load(Ordering::Relaxed);
+                if counted
+                    && let Some(budget) = &budget
+                    && budget
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                        .is_err()
+                {
+                    break;
+                }
+                let op = workload.next_op(&mut rng);
+                let newest = next_insert
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(1)
+                    .max(items.saturating_sub(1));
+                let key = chooser.next(&mut rng, newest);
+                let began = Instant::now();
+                let outcome =
+                    one_op(&mut connection, op, key, &bodies, &next_insert, &mut rng).await?;
+                if counted {
+                    match outcome {
+                        Ok(()) => stats.record(op, began.elapsed()),
+                        Err(kind) => stats.error(kind),
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok::<Stats, BenchError>(stats)
+        }));
+    }
+    tokio::time::sleep(spec.warmup).await;
+    measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    let cpu_before = process_cpu_time();
+    let ticker = progress.then(|| spawn_progress(done.clone(), "run"));
+    if let Length::Duration(duration) = spec.length {
+        tokio::time::sleep(duration).await;
+        stop.store(true, Ordering::Relaxed);
+    }
+    let mut stats = Stats::default();
+    for worker in workers {
+        stats.merge(
+            worker
+                .await
+                .map_err(|e| BenchError::Request(e.to_string()))??,
+        );
+    }
+    let elapsed = started.elapsed();
+    let client_cpu = process_cpu_time().saturating_sub(cpu_before);
+    if let Some(ticker) = ticker {
+        ticker.abort();
+        eprintln!();
+    }
+    Ok(Report {
+        label: format!(
+            "workload {:?}, {:?} keys over {} items, concurrency {}",
+            spec.workload, spec.distribution, spec.data.items, spec.concurrency
+        ),
+        elapsed,
+        stats,
+        client_cpu,
+    })
+}
