@@ -278,6 +278,107 @@ pub fn encode_value(value: &AttributeValue) -> Value {
     Value::Object(object)
 }
 
+/// Writes a JSON string (escaped) to `out`.
+fn write_string(out: &mut Vec<u8>, text: &str) {
+    // Writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    let start = out.len();
+    out.resize(start + bytes.len().div_ceil(3) * 4, 0);
+    if let Some(target) = out.get_mut(start..)
+        && let Ok(written) = base64::engine::general_purpose::STANDARD.encode_slice(bytes, target)
+    {
+        out.truncate(start + written);
+    }
+    out.push(b'"');
+}
+
+/// Writes an attribute value as DynamoDB returns it, straight to JSON text:
+/// the hot read paths skip building a `serde_json::Value` per item.
+pub fn write_value(out: &mut Vec<u8>, value: &AttributeValue) {
+    let list = |out: &mut Vec<u8>,
+                tag: &[u8],
+                count: usize,
+                write: &mut dyn FnMut(&mut Vec<u8>, usize)| {
+        out.extend_from_slice(tag);
+        out.push(b'[');
+        for index in 0..count {
+            if index > 0 {
+                out.push(b',');
+            }
+            write(out, index);
+        }
+        out.extend_from_slice(b"]}");
+    };
+    match value {
+        AttributeValue::S(s) => {
+            out.extend_from_slice(b"{\"S\":");
+            write_string(out, s);
+            out.push(b'}');
+        }
+        AttributeValue::N(n) => {
+            out.extend_from_slice(b"{\"N\":\"");
+            out.extend_from_slice(n.to_string().as_bytes());
+            out.extend_from_slice(b"\"}");
+        }
+        AttributeValue::B(b) => {
+            out.extend_from_slice(b"{\"B\":");
+            write_base64(out, b);
+            out.push(b'}');
+        }
+        AttributeValue::Bool(b) => out.extend_from_slice(if *b {
+            b"{\"BOOL\":true}"
+        } else {
+            b"{\"BOOL\":false}"
+        }),
+        AttributeValue::Null => out.extend_from_slice(b"{\"NULL\":true}"),
+        AttributeValue::M(m) => {
+            out.extend_from_slice(b"{\"M\":");
+            write_map(out, m);
+            out.push(b'}');
+        }
+        AttributeValue::L(l) => list(out, b"{\"L\":", l.len(), &mut |out, i| {
+            if let Some(v) = l.get(i) {
+                write_value(out, v);
+            }
+        }),
+        AttributeValue::Ss(ss) => list(out, b"{\"SS\":", ss.len(), &mut |out, i| {
+            if let Some(v) = ss.get(i) {
+                write_string(out, v);
+            }
+        }),
+        AttributeValue::Ns(ns) => list(out, b"{\"NS\":", ns.len(), &mut |out, i| {
+            if let Some(v) = ns.get(i) {
+                out.push(b'"');
+                out.extend_from_slice(v.to_string().as_bytes());
+                out.push(b'"');
+            }
+        }),
+        AttributeValue::Bs(bs) => list(out, b"{\"BS\":", bs.len(), &mut |out, i| {
+            if let Some(v) = bs.get(i) {
+                write_base64(out, v);
+            }
+        }),
+    }
+}
+
+/// Writes a map of attribute values (an item) straight to JSON text.
+pub fn write_map(out: &mut Vec<u8>, map: &BTreeMap<String, AttributeValue>) {
+    out.push(b'{');
+    for (index, (name, value)) in map.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        write_string(out, name);
+        out.push(b':');
+        write_value(out, value);
+    }
+    out.push(b'}');
+}
+
 /// Encodes a map of attribute values.
 pub fn encode_map(map: &BTreeMap<String, AttributeValue>) -> Value {
     Value::Object(
@@ -354,6 +455,21 @@ mod tests {
             error(json!({"SS": ["b", "a", "b"]})),
             "One or more parameter values were invalid: Input collection [b, a, b] contains duplicates."
         );
+    }
+
+    #[test]
+    fn direct_json_writing_matches_the_value_encoding() {
+        let input = json!({"M": {
+            "s": {"S": "quote \" and \\ and \u{1}"}, "n": {"N": "-1.50"}, "b": {"B": "AAEC"},
+            "t": {"BOOL": true}, "z": {"NULL": true}, "l": {"L": [{"S": "x"}, {"N": "2"}]},
+            "ss": {"SS": ["a", "b"]}, "ns": {"NS": ["1", "2.5"]}, "bs": {"BS": ["AA==", "AAE="]},
+            "m": {"M": {}}, "e": {"L": []}
+        }});
+        let decoded = decode_value(&input, Layer::Older).expect("valid");
+        let mut written = Vec::new();
+        write_value(&mut written, &decoded);
+        let reparsed: Value = serde_json::from_slice(&written).expect("valid JSON");
+        assert_eq!(reparsed, encode_value(&decoded));
     }
 
     #[test]

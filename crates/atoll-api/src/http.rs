@@ -64,11 +64,14 @@ pub async fn serve(
     }
 }
 
-fn request_id() -> String {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    (0..REQUEST_ID_LENGTH)
-        .map(|_| char::from(ALPHABET[fastrand::usize(..ALPHABET.len())]))
-        .collect()
+fn request_id() -> HeaderValue {
+    const ALPHABET: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut id = [0u8; REQUEST_ID_LENGTH];
+    // Written into a fixed buffer: no String, no per-character push.
+    for byte in id.iter_mut() {
+        *byte = ALPHABET[fastrand::usize(..ALPHABET.len())];
+    }
+    HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 fn respond(
@@ -81,9 +84,7 @@ fn respond(
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
-    if let Ok(id) = HeaderValue::from_str(&request_id()) {
-        headers.insert("x-amzn-requestid", id);
-    }
+    headers.insert("x-amzn-requestid", request_id());
     headers.insert("x-amz-crc32", HeaderValue::from(crc));
     if let Some(content_type) = content_type {
         headers.insert(CONTENT_TYPE, content_type.clone());
@@ -201,7 +202,12 @@ async fn route(
     };
     match crate::ops::dispatch(api, &context, operation, &input).await {
         Ok(output) => {
-            let body = serde_json::to_vec(&output).unwrap_or_else(|_| b"{}".to_vec());
+            let body = match output {
+                crate::ops::Output::Raw(body) => body,
+                crate::ops::Output::Json(value) => {
+                    serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec())
+                }
+            };
             respond(200, Some(&content_type), body)
         }
         Err(error) => {

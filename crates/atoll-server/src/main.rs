@@ -5,6 +5,12 @@ mod serve;
 
 use clap::{Parser, Subcommand};
 
+// The request path allocates many small, short-lived objects (JSON values,
+// items, keys); mimalloc serves them with far less contention and
+// fragmentation than glibc's malloc on this workload (measured with perf).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Atoll: a DynamoDB-compatible, distributed NoSQL database.
 #[derive(Parser)]
 #[command(name = "atoll", version, about)]

@@ -435,7 +435,7 @@ pub(crate) fn apply_projection(
 }
 
 /// GetItem.
-pub(crate) async fn get_item(api: &Api, input: &Object) -> ApiResult<Value> {
+pub(crate) async fn get_item(api: &Api, input: &Object) -> ApiResult<super::Output> {
     check_members(GET_ITEM, input)?;
     let mut violations = Violations::new(GET_ITEM_MEMBERS);
     check_data_table_name(&mut violations, input::string(input, "TableName"));
@@ -478,14 +478,14 @@ pub(crate) async fn get_item(api: &Api, input: &Object) -> ApiResult<Value> {
         .read_item(&table, token, &row_key, consistent)
         .await
         .map_err(super::cluster_error)?;
-    let mut response = Map::new();
     let size_bytes = item.as_ref().map_or(0, item_size_bytes);
+    let mut response = super::RawObject::with_capacity(size_bytes + 128);
     if let Some(item) = item {
         let item = apply_projection(item, projection.as_ref(), &expressions)?;
-        response.insert("Item".into(), encode_map(&item));
+        crate::attribute::write_map(response.member("Item"), &item);
     }
     if let Some(consumed) = capacity.report(&table.name, read_units(size_bytes, consistent)) {
-        response.insert("ConsumedCapacity".into(), consumed);
+        response.value("ConsumedCapacity", &consumed);
     }
-    Ok(Value::Object(response))
+    Ok(response.finish())
 }

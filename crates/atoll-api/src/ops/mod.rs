@@ -25,39 +25,98 @@ use crate::input::Object;
 use crate::operation::Operation;
 use crate::{Api, RequestContext};
 
+/// A successful response body.
+#[derive(Debug)]
+pub(crate) enum Output {
+    /// A JSON value, serialised on the way out.
+    Json(Value),
+    /// JSON text written directly (the hot read paths).
+    Raw(Vec<u8>),
+}
+
+impl From<Value> for Output {
+    fn from(value: Value) -> Self {
+        Output::Json(value)
+    }
+}
+
+/// Builds a JSON object as text, member by member.
+pub(crate) struct RawObject {
+    buffer: Vec<u8>,
+    empty: bool,
+}
+
+impl RawObject {
+    /// An object with room for about `capacity` bytes.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        let mut buffer = Vec::with_capacity(capacity + 2);
+        buffer.push(b'{');
+        RawObject {
+            buffer,
+            empty: true,
+        }
+    }
+
+    /// Starts member `name`; the caller writes its value into the returned buffer.
+    pub(crate) fn member(&mut self, name: &str) -> &mut Vec<u8> {
+        if !self.empty {
+            self.buffer.push(b',');
+        }
+        self.empty = false;
+        self.buffer.push(b'"');
+        self.buffer.extend_from_slice(name.as_bytes());
+        self.buffer.extend_from_slice(b"\":");
+        &mut self.buffer
+    }
+
+    /// Adds member `name` with a JSON value.
+    pub(crate) fn value(&mut self, name: &str, value: &Value) {
+        let buffer = self.member(name);
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(buffer, value);
+    }
+
+    /// The finished object.
+    pub(crate) fn finish(mut self) -> Output {
+        self.buffer.push(b'}');
+        Output::Raw(self.buffer)
+    }
+}
+
 /// Runs `operation` on `input`.
 pub(crate) async fn dispatch(
     api: &Api,
     context: &RequestContext,
     operation: Operation,
     input: &Object,
-) -> ApiResult<Value> {
+) -> ApiResult<Output> {
+    let json = |result: ApiResult<Value>| result.map(Output::from);
     match operation {
-        Operation::CreateTable => tables::create_table(api, context, input).await,
-        Operation::DescribeTable => tables::describe_table(api, context, input),
-        Operation::ListTables => tables::list_tables(api, input),
-        Operation::UpdateTable => tables::update_table(api, context, input).await,
-        Operation::DeleteTable => tables::delete_table(api, context, input).await,
-        Operation::DescribeLimits => Ok(json!({
+        Operation::CreateTable => json(tables::create_table(api, context, input).await),
+        Operation::DescribeTable => json(tables::describe_table(api, context, input)),
+        Operation::ListTables => json(tables::list_tables(api, input)),
+        Operation::UpdateTable => json(tables::update_table(api, context, input).await),
+        Operation::DeleteTable => json(tables::delete_table(api, context, input).await),
+        Operation::DescribeLimits => json(Ok(json!({
             "AccountMaxReadCapacityUnits": 80000,
             "AccountMaxWriteCapacityUnits": 80000,
             "TableMaxReadCapacityUnits": 40000,
             "TableMaxWriteCapacityUnits": 40000,
-        })),
-        Operation::DescribeEndpoints => Ok(json!({
+        }))),
+        Operation::DescribeEndpoints => json(Ok(json!({
             "Endpoints": [{"Address": api.config.endpoint_address, "CachePeriodInMinutes": 1440}]
-        })),
-        Operation::TagResource => tags::tag_resource(api, context, input).await,
-        Operation::UntagResource => tags::untag_resource(api, context, input).await,
-        Operation::ListTagsOfResource => tags::list_tags_of_resource(api, context, input),
-        Operation::PutItem => items::put_item(api, input).await,
+        }))),
+        Operation::TagResource => json(tags::tag_resource(api, context, input).await),
+        Operation::UntagResource => json(tags::untag_resource(api, context, input).await),
+        Operation::ListTagsOfResource => json(tags::list_tags_of_resource(api, context, input)),
+        Operation::PutItem => json(items::put_item(api, input).await),
         Operation::GetItem => items::get_item(api, input).await,
-        Operation::DeleteItem => items::delete_item(api, input).await,
-        Operation::UpdateItem => update_item::update_item(api, input).await,
+        Operation::DeleteItem => json(items::delete_item(api, input).await),
+        Operation::UpdateItem => json(update_item::update_item(api, input).await),
         Operation::Query => query::query(api, input).await,
         Operation::Scan => scan::scan(api, input).await,
-        Operation::BatchGetItem => batch::batch_get_item(api, input).await,
-        Operation::BatchWriteItem => batch::batch_write_item(api, input).await,
+        Operation::BatchGetItem => json(batch::batch_get_item(api, input).await),
+        Operation::BatchWriteItem => json(batch::batch_write_item(api, input).await),
         other => Err(unsupported_operation(other)),
     }
 }

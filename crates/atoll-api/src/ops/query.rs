@@ -281,7 +281,7 @@ fn check_start_key(
 }
 
 /// Query.
-pub(crate) async fn query(api: &Api, input: &Object) -> ApiResult<Value> {
+pub(crate) async fn query(api: &Api, input: &Object) -> ApiResult<super::Output> {
     check_members(QUERY, input)?;
     let mut violations = Violations::new(QUERY_MEMBERS);
     check_data_table_name(&mut violations, input::string(input, "TableName"));

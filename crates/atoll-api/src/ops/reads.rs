@@ -4,13 +4,14 @@
 use atoll_expr::ast::{Condition, Projection};
 use atoll_model::Item;
 use atoll_model::table::TableDefinition;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
 use super::capacity::{ReturnCapacity, read_units};
 use super::expressions::Expressions;
 use super::items::apply_projection;
 use super::pages::Page;
-use crate::attribute::{Layer, decode_map, encode_map};
+use super::{Output, RawObject};
+use crate::attribute::{Layer, decode_map, write_map};
 use crate::constraints::{Shown, Violations, enum_constraint};
 use crate::error::{ApiError, ApiResult};
 use crate::input::{self, Object};
@@ -126,30 +127,34 @@ pub(crate) fn page_response(
     table: &TableDefinition,
     capacity: ReturnCapacity,
     consistent: bool,
-) -> ApiResult<Value> {
-    let mut response = Map::new();
+) -> ApiResult<Output> {
     let count = page.items.len();
+    let mut response = RawObject::with_capacity(page.bytes_read as usize + 256);
     if select != Select::Count {
-        let mut items = Vec::with_capacity(count);
-        for item in page.items {
+        let items = response.member("Items");
+        items.push(b'[');
+        for (index, item) in page.items.into_iter().enumerate() {
+            if index > 0 {
+                items.push(b',');
+            }
             let item = match select {
                 Select::Specific => apply_projection(item, projection, expressions)?,
                 _ => item,
             };
-            items.push(encode_map(&item));
+            write_map(items, &item);
         }
-        response.insert("Items".into(), Value::Array(items));
+        items.push(b']');
     }
-    response.insert("Count".into(), json!(count));
-    response.insert("ScannedCount".into(), json!(page.scanned_count));
+    response.value("Count", &json!(count));
+    response.value("ScannedCount", &json!(page.scanned_count));
     if let Some(key) = page.last_evaluated_key {
-        response.insert("LastEvaluatedKey".into(), encode_map(&key));
+        write_map(response.member("LastEvaluatedKey"), &key);
     }
     if let Some(consumed) = capacity.report(
         &table.name,
         read_units(page.bytes_read as usize, consistent),
     ) {
-        response.insert("ConsumedCapacity".into(), consumed);
+        response.value("ConsumedCapacity", &consumed);
     }
-    Ok(Value::Object(response))
+    Ok(response.finish())
 }

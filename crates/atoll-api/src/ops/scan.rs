@@ -141,7 +141,7 @@ pub(crate) fn check_index(input: &Object) -> ApiResult<()> {
 }
 
 /// Scan.
-pub(crate) async fn scan(api: &Api, input: &Object) -> ApiResult<Value> {
+pub(crate) async fn scan(api: &Api, input: &Object) -> ApiResult<super::Output> {
     check_members(SCAN, input)?;
     let mut violations = Violations::new(SCAN_MEMBERS);
     check_data_table_name(&mut violations, input::string(input, "TableName"));
