@@ -105,6 +105,9 @@ pub enum BenchCommand {
         /// Concurrent connections.
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
+        /// Items per request: 1 sends PutItem, 2-25 send BatchWriteItem.
+        #[arg(long, default_value_t = 1)]
+        batch: u64,
         /// Print the report as one JSON line.
         #[arg(long)]
         json: bool,
@@ -176,10 +179,11 @@ pub async fn execute(command: BenchCommand) -> Result<(), BenchError> {
             target: args,
             data,
             concurrency,
+            batch,
             json,
         } => {
             let report =
-                runner::load(&target(&args)?, &data.data_set(), concurrency, !json).await?;
+                runner::load(&target(&args)?, &data.data_set(), concurrency, batch, !json).await?;
             print(&report, json);
             Ok(())
         }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::BenchError;
-use crate::client::{Connection, Endpoint};
+use crate::client::{Connection, Endpoint, Reply};
 use crate::distribution::{Distribution, KeyChooser};
 use crate::report::{Report, Stats, process_cpu_time};
 use crate::sigv4::{Signer, amz_date_now};
@@ -100,13 +100,24 @@ pub struct DataSet {
     pub item_size_bytes: usize,
 }
 
-/// Writes items `0..items` with `concurrency` connections; returns the report of the load.
+/// Largest BatchWriteItem DynamoDB accepts.
+pub const MAX_BATCH_ITEMS: u64 = 25;
+
+/// Writes items `0..items` with `concurrency` connections, `batch_items` per
+/// request (1: PutItem, more: BatchWriteItem, unprocessed items resent);
+/// returns the report of the load.
 pub async fn load(
     target: &Target,
     data: &DataSet,
     concurrency: usize,
+    batch_items: u64,
     progress: bool,
 ) -> Result<Report, BenchError> {
+    if !(1..=MAX_BATCH_ITEMS).contains(&batch_items) {
+        return Err(BenchError::Usage(format!(
+            "--batch must be between 1 and {MAX_BATCH_ITEMS}, not {batch_items}"
+        )));
+    }
     let bodies = Arc::new(Bodies::new(
         &target.table,
         KeySpace {
@@ -126,18 +137,23 @@ pub async fn load(
         workers.push(tokio::spawn(async move {
             let mut stats = Stats::default();
             loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                if index >= items {
+                let first = next.fetch_add(batch_items, Ordering::Relaxed);
+                if first >= items {
                     return Ok::<Stats, BenchError>(stats);
                 }
+                let end = first.saturating_add(batch_items).min(items);
                 let began = Instant::now();
-                let reply = connection.call("PutItem", bodies.put(index)).await?;
+                let reply = if batch_items == 1 {
+                    connection.call("PutItem", bodies.put(first)).await?
+                } else {
+                    write_batch(&mut connection, bodies.batch_put(first..end)).await?
+                };
                 if reply.status == 200 {
                     stats.record(Op::Insert, began.elapsed());
                 } else {
                     stats.error(reply.error_type());
                 }
-                done.fetch_add(1, Ordering::Relaxed);
+                done.fetch_add(end - first, Ordering::Relaxed);
             }
         }));
     }
@@ -156,13 +172,38 @@ pub async fn load(
     }
     Ok(Report {
         label: format!(
-            "load {} items of ~{} B, concurrency {concurrency}",
+            "load {} items of ~{} B, concurrency {concurrency}, {batch_items} per request",
             data.items, data.item_size_bytes
         ),
         elapsed: started.elapsed(),
         stats,
         client_cpu: process_cpu_time().saturating_sub(cpu_before),
     })
+}
+
+/// Sends a BatchWriteItem and resends its UnprocessedItems (with a short
+/// growing pause, as the SDKs do) until none are left or a request fails.
+async fn write_batch(connection: &mut Connection, body: String) -> Result<Reply, BenchError> {
+    let mut body = body;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let reply = connection.call("BatchWriteItem", body).await?;
+        if reply.status != 200 {
+            return Ok(reply);
+        }
+        let parsed: serde_json::Value = serde_json::from_slice(&reply.body)
+            .map_err(|e| BenchError::Request(format!("BatchWriteItem reply is not JSON: {e}")))?;
+        let unprocessed = &parsed["UnprocessedItems"];
+        if unprocessed
+            .as_object()
+            .is_none_or(|tables| tables.is_empty())
+        {
+            return Ok(reply);
+        }
+        body = serde_json::json!({ "RequestItems": unprocessed }).to_string();
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
 }
 
 fn spawn_progress(done: Arc<AtomicU64>, what: &'static str) -> tokio::task::JoinHandle<()> {

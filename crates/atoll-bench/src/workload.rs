@@ -151,15 +151,34 @@ impl Bodies {
         )
     }
 
-    /// PutItem of item `index`.
-    pub fn put(&self, index: u64) -> String {
+    fn item_json(&self, index: u64) -> String {
         format!(
-            r#"{{"TableName":"{}","Item":{{"pk":{{"S":"{}"}},"sk":{{"S":"{}"}},"payload":{{"S":"{}"}},"f0":{{"S":"{}"}}}}}}"#,
-            self.table,
+            r#"{{"pk":{{"S":"{}"}},"sk":{{"S":"{}"}},"payload":{{"S":"{}"}},"f0":{{"S":"{}"}}}}"#,
             self.keys.partition_key(index),
             self.keys.sort_key(index),
             self.payload,
             self.update_value
+        )
+    }
+
+    /// PutItem of item `index`.
+    pub fn put(&self, index: u64) -> String {
+        format!(
+            r#"{{"TableName":"{}","Item":{}}}"#,
+            self.table,
+            self.item_json(index)
+        )
+    }
+
+    /// BatchWriteItem putting items `indices` (at most 25, DynamoDB's limit).
+    pub fn batch_put(&self, indices: std::ops::Range<u64>) -> String {
+        let requests: Vec<String> = indices
+            .map(|index| format!(r#"{{"PutRequest":{{"Item":{}}}}}"#, self.item_json(index)))
+            .collect();
+        format!(
+            r#"{{"RequestItems":{{"{}":[{}]}}}}"#,
+            self.table,
+            requests.join(",")
         )
     }
 
@@ -225,5 +244,16 @@ mod tests {
             .unwrap_or_default()
             .len();
         assert!((900..1100).contains(&(payload + 100)), "{payload}");
+    }
+
+    #[test]
+    fn batch_put_holds_one_put_request_per_index() {
+        let bodies = Bodies::new("t", KeySpace { partitions: 10 }, 200);
+        let batch: serde_json::Value =
+            serde_json::from_str(&bodies.batch_put(20..45)).expect("json");
+        let requests = batch["RequestItems"]["t"].as_array().expect("requests");
+        assert_eq!(requests.len(), 25);
+        let put: serde_json::Value = serde_json::from_str(&bodies.put(20)).expect("json");
+        assert_eq!(requests[0]["PutRequest"]["Item"], put["Item"]);
     }
 }
