@@ -32,6 +32,13 @@ pub enum Durability {
     Synced,
 }
 
+/// Values at least this large go to blob files in a log keyspace.
+const LOG_VALUE_SEPARATION_BYTES: u32 = 256;
+
+/// Blob file size of a log keyspace: small enough that purging the log
+/// soon leaves whole files dead, so they are deleted rather than rewritten.
+const LOG_BLOB_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Tuning for the on-disk engine.
 #[derive(Clone, Debug)]
 pub struct StorageOptions {
@@ -144,6 +151,20 @@ impl Storage {
 
     /// Opens the keyspace `name`, creating it if needed.
     pub fn keyspace(&self, name: &str) -> Result<Keyspace> {
+        self.open_keyspace(name, false)
+    }
+
+    /// Opens the keyspace `name` for a log: large values written once, read
+    /// rarely, deleted oldest first. Values of 256 bytes or more live in
+    /// blob files beside the tree, so compaction moves only keys and a
+    /// purged stretch of log frees whole files, instead of every entry being
+    /// rewritten level after level. The layout is chosen when the keyspace
+    /// is created; an existing keyspace keeps the one it was created with.
+    pub fn log_keyspace(&self, name: &str) -> Result<Keyspace> {
+        self.open_keyspace(name, true)
+    }
+
+    fn open_keyspace(&self, name: &str, separate_values: bool) -> Result<Keyspace> {
         if name.is_empty() || name.len() > 255 {
             return Err(StorageError::InvalidKeyspaceName(name.to_string()));
         }
@@ -151,9 +172,20 @@ impl Storage {
             Engine::Fjall { db, options } => {
                 let memtable_bytes = options.max_memtable_size_bytes;
                 KeyspaceInner::Fjall(db.keyspace(name, || {
-                    fjall::KeyspaceCreateOptions::default()
+                    let create = fjall::KeyspaceCreateOptions::default()
                         .max_memtable_size(memtable_bytes)
                         .manual_journal_persist(true)
+                        .index_block_pinning_policy(fjall::config::PinningPolicy::all(true))
+                        .filter_block_pinning_policy(fjall::config::PinningPolicy::all(true));
+                    if separate_values {
+                        create.with_kv_separation(Some(
+                            fjall::KvSeparationOptions::default()
+                                .separation_threshold(LOG_VALUE_SEPARATION_BYTES)
+                                .file_target_size(LOG_BLOB_FILE_BYTES),
+                        ))
+                    } else {
+                        create
+                    }
                 })?)
             }
             Engine::Memory(engine) => KeyspaceInner::Memory(engine.keyspace(name)),
