@@ -12,9 +12,9 @@ mod codec;
 mod error;
 mod log_store;
 mod log_writer;
-mod network;
 mod node;
 mod state_machine;
+mod transport;
 
 use std::any::Any;
 use std::fmt;

@@ -1,19 +1,20 @@
 //! A node hosting many Raft groups (Multi-Raft) on one storage.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use atoll_storage::{Keyspace, Storage};
 use openraft::async_runtime::WatchReceiver;
-use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
+use openraft::error::{ClientWriteError, InitializeError, LinearizableReadError, RaftError};
 use openraft::{BasicNode, Config, ReadPolicy, SnapshotPolicy};
 
 use crate::error::ReplicationError;
 use crate::log_store::{GroupLogStore, LogShared};
 use crate::log_writer::LogWriterHandle;
-use crate::network::LocalOnlyNetwork;
 use crate::state_machine::{GroupSm, GroupStateMachine};
+use crate::transport::{self, TcpNetwork};
 use crate::{ApplyOutput, GroupId, LogCommand, NodeId, TypeConfig};
 
 const RAFT_LOG_KEYSPACE: &str = "raft_log";
@@ -25,8 +26,11 @@ const SM_META_KEYSPACE: &str = "sm_meta";
 pub struct NodeOptions {
     /// This node's id, stable across restarts.
     pub node_id: NodeId,
-    /// Address other nodes reach this node at.
+    /// Address other nodes reach this node's Raft transport at.
     pub advertise_addr: String,
+    /// Address the Raft transport listens on (`None`: no transport, so the
+    /// node can only host groups whose sole voter it is).
+    pub raft_listen_addr: Option<String>,
     /// Log entries between two snapshots of a group (after which the log is purged).
     pub snapshot_every_entries: u64,
     /// How long a group may take to elect a leader and catch up at start.
@@ -38,13 +42,14 @@ impl Default for NodeOptions {
         NodeOptions {
             node_id: 1,
             advertise_addr: "127.0.0.1:0".to_string(),
+            raft_listen_addr: None,
             snapshot_every_entries: 20_000,
             group_ready_timeout: Duration::from_secs(10),
         }
     }
 }
 
-type Raft = openraft::Raft<TypeConfig, GroupSm>;
+pub(crate) type Raft = openraft::Raft<TypeConfig, GroupSm>;
 
 /// One Raft group hosted on this node.
 #[derive(Clone)]
@@ -62,12 +67,17 @@ pub struct RaftNode {
     sm_meta: Keyspace,
     raft_config: Arc<Config>,
     groups: RwLock<HashMap<GroupId, Group>>,
+    raft_addr: Option<SocketAddr>,
+    // The transport's accept loop, stopped at shutdown so the port is freed.
+    transport_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl RaftNode {
-    /// Opens the node's Raft state in `storage` and starts the log writer.
+    /// Opens the node's Raft state in `storage`, starts the log writer and,
+    /// when `raft_listen_addr` is set, the transport that peers connect to
+    /// (this needs a Tokio runtime).
     pub fn open(storage: Storage, options: NodeOptions) -> Result<Arc<RaftNode>, ReplicationError> {
-        let log_ks = storage.keyspace(RAFT_LOG_KEYSPACE)?;
+        let log_ks = storage.log_keyspace(RAFT_LOG_KEYSPACE)?;
         let meta_ks = storage.keyspace(RAFT_META_KEYSPACE)?;
         let sm_meta = storage.keyspace(SM_META_KEYSPACE)?;
         let writer = LogWriterHandle::start(storage.clone(), log_ks.clone(), meta_ks.clone())
@@ -83,7 +93,15 @@ impl RaftNode {
         }
         .validate()
         .map_err(|e| ReplicationError::Stopped(e.to_string()))?;
-        Ok(Arc::new(RaftNode {
+        let listener = match &options.raft_listen_addr {
+            Some(addr) => Some(bind(addr)?),
+            None => None,
+        };
+        let raft_addr = match &listener {
+            Some(listener) => Some(listener.local_addr().map_err(stopped)?),
+            None => None,
+        };
+        let node = Arc::new(RaftNode {
             options,
             storage,
             log: Arc::new(LogShared {
@@ -94,7 +112,27 @@ impl RaftNode {
             sm_meta,
             raft_config: Arc::new(raft_config),
             groups: RwLock::new(HashMap::new()),
-        }))
+            raft_addr,
+            transport_task: std::sync::Mutex::new(None),
+        });
+        if let Some(listener) = listener {
+            let task = tokio::spawn(transport::serve(listener, Arc::downgrade(&node)));
+            *node
+                .transport_task
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(task);
+        }
+        Ok(node)
+    }
+
+    /// The address the Raft transport listens on, if it runs.
+    pub fn raft_addr(&self) -> Option<SocketAddr> {
+        self.raft_addr
+    }
+
+    /// The Raft instance of group `id`, for the transport.
+    pub(crate) fn raft_of(&self, id: GroupId) -> Option<Raft> {
+        self.group(id).map(|group| group.raft)
     }
 
     /// This node's id.
@@ -119,6 +157,28 @@ impl RaftNode {
         id: GroupId,
         sm: Arc<dyn GroupStateMachine>,
     ) -> Result<Group, ReplicationError> {
+        let mut members = BTreeMap::new();
+        members.insert(self.options.node_id, self.options.advertise_addr.clone());
+        self.start_replicated_group(id, sm, members).await
+    }
+
+    /// Starts group `id` replicated on `members` (node id to Raft address,
+    /// this node among them): recovers it if it exists on disk, otherwise
+    /// creates it with these voters. Every member is started the same way;
+    /// returns once the group has a leader (on any member) and this replica
+    /// has applied what it had committed.
+    pub async fn start_replicated_group(
+        &self,
+        id: GroupId,
+        sm: Arc<dyn GroupStateMachine>,
+        members: BTreeMap<NodeId, String>,
+    ) -> Result<Group, ReplicationError> {
+        if !members.contains_key(&self.options.node_id) {
+            return Err(ReplicationError::Stopped(format!(
+                "group {id}: node {} is not one of its members",
+                self.options.node_id
+            )));
+        }
         if let Some(group) = self.group(id) {
             return Ok(group);
         }
@@ -128,33 +188,51 @@ impl RaftNode {
         let raft = Raft::new(
             self.options.node_id,
             self.raft_config.clone(),
-            LocalOnlyNetwork,
+            TcpNetwork { group: id },
             log.clone(),
             state_machine,
         )
         .await
         .map_err(stopped)?;
         let group = Group { id, raft, log };
-        if !group.raft.is_initialized().await.map_err(stopped)? {
-            let mut members = BTreeMap::new();
-            members.insert(
-                self.options.node_id,
-                BasicNode {
-                    addr: self.options.advertise_addr.clone(),
-                },
-            );
-            group.raft.initialize(members).await.map_err(stopped)?;
-        } else {
-            // A single voter need not wait out an election timeout after a restart.
-            group.raft.trigger().elect(false).await.map_err(stopped)?;
-        }
-        group
-            .wait_ready(self.options.node_id, self.options.group_ready_timeout)
-            .await?;
+        // Registered before it has a leader: its peers' votes and entries
+        // must reach it for it to get one.
         self.groups
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, group.clone());
+        let single_voter = members.len() == 1;
+        // The member with the smallest id writes the first membership entry;
+        // the others learn it from that member. (Were every member to
+        // initialise, each would write its own entry 0 and elections would
+        // first have to settle whose log wins.)
+        let initialiser = members.keys().next() == Some(&self.options.node_id);
+        let ready = async {
+            if initialiser && !group.raft.is_initialized().await.map_err(stopped)? {
+                let voters: BTreeMap<NodeId, BasicNode> = members
+                    .into_iter()
+                    .map(|(node, addr)| (node, BasicNode { addr }))
+                    .collect();
+                // Refused when a restarted initialiser finds a log already there.
+                match group.raft.initialize(voters).await {
+                    Ok(()) => {}
+                    Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                    Err(e) => return Err(stopped(e)),
+                }
+            } else if single_voter && group.raft.is_initialized().await.map_err(stopped)? {
+                // A single voter need not wait out an election timeout after a restart.
+                group.raft.trigger().elect(false).await.map_err(stopped)?;
+            }
+            group.wait_ready(self.options.group_ready_timeout).await
+        };
+        if let Err(e) = ready.await {
+            self.groups
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+            let _ = group.raft.shutdown().await;
+            return Err(e);
+        }
         Ok(group)
     }
 
@@ -184,8 +262,16 @@ impl RaftNode {
         Ok(())
     }
 
-    /// Stops every group.
+    /// Stops the transport and every group.
     pub async fn shutdown(&self) {
+        if let Some(task) = self
+            .transport_task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            task.abort();
+        }
         let groups: Vec<Group> = self
             .groups
             .write()
@@ -206,16 +292,23 @@ fn stopped(e: impl std::fmt::Display) -> ReplicationError {
     ReplicationError::Stopped(e.to_string())
 }
 
+fn bind(addr: &str) -> Result<tokio::net::TcpListener, ReplicationError> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| ReplicationError::Stopped(format!("raft transport on {addr}: {e}")))?;
+    listener.set_nonblocking(true).map_err(stopped)?;
+    tokio::net::TcpListener::from_std(listener).map_err(stopped)
+}
+
 impl Group {
     /// The group's id.
     pub fn id(&self) -> GroupId {
         self.id
     }
 
-    async fn wait_ready(&self, node_id: NodeId, timeout: Duration) -> Result<(), ReplicationError> {
+    async fn wait_ready(&self, timeout: Duration) -> Result<(), ReplicationError> {
         self.raft
             .wait(Some(timeout))
-            .current_leader(node_id, "group elects its leader")
+            .metrics(|m| m.current_leader.is_some(), "group elects its leader")
             .await
             .map_err(|e| ReplicationError::Timeout(format!("group {}: {e}", self.id)))?;
         self.raft
@@ -254,6 +347,11 @@ impl Group {
             Err(RaftError::APIError(e)) => Err(ReplicationError::Timeout(e.to_string())),
             Err(RaftError::Fatal(e)) => Err(stopped(e)),
         }
+    }
+
+    /// The leader of the group as this replica knows it.
+    pub fn current_leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow_watched().current_leader
     }
 
     /// The index of the last entry applied to this replica's state machine.

@@ -1,0 +1,358 @@
+//! The inter-node transport of Raft messages: plain TCP between nodes.
+//!
+//! Each (group, peer) client openraft creates owns one connection and sends
+//! one request at a time on it, so replies come back in order without request
+//! ids. A frame is a big-endian u32 length and a postcard-encoded body. The
+//! receiving node hands each request to the group it names, and answers
+//! `Refused` when it is not the node asked for or does not host the group.
+//!
+//! Snapshots are not shipped yet: a follower that falls behind the leader's
+//! purged log cannot catch up (see `GroupSm::install_snapshot`).
+
+use std::future::Future;
+use std::io;
+use std::sync::Weak;
+use std::time::Duration;
+
+use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, OptionalSend, RaftNetworkV2};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::codec::{decode, encode};
+use crate::node::RaftNode;
+use crate::state_machine::GroupSnapshot;
+use crate::{GroupId, NodeId, TypeConfig};
+
+/// Largest frame either side accepts; a longer length prefix is a broken or
+/// hostile peer, and the connection is dropped instead of allocating it.
+const MAX_FRAME_BYTES: u32 = 64 * 1024 * 1024;
+
+/// Time allowed to open a connection to a peer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A Raft message for one group on one node.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    group: GroupId,
+    /// The node the sender means to reach: a node that restarted under another
+    /// id at the same address must not answer for the old one.
+    target: NodeId,
+    request: Request,
+}
+
+#[derive(Serialize, Deserialize)]
+enum Request {
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<TypeConfig>),
+    PreVote(VoteRequest<TypeConfig>),
+    TransferLeader(TransferLeaderRequest<TypeConfig>),
+}
+
+#[derive(Serialize, Deserialize)]
+enum Reply {
+    AppendEntries(AppendEntriesResponse<TypeConfig>),
+    Vote(VoteResponse<TypeConfig>),
+    TransferLeader(TransferLeaderResponse<TypeConfig>),
+    /// The receiver cannot handle the request (wrong node, group not hosted,
+    /// group stopped); the sender treats the peer as unreachable for now.
+    Refused(String),
+}
+
+async fn write_frame<W: AsyncWriteExt + Unpin>(writer: &mut W, body: &[u8]) -> io::Result<()> {
+    let length = u32::try_from(body.len())
+        .ok()
+        .filter(|length| *length <= MAX_FRAME_BYTES)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
+    writer.write_all(&length.to_be_bytes()).await?;
+    writer.write_all(body).await?;
+    writer.flush().await
+}
+
+async fn read_frame<R: AsyncReadExt + Unpin>(reader: &mut R) -> io::Result<Vec<u8>> {
+    let length = reader.read_u32().await?;
+    if length > MAX_FRAME_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {length} bytes is over the limit"),
+        ));
+    }
+    let mut body = vec![0u8; length as usize];
+    reader.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+/// Accepts peers' connections and serves their requests until the node is dropped.
+pub(crate) async fn serve(listener: TcpListener, node: Weak<RaftNode>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!(error = %e, "accepting a peer connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if node.strong_count() == 0 {
+            return;
+        }
+        let node = node.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_connection(stream, node).await {
+                tracing::debug!(%peer, error = %e, "peer connection closed");
+            }
+        });
+    }
+}
+
+async fn serve_connection(stream: TcpStream, node: Weak<RaftNode>) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let (reader, writer) = stream.into_split();
+    let (mut reader, mut writer) = (BufReader::new(reader), BufWriter::new(writer));
+    loop {
+        let frame = match read_frame(&mut reader).await {
+            Ok(frame) => frame,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let envelope: Envelope = decode(&frame)?;
+        let reply = match node.upgrade() {
+            Some(node) => dispatch(&node, envelope).await,
+            None => return Ok(()),
+        };
+        write_frame(&mut writer, &encode(&reply)?).await?;
+    }
+}
+
+async fn dispatch(node: &RaftNode, envelope: Envelope) -> Reply {
+    if envelope.target != node.node_id() {
+        return Reply::Refused(format!(
+            "this is node {}, not node {}",
+            node.node_id(),
+            envelope.target
+        ));
+    }
+    let Some(raft) = node.raft_of(envelope.group) else {
+        return Reply::Refused(format!(
+            "group {} is not hosted on node {}",
+            envelope.group,
+            node.node_id()
+        ));
+    };
+    let refused = |e: &dyn std::fmt::Display| Reply::Refused(e.to_string());
+    match envelope.request {
+        Request::AppendEntries(rpc) => match raft.append_entries(rpc).await {
+            Ok(response) => Reply::AppendEntries(response),
+            Err(e) => refused(&e),
+        },
+        Request::Vote(rpc) => match raft.vote(rpc).await {
+            Ok(response) => Reply::Vote(response),
+            Err(e) => refused(&e),
+        },
+        Request::PreVote(rpc) => match raft.pre_vote(rpc).await {
+            Ok(response) => Reply::Vote(response),
+            Err(e) => refused(&e),
+        },
+        Request::TransferLeader(rpc) => match raft.handle_transfer_leader(rpc).await {
+            Ok(response) => Reply::TransferLeader(response),
+            Err(e) => refused(&e),
+        },
+    }
+}
+
+/// Creates a TCP client per peer of one group.
+pub(crate) struct TcpNetwork {
+    pub(crate) group: GroupId,
+}
+
+impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
+    type Network = TcpPeer;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
+        TcpPeer {
+            group: self.group,
+            target,
+            addr: node.addr.clone(),
+            connection: None,
+        }
+    }
+}
+
+type Connection = (
+    BufReader<tokio::net::tcp::OwnedReadHalf>,
+    BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+);
+
+/// One group's client of one peer: a lazily opened connection, reopened after any failure.
+pub(crate) struct TcpPeer {
+    group: GroupId,
+    target: NodeId,
+    addr: String,
+    connection: Option<Connection>,
+}
+
+/// Why a call to a peer failed.
+enum CallError {
+    /// No answer: the peer is down, unreachable or too slow.
+    Unreachable(io::Error),
+    /// The peer answered that it cannot take the request.
+    Refused(String),
+}
+
+impl CallError {
+    fn into_rpc_error(self) -> RPCError<TypeConfig> {
+        match self {
+            CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
+            CallError::Refused(reason) => {
+                RPCError::Network(NetworkError::new(&io::Error::other(reason)))
+            }
+        }
+    }
+}
+
+impl TcpPeer {
+    async fn call(&mut self, request: Request, timeout: Duration) -> Result<Reply, CallError> {
+        let frame = encode(&Envelope {
+            group: self.group,
+            target: self.target,
+            request,
+        })
+        .map_err(CallError::Unreachable)?;
+        let outcome = tokio::time::timeout(timeout, self.exchange(&frame)).await;
+        let reply = match outcome {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => {
+                self.connection = None;
+                return Err(CallError::Unreachable(e));
+            }
+            Err(_) => {
+                // The reply may still arrive; the connection is out of step.
+                self.connection = None;
+                return Err(CallError::Unreachable(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "node {} at {} did not answer in time",
+                        self.target, self.addr
+                    ),
+                )));
+            }
+        };
+        match reply {
+            Reply::Refused(reason) => Err(CallError::Refused(reason)),
+            reply => Ok(reply),
+        }
+    }
+
+    async fn exchange(&mut self, frame: &[u8]) -> io::Result<Reply> {
+        let connection = match &mut self.connection {
+            Some(connection) => connection,
+            None => {
+                let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
+                    .await
+                    .map_err(|_| {
+                        io::Error::new(io::ErrorKind::TimedOut, "connecting timed out")
+                    })??;
+                stream.set_nodelay(true)?;
+                let (reader, writer) = stream.into_split();
+                self.connection
+                    .insert((BufReader::new(reader), BufWriter::new(writer)))
+            }
+        };
+        write_frame(&mut connection.1, frame).await?;
+        decode(&read_frame(&mut connection.0).await?)
+    }
+
+    fn mismatch(&self, what: &str) -> RPCError<TypeConfig> {
+        self.connection_lost(format!(
+            "node {} answered {what} with another reply",
+            self.target
+        ))
+    }
+
+    fn connection_lost(&self, reason: String) -> RPCError<TypeConfig> {
+        RPCError::Network(NetworkError::new(&io::Error::other(reason)))
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for TcpPeer {
+    type SnapshotData = GroupSnapshot;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self
+            .call(Request::AppendEntries(rpc), option.hard_ttl())
+            .await
+        {
+            Ok(Reply::AppendEntries(response)) => Ok(response),
+            Ok(_) => Err(self.mismatch("AppendEntries")),
+            Err(e) => Err(e.into_rpc_error()),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.call(Request::Vote(rpc), option.hard_ttl()).await {
+            Ok(Reply::Vote(response)) => Ok(response),
+            Ok(_) => Err(self.mismatch("Vote")),
+            Err(e) => Err(e.into_rpc_error()),
+        }
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.call(Request::PreVote(rpc), option.hard_ttl()).await {
+            Ok(Reply::Vote(response)) => Ok(response),
+            Ok(_) => Err(self.mismatch("PreVote")),
+            Err(e) => Err(e.into_rpc_error()),
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        rpc: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self
+            .call(Request::TransferLeader(rpc), option.hard_ttl())
+            .await
+        {
+            Ok(Reply::TransferLeader(response)) => Ok(response),
+            Ok(_) => Err(self.mismatch("TransferLeader")),
+            Err(e) => Err(e.into_rpc_error()),
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        _vote: openraft::alias::VoteOf<TypeConfig>,
+        _snapshot: openraft::alias::SnapshotOf<TypeConfig, GroupSnapshot>,
+        _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        Err(StreamingError::Unreachable(Unreachable::new(
+            &io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "group {}: shipping a snapshot to node {} is not implemented yet",
+                    self.group, self.target
+                ),
+            ),
+        )))
+    }
+}

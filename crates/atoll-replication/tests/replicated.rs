@@ -1,0 +1,224 @@
+//! A group replicated on three nodes over the TCP transport, each node with
+//! its own storage: one leader is elected, writes commit on a quorum and
+//! apply on every replica, followers refuse writes naming the leader, the
+//! group survives the loss of its leader, and the old leader catches up
+//! when it comes back.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use atoll_replication::{
+    ApplyContext, ApplyOutput, Group, GroupStateMachine, NodeId, NodeOptions, RaftNode,
+    ReplicationError,
+};
+use atoll_storage::{Keyspace, Storage, StorageError, StorageOptions};
+
+const GROUP: u64 = 11;
+
+/// "key=value" sets key.
+struct Kv {
+    keyspace: Keyspace,
+}
+
+impl GroupStateMachine for Kv {
+    fn apply(
+        &self,
+        ctx: &mut ApplyContext,
+        _log_index: u64,
+        command: &[u8],
+    ) -> Result<ApplyOutput, StorageError> {
+        let text = String::from_utf8_lossy(command);
+        let (key, value) = text.split_once('=').unwrap_or((&text, ""));
+        ctx.put(
+            &self.keyspace,
+            key.as_bytes().to_vec(),
+            value.as_bytes().to_vec(),
+        );
+        Ok(ApplyOutput::new(()))
+    }
+}
+
+struct Replica {
+    id: NodeId,
+    node: Arc<RaftNode>,
+    kv: Arc<Kv>,
+}
+
+fn open(dir: &Path, id: NodeId, listen: &str) -> Replica {
+    let storage = Storage::open(dir, StorageOptions::default()).expect("storage");
+    let node = RaftNode::open(
+        storage.clone(),
+        NodeOptions {
+            node_id: id,
+            raft_listen_addr: Some(listen.to_string()),
+            ..NodeOptions::default()
+        },
+    )
+    .expect("node");
+    let kv = Arc::new(Kv {
+        keyspace: storage.keyspace("kv").expect("keyspace"),
+    });
+    Replica { id, node, kv }
+}
+
+async fn start_all(replicas: &[&Replica], members: &BTreeMap<NodeId, String>) -> Vec<Group> {
+    let starts = replicas.iter().map(|replica| {
+        replica
+            .node
+            .start_replicated_group(GROUP, replica.kv.clone(), members.clone())
+    });
+    futures_util::future::join_all(starts)
+        .await
+        .into_iter()
+        .map(|started| started.expect("group starts"))
+        .collect()
+}
+
+/// Waits until every replica names the same leader, one of `candidates`.
+async fn agreed_leader(groups: &[&Group], candidates: &[NodeId]) -> NodeId {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let leaders: Vec<Option<NodeId>> = groups.iter().map(|g| g.current_leader()).collect();
+        if let Some(Some(leader)) = leaders.first()
+            && leaders.iter().all(|l| *l == Some(*leader))
+            && candidates.contains(leader)
+        {
+            return *leader;
+        }
+        assert!(Instant::now() < deadline, "no agreed leader: {leaders:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until `replica` has applied the write of `key`.
+async fn wait_for(replica: &Replica, key: &str, expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while value(replica, key).as_deref() != Some(expected) {
+        assert!(
+            Instant::now() < deadline,
+            "node {} did not apply {key}={expected}",
+            replica.id
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn value(replica: &Replica, key: &str) -> Option<String> {
+    replica
+        .kv
+        .keyspace
+        .get(key.as_bytes())
+        .expect("read")
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+}
+
+/// Writes `count` keys concurrently, each retried on the leader a refusal
+/// names (or again after a pause while there is none), as a router would.
+async fn write_many(groups: &BTreeMap<NodeId, Group>, first: NodeId, prefix: &str, count: usize) {
+    let writes = (0..count).map(|i| {
+        let command = bytes::Bytes::from(format!("{prefix}{i}=v{i}"));
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut target = first;
+            loop {
+                let group = groups.get(&target).expect("a known node");
+                match group.propose(command.clone()).await {
+                    Ok(_) => return,
+                    Err(ReplicationError::NotLeader { leader, .. }) => {
+                        assert!(Instant::now() < deadline, "no leader took {prefix}{i}");
+                        match leader {
+                            Some(leader) if groups.contains_key(&leader) => target = leader,
+                            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                        }
+                    }
+                    Err(e) => panic!("write of {prefix}{i} failed: {e}"),
+                }
+            }
+        }
+    });
+    futures_util::future::join_all(writes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_elect_replicate_fail_over_and_catch_up() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut replicas: Vec<Replica> = (0..3)
+        .map(|i| open(dirs[i].path(), i as NodeId + 1, "127.0.0.1:0"))
+        .collect();
+    let members: BTreeMap<NodeId, String> = replicas
+        .iter()
+        .map(|r| (r.id, r.node.raft_addr().expect("listening").to_string()))
+        .collect();
+
+    let groups = start_all(&replicas.iter().collect::<Vec<_>>(), &members).await;
+    let all: Vec<&Group> = groups.iter().collect();
+    let leader = agreed_leader(&all, &[1, 2, 3]).await;
+    let leader_at = (leader - 1) as usize;
+    let follower_at = (leader_at + 1) % 3;
+
+    // A follower refuses a write and names the leader.
+    match groups[follower_at]
+        .propose(bytes::Bytes::from_static(b"x=1"))
+        .await
+    {
+        Err(ReplicationError::NotLeader {
+            leader: Some(named),
+            ..
+        }) => assert_eq!(named, leader),
+        other => panic!("a follower accepted or failed oddly: {other:?}"),
+    }
+
+    let by_id: BTreeMap<NodeId, Group> = replicas
+        .iter()
+        .zip(&groups)
+        .map(|(replica, group)| (replica.id, group.clone()))
+        .collect();
+    write_many(&by_id, leader, "a", 100).await;
+    // Acknowledged on a quorum; every replica applies it soon after.
+    for replica in &replicas {
+        wait_for(replica, "a99", "v99").await;
+        for i in 0..100 {
+            assert_eq!(value(replica, &format!("a{i}")), Some(format!("v{i}")));
+        }
+    }
+
+    // The leader's node stops: the other two elect a new leader and go on.
+    let old_leader = &replicas[leader_at];
+    let old_addr = members[&old_leader.id].clone();
+    old_leader.node.shutdown().await;
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != leader_at).collect();
+    let surviving_groups: Vec<&Group> = survivors.iter().map(|i| &groups[*i]).collect();
+    let survivor_ids: Vec<NodeId> = survivors.iter().map(|i| replicas[*i].id).collect();
+    let stopped_at = Instant::now();
+    let new_leader = agreed_leader(&surviving_groups, &survivor_ids).await;
+    let mut surviving = by_id.clone();
+    surviving.remove(&old_leader.id);
+    write_many(&surviving, new_leader, "b", 50).await;
+    let failover = stopped_at.elapsed();
+    assert!(
+        failover < Duration::from_secs(5),
+        "failover took {failover:?}"
+    );
+
+    // The old leader restarts on its old address and catches up from the log.
+    drop((groups, by_id, surviving));
+    let Replica { id, node, kv } = replicas.remove(leader_at);
+    drop((node, kv));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let back = open(dirs[leader_at].path(), id, &old_addr);
+    let rejoined = back
+        .node
+        .start_replicated_group(GROUP, back.kv.clone(), members.clone())
+        .await
+        .expect("the old leader rejoins");
+    wait_for(&back, "b49", "v49").await;
+    assert_eq!(value(&back, "b0"), Some("v0".to_string()));
+    assert_eq!(value(&back, "a99"), Some("v99".to_string()));
+    assert_ne!(rejoined.current_leader(), None);
+}
