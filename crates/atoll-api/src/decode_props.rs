@@ -132,6 +132,7 @@ fn api(runtime: &tokio::runtime::Runtime) -> Arc<Api> {
             Storage::in_memory(),
             ClusterOptions {
                 node: NodeOptions::default(),
+                ..ClusterOptions::default()
             },
         )
         .await

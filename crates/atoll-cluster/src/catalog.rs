@@ -90,6 +90,19 @@ pub enum CatalogCommand {
         /// Keys to remove.
         keys: Vec<String>,
     },
+    /// Record that partition `group_id` gave tokens `at_token..` to a new
+    /// partition (after its own log fenced them off); apply assigns the new
+    /// partition's group. Applying it again changes nothing.
+    SplitPartition {
+        /// Table name.
+        name: String,
+        /// Which incarnation of the name.
+        table_id: String,
+        /// The partition that split.
+        group_id: u64,
+        /// First token of the new partition.
+        at_token: u64,
+    },
 }
 
 /// Why the catalog refused a command.
@@ -222,20 +235,7 @@ impl CatalogStateMachine {
                     return Ok(Err(Rejection::Exists));
                 }
                 let mut definition = *definition;
-                let group_id = {
-                    let mut next = self
-                        .next_group_id
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner());
-                    let id = *next;
-                    *next += 1;
-                    ctx.put(
-                        &self.keyspace,
-                        NEXT_GROUP_ID_KEY.to_vec(),
-                        next.to_be_bytes().to_vec(),
-                    );
-                    id
-                };
+                let group_id = self.allocate_group_id(ctx);
                 definition.partitions = vec![PartitionDefinition {
                     group_id,
                     start_token: 0,
@@ -320,7 +320,58 @@ impl CatalogStateMachine {
                 definition.tags.retain(|(k, _)| !keys.contains(k));
                 Ok(Ok(Some(self.store(ctx, definition)?)))
             }
+            CatalogCommand::SplitPartition {
+                name,
+                table_id,
+                group_id,
+                at_token,
+            } => {
+                let current = match self.table(&name) {
+                    Some(t) if t.table_id == table_id => t,
+                    _ => return Ok(Err(Rejection::NotFound)),
+                };
+                let already = current
+                    .partitions
+                    .iter()
+                    .any(|p| p.start_token == at_token && p.group_id != group_id);
+                if already {
+                    return Ok(Ok(Some(current)));
+                }
+                let Some(at) = current.partitions.iter().position(|p| {
+                    p.group_id == group_id && p.start_token < at_token && at_token <= p.end_token
+                }) else {
+                    return Ok(Err(Rejection::NotFound));
+                };
+                let mut definition = (*current).clone();
+                let new_group_id = self.allocate_group_id(ctx);
+                let Some(old) = definition.partitions.get_mut(at) else {
+                    return Ok(Err(Rejection::NotFound));
+                };
+                let upper = PartitionDefinition {
+                    group_id: new_group_id,
+                    start_token: at_token,
+                    end_token: old.end_token,
+                };
+                old.end_token = at_token - 1;
+                definition.partitions.insert(at + 1, upper);
+                Ok(Ok(Some(self.store(ctx, definition)?)))
+            }
         }
+    }
+
+    fn allocate_group_id(&self, ctx: &mut ApplyContext) -> u64 {
+        let mut next = self
+            .next_group_id
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let id = *next;
+        *next += 1;
+        ctx.put(
+            &self.keyspace,
+            NEXT_GROUP_ID_KEY.to_vec(),
+            next.to_be_bytes().to_vec(),
+        );
+        id
     }
 }
 

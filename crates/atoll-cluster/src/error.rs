@@ -32,6 +32,13 @@ pub enum ClusterError {
         /// The token.
         token: u64,
     },
+    /// The partition map kept moving under a write (splits in quick
+    /// succession); retrying it later succeeds.
+    #[error("the partition owning a key of table {table} moved; retry")]
+    PartitionMoved {
+        /// Table name.
+        table: String,
+    },
     /// Replication failed.
     #[error(transparent)]
     Replication(#[from] atoll_replication::ReplicationError),
@@ -51,7 +58,7 @@ impl ClusterError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ClusterError::Replication(e) => e.is_retryable(),
-            ClusterError::TableInUse(_) => true,
+            ClusterError::TableInUse(_) | ClusterError::PartitionMoved { .. } => true,
             _ => false,
         }
     }

@@ -10,5 +10,5 @@ mod cluster;
 mod error;
 
 pub use catalog::{CatalogCommand, TableUpdate};
-pub use cluster::{Cluster, ClusterOptions, TableStats};
+pub use cluster::{Cluster, ClusterOptions, DEFAULT_SPLIT_SIZE_BYTES, TableStats};
 pub use error::ClusterError;

@@ -52,6 +52,7 @@ async fn open(dir: &std::path::Path) -> Arc<Cluster> {
         storage,
         ClusterOptions {
             node: NodeOptions::default(),
+            ..ClusterOptions::default()
         },
     )
     .await

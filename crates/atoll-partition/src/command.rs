@@ -103,6 +103,13 @@ pub enum PartitionCommand {
         /// The writes, on distinct row keys.
         ops: Vec<WriteOp>,
     },
+    /// Hand the tokens from `at_token` to the end of this partition's range
+    /// to a new partition: from this entry on, this partition refuses writes
+    /// there, and its statistics no longer count the items there.
+    Split {
+        /// First token of the part that leaves.
+        at_token: u64,
+    },
 }
 
 impl PartitionCommand {
@@ -143,6 +150,17 @@ pub enum PartitionOutput {
     Rejected {
         /// DynamoDB's message.
         message: String,
+    },
+    /// The write's key is outside this partition's token range (the
+    /// partition split); nothing was written, and the router retries on the
+    /// partition that owns the key now.
+    WrongPartition,
+    /// The partition gave up the tokens from the split point on.
+    Split {
+        /// Items that now belong to the new partition.
+        moved_items: u64,
+        /// Their total DynamoDB size.
+        moved_bytes: u64,
     },
     /// A batch applied.
     BatchWritten {

@@ -16,5 +16,5 @@ pub use command::{
 };
 pub use error::PartitionError;
 pub use read::{ItemRange, StoredItem};
-pub use state_machine::{PartitionStateMachine, PartitionStats};
+pub use state_machine::{PartitionStateMachine, PartitionStats, TokenRange, row_key_token};
 pub use stored::read_item;

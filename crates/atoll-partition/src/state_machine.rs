@@ -1,7 +1,9 @@
 //! Applying a partition's commands.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use atoll_replication::{ApplyContext, ApplyOutput, GroupStateMachine};
 use atoll_storage::{Keyspace, StorageError};
@@ -64,30 +66,155 @@ impl PartitionStats {
     }
 }
 
+/// Inclusive token range `(first, last)` a partition owns.
+pub type TokenRange = (u64, u64);
+
+/// The token of a row key: its first 8 bytes, big-endian.
+pub fn row_key_token(row_key: &[u8]) -> Option<u64> {
+    let bytes: [u8; 8] = row_key.get(..8)?.try_into().ok()?;
+    Some(u64::from_be_bytes(bytes))
+}
+
+/// Row keys of tokens `first..=last`: from `first`, up to (excluding) the
+/// first row key of `last + 1`, or to the end.
+fn row_key_bounds(first: u64, last: u64) -> (Vec<u8>, Option<Vec<u8>>) {
+    (
+        first.to_be_bytes().to_vec(),
+        last.checked_add(1).map(|next| next.to_be_bytes().to_vec()),
+    )
+}
+
+/// Counts the items stored in tokens `first..=last` of `items`.
+fn scan_stats(items: &Keyspace, first: u64, last: u64) -> Result<(u64, u64), PartitionError> {
+    let (start, end) = row_key_bounds(first, last);
+    let end = end.map_or(Bound::Unbounded, Bound::Excluded);
+    let mut count = 0u64;
+    let mut size = 0u64;
+    for pair in items.range(Bound::Included(start), end, false) {
+        let (_, value) = pair?;
+        count += 1;
+        size += u64::from(stored_size(&value)?);
+    }
+    Ok((count, size))
+}
+
 /// The state machine of one partition of one table.
 pub struct PartitionStateMachine {
     group_id: u64,
     items: Keyspace,
     stats_keyspace: Keyspace,
     stats: Arc<PartitionStats>,
+    // Changes only by a Split entry; persisted with it, so a replica that
+    // restarts refuses what it gave away even before the catalog knows.
+    range: Mutex<TokenRange>,
 }
 
 impl PartitionStateMachine {
-    /// A partition whose items live in `items` and statistics in `stats_keyspace`.
+    /// A partition whose items live in `items` and statistics in
+    /// `stats_keyspace`, owning `range` unless a split it applied says
+    /// otherwise. A partition with no statistics yet (new, or created by a
+    /// split) counts the items already stored in its range.
     pub fn open(
         group_id: u64,
         items: Keyspace,
         stats_keyspace: Keyspace,
+        range: TokenRange,
     ) -> Result<Self, PartitionError> {
+        let range = match stats_keyspace.get(&range_key(group_id))? {
+            Some(bytes) => decode_range(&bytes)?,
+            None => range,
+        };
         let stats = match stats_keyspace.get(&group_id.to_be_bytes())? {
             Some(bytes) => PartitionStats::decode(&bytes)?,
-            None => PartitionStats::default(),
+            None => {
+                let (count, size) = scan_stats(&items, range.0, range.1)?;
+                PartitionStats {
+                    item_count: AtomicU64::new(count),
+                    size_bytes: AtomicU64::new(size),
+                }
+            }
         };
         Ok(PartitionStateMachine {
             group_id,
             items,
             stats_keyspace,
             stats: Arc::new(stats),
+            range: Mutex::new(range),
+        })
+    }
+
+    /// The token range this partition owns, as its log has decided.
+    pub fn range(&self) -> TokenRange {
+        *self.range.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keys of this partition's records in the statistics keyspace (for removal).
+    pub fn record_keys(group_id: u64) -> [Vec<u8>; 2] {
+        [group_id.to_be_bytes().to_vec(), range_key(group_id)]
+    }
+
+    fn owns(&self, row_key: &[u8]) -> bool {
+        let (first, last) = self.range();
+        row_key_token(row_key).is_some_and(|token| first <= token && token <= last)
+    }
+
+    /// Gives away tokens `at_token..` of the range: counts the items there
+    /// (the engine's, overlaid with this round's writes), takes them out of
+    /// the statistics and records the shorter range.
+    fn apply_split(
+        &self,
+        ctx: &mut ApplyContext,
+        at_token: u64,
+    ) -> Result<PartitionOutput, StorageError> {
+        let (first, last) = self.range();
+        if at_token > last {
+            // Already split there (a retried proposal): nothing moves.
+            return Ok(PartitionOutput::Split {
+                moved_items: 0,
+                moved_bytes: 0,
+            });
+        }
+        if at_token <= first {
+            return Ok(PartitionOutput::Rejected {
+                message: format!("split point {at_token} is not inside {first}..={last}"),
+            });
+        }
+        let (start, end) = row_key_bounds(at_token, last);
+        let end_bound = end.clone().map_or(Bound::Unbounded, Bound::Excluded);
+        let mut sizes: BTreeMap<Vec<u8>, u32> = BTreeMap::new();
+        for pair in self
+            .items
+            .range(Bound::Included(start.clone()), end_bound, false)
+        {
+            let (key, value) = pair?;
+            sizes.insert(key.to_vec(), stored_size(&value).map_err(corrupt)?);
+        }
+        for (key, value) in ctx.pending_in_range(&self.items, &start, end.as_deref()) {
+            match value {
+                Some(value) => {
+                    sizes.insert(key, stored_size(&value).map_err(corrupt)?);
+                }
+                None => {
+                    sizes.remove(&key);
+                }
+            }
+        }
+        let moved_items = sizes.len() as u64;
+        let moved_bytes: u64 = sizes.values().map(|size| u64::from(*size)).sum();
+        self.stats.apply_change(
+            -i64::try_from(moved_items).unwrap_or(i64::MAX),
+            -i64::try_from(moved_bytes).unwrap_or(i64::MAX),
+        );
+        let kept = (first, at_token - 1);
+        *self.range.lock().unwrap_or_else(|e| e.into_inner()) = kept;
+        ctx.put(
+            &self.stats_keyspace,
+            range_key(self.group_id),
+            encode_range(kept),
+        );
+        Ok(PartitionOutput::Split {
+            moved_items,
+            moved_bytes,
         })
     }
 
@@ -254,6 +381,29 @@ impl PartitionStateMachine {
     }
 }
 
+fn range_key(group_id: u64) -> Vec<u8> {
+    let mut key = group_id.to_be_bytes().to_vec();
+    key.extend_from_slice(b"range");
+    key
+}
+
+fn encode_range((first, last): TokenRange) -> Vec<u8> {
+    let mut bytes = first.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&last.to_be_bytes());
+    bytes
+}
+
+fn decode_range(bytes: &[u8]) -> Result<TokenRange, PartitionError> {
+    let read = |at: usize| -> Option<u64> {
+        let raw: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;
+        Some(u64::from_be_bytes(raw))
+    };
+    match (read(0), read(8)) {
+        (Some(first), Some(last)) if first <= last => Ok((first, last)),
+        _ => Err(PartitionError::Corrupt("bad partition range record".into())),
+    }
+}
+
 /// Projecting the updated paths of items the update itself produced cannot
 /// fail unless the state machine is wrong; treat it as corruption.
 fn corrupt_expr(e: &atoll_expr::ExprError) -> StorageError {
@@ -276,7 +426,16 @@ impl GroupStateMachine for PartitionStateMachine {
     ) -> Result<ApplyOutput, StorageError> {
         let command = PartitionCommand::decode(command).map_err(corrupt)?;
         let output = match command {
+            PartitionCommand::Write(write) if !self.owns(&write.row_key) => {
+                PartitionOutput::WrongPartition
+            }
             PartitionCommand::Write(write) => self.apply_write(ctx, *write)?,
+            // A batch is refused whole, before any of it is applied, so the
+            // router can regroup it by the new partition map.
+            PartitionCommand::Batch { ops } if !ops.iter().all(|op| self.owns(op.row_key())) => {
+                PartitionOutput::WrongPartition
+            }
+            PartitionCommand::Split { at_token } => self.apply_split(ctx, at_token)?,
             PartitionCommand::Batch { ops } => {
                 let mut old_sizes_bytes = Vec::with_capacity(ops.len());
                 for op in ops {

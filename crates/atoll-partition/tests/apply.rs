@@ -9,7 +9,7 @@ use atoll_expr::ast::{
 use atoll_model::{AttributeValue, Item, Number, encode_item, encode_row_key, item_size_bytes};
 use atoll_partition::{
     ItemWrite, PartitionCommand, PartitionOutput, PartitionStateMachine, ReturnValues, WriteAction,
-    WriteOp, read_item,
+    WriteOp, read_item, row_key_token,
 };
 use atoll_replication::{ApplyContext, GroupStateMachine};
 use atoll_storage::{Durability, Storage};
@@ -68,6 +68,7 @@ impl Partition {
             9,
             storage.keyspace("items").unwrap(),
             storage.keyspace("stats").unwrap(),
+            (0, u64::MAX),
         )
         .unwrap();
         Partition { storage, sm }
@@ -147,6 +148,7 @@ fn puts_in_one_round_see_each_other_and_keep_statistics() {
         9,
         partition.storage.keyspace("items").unwrap(),
         partition.storage.keyspace("stats").unwrap(),
+        (0, u64::MAX),
     )
     .unwrap();
     assert_eq!(reopened.stats().item_count(), 1);
@@ -244,4 +246,84 @@ fn updates_create_items_count_and_return_updated_attributes() {
     expected.insert("n".into(), AttributeValue::N(Number::from_i64(2)));
     assert_eq!(partition.get("c"), Some(expected));
     assert_eq!(partition.sm.stats().item_count(), 1);
+}
+
+#[test]
+fn a_split_moves_the_upper_tokens_out_of_range_and_statistics() {
+    let partition = Partition::new();
+    let names: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    let mut tokens: Vec<(u64, &str)> = names
+        .iter()
+        .map(|pk| (row_key_token(&row_key(pk)).expect("token"), pk.as_str()))
+        .collect();
+    tokens.sort();
+    let (at_token, _) = tokens[25];
+    let size = |pk: &str| item_size_bytes(&item(pk, "v")) as u64;
+    let upper_bytes: u64 = tokens[25..].iter().map(|(_, pk)| size(pk)).sum();
+
+    // 39 items stored before the round; the 40th is written in the same
+    // round as the split, so the split must count it from the round's writes.
+    let (first, rest) = names.split_first().expect("names");
+    let puts: Vec<PartitionCommand> = rest
+        .iter()
+        .map(|pk| put(&item(pk, "v"), ReturnValues::None))
+        .collect();
+    partition.apply(&puts);
+    let outputs = partition.apply(&[
+        put(&item(first, "v"), ReturnValues::None),
+        PartitionCommand::Split { at_token },
+    ]);
+    assert_eq!(
+        outputs[1],
+        PartitionOutput::Split {
+            moved_items: 15,
+            moved_bytes: upper_bytes
+        }
+    );
+    assert_eq!(partition.sm.range(), (0, at_token - 1));
+    assert_eq!(partition.sm.stats().item_count(), 25);
+
+    // Writes in the part that left are refused, whole batches included.
+    let (_, upper) = tokens[30];
+    let (_, lower) = tokens[3];
+    assert_eq!(
+        partition.apply(&[put(&item(upper, "new"), ReturnValues::None)]),
+        vec![PartitionOutput::WrongPartition]
+    );
+    let mixed = PartitionCommand::Batch {
+        ops: vec![
+            WriteOp::Delete {
+                row_key: row_key(lower),
+            },
+            WriteOp::Delete {
+                row_key: row_key(upper),
+            },
+        ],
+    };
+    assert_eq!(
+        partition.apply(&[mixed]),
+        vec![PartitionOutput::WrongPartition]
+    );
+    assert_eq!(partition.get(lower), Some(item(lower, "v")));
+    assert_eq!(partition.get(upper), Some(item(upper, "v")));
+
+    // A retried split changes nothing; the range survives a reopen; a
+    // partition opened on the upper part counts the items it finds there.
+    assert_eq!(
+        partition.apply(&[PartitionCommand::Split { at_token }]),
+        vec![PartitionOutput::Split {
+            moved_items: 0,
+            moved_bytes: 0
+        }]
+    );
+    let stats = partition.storage.keyspace("stats").unwrap();
+    let items = partition.storage.keyspace("items").unwrap();
+    let reopened =
+        PartitionStateMachine::open(9, items.clone(), stats.clone(), (0, u64::MAX)).unwrap();
+    assert_eq!(reopened.range(), (0, at_token - 1));
+    assert_eq!(reopened.stats().item_count(), 25);
+    let upper_partition =
+        PartitionStateMachine::open(10, items, stats, (at_token, u64::MAX)).unwrap();
+    assert_eq!(upper_partition.stats().item_count(), 15);
+    assert_eq!(upper_partition.stats().size_bytes(), upper_bytes);
 }

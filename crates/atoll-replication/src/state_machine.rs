@@ -76,6 +76,26 @@ impl ApplyContext {
             .insert((Arc::from(keyspace.name()), key), (keyspace.clone(), None));
     }
 
+    /// This round's writes to `keyspace` with keys from `start` on (up to,
+    /// not including, `end` when given): key and new value (`None`: removed).
+    /// Range reads inside `apply` overlay these on what the engine holds.
+    pub fn pending_in_range(
+        &self,
+        keyspace: &Keyspace,
+        start: &[u8],
+        end: Option<&[u8]>,
+    ) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        self.writes
+            .iter()
+            .filter(|((name, key), _)| {
+                **name == *keyspace.name()
+                    && key.as_slice() >= start
+                    && end.is_none_or(|end| key.as_slice() < end)
+            })
+            .map(|((_, key), (_, value))| (key.clone(), value.clone()))
+            .collect()
+    }
+
     /// The round's writes as one engine batch.
     pub fn into_batch(self) -> WriteBatch {
         let mut batch = WriteBatch::new();

@@ -31,6 +31,13 @@ pub struct ServeArgs {
     /// 2026 validation layer) or `classic` (the others) [default: current].
     #[arg(long, env = "ATOLL_MESSAGE_STYLE", value_name = "STYLE")]
     pub message_style: Option<String>,
+    /// A partition whose items pass this many bytes splits in two
+    /// [default: 10737418240, DynamoDB's 10 GB].
+    #[arg(long, env = "ATOLL_PARTITION_SPLIT_BYTES", value_name = "BYTES")]
+    pub partition_split_bytes: Option<u64>,
+    /// Milliseconds between checks of partition sizes [default: 1000].
+    #[arg(long, env = "ATOLL_PARTITION_CHECK_MS", value_name = "MS")]
+    pub partition_check_ms: Option<u64>,
 }
 
 /// The settings file.
@@ -43,6 +50,8 @@ struct FileConfig {
     log_level: Option<String>,
     node_id: Option<u64>,
     message_style: Option<String>,
+    partition_split_bytes: Option<u64>,
+    partition_check_ms: Option<u64>,
 }
 
 /// Resolved settings.
@@ -60,6 +69,10 @@ pub struct ServeConfig {
     pub node_id: u64,
     /// Wording of validation errors.
     pub message_style: atoll_api::MessageStyle,
+    /// Partition size that triggers a split.
+    pub partition_split_bytes: u64,
+    /// Interval between partition size checks.
+    pub partition_check_ms: u64,
 }
 
 /// Errors reading the configuration.
@@ -129,6 +142,21 @@ impl ServeArgs {
                 .or(file.log_level)
                 .unwrap_or_else(|| "info".into()),
             node_id: self.node_id.or(file.node_id).unwrap_or(1),
+            partition_split_bytes: self
+                .partition_split_bytes
+                .or(file.partition_split_bytes)
+                .unwrap_or(atoll_cluster::DEFAULT_SPLIT_SIZE_BYTES),
+            partition_check_ms: match self.partition_check_ms.or(file.partition_check_ms) {
+                None => 1000,
+                Some(0) => {
+                    return Err(ConfigError::Invalid {
+                        setting: "partition check interval",
+                        value: "0".to_string(),
+                        expected: "a number of milliseconds above 0",
+                    });
+                }
+                Some(ms) => ms,
+            },
             message_style: match self.message_style.or(file.message_style).as_deref() {
                 None | Some("current") => atoll_api::MessageStyle::Current,
                 Some("classic") => atoll_api::MessageStyle::Classic,

@@ -65,6 +65,8 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
                     advertise_addr: local_addr.to_string(),
                     ..NodeOptions::default()
                 },
+                split_size_bytes: config.partition_split_bytes,
+                split_check_interval: Duration::from_millis(config.partition_check_ms),
             },
         )
         .await?;

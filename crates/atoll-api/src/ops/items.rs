@@ -291,7 +291,9 @@ pub(crate) async fn single_write(
             Err(error)
         }
         PartitionOutput::Rejected { message } => Err(ApiError::validation(message)),
-        PartitionOutput::BatchWritten { .. } => {
+        PartitionOutput::BatchWritten { .. }
+        | PartitionOutput::WrongPartition
+        | PartitionOutput::Split { .. } => {
             Err(ApiError::internal("unexpected outcome of a single write"))
         }
     }
