@@ -2,20 +2,19 @@
 //! hosts, and routing of item requests to them.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use atoll_model::Item;
 use atoll_model::table::{PartitionDefinition, TableDefinition, TableStatus};
-use atoll_partition::{
-    PartitionCommand, PartitionOutput, PartitionStateMachine, PartitionStats, TokenRange, WriteOp,
-    read_item,
-};
+use atoll_partition::{PartitionStateMachine, PartitionStats};
 use atoll_replication::{Group, GroupId, NodeOptions, RaftNode};
 use atoll_storage::{Keyspace, Storage};
 
 use crate::catalog::{CatalogCommand, CatalogOutcome, CatalogStateMachine, TableUpdate};
 use crate::error::ClusterError;
+
+mod routing;
+mod splits;
 
 const CATALOG_GROUP_ID: GroupId = 0;
 const CATALOG_KEYSPACE: &str = "catalog";
@@ -125,7 +124,7 @@ impl Cluster {
                 }
             }
         }
-        tokio::spawn(watch_partition_sizes(
+        tokio::spawn(splits::watch_partition_sizes(
             Arc::downgrade(&cluster),
             split_check_interval,
         ));
@@ -238,132 +237,6 @@ impl Cluster {
             .unwrap_or_else(|e| e.into_inner())
             .get(&group_id)
             .cloned()
-    }
-
-    /// A partition whose log fenced off a split the catalog never recorded
-    /// (a crash in between) finishes the split now.
-    async fn finish_interrupted_splits(&self, table_name: &str) -> Result<(), ClusterError> {
-        loop {
-            let Some(table) = self.catalog.table(table_name) else {
-                return Ok(());
-            };
-            let unfinished = table.partitions.iter().find_map(|p| {
-                let (_, last) = self.handle(p.group_id)?.sm.range();
-                (last < p.end_token).then(|| (p.group_id, last + 1))
-            });
-            match unfinished {
-                Some((group_id, at_token)) => {
-                    tracing::info!(table = %table_name, group_id, at_token, "finishing an interrupted partition split");
-                    self.record_split(&table, group_id, at_token).await?;
-                }
-                None => return Ok(()),
-            }
-        }
-    }
-
-    /// Splits partition `group_id` of `table_name` at `at_token`: the
-    /// partition's own log fences off the upper tokens first (from then on
-    /// it refuses writes there, and writes that were ordered before are
-    /// applied), then the catalog records the new partition, which starts on
-    /// the same items keyspace and counts what it finds in its range. Writes
-    /// refused in between are retried by `write` on the new map.
-    pub async fn split_partition(
-        &self,
-        table_name: &str,
-        group_id: GroupId,
-        at_token: u64,
-    ) -> Result<(), ClusterError> {
-        let _lifecycle = self.lifecycle.lock().await;
-        let table = self.active_table(table_name)?;
-        let handle = self
-            .handle(group_id)
-            .ok_or_else(|| ClusterError::NoPartition {
-                table: table_name.to_string(),
-                token: at_token,
-            })?;
-        let fenced = handle
-            .group
-            .propose(PartitionCommand::Split { at_token }.encode()?)
-            .await?
-            .downcast::<PartitionOutput>()
-            .ok_or_else(|| ClusterError::Catalog("split produced no outcome".into()))?;
-        match &*fenced {
-            PartitionOutput::Split { .. } => {}
-            PartitionOutput::Rejected { message } => {
-                return Err(ClusterError::Catalog(format!("split refused: {message}")));
-            }
-            other => {
-                return Err(ClusterError::Catalog(format!(
-                    "unexpected outcome of a split: {other:?}"
-                )));
-            }
-        }
-        self.record_split(&table, group_id, at_token).await
-    }
-
-    async fn record_split(
-        &self,
-        table: &TableDefinition,
-        group_id: GroupId,
-        at_token: u64,
-    ) -> Result<(), ClusterError> {
-        let updated = self
-            .propose_catalog(CatalogCommand::SplitPartition {
-                name: table.name.clone(),
-                table_id: table.table_id.clone(),
-                group_id,
-                at_token,
-            })
-            .await?
-            .map_err(|r| r.into_error(&table.name))?
-            .ok_or_else(|| ClusterError::Catalog("split produced no table".into()))?;
-        let upper = updated
-            .partitions
-            .iter()
-            .find(|p| p.start_token == at_token)
-            .cloned()
-            .ok_or_else(|| ClusterError::Catalog("split left no upper partition".into()))?;
-        if self.handle(upper.group_id).is_none() {
-            self.start_partition(&updated, &upper).await?;
-        }
-        tracing::info!(
-            table = %table.name,
-            from_group = group_id,
-            new_group = upper.group_id,
-            at_token = format_args!("{at_token:#018x}"),
-            partitions = updated.partitions.len(),
-            "split partition"
-        );
-        Ok(())
-    }
-
-    /// Splits every partition that has grown past the size threshold, at a
-    /// token that leaves about half of its bytes on each side.
-    async fn split_large_partitions(&self) -> Result<(), ClusterError> {
-        for table in self.catalog.tables() {
-            if table.status != TableStatus::Active {
-                continue;
-            }
-            for partition in &table.partitions {
-                let Some(handle) = self.handle(partition.group_id) else {
-                    continue;
-                };
-                if handle.stats.size_bytes() <= self.split_size_bytes {
-                    continue;
-                }
-                let range = handle.sm.range();
-                let items = handle.items.clone();
-                let half = handle.stats.size_bytes() / 2;
-                let point = tokio::task::spawn_blocking(move || split_point(&items, range, half))
-                    .await
-                    .map_err(|e| ClusterError::Catalog(e.to_string()))??;
-                if let Some(at_token) = point {
-                    self.split_partition(&table.name, partition.group_id, at_token)
-                        .await?;
-                }
-            }
-        }
-        Ok(())
     }
 
     async fn set_status(
@@ -524,228 +397,8 @@ impl Cluster {
         stats
     }
 
-    /// The partition owning `token` in the catalog's current map of `table`
-    /// (the caller's copy may predate a split). A partition the catalog has
-    /// just recorded may take a moment to start here; that wait is bounded.
-    async fn partition(
-        &self,
-        table: &TableDefinition,
-        token: u64,
-    ) -> Result<PartitionHandle, ClusterError> {
-        let no_partition = || ClusterError::NoPartition {
-            table: table.name.clone(),
-            token,
-        };
-        let deadline = Instant::now() + PARTITION_MOVE_RETRY;
-        loop {
-            let current = self
-                .catalog
-                .table(&table.name)
-                .filter(|t| t.table_id == table.table_id)
-                .ok_or_else(no_partition)?;
-            let definition = current
-                .partition_for_token(token)
-                .ok_or_else(no_partition)?;
-            if let Some(handle) = self.handle(definition.group_id) {
-                return Ok(handle);
-            }
-            if Instant::now() >= deadline {
-                return Err(no_partition());
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    }
-
-    async fn propose_to(
-        &self,
-        partition: &PartitionHandle,
-        command: &PartitionCommand,
-    ) -> Result<PartitionOutput, ClusterError> {
-        let output = partition.group.propose(command.encode()?).await?;
-        let output = output
-            .downcast::<PartitionOutput>()
-            .ok_or_else(|| ClusterError::Catalog("partition command produced no outcome".into()))?;
-        Ok(Arc::try_unwrap(output).unwrap_or_else(|shared| (*shared).clone()))
-    }
-
-    /// Replicates `command` through the partition owning `token` and returns
-    /// its outcome. A partition that split away the key refuses the command;
-    /// it is then sent again on the current partition map (a batch regrouped
-    /// by partition), so callers never see a split.
-    pub async fn write(
-        &self,
-        table: &TableDefinition,
-        token: u64,
-        command: &PartitionCommand,
-    ) -> Result<PartitionOutput, ClusterError> {
-        let deadline = Instant::now() + PARTITION_MOVE_RETRY;
-        loop {
-            let partition = self.partition(table, token).await?;
-            match self.propose_to(&partition, command).await? {
-                PartitionOutput::WrongPartition => {}
-                output => return Ok(output),
-            }
-            if let PartitionCommand::Batch { ops } = command {
-                return self.write_regrouped(table, ops, deadline).await;
-            }
-            if Instant::now() >= deadline {
-                return Err(ClusterError::PartitionMoved {
-                    table: table.name.clone(),
-                });
-            }
-            // The catalog records a split just after the partition fences it.
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    }
-
-    /// Writes a batch that straddles partitions: each partition's share
-    /// goes as its own batch; shares refused by a partition that split are
-    /// regrouped and sent again. Old sizes come back in the batch's order.
-    async fn write_regrouped(
-        &self,
-        table: &TableDefinition,
-        ops: &[WriteOp],
-        deadline: Instant,
-    ) -> Result<PartitionOutput, ClusterError> {
-        let mut old_sizes_bytes = vec![0u32; ops.len()];
-        let mut pending: Vec<usize> = (0..ops.len()).collect();
-        while !pending.is_empty() {
-            let mut groups: HashMap<GroupId, (PartitionHandle, Vec<usize>)> = HashMap::new();
-            for index in pending.drain(..) {
-                let Some(op) = ops.get(index) else { continue };
-                let token = atoll_partition::row_key_token(op.row_key()).unwrap_or_default();
-                let handle = self.partition(table, token).await?;
-                groups
-                    .entry(handle.group.id())
-                    .or_insert_with(|| (handle, Vec::new()))
-                    .1
-                    .push(index);
-            }
-            let sends = groups.into_values().map(|(handle, indices)| async move {
-                let share = PartitionCommand::Batch {
-                    ops: indices
-                        .iter()
-                        .filter_map(|i| ops.get(*i).cloned())
-                        .collect(),
-                };
-                (indices, self.propose_to(&handle, &share).await)
-            });
-            for (indices, outcome) in futures_util::future::join_all(sends).await {
-                match outcome? {
-                    PartitionOutput::BatchWritten {
-                        old_sizes_bytes: sizes,
-                    } => {
-                        for (index, size) in indices.into_iter().zip(sizes) {
-                            if let Some(slot) = old_sizes_bytes.get_mut(index) {
-                                *slot = size;
-                            }
-                        }
-                    }
-                    PartitionOutput::WrongPartition => pending.extend(indices),
-                    other => {
-                        return Err(ClusterError::Catalog(format!(
-                            "unexpected outcome of a batch: {other:?}"
-                        )));
-                    }
-                }
-            }
-            if !pending.is_empty() {
-                if Instant::now() >= deadline {
-                    return Err(ClusterError::PartitionMoved {
-                        table: table.name.clone(),
-                    });
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-        }
-        Ok(PartitionOutput::BatchWritten { old_sizes_bytes })
-    }
-
-    /// Reads one item; a consistent read first confirms this replica leads
-    /// its partition and has applied everything committed.
-    pub async fn read_item(
-        &self,
-        table: &TableDefinition,
-        token: u64,
-        row_key: &[u8],
-        consistent: bool,
-    ) -> Result<Option<Item>, ClusterError> {
-        let partition = self.partition(table, token).await?;
-        if consistent {
-            partition.group.read_barrier().await?;
-        }
-        Ok(read_item(&partition.items, row_key)?)
-    }
-
-    /// The items keyspace of the partition owning `token`, ready for range
-    /// reads; a consistent read first confirms this replica leads the partition
-    /// and has applied everything committed.
-    pub async fn partition_items(
-        &self,
-        table: &TableDefinition,
-        token: u64,
-        consistent: bool,
-    ) -> Result<Keyspace, ClusterError> {
-        let partition = self.partition(table, token).await?;
-        if consistent {
-            partition.group.read_barrier().await?;
-        }
-        Ok(partition.items)
-    }
-
     /// How long to wait for something that should be quick on one node.
     pub fn default_timeout() -> Duration {
         Duration::from_secs(10)
     }
-}
-
-/// Checks partition sizes every `interval` until the cluster is dropped.
-async fn watch_partition_sizes(cluster: Weak<Cluster>, interval: Duration) {
-    loop {
-        tokio::time::sleep(interval).await;
-        let Some(cluster) = cluster.upgrade() else {
-            return;
-        };
-        if let Err(e) = cluster.split_large_partitions().await {
-            tracing::warn!(error = %e, "splitting a large partition failed; will try again");
-        }
-    }
-}
-
-/// A token that splits `range` of `items` with about `half_bytes` of item
-/// size below it: the token of the first item at which the running size
-/// reaches half, or the next token up when that is the range's first. All
-/// items of one partition key share a token, so a split never divides one;
-/// a range whose data sits under a single token has no split point.
-fn split_point(
-    items: &Keyspace,
-    (first, last): TokenRange,
-    half_bytes: u64,
-) -> Result<Option<u64>, ClusterError> {
-    let start = std::ops::Bound::Included(first.to_be_bytes().to_vec());
-    let end = last
-        .checked_add(1)
-        .map_or(std::ops::Bound::Unbounded, |next| {
-            std::ops::Bound::Excluded(next.to_be_bytes().to_vec())
-        });
-    let mut running = 0u64;
-    let mut candidate: Option<u64> = None;
-    for item in atoll_partition::ItemRange::new(items, start, end, false) {
-        let item = item?;
-        let token = atoll_partition::row_key_token(&item.row_key).unwrap_or(first);
-        match candidate {
-            Some(at) if token > at => return Ok(Some(token)),
-            Some(_) => continue,
-            None => {}
-        }
-        running += u64::from(item.size_bytes);
-        if running >= half_bytes {
-            if token > first {
-                return Ok(Some(token));
-            }
-            // Half the bytes sit at the range's first token: split above it.
-            candidate = Some(token);
-        }
-    }
-    Ok(None)
 }

@@ -1,0 +1,197 @@
+//! Partition splits: fencing in the partition's log, recording in the
+//! catalog, starting the new partition, finishing interrupted splits, and
+//! the size watcher that decides when and where to split.
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use atoll_model::table::{TableDefinition, TableStatus};
+use atoll_partition::{PartitionCommand, PartitionOutput, TokenRange};
+use atoll_replication::GroupId;
+use atoll_storage::Keyspace;
+
+use super::Cluster;
+use crate::catalog::CatalogCommand;
+use crate::error::ClusterError;
+
+impl Cluster {
+    /// A partition whose log fenced off a split the catalog never recorded
+    /// (a crash in between) finishes the split now.
+    pub(super) async fn finish_interrupted_splits(
+        &self,
+        table_name: &str,
+    ) -> Result<(), ClusterError> {
+        loop {
+            let Some(table) = self.catalog.table(table_name) else {
+                return Ok(());
+            };
+            let unfinished = table.partitions.iter().find_map(|p| {
+                let (_, last) = self.handle(p.group_id)?.sm.range();
+                (last < p.end_token).then(|| (p.group_id, last + 1))
+            });
+            match unfinished {
+                Some((group_id, at_token)) => {
+                    tracing::info!(table = %table_name, group_id, at_token, "finishing an interrupted partition split");
+                    self.record_split(&table, group_id, at_token).await?;
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Splits partition `group_id` of `table_name` at `at_token`: the
+    /// partition's own log fences off the upper tokens first (from then on
+    /// it refuses writes there, and writes that were ordered before are
+    /// applied), then the catalog records the new partition, which starts on
+    /// the same items keyspace and counts what it finds in its range. Writes
+    /// refused in between are retried by `write` on the new map.
+    pub async fn split_partition(
+        &self,
+        table_name: &str,
+        group_id: GroupId,
+        at_token: u64,
+    ) -> Result<(), ClusterError> {
+        let _lifecycle = self.lifecycle.lock().await;
+        let table = self.active_table(table_name)?;
+        let handle = self
+            .handle(group_id)
+            .ok_or_else(|| ClusterError::NoPartition {
+                table: table_name.to_string(),
+                token: at_token,
+            })?;
+        let fenced = handle
+            .group
+            .propose(PartitionCommand::Split { at_token }.encode()?)
+            .await?
+            .downcast::<PartitionOutput>()
+            .ok_or_else(|| ClusterError::Catalog("split produced no outcome".into()))?;
+        match &*fenced {
+            PartitionOutput::Split { .. } => {}
+            PartitionOutput::Rejected { message } => {
+                return Err(ClusterError::Catalog(format!("split refused: {message}")));
+            }
+            other => {
+                return Err(ClusterError::Catalog(format!(
+                    "unexpected outcome of a split: {other:?}"
+                )));
+            }
+        }
+        self.record_split(&table, group_id, at_token).await
+    }
+
+    async fn record_split(
+        &self,
+        table: &TableDefinition,
+        group_id: GroupId,
+        at_token: u64,
+    ) -> Result<(), ClusterError> {
+        let updated = self
+            .propose_catalog(CatalogCommand::SplitPartition {
+                name: table.name.clone(),
+                table_id: table.table_id.clone(),
+                group_id,
+                at_token,
+            })
+            .await?
+            .map_err(|r| r.into_error(&table.name))?
+            .ok_or_else(|| ClusterError::Catalog("split produced no table".into()))?;
+        let upper = updated
+            .partitions
+            .iter()
+            .find(|p| p.start_token == at_token)
+            .cloned()
+            .ok_or_else(|| ClusterError::Catalog("split left no upper partition".into()))?;
+        if self.handle(upper.group_id).is_none() {
+            self.start_partition(&updated, &upper).await?;
+        }
+        tracing::info!(
+            table = %table.name,
+            from_group = group_id,
+            new_group = upper.group_id,
+            at_token = format_args!("{at_token:#018x}"),
+            partitions = updated.partitions.len(),
+            "split partition"
+        );
+        Ok(())
+    }
+
+    /// Splits every partition that has grown past the size threshold, at a
+    /// token that leaves about half of its bytes on each side.
+    async fn split_large_partitions(&self) -> Result<(), ClusterError> {
+        for table in self.catalog.tables() {
+            if table.status != TableStatus::Active {
+                continue;
+            }
+            for partition in &table.partitions {
+                let Some(handle) = self.handle(partition.group_id) else {
+                    continue;
+                };
+                if handle.stats.size_bytes() <= self.split_size_bytes {
+                    continue;
+                }
+                let range = handle.sm.range();
+                let items = handle.items.clone();
+                let half = handle.stats.size_bytes() / 2;
+                let point = tokio::task::spawn_blocking(move || split_point(&items, range, half))
+                    .await
+                    .map_err(|e| ClusterError::Catalog(e.to_string()))??;
+                if let Some(at_token) = point {
+                    self.split_partition(&table.name, partition.group_id, at_token)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks partition sizes every `interval` until the cluster is dropped.
+pub(super) async fn watch_partition_sizes(cluster: Weak<Cluster>, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(cluster) = cluster.upgrade() else {
+            return;
+        };
+        if let Err(e) = cluster.split_large_partitions().await {
+            tracing::warn!(error = %e, "splitting a large partition failed; will try again");
+        }
+    }
+}
+
+/// A token that splits `range` of `items` with about `half_bytes` of item
+/// size below it: the token of the first item at which the running size
+/// reaches half, or the next token up when that is the range's first. All
+/// items of one partition key share a token, so a split never divides one;
+/// a range whose data sits under a single token has no split point.
+fn split_point(
+    items: &Keyspace,
+    (first, last): TokenRange,
+    half_bytes: u64,
+) -> Result<Option<u64>, ClusterError> {
+    let start = std::ops::Bound::Included(first.to_be_bytes().to_vec());
+    let end = last
+        .checked_add(1)
+        .map_or(std::ops::Bound::Unbounded, |next| {
+            std::ops::Bound::Excluded(next.to_be_bytes().to_vec())
+        });
+    let mut running = 0u64;
+    let mut candidate: Option<u64> = None;
+    for item in atoll_partition::ItemRange::new(items, start, end, false) {
+        let item = item?;
+        let token = atoll_partition::row_key_token(&item.row_key).unwrap_or(first);
+        match candidate {
+            Some(at) if token > at => return Ok(Some(token)),
+            Some(_) => continue,
+            None => {}
+        }
+        running += u64::from(item.size_bytes);
+        if running >= half_bytes {
+            if token > first {
+                return Ok(Some(token));
+            }
+            // Half the bytes sit at the range's first token: split above it.
+            candidate = Some(token);
+        }
+    }
+    Ok(None)
+}
