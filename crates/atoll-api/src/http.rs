@@ -106,6 +106,9 @@ fn json_content_type(request: &Request<Incoming>) -> Option<HeaderValue> {
     }
 }
 
+/// Path of the admin view (nodes, tables, partitions) as JSON.
+pub const ADMIN_PATH: &str = "/atoll/admin";
+
 async fn handle(api: Arc<Api>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let default_type = HeaderValue::from_static("application/x-amz-json-1.0");
     let cors = request.headers().contains_key("origin");
@@ -129,6 +132,18 @@ async fn route(
             api.config.default_region
         );
         return respond(200, None, body.into_bytes());
+    }
+    // Atoll's own admin view; DynamoDB has no GET paths, so it clashes with
+    // nothing a DynamoDB client sends.
+    if request.method() == Method::GET && request.uri().path() == ADMIN_PATH {
+        return match serde_json::to_vec(&api.cluster.report()) {
+            Ok(body) => respond(
+                200,
+                Some(&HeaderValue::from_static("application/json")),
+                body,
+            ),
+            Err(_) => respond(500, None, Vec::new()),
+        };
     }
     if request.method() == Method::OPTIONS && request.headers().contains_key("origin") {
         return cors_preflight(&request);

@@ -13,8 +13,11 @@ use atoll_storage::{Keyspace, Storage};
 use crate::catalog::{CatalogCommand, CatalogOutcome, CatalogStateMachine, TableUpdate};
 use crate::error::ClusterError;
 
+mod admin;
 mod routing;
 mod splits;
+
+pub use admin::{ClusterReport, NodeReport, PartitionReport, TableReport};
 
 const CATALOG_GROUP_ID: GroupId = 0;
 const CATALOG_KEYSPACE: &str = "catalog";
@@ -56,6 +59,7 @@ struct PartitionHandle {
     items: Keyspace,
     stats: Arc<PartitionStats>,
     sm: Arc<PartitionStateMachine>,
+    traffic: Arc<admin::Traffic>,
 }
 
 /// Item count and size of a table, summed over its partitions.
@@ -219,6 +223,7 @@ impl Cluster {
                     items,
                     stats,
                     sm: handle_sm,
+                    traffic: Arc::default(),
                 },
             );
         Ok(())

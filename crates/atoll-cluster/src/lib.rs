@@ -10,5 +10,8 @@ mod cluster;
 mod error;
 
 pub use catalog::{CatalogCommand, TableUpdate};
-pub use cluster::{Cluster, ClusterOptions, DEFAULT_SPLIT_SIZE_BYTES, TableStats};
+pub use cluster::{
+    Cluster, ClusterOptions, ClusterReport, DEFAULT_SPLIT_SIZE_BYTES, NodeReport, PartitionReport,
+    TableReport, TableStats,
+};
 pub use error::ClusterError;

@@ -354,6 +354,17 @@ impl Group {
         self.raft.metrics().borrow_watched().current_leader
     }
 
+    /// The group's voters, as this replica's membership config names them.
+    pub fn voters(&self) -> Vec<NodeId> {
+        self.raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect()
+    }
+
     /// The index of the last entry applied to this replica's state machine.
     pub fn applied_index(&self) -> Option<u64> {
         self.raft

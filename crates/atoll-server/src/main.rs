@@ -1,5 +1,6 @@
 //! `atoll`: the Atoll database server and its tools.
 
+mod admin;
 mod config;
 mod serve;
 
@@ -28,6 +29,8 @@ enum Command {
         #[command(subcommand)]
         command: atoll_bench::BenchCommand,
     },
+    /// Show a running node's view: nodes, tables, partitions, leaders, sizes, request rates.
+    Admin(admin::AdminArgs),
 }
 
 fn bench(command: atoll_bench::BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
@@ -43,6 +46,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).map_err(Into::into),
         Command::Bench { command } => bench(command),
+        Command::Admin(args) => admin::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -132,6 +132,65 @@ async fn verify_table(client: &Client, all: &BTreeSet<Key>) {
     }
 }
 
+fn atoll_admin(server: &TestServer, json: bool) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_atoll"));
+    command.args(["admin", "--endpoint", server.endpoint()]);
+    if json {
+        command.arg("--json");
+    }
+    let output = command.output().expect("run atoll admin");
+    assert!(
+        output.status.success(),
+        "atoll admin failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `atoll admin` shows the partitions: contiguous token ranges covering
+/// every token, item counts adding up, this node leading each.
+fn verify_admin_view(server: &TestServer, items: u64) {
+    let report: serde_json::Value =
+        serde_json::from_str(&atoll_admin(server, true)).expect("admin JSON");
+    let table = report["tables"]
+        .as_array()
+        .and_then(|tables| tables.iter().find(|t| t["name"] == TABLE))
+        .expect("the table in the admin view");
+    let partitions = table["partitions"].as_array().expect("partitions");
+    assert!(partitions.len() >= 5, "{table}");
+    let token = |p: &serde_json::Value, field: &str| {
+        u64::from_str_radix(p[field].as_str().expect("token"), 16).expect("hex token")
+    };
+    assert_eq!(token(&partitions[0], "start_token"), 0);
+    assert_eq!(
+        token(&partitions[partitions.len() - 1], "end_token"),
+        u64::MAX
+    );
+    for pair in partitions.windows(2) {
+        assert_eq!(
+            token(&pair[0], "end_token") + 1,
+            token(&pair[1], "start_token")
+        );
+    }
+    let counted: u64 = partitions
+        .iter()
+        .map(|p| p["item_count"].as_u64().expect("count"))
+        .sum();
+    assert_eq!(counted, items);
+    for p in partitions {
+        assert_eq!(p["leader"], 1, "{p}");
+        assert_eq!(p["replicas"], serde_json::json!([1]), "{p}");
+    }
+    let text = atoll_admin(server, false);
+    assert!(
+        text.contains(&format!(
+            "table {TABLE} (ACTIVE, {} partitions)",
+            partitions.len()
+        )),
+        "{text}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn partitions_split_under_load_and_everything_stays_right() {
     let mut server = TestServer::start_with_args(&[
@@ -242,6 +301,7 @@ async fn partitions_split_under_load_and_everything_stays_right() {
 
     let all: BTreeSet<Key> = all_keys.iter().cloned().collect();
     verify_table(&client, &all).await;
+    verify_admin_view(&server, all.len() as u64);
     for key in early.iter().step_by(5) {
         let got = ok(client
             .get_item()

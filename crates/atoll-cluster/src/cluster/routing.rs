@@ -72,6 +72,7 @@ impl Cluster {
         let deadline = Instant::now() + PARTITION_MOVE_RETRY;
         loop {
             let partition = self.partition(table, token).await?;
+            partition.traffic.count_write();
             match self.propose_to(&partition, command).await? {
                 PartitionOutput::WrongPartition => {}
                 output => return Ok(output),
@@ -162,6 +163,7 @@ impl Cluster {
         consistent: bool,
     ) -> Result<Option<Item>, ClusterError> {
         let partition = self.partition(table, token).await?;
+        partition.traffic.count_read();
         if consistent {
             partition.group.read_barrier().await?;
         }
@@ -178,6 +180,7 @@ impl Cluster {
         consistent: bool,
     ) -> Result<Keyspace, ClusterError> {
         let partition = self.partition(table, token).await?;
+        partition.traffic.count_read();
         if consistent {
             partition.group.read_barrier().await?;
         }

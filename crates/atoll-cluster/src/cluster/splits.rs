@@ -152,6 +152,7 @@ pub(super) async fn watch_partition_sizes(cluster: Weak<Cluster>, interval: Dura
         let Some(cluster) = cluster.upgrade() else {
             return;
         };
+        cluster.sample_traffic();
         if let Err(e) = cluster.split_large_partitions().await {
             tracing::warn!(error = %e, "splitting a large partition failed; will try again");
         }

@@ -1,0 +1,187 @@
+//! The admin view: nodes, tables, partitions with their token ranges,
+//! sizes, leaders, replicas and request rates, as `GET /atoll/admin` and
+//! `atoll admin` show them.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::Cluster;
+
+/// The counts at the last sample, and the rates since the one before.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    at: Instant,
+    reads: u64,
+    writes: u64,
+    reads_per_second: f64,
+    writes_per_second: f64,
+}
+
+/// Requests routed to one partition on this node, and their recent rate.
+#[derive(Debug, Default)]
+pub(super) struct Traffic {
+    reads: AtomicU64,
+    writes: AtomicU64,
+    last: Mutex<Option<Sample>>,
+}
+
+impl Traffic {
+    pub(super) fn count_read(&self) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn count_write(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Updates the rates from the counts since the previous sample.
+    pub(super) fn sample(&self, now: Instant) {
+        let reads = self.reads.load(Ordering::Relaxed);
+        let writes = self.writes.load(Ordering::Relaxed);
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let (reads_per_second, writes_per_second) = match *last {
+            Some(before) => {
+                let seconds = now.saturating_duration_since(before.at).as_secs_f64();
+                if seconds <= 0.0 {
+                    return;
+                }
+                (
+                    reads.saturating_sub(before.reads) as f64 / seconds,
+                    writes.saturating_sub(before.writes) as f64 / seconds,
+                )
+            }
+            None => (0.0, 0.0),
+        };
+        *last = Some(Sample {
+            at: now,
+            reads,
+            writes,
+            reads_per_second,
+            writes_per_second,
+        });
+    }
+
+    /// Reads and writes per second over the last sampling interval.
+    fn rates(&self) -> (f64, f64) {
+        match *self.last.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(sample) => (sample.reads_per_second, sample.writes_per_second),
+            None => (0.0, 0.0),
+        }
+    }
+}
+
+/// What one node knows of the cluster.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterReport {
+    /// The node that answered.
+    pub node_id: u64,
+    /// The nodes it knows.
+    pub nodes: Vec<NodeReport>,
+    /// Every table, by name.
+    pub tables: Vec<TableReport>,
+}
+
+/// A node.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeReport {
+    /// Node id.
+    pub id: u64,
+    /// Address of its Raft transport, when it runs one.
+    pub raft_addr: Option<String>,
+}
+
+/// A table and its partitions.
+#[derive(Clone, Debug, Serialize)]
+pub struct TableReport {
+    /// Table name.
+    pub name: String,
+    /// Table id.
+    pub table_id: String,
+    /// Lifecycle state, as DescribeTable names it.
+    pub status: String,
+    /// Partitions in token order.
+    pub partitions: Vec<PartitionReport>,
+}
+
+/// A partition.
+#[derive(Clone, Debug, Serialize)]
+pub struct PartitionReport {
+    /// Its Raft group.
+    pub group_id: u64,
+    /// First token, as 16 hex digits.
+    pub start_token: String,
+    /// Last token, as 16 hex digits.
+    pub end_token: String,
+    /// Items stored.
+    pub item_count: u64,
+    /// Their total DynamoDB size.
+    pub size_bytes: u64,
+    /// The group's leader, as this node knows it.
+    pub leader: Option<u64>,
+    /// The group's voters.
+    pub replicas: Vec<u64>,
+    /// Reads routed here per second (last interval).
+    pub reads_per_second: f64,
+    /// Writes routed here per second (last interval).
+    pub writes_per_second: f64,
+}
+
+impl Cluster {
+    /// The admin view from this node.
+    pub fn report(&self) -> ClusterReport {
+        let tables = self
+            .catalog
+            .tables()
+            .iter()
+            .map(|table| TableReport {
+                name: table.name.clone(),
+                table_id: table.table_id.clone(),
+                status: table.status.as_str().to_string(),
+                partitions: table
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let handle = self.handle(p.group_id);
+                        let (reads, writes) =
+                            handle.as_ref().map_or((0.0, 0.0), |h| h.traffic.rates());
+                        PartitionReport {
+                            group_id: p.group_id,
+                            start_token: format!("{:016x}", p.start_token),
+                            end_token: format!("{:016x}", p.end_token),
+                            item_count: handle.as_ref().map_or(0, |h| h.stats.item_count()),
+                            size_bytes: handle.as_ref().map_or(0, |h| h.stats.size_bytes()),
+                            leader: handle.as_ref().and_then(|h| h.group.current_leader()),
+                            replicas: handle.as_ref().map_or_else(Vec::new, |h| h.group.voters()),
+                            reads_per_second: reads,
+                            writes_per_second: writes,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        ClusterReport {
+            node_id: self.node.node_id(),
+            nodes: vec![NodeReport {
+                id: self.node.node_id(),
+                raft_addr: self.node.raft_addr().map(|a| a.to_string()),
+            }],
+            tables,
+        }
+    }
+
+    /// Turns the request counts of every partition into rates.
+    pub(super) fn sample_traffic(&self) {
+        let now = Instant::now();
+        for handle in self
+            .partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
+            handle.traffic.sample(now);
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! `atoll admin`: fetches a node's admin view (`GET /atoll/admin`) and
+//! prints it as a table, or as the JSON the node sent with `--json`.
+
+use clap::Args;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+/// Flags of `atoll admin`.
+#[derive(Args, Debug)]
+pub struct AdminArgs {
+    /// The node to ask.
+    #[arg(long, env = "ATOLL_ENDPOINT", default_value = "http://127.0.0.1:8000")]
+    pub endpoint: String,
+    /// Print the node's JSON as it came.
+    #[arg(long)]
+    pub json: bool,
+}
+
+type AdminError = Box<dyn std::error::Error>;
+
+/// Fetches and prints the admin view.
+pub fn run(args: AdminArgs) -> Result<(), AdminError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let body = runtime.block_on(fetch(&args.endpoint))?;
+    if args.json {
+        println!("{body}");
+        return Ok(());
+    }
+    let report: Value = serde_json::from_str(&body)?;
+    print!("{}", render(&report));
+    Ok(())
+}
+
+async fn fetch(endpoint: &str) -> Result<String, AdminError> {
+    let authority = endpoint
+        .strip_prefix("http://")
+        .ok_or("the endpoint must be an http:// URL")?
+        .trim_end_matches('/');
+    let stream = tokio::net::TcpStream::connect(authority).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let request = hyper::Request::get(atoll_api::ADMIN_PATH)
+        .header("host", authority)
+        .body(Empty::<Bytes>::new())?;
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    if !status.is_success() {
+        return Err(format!("{endpoint} answered {status}").into());
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+fn render(report: &Value) -> String {
+    let mut out = String::new();
+    let node = report["node_id"].as_u64().unwrap_or_default();
+    let nodes: Vec<String> = report["nodes"]
+        .as_array()
+        .map(|nodes| {
+            nodes
+                .iter()
+                .map(|n| {
+                    let raft = n["raft_addr"].as_str().unwrap_or("-");
+                    format!("{} (raft {raft})", n["id"])
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.push_str(&format!("node {node}; nodes: {}\n", nodes.join(", ")));
+    for table in report["tables"].as_array().into_iter().flatten() {
+        let partitions = table["partitions"].as_array().cloned().unwrap_or_default();
+        out.push_str(&format!(
+            "\ntable {} ({}, {} partition{})\n",
+            table["name"].as_str().unwrap_or("?"),
+            table["status"].as_str().unwrap_or("?"),
+            partitions.len(),
+            if partitions.len() == 1 { "" } else { "s" }
+        ));
+        out.push_str(&format!(
+            "  {:>6}  {:<33}  {:>10}  {:>12}  {:>6}  {:<8}  {:>9}  {:>9}\n",
+            "group", "tokens", "items", "bytes", "leader", "replicas", "reads/s", "writes/s"
+        ));
+        for p in &partitions {
+            let replicas: Vec<String> = p["replicas"]
+                .as_array()
+                .map(|r| r.iter().map(|id| id.to_string()).collect())
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  {:>6}  {}-{}  {:>10}  {:>12}  {:>6}  {:<8}  {:>9.1}  {:>9.1}\n",
+                p["group_id"].to_string(),
+                p["start_token"].as_str().unwrap_or("?"),
+                p["end_token"].as_str().unwrap_or("?"),
+                p["item_count"].to_string(),
+                p["size_bytes"].to_string(),
+                p["leader"]
+                    .as_u64()
+                    .map_or("-".to_string(), |l| l.to_string()),
+                replicas.join(","),
+                p["reads_per_second"].as_f64().unwrap_or(0.0),
+                p["writes_per_second"].as_f64().unwrap_or(0.0),
+            ));
+        }
+    }
+    out
+}
