@@ -28,6 +28,10 @@ const TABLE_KEYSPACE_PREFIX: &str = "t_";
 /// DynamoDB splits a partition that grows past 10 GB.
 pub const DEFAULT_SPLIT_SIZE_BYTES: u64 = 10 * 1024 * 1024 * 1024;
 
+/// A partition splits for load above this many requests per second: the
+/// read capacity one DynamoDB partition serves (3,000 read units).
+pub const DEFAULT_SPLIT_LOAD_OPS_PER_SECOND: f64 = 3000.0;
+
 /// How long a write keeps retrying while the partition map changes under it.
 const PARTITION_MOVE_RETRY: Duration = Duration::from_secs(5);
 
@@ -40,6 +44,9 @@ pub struct ClusterOptions {
     pub split_size_bytes: u64,
     /// How often partition sizes are checked against `split_size_bytes`.
     pub split_check_interval: Duration,
+    /// A partition whose routed requests stay above this many per second
+    /// for `LOAD_SPLIT_SAMPLES` checks in a row splits in two (0: never).
+    pub split_load_ops_per_second: f64,
 }
 
 impl Default for ClusterOptions {
@@ -48,6 +55,7 @@ impl Default for ClusterOptions {
             node: NodeOptions::default(),
             split_size_bytes: DEFAULT_SPLIT_SIZE_BYTES,
             split_check_interval: Duration::from_secs(1),
+            split_load_ops_per_second: DEFAULT_SPLIT_LOAD_OPS_PER_SECOND,
         }
     }
 }
@@ -82,6 +90,7 @@ pub struct Cluster {
     // Serialises table lifecycle work (create, delete, split) on this node.
     lifecycle: tokio::sync::Mutex<()>,
     split_size_bytes: u64,
+    split_load_ops_per_second: f64,
 }
 
 fn now_ms() -> u64 {
@@ -106,6 +115,7 @@ impl Cluster {
         let split_check_interval = options.split_check_interval;
         let cluster = Arc::new(Cluster {
             split_size_bytes: options.split_size_bytes,
+            split_load_ops_per_second: options.split_load_ops_per_second,
             stats_keyspace: storage.keyspace(PARTITION_STATS_KEYSPACE)?,
             storage,
             node,

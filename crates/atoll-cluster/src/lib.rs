@@ -11,7 +11,7 @@ mod error;
 
 pub use catalog::{CatalogCommand, TableUpdate};
 pub use cluster::{
-    Cluster, ClusterOptions, ClusterReport, DEFAULT_SPLIT_SIZE_BYTES, NodeReport, PartitionReport,
-    TableReport, TableStats,
+    Cluster, ClusterOptions, ClusterReport, DEFAULT_SPLIT_LOAD_OPS_PER_SECOND,
+    DEFAULT_SPLIT_SIZE_BYTES, NodeReport, PartitionReport, TableReport, TableStats,
 };
 pub use error::ClusterError;

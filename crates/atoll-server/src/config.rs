@@ -35,9 +35,13 @@ pub struct ServeArgs {
     /// [default: 10737418240, DynamoDB's 10 GB].
     #[arg(long, env = "ATOLL_PARTITION_SPLIT_BYTES", value_name = "BYTES")]
     pub partition_split_bytes: Option<u64>,
-    /// Milliseconds between checks of partition sizes [default: 1000].
+    /// Milliseconds between checks of partition sizes and request rates [default: 1000].
     #[arg(long, env = "ATOLL_PARTITION_CHECK_MS", value_name = "MS")]
     pub partition_check_ms: Option<u64>,
+    /// A partition whose requests stay above this many per second for five
+    /// checks in a row splits for load; 0 turns that off [default: 3000].
+    #[arg(long, env = "ATOLL_PARTITION_SPLIT_OPS", value_name = "OPS")]
+    pub partition_split_ops: Option<u64>,
 }
 
 /// The settings file.
@@ -52,6 +56,7 @@ struct FileConfig {
     message_style: Option<String>,
     partition_split_bytes: Option<u64>,
     partition_check_ms: Option<u64>,
+    partition_split_ops: Option<u64>,
 }
 
 /// Resolved settings.
@@ -73,6 +78,8 @@ pub struct ServeConfig {
     pub partition_split_bytes: u64,
     /// Interval between partition size checks.
     pub partition_check_ms: u64,
+    /// Request rate over which a partition splits for load (0: off).
+    pub partition_split_ops: u64,
 }
 
 /// Errors reading the configuration.
@@ -146,6 +153,10 @@ impl ServeArgs {
                 .partition_split_bytes
                 .or(file.partition_split_bytes)
                 .unwrap_or(atoll_cluster::DEFAULT_SPLIT_SIZE_BYTES),
+            partition_split_ops: self
+                .partition_split_ops
+                .or(file.partition_split_ops)
+                .unwrap_or(atoll_cluster::DEFAULT_SPLIT_LOAD_OPS_PER_SECOND as u64),
             partition_check_ms: match self.partition_check_ms.or(file.partition_check_ms) {
                 None => 1000,
                 Some(0) => {

@@ -67,6 +67,7 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
                 },
                 split_size_bytes: config.partition_split_bytes,
                 split_check_interval: Duration::from_millis(config.partition_check_ms),
+                split_load_ops_per_second: config.partition_split_ops as f64,
             },
         )
         .await?;

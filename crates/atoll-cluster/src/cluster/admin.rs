@@ -2,8 +2,9 @@
 //! sizes, leaders, replicas and request rates, as `GET /atoll/admin` and
 //! `atoll admin` show them.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -20,25 +21,74 @@ struct Sample {
     writes_per_second: f64,
 }
 
-/// Requests routed to one partition on this node, and their recent rate.
+/// One routed request in this many has its token remembered.
+const TOKEN_SAMPLE_EVERY: u64 = 4;
+
+/// Tokens remembered per partition (the most recent ones).
+const TOKEN_SAMPLE_CAPACITY: usize = 2048;
+
+/// Requests routed to one partition on this node, their recent rate, and a
+/// sample of the tokens they were for (where a split for load should go).
 #[derive(Debug, Default)]
 pub(super) struct Traffic {
     reads: AtomicU64,
     writes: AtomicU64,
     last: Mutex<Option<Sample>>,
+    tokens: Mutex<VecDeque<u64>>,
+    // Consecutive samples whose rate was over the load threshold.
+    hot_samples: AtomicU32,
 }
 
 impl Traffic {
-    pub(super) fn count_read(&self) {
-        self.reads.fetch_add(1, Ordering::Relaxed);
+    /// Counts a read; `token` is the key's, when the read is for one key.
+    pub(super) fn count_read(&self, token: Option<u64>) {
+        let n = self.reads.fetch_add(1, Ordering::Relaxed);
+        self.remember(n, token);
     }
 
-    pub(super) fn count_write(&self) {
-        self.writes.fetch_add(1, Ordering::Relaxed);
+    /// Counts a write for `token`.
+    pub(super) fn count_write(&self, token: u64) {
+        let n = self.writes.fetch_add(1, Ordering::Relaxed);
+        self.remember(n, Some(token));
     }
 
-    /// Updates the rates from the counts since the previous sample.
-    pub(super) fn sample(&self, now: Instant) {
+    fn remember(&self, n: u64, token: Option<u64>) {
+        if let Some(token) = token.filter(|_| n.is_multiple_of(TOKEN_SAMPLE_EVERY)) {
+            let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+            if tokens.len() >= TOKEN_SAMPLE_CAPACITY {
+                tokens.pop_front();
+            }
+            tokens.push_back(token);
+        }
+    }
+
+    /// The remembered tokens, in no particular order.
+    pub(super) fn token_sample(&self) -> Vec<u64> {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    /// How many samples in a row were over the load threshold.
+    pub(super) fn hot_samples(&self) -> u32 {
+        self.hot_samples.load(Ordering::Relaxed)
+    }
+
+    /// Forgets the tokens and the hot streak (after a split for load).
+    pub(super) fn reset_load(&self) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.hot_samples.store(0, Ordering::Relaxed);
+    }
+
+    /// Updates the rates from the counts since the previous sample, and the
+    /// streak of samples over `hot_ops_per_second` (0: no threshold).
+    pub(super) fn sample(&self, now: Instant, hot_ops_per_second: f64) {
         let reads = self.reads.load(Ordering::Relaxed);
         let writes = self.writes.load(Ordering::Relaxed);
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
@@ -62,6 +112,11 @@ impl Traffic {
             reads_per_second,
             writes_per_second,
         });
+        if hot_ops_per_second > 0.0 && reads_per_second + writes_per_second > hot_ops_per_second {
+            self.hot_samples.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.hot_samples.store(0, Ordering::Relaxed);
+        }
     }
 
     /// Reads and writes per second over the last sampling interval.
@@ -181,7 +236,7 @@ impl Cluster {
             .unwrap_or_else(|e| e.into_inner())
             .values()
         {
-            handle.traffic.sample(now);
+            handle.traffic.sample(now, self.split_load_ops_per_second);
         }
     }
 }

@@ -72,7 +72,7 @@ impl Cluster {
         let deadline = Instant::now() + PARTITION_MOVE_RETRY;
         loop {
             let partition = self.partition(table, token).await?;
-            partition.traffic.count_write();
+            partition.traffic.count_write(token);
             match self.propose_to(&partition, command).await? {
                 PartitionOutput::WrongPartition => {}
                 output => return Ok(output),
@@ -163,7 +163,7 @@ impl Cluster {
         consistent: bool,
     ) -> Result<Option<Item>, ClusterError> {
         let partition = self.partition(table, token).await?;
-        partition.traffic.count_read();
+        partition.traffic.count_read(Some(token));
         if consistent {
             partition.group.read_barrier().await?;
         }
@@ -180,7 +180,8 @@ impl Cluster {
         consistent: bool,
     ) -> Result<Keyspace, ClusterError> {
         let partition = self.partition(table, token).await?;
-        partition.traffic.count_read();
+        // Query and Scan: counted, but their token says little about load.
+        partition.traffic.count_read(None);
         if consistent {
             partition.group.read_barrier().await?;
         }

@@ -116,7 +116,9 @@ impl Cluster {
     }
 
     /// Splits every partition that has grown past the size threshold, at a
-    /// token that leaves about half of its bytes on each side.
+    /// token that leaves about half of its bytes on each side, and every
+    /// partition whose traffic stayed over the load threshold, at the median
+    /// token of the requests it saw.
     async fn split_large_partitions(&self) -> Result<(), ClusterError> {
         for table in self.catalog.tables() {
             if table.status != TableStatus::Active {
@@ -126,23 +128,61 @@ impl Cluster {
                 let Some(handle) = self.handle(partition.group_id) else {
                     continue;
                 };
-                if handle.stats.size_bytes() <= self.split_size_bytes {
-                    continue;
-                }
                 let range = handle.sm.range();
-                let items = handle.items.clone();
-                let half = handle.stats.size_bytes() / 2;
-                let point = tokio::task::spawn_blocking(move || split_point(&items, range, half))
-                    .await
-                    .map_err(|e| ClusterError::Catalog(e.to_string()))??;
-                if let Some(at_token) = point {
-                    self.split_partition(&table.name, partition.group_id, at_token)
-                        .await?;
+                if handle.stats.size_bytes() > self.split_size_bytes {
+                    let items = handle.items.clone();
+                    let half = handle.stats.size_bytes() / 2;
+                    let point =
+                        tokio::task::spawn_blocking(move || split_point(&items, range, half))
+                            .await
+                            .map_err(|e| ClusterError::Catalog(e.to_string()))??;
+                    if let Some(at_token) = point {
+                        self.split_partition(&table.name, partition.group_id, at_token)
+                            .await?;
+                        continue;
+                    }
+                }
+                if handle.traffic.hot_samples() >= LOAD_SPLIT_SAMPLES {
+                    let point = load_split_point(handle.traffic.token_sample(), range);
+                    handle.traffic.reset_load();
+                    if let Some(at_token) = point {
+                        tracing::info!(
+                            table = %table.name,
+                            group_id = partition.group_id,
+                            "partition stayed over the load threshold; splitting"
+                        );
+                        self.split_partition(&table.name, partition.group_id, at_token)
+                            .await?;
+                    }
                 }
             }
         }
         Ok(())
     }
+}
+
+/// Checks in a row a partition's request rate must exceed the load
+/// threshold before it splits for load (5 s at the default interval).
+const LOAD_SPLIT_SAMPLES: u32 = 5;
+
+/// Where to split a partition for load: the median of the tokens its
+/// requests were for (inside `range`), so each half gets about half of the
+/// traffic whatever the keys' spread; if that is the range's first token,
+/// the next token seen above it. When one key (one token) carries so much
+/// of the traffic that either side would get less than a fifth of it, there
+/// is no split point: splitting cannot spread one key's load.
+pub(super) fn load_split_point(mut tokens: Vec<u64>, (first, last): TokenRange) -> Option<u64> {
+    tokens.retain(|token| first <= *token && *token <= last);
+    tokens.sort_unstable();
+    let median = *tokens.get(tokens.len() / 2)?;
+    let at = if median > first {
+        median
+    } else {
+        *tokens.iter().find(|token| **token > median)?
+    };
+    let below = tokens.partition_point(|token| *token < at);
+    let above = tokens.len() - below;
+    (below.min(above) * 5 >= tokens.len()).then_some(at)
 }
 
 /// Checks partition sizes every `interval` until the cluster is dropped.
@@ -195,4 +235,33 @@ fn split_point(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::load_split_point;
+
+    #[test]
+    fn load_split_point_is_the_median_seen_not_the_midpoint() {
+        let range = (0, u64::MAX);
+        // Traffic on small tokens only: the split lands among them.
+        let tokens: Vec<u64> = (1..=9).map(|t| t * 1000).collect();
+        assert_eq!(load_split_point(tokens, range), Some(5000));
+        // One hot key: nowhere to split, even with a little other traffic.
+        assert_eq!(load_split_point(vec![77; 500], range), None);
+        let mut mostly_one = vec![77; 500];
+        mostly_one.extend([3, 5, 900, 1000]);
+        assert_eq!(load_split_point(mostly_one, range), None);
+        assert_eq!(load_split_point(Vec::new(), range), None);
+        // Tokens outside the partition's range (from before a split) do not count.
+        assert_eq!(
+            load_split_point(vec![5, 10, 20, 30, 400], (10, 100)),
+            Some(20)
+        );
+        // A median on the range's first token moves up to the next one seen.
+        assert_eq!(
+            load_split_point(vec![10, 10, 10, 10, 12], (10, 100)),
+            Some(12)
+        );
+    }
 }
