@@ -136,3 +136,116 @@ async fn tables_and_items_survive_restarts_and_deletion_removes_everything() {
     let cluster = open(dir.path()).await;
     assert!(cluster.table_names().is_empty());
 }
+
+/// Writes items `k0..k{count}` to `table` one batch each, returning (token, row key) per item.
+async fn write_items(cluster: &Cluster, name: &str, count: usize) -> Vec<(u64, Vec<u8>, Item)> {
+    let table = cluster.active_table(name).unwrap();
+    let mut written = Vec::new();
+    for i in 0..count {
+        let pk = AttributeValue::S(format!("k{i}"));
+        let mut item = Item::new();
+        item.insert("pk".into(), pk.clone());
+        let row_key = encode_row_key(&pk, None).unwrap();
+        let token = partition_token(&pk).unwrap();
+        cluster
+            .write(
+                &table,
+                token,
+                &PartitionCommand::Batch {
+                    ops: vec![WriteOp::Put {
+                        row_key: row_key.clone(),
+                        record: encode_item(&item),
+                        size_bytes: item_size_bytes(&item) as u32,
+                    }],
+                },
+            )
+            .await
+            .unwrap();
+        written.push((token, row_key, item));
+    }
+    written.sort_by_key(|(token, ..)| *token);
+    written
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_stopped_after_its_fence_is_finished_by_the_next_check_or_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || ClusterOptions {
+        node: NodeOptions::default(),
+        split_check_interval: std::time::Duration::from_millis(30),
+        split_load_ops_per_second: 0.0,
+        ..ClusterOptions::default()
+    };
+    let open_with = |dir: std::path::PathBuf| async move {
+        let storage = Storage::open(&dir, StorageOptions::default()).expect("storage");
+        Cluster::open(storage, options()).await.expect("cluster")
+    };
+    let cluster = open_with(dir.path().to_path_buf()).await;
+    cluster.create_table(definition("halves")).await.unwrap();
+    let items = write_items(&cluster, "halves", 60).await;
+    let group = cluster.table("halves").unwrap().partitions[0].group_id;
+
+    // The split stops after the partition's log fenced the upper half off,
+    // before the catalog heard of it.
+    let at_token = items[30].0;
+    fail::cfg("split-after-fence", "return").unwrap();
+    assert!(
+        cluster
+            .split_partition("halves", group, at_token)
+            .await
+            .is_err()
+    );
+    fail::remove("split-after-fence");
+    // A write into the fenced half still succeeds: the periodic check
+    // records the split and starts the new partition while the write retries.
+    let table = cluster.active_table("halves").unwrap();
+    let (token, row_key, item) = items[45].clone();
+    cluster
+        .write(
+            &table,
+            token,
+            &PartitionCommand::Batch {
+                ops: vec![WriteOp::Put {
+                    row_key,
+                    record: encode_item(&item),
+                    size_bytes: item_size_bytes(&item) as u32,
+                }],
+            },
+        )
+        .await
+        .unwrap();
+    let table = cluster.active_table("halves").unwrap();
+    assert_eq!(table.partitions.len(), 2);
+    assert_eq!(table.partitions[1].start_token, at_token);
+    assert_eq!(cluster.table_stats(&table).item_count, 60);
+
+    // Again, then a restart instead of the periodic check.
+    let upper_group = table.partitions[1].group_id;
+    let at_token = items[50].0;
+    fail::cfg("split-after-fence", "return").unwrap();
+    assert!(
+        cluster
+            .split_partition("halves", upper_group, at_token)
+            .await
+            .is_err()
+    );
+    fail::remove("split-after-fence");
+    cluster.shutdown().await;
+    drop(cluster);
+    let cluster = open_with(dir.path().to_path_buf()).await;
+    let table = cluster.active_table("halves").unwrap();
+    assert_eq!(table.partitions.len(), 3);
+    assert_eq!(table.partitions[2].start_token, at_token);
+    assert_eq!(cluster.table_stats(&table).item_count, 60);
+    for (token, row_key, item) in &items {
+        assert_eq!(
+            cluster
+                .read_item(&table, *token, row_key, true)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(item)
+        );
+    }
+    cluster.shutdown().await;
+}

@@ -76,6 +76,11 @@ impl Cluster {
                 )));
             }
         }
+        // A crash here leaves the split fenced but unrecorded; restarts and
+        // the periodic check finish it.
+        fail::fail_point!("split-after-fence", |_| Err(ClusterError::Catalog(
+            "fail point split-after-fence".into()
+        )));
         self.record_split(&table, group_id, at_token).await
     }
 
@@ -123,6 +128,12 @@ impl Cluster {
         for table in self.catalog.tables() {
             if table.status != TableStatus::Active {
                 continue;
+            }
+            {
+                // A split that fenced but failed to record (the catalog
+                // proposal failed) is finished here rather than at the next start.
+                let _lifecycle = self.lifecycle.lock().await;
+                self.finish_interrupted_splits(&table.name).await?;
             }
             for partition in &table.partitions {
                 let Some(handle) = self.handle(partition.group_id) else {
