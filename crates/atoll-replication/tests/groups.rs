@@ -1,33 +1,12 @@
 //! A group commits, applies, survives restarts and is destroyed, on the real engine.
 
+mod common;
+
 use std::sync::Arc;
 
-use atoll_replication::{ApplyContext, ApplyOutput, GroupStateMachine, NodeOptions, RaftNode};
-use atoll_storage::{Keyspace, Storage, StorageError, StorageOptions};
-
-/// A key-value state machine: a command "key=value" sets key and returns the old value.
-struct Kv {
-    keyspace: Keyspace,
-}
-
-impl GroupStateMachine for Kv {
-    fn apply(
-        &self,
-        ctx: &mut ApplyContext,
-        _log_index: u64,
-        command: &[u8],
-    ) -> Result<ApplyOutput, StorageError> {
-        let text = String::from_utf8_lossy(command);
-        let (key, value) = text.split_once('=').unwrap_or((&text, ""));
-        let old = ctx.get(&self.keyspace, key.as_bytes())?.map(|v| v.to_vec());
-        ctx.put(
-            &self.keyspace,
-            key.as_bytes().to_vec(),
-            value.as_bytes().to_vec(),
-        );
-        Ok(ApplyOutput::new(old))
-    }
-}
+use atoll_replication::{NodeOptions, RaftNode};
+use atoll_storage::{Storage, StorageOptions};
+use common::Kv;
 
 fn open(dir: &std::path::Path) -> (Arc<RaftNode>, Storage, Arc<Kv>) {
     let storage = Storage::open(dir, StorageOptions::default()).expect("storage");

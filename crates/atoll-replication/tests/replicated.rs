@@ -4,41 +4,18 @@
 //! group survives the loss of its leader, and the old leader catches up
 //! when it comes back.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use atoll_replication::{
-    ApplyContext, ApplyOutput, Group, GroupStateMachine, NodeId, NodeOptions, RaftNode,
-    ReplicationError,
-};
-use atoll_storage::{Keyspace, Storage, StorageError, StorageOptions};
+use atoll_replication::{Group, NodeId, NodeOptions, RaftNode, ReplicationError};
+use atoll_storage::{Storage, StorageOptions};
+use common::Kv;
 
 const GROUP: u64 = 11;
-
-/// "key=value" sets key.
-struct Kv {
-    keyspace: Keyspace,
-}
-
-impl GroupStateMachine for Kv {
-    fn apply(
-        &self,
-        ctx: &mut ApplyContext,
-        _log_index: u64,
-        command: &[u8],
-    ) -> Result<ApplyOutput, StorageError> {
-        let text = String::from_utf8_lossy(command);
-        let (key, value) = text.split_once('=').unwrap_or((&text, ""));
-        ctx.put(
-            &self.keyspace,
-            key.as_bytes().to_vec(),
-            value.as_bytes().to_vec(),
-        );
-        Ok(ApplyOutput::new(()))
-    }
-}
 
 struct Replica {
     id: NodeId,
