@@ -199,3 +199,44 @@ async fn three_replicas_elect_replicate_fail_over_and_catch_up() {
     assert_eq!(value(&back, "a99"), Some("v99".to_string()));
     assert_ne!(rejoined.current_leader(), None);
 }
+
+/// What a peer sends is untrusted: an oversized length prefix or a frame
+/// that is not a Raft message closes that connection, and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_raft_port_closes_the_connection_only() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let replica = open(dir.path(), 1, "127.0.0.1:0");
+    let addr = replica.node.raft_addr().expect("listening");
+    let group = replica
+        .node
+        .start_group(GROUP, replica.kv.clone())
+        .await
+        .expect("group");
+
+    let hostile: [&[u8]; 3] = [
+        &u32::MAX.to_be_bytes(),
+        &[0, 0, 0, 4, 0xff, 0xfe, 0xfd, 0xfc],
+        &[0, 0, 0, 2],
+    ];
+    for bytes in hostile {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(bytes).await.expect("send");
+        stream.shutdown().await.expect("half-close");
+        let mut reply = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut reply))
+            .await
+            .expect("the node closes the connection");
+        assert!(
+            read.is_err() || reply.is_empty(),
+            "answered garbage: {reply:?}"
+        );
+    }
+    group
+        .propose(bytes::Bytes::from_static(b"still=serving"))
+        .await
+        .expect("the node still serves");
+    assert_eq!(value(&replica, "still"), Some("serving".to_string()));
+    replica.node.shutdown().await;
+}
