@@ -334,4 +334,16 @@ async fn partitions_split_under_load_and_everything_stays_right() {
     server.restart();
     let client = server.client();
     verify_table(&client, &all).await;
+
+    // Deleting the split table removes every partition; a new table of the
+    // same name starts empty, with one partition.
+    ok(client.delete_table().table_name(TABLE).send().await);
+    create_table(&client, TABLE, Sat::S, Some(Sat::N)).await;
+    assert!(scan_keys(&client, 100, None, None).await.is_empty());
+    let report: serde_json::Value =
+        serde_json::from_str(&atoll_admin(&server, true)).expect("admin JSON");
+    assert_eq!(
+        report["tables"][0]["partitions"].as_array().map(Vec::len),
+        Some(1)
+    );
 }
