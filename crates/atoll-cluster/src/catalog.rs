@@ -6,13 +6,14 @@
 //! in `apply`, where the state is authoritative.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::{Arc, RwLock};
 
 use atoll_model::table::{
     BillingMode, PartitionDefinition, StreamSettings, TableClass, TableDefinition, TableStatus,
 };
 use atoll_replication::{ApplyContext, ApplyOutput, GroupStateMachine};
-use atoll_storage::{Keyspace, StorageError};
+use atoll_storage::{Keyspace, ReadView, StorageError};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ClusterError;
@@ -432,5 +433,134 @@ impl GroupStateMachine for CatalogStateMachine {
         let command: CatalogCommand = postcard::from_bytes(command).map_err(corrupt)?;
         let outcome = self.execute(ctx, command)?;
         Ok(ApplyOutput::new(outcome))
+    }
+
+    /// Every record of the catalog keyspace (tables and the next group id).
+    fn export(&self, view: &ReadView) -> Result<Vec<u8>, StorageError> {
+        let mut records = Vec::new();
+        for pair in view.range(&self.keyspace, Bound::Unbounded, Bound::Unbounded) {
+            let (key, value) = pair?;
+            records.push((key.to_vec(), value.to_vec()));
+        }
+        postcard::to_stdvec(&records).map_err(corrupt)
+    }
+
+    /// Replaces every record, and the tables held in memory, with the export's.
+    fn import(&self, ctx: &mut ApplyContext, data: &[u8]) -> Result<(), StorageError> {
+        let records: Vec<(Vec<u8>, Vec<u8>)> = postcard::from_bytes(data).map_err(corrupt)?;
+        for pair in self
+            .keyspace
+            .range(Bound::Unbounded, Bound::Unbounded, false)
+        {
+            let (key, _) = pair?;
+            ctx.delete(&self.keyspace, key.to_vec());
+        }
+        let mut tables = BTreeMap::new();
+        let mut next_group_id = FIRST_PARTITION_GROUP_ID;
+        for (key, value) in records {
+            if key.starts_with(TABLE_KEY_PREFIX) {
+                let definition: TableDefinition = postcard::from_bytes(&value).map_err(corrupt)?;
+                tables.insert(definition.name.clone(), Arc::new(definition));
+            } else if key == NEXT_GROUP_ID_KEY {
+                let bytes: [u8; 8] = value
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| corrupt("bad next group id"))?;
+                next_group_id = u64::from_be_bytes(bytes);
+            }
+            ctx.put(&self.keyspace, key, value);
+        }
+        *self.tables.write().unwrap_or_else(|e| e.into_inner()) = tables;
+        *self
+            .next_group_id
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = next_group_id;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use atoll_model::table::{KeyAttribute, KeySchema, ScalarType, TableClass, Throughput};
+    use atoll_storage::{Durability, Storage};
+
+    use super::*;
+
+    fn catalog(storage: &Storage) -> CatalogStateMachine {
+        CatalogStateMachine::open(storage.keyspace("catalog").unwrap()).unwrap()
+    }
+
+    fn run(storage: &Storage, work: impl FnOnce(&mut ApplyContext)) {
+        let mut ctx = ApplyContext::new();
+        work(&mut ctx);
+        storage
+            .commit(ctx.into_batch(), Durability::Buffered)
+            .unwrap();
+    }
+
+    #[test]
+    fn an_export_replaces_another_catalog() {
+        let key = KeyAttribute {
+            name: "pk".into(),
+            scalar_type: ScalarType::S,
+        };
+        let create = |name: &str| CatalogCommand::CreateTable {
+            definition: Box::new(TableDefinition {
+                name: name.into(),
+                table_id: format!("id-{name}"),
+                region: "us-east-1".into(),
+                key_schema: KeySchema {
+                    partition_key: key.clone(),
+                    sort_key: None,
+                },
+                attribute_definitions: vec![key.clone()],
+                billing_mode: BillingMode::PayPerRequest,
+                throughput: Throughput::default(),
+                last_on_demand_switch_ms: None,
+                table_class: TableClass::Standard,
+                deletion_protection: false,
+                stream: None,
+                tags: Vec::new(),
+                created_ms: 0,
+                status: TableStatus::Creating,
+                keyspace: format!("t_{name}"),
+                partitions: Vec::new(),
+            }),
+        };
+        let (leader_storage, follower_storage) = (Storage::in_memory(), Storage::in_memory());
+        let (leader, follower) = (catalog(&leader_storage), catalog(&follower_storage));
+        run(&leader_storage, |ctx| {
+            for name in ["a", "b"] {
+                leader.execute(ctx, create(name)).unwrap().unwrap();
+            }
+        });
+        run(&follower_storage, |ctx| {
+            follower.execute(ctx, create("stale")).unwrap().unwrap();
+        });
+
+        let data = leader.export(&leader_storage.read_view()).unwrap();
+        run(&follower_storage, |ctx| {
+            follower.import(ctx, &data).unwrap()
+        });
+        let names = |c: &CatalogStateMachine| -> Vec<String> {
+            c.tables().iter().map(|t| t.name.clone()).collect()
+        };
+        assert_eq!(names(&follower), vec!["a", "b"]);
+        // The next table gets a group id the leader has not used.
+        let reopened = catalog(&follower_storage);
+        assert_eq!(names(&reopened), vec!["a", "b"]);
+        run(&follower_storage, |ctx| {
+            let created = reopened
+                .execute(ctx, create("c"))
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            let used: Vec<u64> = leader
+                .tables()
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.group_id))
+                .collect();
+            assert!(!used.contains(&created.partitions[0].group_id));
+        });
     }
 }

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use atoll_replication::{ApplyContext, ApplyOutput, GroupStateMachine};
-use atoll_storage::{Keyspace, StorageError};
+use atoll_storage::{Keyspace, ReadView, StorageError};
+use serde::{Deserialize, Serialize};
 
 use atoll_expr::Env;
 use atoll_model::{Item, MAX_ITEM_SIZE_BYTES, encode_item, item_size_bytes};
@@ -56,6 +57,11 @@ impl PartitionStats {
         })
     }
 
+    fn set(&self, item_count: u64, size_bytes: u64) {
+        self.item_count.store(item_count, Ordering::Relaxed);
+        self.size_bytes.store(size_bytes, Ordering::Relaxed);
+    }
+
     fn apply_change(&self, count_delta: i64, size_delta: i64) {
         let update = |counter: &AtomicU64, delta: i64| {
             let current = counter.load(Ordering::Relaxed);
@@ -96,6 +102,14 @@ fn scan_stats(items: &Keyspace, first: u64, last: u64) -> Result<(u64, u64), Par
         size += u64::from(stored_size(&value)?);
     }
     Ok((count, size))
+}
+
+/// A partition's whole state as a snapshot carries it: its token range and
+/// its stored items (row key, stored value), in row-key order.
+#[derive(Serialize, Deserialize)]
+struct PartitionExport {
+    range: TokenRange,
+    items: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// The state machine of one partition of one table.
@@ -450,5 +464,54 @@ impl GroupStateMachine for PartitionStateMachine {
             self.stats.encode(),
         );
         Ok(ApplyOutput::new(output))
+    }
+
+    fn export(&self, view: &ReadView) -> Result<Vec<u8>, StorageError> {
+        let range = self.range();
+        let (start, end) = row_key_bounds(range.0, range.1);
+        let end = end.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut items = Vec::new();
+        for pair in view.range(&self.items, Bound::Included(start), end) {
+            let (key, value) = pair?;
+            items.push((key.to_vec(), value.to_vec()));
+        }
+        postcard::to_stdvec(&PartitionExport { range, items })
+            .map_err(|e| corrupt(PartitionError::Corrupt(e.to_string())))
+    }
+
+    /// Replaces this replica's items in the exported range with the
+    /// export's, takes the export's range, and recounts the statistics.
+    fn import(&self, ctx: &mut ApplyContext, data: &[u8]) -> Result<(), StorageError> {
+        let export: PartitionExport = postcard::from_bytes(data)
+            .map_err(|e| corrupt(PartitionError::Corrupt(e.to_string())))?;
+        // Only the export's range is replaced: tokens outside it (given away
+        // by a split this replica had not applied) belong to another
+        // partition, whose items may share this keyspace.
+        let (first, last) = export.range;
+        let (start, end) = row_key_bounds(first, last);
+        let end = end.map_or(Bound::Unbounded, Bound::Excluded);
+        for pair in self.items.range(Bound::Included(start), end, false) {
+            let (key, _) = pair?;
+            ctx.delete(&self.items, key.to_vec());
+        }
+        let mut size_bytes = 0u64;
+        let item_count = export.items.len() as u64;
+        for (key, value) in export.items {
+            size_bytes += u64::from(stored_size(&value).map_err(corrupt)?);
+            ctx.put(&self.items, key, value);
+        }
+        self.stats.set(item_count, size_bytes);
+        *self.range.lock().unwrap_or_else(|e| e.into_inner()) = export.range;
+        ctx.put(
+            &self.stats_keyspace,
+            self.group_id.to_be_bytes().to_vec(),
+            self.stats.encode(),
+        );
+        ctx.put(
+            &self.stats_keyspace,
+            range_key(self.group_id),
+            encode_range(export.range),
+        );
+        Ok(())
     }
 }

@@ -327,3 +327,45 @@ fn a_split_moves_the_upper_tokens_out_of_range_and_statistics() {
     assert_eq!(upper_partition.stats().item_count(), 15);
     assert_eq!(upper_partition.stats().size_bytes(), upper_bytes);
 }
+
+#[test]
+fn an_export_replaces_another_replicas_range_and_recounts() {
+    let leader = Partition::new();
+    let names: Vec<String> = (0..30).map(|i| format!("k{i}")).collect();
+    let puts: Vec<PartitionCommand> = names
+        .iter()
+        .map(|pk| put(&item(pk, "leader"), ReturnValues::None))
+        .collect();
+    leader.apply(&puts);
+
+    // A replica with other, stale contents imports the leader's state.
+    let follower = Partition::new();
+    follower.apply(&[
+        put(&item("k3", "stale"), ReturnValues::None),
+        put(&item("only-here", "stale"), ReturnValues::None),
+    ]);
+    let view = leader.storage.read_view();
+    let data = leader.sm.export(&view).expect("export");
+    let mut ctx = ApplyContext::new();
+    follower.sm.import(&mut ctx, &data).expect("import");
+    follower
+        .storage
+        .commit(ctx.into_batch(), Durability::Buffered)
+        .expect("commit");
+
+    assert_eq!(follower.get("k3"), Some(item("k3", "leader")));
+    assert_eq!(follower.get("only-here"), None);
+    assert_eq!(follower.sm.stats().item_count(), 30);
+    assert_eq!(
+        follower.sm.stats().size_bytes(),
+        leader.sm.stats().size_bytes()
+    );
+    let reopened = PartitionStateMachine::open(
+        9,
+        follower.storage.keyspace("items").unwrap(),
+        follower.storage.keyspace("stats").unwrap(),
+        (0, u64::MAX),
+    )
+    .unwrap();
+    assert_eq!(reopened.stats().item_count(), 30);
+}

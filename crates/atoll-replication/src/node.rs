@@ -33,6 +33,9 @@ pub struct NodeOptions {
     pub raft_listen_addr: Option<String>,
     /// Log entries between two snapshots of a group (after which the log is purged).
     pub snapshot_every_entries: u64,
+    /// Log entries kept behind a snapshot, so a follower a little behind
+    /// catches up from the log rather than from a whole snapshot.
+    pub log_entries_kept_after_snapshot: u64,
     /// How long a group may take to elect a leader and catch up at start.
     pub group_ready_timeout: Duration,
 }
@@ -44,6 +47,7 @@ impl Default for NodeOptions {
             advertise_addr: "127.0.0.1:0".to_string(),
             raft_listen_addr: None,
             snapshot_every_entries: 20_000,
+            log_entries_kept_after_snapshot: 1000,
             group_ready_timeout: Duration::from_secs(10),
         }
     }
@@ -88,7 +92,7 @@ impl RaftNode {
             election_timeout_min: 300,
             election_timeout_max: 600,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_every_entries),
-            max_in_snapshot_log_to_keep: 1000,
+            max_in_snapshot_log_to_keep: options.log_entries_kept_after_snapshot,
             ..Default::default()
         }
         .validate()

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 
-use atoll_storage::{Bytes, Durability, Keyspace, Storage, StorageError, WriteBatch};
+use atoll_storage::{Bytes, Durability, Keyspace, ReadView, Storage, StorageError, WriteBatch};
 use futures_util::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StoredMembership};
@@ -25,6 +25,27 @@ pub trait GroupStateMachine: Send + Sync + 'static {
         log_index: u64,
         command: &[u8],
     ) -> Result<ApplyOutput, StorageError>;
+
+    /// The group's whole state as `view` sees it, in the form `import`
+    /// takes: what a snapshot sends to a replica that is too far behind.
+    fn export(&self, view: &ReadView) -> Result<Vec<u8>, StorageError> {
+        let _ = view;
+        Err(unsupported("exporting this group's state"))
+    }
+
+    /// Replaces the group's whole state with `data` from `export`; the
+    /// writes go into `ctx`, committed with the snapshot's position.
+    fn import(&self, ctx: &mut ApplyContext, data: &[u8]) -> Result<(), StorageError> {
+        let _ = (ctx, data);
+        Err(unsupported("importing this group's state"))
+    }
+}
+
+fn unsupported(what: &str) -> StorageError {
+    StorageError::Io(io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("{what} is not supported"),
+    ))
 }
 
 /// A keyspace and a key in it.
@@ -109,11 +130,41 @@ impl ApplyContext {
     }
 }
 
-/// Placeholder for a snapshot's data. A snapshot is the state already in the
-/// engine at the snapshot's log position; shipping it to a new replica is the
-/// work of the cluster layer and not implemented yet.
-#[derive(Debug, Default)]
-pub struct GroupSnapshot;
+/// A snapshot's data. A group's state already lives in the engine, so a
+/// local snapshot is an engine view at the snapshot's log position, exported
+/// only when a replica needs it; one received from a leader is that export.
+pub enum GroupSnapshot {
+    /// This replica's state at the snapshot point.
+    Local {
+        /// The engine as it was at the snapshot point.
+        view: ReadView,
+        /// The group's state machine, which knows what of the engine is its state.
+        sm: Arc<dyn GroupStateMachine>,
+    },
+    /// A leader's export, to install.
+    Received(Vec<u8>),
+}
+
+impl GroupSnapshot {
+    /// The exported state (reads the engine view of a local snapshot).
+    pub(crate) fn export(self) -> Result<Vec<u8>, StorageError> {
+        match self {
+            GroupSnapshot::Local { view, sm } => sm.export(&view),
+            GroupSnapshot::Received(data) => Ok(data),
+        }
+    }
+}
+
+impl std::fmt::Debug for GroupSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GroupSnapshot::Local { .. } => f.write_str("GroupSnapshot::Local"),
+            GroupSnapshot::Received(data) => {
+                write!(f, "GroupSnapshot::Received({} bytes)", data.len())
+            }
+        }
+    }
+}
 
 /// openraft's view of a group's state machine.
 pub(crate) struct GroupSm {
@@ -175,6 +226,9 @@ pub(crate) struct GroupSnapshotBuilder {
     storage: Storage,
     sm_meta: Keyspace,
     meta: SnapshotMeta,
+    // Taken with `meta`, on the state machine's task, so the two agree.
+    view: ReadView,
+    sm: Arc<dyn GroupStateMachine>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for GroupSnapshotBuilder {
@@ -198,7 +252,10 @@ impl RaftSnapshotBuilder<TypeConfig> for GroupSnapshotBuilder {
             .map_err(io_error)?;
         Ok(openraft::Snapshot {
             meta: self.meta.clone(),
-            snapshot: GroupSnapshot,
+            snapshot: GroupSnapshot::Local {
+                view: self.view.clone(),
+                sm: self.sm.clone(),
+            },
         })
     }
 }
@@ -305,33 +362,88 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
                 last_log_id: self.applied,
                 last_membership: self.membership.clone(),
             },
+            view: self.storage.read_view(),
+            sm: self.inner.clone(),
         }
     }
 
     async fn install_snapshot(
         &mut self,
-        _meta: &SnapshotMeta,
-        _snapshot: GroupSnapshot,
+        meta: &SnapshotMeta,
+        snapshot: GroupSnapshot,
     ) -> Result<(), io::Error> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "installing a snapshot from another replica is not implemented yet",
-        ))
+        let GroupSnapshot::Received(data) = snapshot else {
+            return Err(io::Error::other("a local snapshot cannot be installed"));
+        };
+        let (group, storage, sm_meta, inner) = (
+            self.group,
+            self.storage.clone(),
+            self.sm_meta.clone(),
+            self.inner.clone(),
+        );
+        let meta_owned = meta.clone();
+        tokio::task::spawn_blocking(move || -> io::Result<()> {
+            let mut ctx = ApplyContext::new();
+            inner.import(&mut ctx, &data).map_err(io_error)?;
+            let mut batch = ctx.into_batch();
+            let records = [
+                (MetaTag::Applied, encode(&meta_owned.last_log_id)?),
+                (MetaTag::Membership, encode(&meta_owned.last_membership)?),
+                (MetaTag::Snapshot, encode(&meta_owned)?),
+            ];
+            for (tag, value) in records {
+                batch.put(&sm_meta, meta_key(group, tag).to_vec(), value);
+            }
+            // The log behind the snapshot is gone: the state must be durable.
+            storage.commit(batch, Durability::Synced).map_err(io_error)
+        })
+        .await
+        .map_err(io_error)??;
+        self.applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        Ok(())
     }
 
+    /// The state as of the last applied entry, made durable first: a peer
+    /// that receives it skips the log up to that entry, so the snapshot's
+    /// position and the state it carries must agree, and must survive.
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<openraft::alias::SnapshotOf<TypeConfig, GroupSnapshot>>, io::Error> {
-        let stored = self
+        if self.applied.is_none() {
+            return Ok(None);
+        }
+        let meta = SnapshotMeta {
+            last_log_id: self.applied,
+            last_membership: self.membership.clone(),
+        };
+        let stored: Option<SnapshotMeta> = match self
             .sm_meta
             .get(&meta_key(self.group, MetaTag::Snapshot))
-            .map_err(io_error)?;
-        match stored {
-            Some(bytes) => Ok(Some(openraft::Snapshot {
-                meta: decode(&bytes)?,
-                snapshot: GroupSnapshot,
-            })),
-            None => Ok(None),
+            .map_err(io_error)?
+        {
+            Some(bytes) => Some(decode(&bytes)?),
+            None => None,
+        };
+        if stored.as_ref().map(|m| m.last_log_id) != Some(meta.last_log_id) {
+            let storage = self.storage.clone();
+            let mut batch = WriteBatch::new();
+            batch.put(
+                &self.sm_meta,
+                meta_key(self.group, MetaTag::Snapshot).to_vec(),
+                encode(&meta)?,
+            );
+            tokio::task::spawn_blocking(move || storage.commit(batch, Durability::Synced))
+                .await
+                .map_err(io_error)?
+                .map_err(io_error)?;
         }
+        Ok(Some(openraft::Snapshot {
+            meta,
+            snapshot: GroupSnapshot::Local {
+                view: self.storage.read_view(),
+                sm: self.inner.clone(),
+            },
+        }))
     }
 }

@@ -6,8 +6,9 @@
 //! receiving node hands each request to the group it names, and answers
 //! `Refused` when it is not the node asked for or does not host the group.
 //!
-//! Snapshots are not shipped yet: a follower that falls behind the leader's
-//! purged log cannot catch up (see `GroupSm::install_snapshot`).
+//! A snapshot (for a follower behind the leader's purged log) travels as a
+//! series of chunks on the same connection; the receiver assembles them in
+//! memory and installs the whole when the last arrives.
 
 use std::future::Future;
 use std::io;
@@ -37,6 +38,17 @@ const MAX_FRAME_BYTES: u32 = 64 * 1024 * 1024;
 /// Time allowed to open a connection to a peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Bytes of snapshot per chunk.
+const SNAPSHOT_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+
+/// Largest snapshot a node accepts. Snapshots are assembled in memory, so
+/// this bounds what a peer can make it hold (partitions split at 10 GB of
+/// items; streaming snapshots through a file is a follow-up).
+const MAX_SNAPSHOT_BYTES: usize = 1024 * 1024 * 1024;
+
+/// Time allowed to install a received snapshot.
+const SNAPSHOT_INSTALL_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A Raft message for one group on one node.
 #[derive(Serialize, Deserialize)]
 struct Envelope {
@@ -53,6 +65,14 @@ enum Request {
     Vote(VoteRequest<TypeConfig>),
     PreVote(VoteRequest<TypeConfig>),
     TransferLeader(TransferLeaderRequest<TypeConfig>),
+    /// Part of a snapshot: `data` belongs at `offset`; the last part installs it.
+    SnapshotChunk {
+        vote: openraft::alias::VoteOf<TypeConfig>,
+        meta: openraft::alias::SnapshotMetaOf<TypeConfig>,
+        offset: u64,
+        data: Vec<u8>,
+        done: bool,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -60,6 +80,10 @@ enum Reply {
     AppendEntries(AppendEntriesResponse<TypeConfig>),
     Vote(VoteResponse<TypeConfig>),
     TransferLeader(TransferLeaderResponse<TypeConfig>),
+    /// A snapshot chunk was taken; send the next.
+    ChunkReceived,
+    /// The snapshot was installed (or refused for a newer vote).
+    Snapshot(SnapshotResponse<TypeConfig>),
     /// The receiver cannot handle the request (wrong node, group not hosted,
     /// group stopped); the sender treats the peer as unreachable for now.
     Refused(String),
@@ -116,6 +140,8 @@ async fn serve_connection(stream: TcpStream, node: Weak<RaftNode>) -> io::Result
     stream.set_nodelay(true)?;
     let (reader, writer) = stream.into_split();
     let (mut reader, mut writer) = (BufReader::new(reader), BufWriter::new(writer));
+    // A snapshot being received on this connection: its group and bytes so far.
+    let mut incoming: Option<(GroupId, Vec<u8>)> = None;
     loop {
         let frame = match read_frame(&mut reader).await {
             Ok(frame) => frame,
@@ -124,14 +150,18 @@ async fn serve_connection(stream: TcpStream, node: Weak<RaftNode>) -> io::Result
         };
         let envelope: Envelope = decode(&frame)?;
         let reply = match node.upgrade() {
-            Some(node) => dispatch(&node, envelope).await,
+            Some(node) => dispatch(&node, envelope, &mut incoming).await,
             None => return Ok(()),
         };
         write_frame(&mut writer, &encode(&reply)?).await?;
     }
 }
 
-async fn dispatch(node: &RaftNode, envelope: Envelope) -> Reply {
+async fn dispatch(
+    node: &RaftNode,
+    envelope: Envelope,
+    incoming: &mut Option<(GroupId, Vec<u8>)>,
+) -> Reply {
     if envelope.target != node.node_id() {
         return Reply::Refused(format!(
             "this is node {}, not node {}",
@@ -164,6 +194,44 @@ async fn dispatch(node: &RaftNode, envelope: Envelope) -> Reply {
             Ok(response) => Reply::TransferLeader(response),
             Err(e) => refused(&e),
         },
+        Request::SnapshotChunk {
+            vote,
+            meta,
+            offset,
+            data,
+            done,
+        } => {
+            let group = envelope.group;
+            if offset == 0 {
+                *incoming = Some((group, Vec::new()));
+            }
+            let Some((receiving, buffer)) = incoming.as_mut() else {
+                return Reply::Refused("snapshot chunk without its beginning".into());
+            };
+            if *receiving != group || buffer.len() as u64 != offset {
+                *incoming = None;
+                return Reply::Refused("snapshot chunk out of order".into());
+            }
+            if buffer.len() + data.len() > MAX_SNAPSHOT_BYTES {
+                *incoming = None;
+                return Reply::Refused(format!("snapshot larger than {MAX_SNAPSHOT_BYTES} bytes"));
+            }
+            buffer.extend_from_slice(&data);
+            if !done {
+                return Reply::ChunkReceived;
+            }
+            let Some((_, data)) = incoming.take() else {
+                return Reply::Refused("snapshot lost".into());
+            };
+            let snapshot = openraft::Snapshot {
+                meta,
+                snapshot: GroupSnapshot::Received(data),
+            };
+            match raft.install_full_snapshot(vote, snapshot).await {
+                Ok(response) => Reply::Snapshot(response),
+                Err(e) => refused(&e),
+            }
+        }
     }
 }
 
@@ -340,19 +408,58 @@ impl RaftNetworkV2<TypeConfig> for TcpPeer {
 
     async fn full_snapshot(
         &mut self,
-        _vote: openraft::alias::VoteOf<TypeConfig>,
-        _snapshot: openraft::alias::SnapshotOf<TypeConfig, GroupSnapshot>,
+        vote: openraft::alias::VoteOf<TypeConfig>,
+        snapshot: openraft::alias::SnapshotOf<TypeConfig, GroupSnapshot>,
         _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
-        _option: RPCOption,
+        option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        Err(StreamingError::Unreachable(Unreachable::new(
-            &io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!(
-                    "group {}: shipping a snapshot to node {} is not implemented yet",
-                    self.group, self.target
-                ),
-            ),
+        let meta = snapshot.meta;
+        let data = tokio::task::spawn_blocking(move || snapshot.snapshot.export())
+            .await
+            .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?
+            .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+        let chunks: Vec<&[u8]> = if data.is_empty() {
+            vec![&[]]
+        } else {
+            data.chunks(SNAPSHOT_CHUNK_BYTES).collect()
+        };
+        let last = chunks.len() - 1;
+        let mut offset = 0u64;
+        for (index, chunk) in chunks.into_iter().enumerate() {
+            let done = index == last;
+            let request = Request::SnapshotChunk {
+                vote,
+                meta: meta.clone(),
+                offset,
+                data: chunk.to_vec(),
+                done,
+            };
+            let timeout = if done {
+                option.hard_ttl().max(SNAPSHOT_INSTALL_TIMEOUT)
+            } else {
+                option.hard_ttl().max(CONNECT_TIMEOUT)
+            };
+            match self.call(request, timeout).await {
+                Ok(Reply::ChunkReceived) if !done => {}
+                Ok(Reply::Snapshot(response)) if done => return Ok(response),
+                Ok(_) => {
+                    return Err(StreamingError::Network(NetworkError::new(
+                        &io::Error::other("unexpected reply to a snapshot chunk"),
+                    )));
+                }
+                Err(CallError::Unreachable(e)) => {
+                    return Err(StreamingError::Unreachable(Unreachable::new(&e)));
+                }
+                Err(CallError::Refused(reason)) => {
+                    return Err(StreamingError::Network(NetworkError::new(
+                        &io::Error::other(reason),
+                    )));
+                }
+            }
+            offset += chunk.len() as u64;
+        }
+        Err(StreamingError::Network(NetworkError::new(
+            &io::Error::other("snapshot sent without a final chunk"),
         )))
     }
 }

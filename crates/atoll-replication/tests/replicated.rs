@@ -23,14 +23,26 @@ struct Replica {
     kv: Arc<Kv>,
 }
 
+/// Logs to the test's output when `RUST_LOG` asks (e.g. `openraft=info`).
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 fn open(dir: &Path, id: NodeId, listen: &str) -> Replica {
+    open_with(dir, id, listen, NodeOptions::default())
+}
+
+fn open_with(dir: &Path, id: NodeId, listen: &str, options: NodeOptions) -> Replica {
     let storage = Storage::open(dir, StorageOptions::default()).expect("storage");
     let node = RaftNode::open(
         storage.clone(),
         NodeOptions {
             node_id: id,
             raft_listen_addr: Some(listen.to_string()),
-            ..NodeOptions::default()
+            ..options
         },
     )
     .expect("node");
@@ -120,10 +132,7 @@ async fn write_many(groups: &BTreeMap<NodeId, Group>, first: NodeId, prefix: &st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_elect_replicate_fail_over_and_catch_up() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    init_tracing();
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut replicas: Vec<Replica> = (0..3)
         .map(|i| open(dirs[i].path(), i as NodeId + 1, "127.0.0.1:0"))
@@ -239,4 +248,72 @@ async fn garbage_on_the_raft_port_closes_the_connection_only() {
         .expect("the node still serves");
     assert_eq!(value(&replica, "still"), Some("serving".to_string()));
     replica.node.shutdown().await;
+}
+
+/// A follower that was down while the leader snapshotted and purged its
+/// log catches up from a snapshot sent over the transport, then from the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_the_purged_log_catches_up_from_a_snapshot() {
+    init_tracing();
+    let options = || NodeOptions {
+        snapshot_every_entries: 20,
+        log_entries_kept_after_snapshot: 5,
+        ..NodeOptions::default()
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut replicas: Vec<Replica> = (0..3)
+        .map(|i| open_with(dirs[i].path(), i as NodeId + 1, "127.0.0.1:0", options()))
+        .collect();
+    let members: BTreeMap<NodeId, String> = replicas
+        .iter()
+        .map(|r| (r.id, r.node.raft_addr().expect("listening").to_string()))
+        .collect();
+    let groups = start_all(&replicas.iter().collect::<Vec<_>>(), &members).await;
+    let all: Vec<&Group> = groups.iter().collect();
+    let leader = agreed_leader(&all, &[1, 2, 3]).await;
+    let by_id: BTreeMap<NodeId, Group> = replicas
+        .iter()
+        .zip(&groups)
+        .map(|(replica, group)| (replica.id, group.clone()))
+        .collect();
+    write_many(&by_id, leader, "a", 10).await;
+
+    // A follower stops; the other two go on far past several snapshots.
+    let behind_at = (0..3)
+        .find(|i| replicas[*i].id != leader)
+        .expect("a follower");
+    let behind_id = replicas[behind_at].id;
+    let behind_addr = members[&behind_id].clone();
+    replicas[behind_at].node.shutdown().await;
+    let mut up = by_id.clone();
+    up.remove(&behind_id);
+    for round in 0..8 {
+        write_many(&up, leader, &format!("b{round}-"), 25).await;
+    }
+    for replica in replicas.iter().filter(|r| r.id != behind_id) {
+        wait_for(replica, "b7-24", "v24").await;
+    }
+
+    // It comes back: the entries it misses are purged, so only a snapshot helps.
+    drop((groups, by_id, up));
+    let Replica { id, node, kv } = replicas.remove(behind_at);
+    drop((node, kv));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let back = open_with(dirs[behind_at].path(), id, &behind_addr, options());
+    back.node
+        .start_replicated_group(GROUP, back.kv.clone(), members.clone())
+        .await
+        .expect("the follower rejoins");
+    wait_for(&back, "b7-24", "v24").await;
+    for key in ["a0", "a9", "b0-0", "b3-17", "b7-0"] {
+        let expected = format!("v{}", key.rsplit(['-', 'a']).next().unwrap_or_default());
+        assert_eq!(value(&back, key), Some(expected), "{key}");
+    }
+    // And it keeps up from the log afterwards.
+    let mut groups: BTreeMap<NodeId, Group> = BTreeMap::new();
+    for replica in &replicas {
+        groups.insert(replica.id, replica.node.group(GROUP).expect("group"));
+    }
+    write_many(&groups, leader, "c", 5).await;
+    wait_for(&back, "c4", "v4").await;
 }

@@ -292,6 +292,52 @@ impl Storage {
     }
 }
 
+/// A consistent, point-in-time view of every keyspace (an engine snapshot):
+/// later writes are invisible to it. Hold it briefly: the engine keeps the
+/// old versions it can see until it is dropped. (The in-memory engine, used
+/// by unit tests, has no snapshots: its view reads live data.)
+#[derive(Clone)]
+pub struct ReadView {
+    inner: ReadViewInner,
+}
+
+#[derive(Clone)]
+enum ReadViewInner {
+    Fjall(fjall::Snapshot),
+    Live,
+}
+
+impl Storage {
+    /// A point-in-time view of all keyspaces as of now.
+    pub fn read_view(&self) -> ReadView {
+        ReadView {
+            inner: match &self.engine {
+                Engine::Fjall { db, .. } => ReadViewInner::Fjall(db.snapshot()),
+                Engine::Memory(_) => ReadViewInner::Live,
+            },
+        }
+    }
+}
+
+impl ReadView {
+    /// Iterates over keys of `keyspace` in `(start, end)`, ascending, as the view sees them.
+    pub fn range(
+        &self,
+        keyspace: &Keyspace,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+    ) -> RangeIter<'static> {
+        match (&self.inner, &keyspace.inner) {
+            (ReadViewInner::Fjall(snapshot), KeyspaceInner::Fjall(ks)) => {
+                use fjall::Readable;
+                let iter = snapshot.range::<Vec<u8>, _>(ks, (start, end));
+                Box::new(iter.map(|guard| guard.into_inner().map_err(StorageError::from)))
+            }
+            _ => keyspace.range(start, end, false),
+        }
+    }
+}
+
 /// Items yielded by range iterators: key and value.
 pub type KeyValue = (Bytes, Bytes);
 

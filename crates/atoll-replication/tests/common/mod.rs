@@ -1,7 +1,9 @@
 //! A key-value state machine the replication tests drive groups with.
 
+use std::ops::Bound;
+
 use atoll_replication::{ApplyContext, ApplyOutput, GroupStateMachine};
-use atoll_storage::{Keyspace, StorageError};
+use atoll_storage::{Keyspace, ReadView, StorageError};
 
 /// A command "key=value" sets key and returns the old value (`Option<Vec<u8>>`).
 pub struct Kv {
@@ -24,5 +26,29 @@ impl GroupStateMachine for Kv {
             value.as_bytes().to_vec(),
         );
         Ok(ApplyOutput::new(old))
+    }
+
+    fn export(&self, view: &ReadView) -> Result<Vec<u8>, StorageError> {
+        let mut pairs = Vec::new();
+        for pair in view.range(&self.keyspace, Bound::Unbounded, Bound::Unbounded) {
+            let (key, value) = pair?;
+            pairs.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(postcard::to_stdvec(&pairs).expect("encode"))
+    }
+
+    fn import(&self, ctx: &mut ApplyContext, data: &[u8]) -> Result<(), StorageError> {
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = postcard::from_bytes(data).expect("decode");
+        for pair in self
+            .keyspace
+            .range(Bound::Unbounded, Bound::Unbounded, false)
+        {
+            let (key, _) = pair?;
+            ctx.delete(&self.keyspace, key.to_vec());
+        }
+        for (key, value) in pairs {
+            ctx.put(&self.keyspace, key, value);
+        }
+        Ok(())
     }
 }
