@@ -81,7 +81,8 @@ async fn agreed_leader(groups: &[&Group], candidates: &[NodeId]) -> NodeId {
     }
 }
 
-/// Waits until `replica` has applied the write of `key`.
+/// Waits until `replica` has applied the write of `key` (10 s at most: an
+/// acknowledged write that never shows up is lost).
 async fn wait_for(replica: &Replica, key: &str, expected: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while value(replica, key).as_deref() != Some(expected) {
@@ -316,4 +317,141 @@ async fn a_follower_behind_the_purged_log_catches_up_from_a_snapshot() {
     }
     write_many(&groups, leader, "c", 5).await;
     wait_for(&back, "c4", "v4").await;
+}
+
+/// Writes `count` keys, each retried on whichever live node leads (as a
+/// router would) until acknowledged; returns the acknowledged keys.
+async fn write_through_faults(
+    live: &BTreeMap<NodeId, Group>,
+    prefix: &str,
+    count: usize,
+) -> Vec<String> {
+    let writes = (0..count).map(|i| {
+        let key = format!("{prefix}{i}");
+        let command = bytes::Bytes::from(format!("{key}=v{i}"));
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let ids: Vec<NodeId> = live.keys().copied().collect();
+            let mut target = ids[i % ids.len()];
+            let mut attempt = 0usize;
+            loop {
+                assert!(Instant::now() < deadline, "no live node took {key}");
+                let group = &live[&target];
+                match group.propose(command.clone()).await {
+                    // Acknowledged: durable on a quorum.
+                    Ok(_) => return key,
+                    Err(ReplicationError::NotLeader {
+                        leader: Some(leader),
+                        ..
+                    }) if live.contains_key(&leader) => target = leader,
+                    // No leader yet, or the outcome is unknown: the same
+                    // key=value again is harmless.
+                    Err(_) => {
+                        attempt += 1;
+                        target = ids[(i + attempt) % ids.len()];
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+        }
+    });
+    futures_util::future::join_all(writes).await
+}
+
+/// Rounds of writes while one node at a time is stopped (sometimes the
+/// leader) and brought back, with snapshots and purges under way: every
+/// acknowledged write ends up on every replica. Seeds choose the victims;
+/// `FAULT_SEEDS=1,2,3` runs others, and a failing seed replays its victims.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_nodes_stopping_and_returning() {
+    init_tracing();
+    let seeds: Vec<u64> = std::env::var("FAULT_SEEDS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![7, 11]);
+    for seed in seeds {
+        run_fault_rounds(seed).await;
+    }
+}
+
+async fn run_fault_rounds(seed: u64) {
+    let options = || NodeOptions {
+        snapshot_every_entries: 25,
+        log_entries_kept_after_snapshot: 5,
+        ..NodeOptions::default()
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut replicas: Vec<Option<Replica>> = (0..3)
+        .map(|i| {
+            Some(open_with(
+                dirs[i].path(),
+                i as NodeId + 1,
+                "127.0.0.1:0",
+                options(),
+            ))
+        })
+        .collect();
+    let members: BTreeMap<NodeId, String> = replicas
+        .iter()
+        .flatten()
+        .map(|r| (r.id, r.node.raft_addr().expect("listening").to_string()))
+        .collect();
+    start_all(&replicas.iter().flatten().collect::<Vec<_>>(), &members).await;
+
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut acknowledged = Vec::new();
+    for round in 0..8 {
+        let down = replicas.iter().position(Option::is_none);
+        match down {
+            None => {
+                let victim = (next() % 3) as usize;
+                if let Some(replica) = replicas[victim].take() {
+                    replica.node.shutdown().await;
+                }
+            }
+            Some(at) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let id = at as NodeId + 1;
+                let back = open_with(dirs[at].path(), id, &members[&id], options());
+                back.node
+                    .start_replicated_group(GROUP, back.kv.clone(), members.clone())
+                    .await
+                    .unwrap_or_else(|e| panic!("seed {seed}: node {id} rejoins: {e}"));
+                replicas[at] = Some(back);
+            }
+        }
+        let live: BTreeMap<NodeId, Group> = replicas
+            .iter()
+            .flatten()
+            .map(|r| (r.id, r.node.group(GROUP).expect("group")))
+            .collect();
+        acknowledged.extend(write_through_faults(&live, &format!("s{seed}r{round}-"), 30).await);
+    }
+    if let Some(at) = replicas.iter().position(Option::is_none) {
+        let id = at as NodeId + 1;
+        let back = open_with(dirs[at].path(), id, &members[&id], options());
+        back.node
+            .start_replicated_group(GROUP, back.kv.clone(), members.clone())
+            .await
+            .unwrap_or_else(|e| panic!("seed {seed}: node {id} rejoins: {e}"));
+        replicas[at] = Some(back);
+    }
+    // Writes of a round commit in any order: wait for each one.
+    for replica in replicas.iter().flatten() {
+        for key in &acknowledged {
+            let i = key.rsplit('-').next().unwrap_or_default();
+            wait_for(replica, key, &format!("v{i}")).await;
+        }
+    }
+    for replica in replicas.iter().flatten() {
+        replica.node.shutdown().await;
+    }
 }
