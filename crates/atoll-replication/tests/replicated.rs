@@ -188,6 +188,7 @@ async fn three_replicas_elect_replicate_fail_over_and_catch_up() {
     surviving.remove(&old_leader.id);
     write_many(&surviving, new_leader, "b", 50).await;
     let failover = stopped_at.elapsed();
+    eprintln!("failover (leader stopped -> 50 writes acknowledged by the new leader): {failover:?}");
     assert!(
         failover < Duration::from_secs(5),
         "failover took {failover:?}"
