@@ -186,25 +186,7 @@ impl RaftNode {
         if let Some(group) = self.group(id) {
             return Ok(group);
         }
-        let log = GroupLogStore::open(id, self.log.clone()).map_err(stopped)?;
-        let state_machine =
-            GroupSm::open(id, self.storage.clone(), self.sm_meta.clone(), sm).map_err(stopped)?;
-        let raft = Raft::new(
-            self.options.node_id,
-            self.raft_config.clone(),
-            TcpNetwork { group: id },
-            log.clone(),
-            state_machine,
-        )
-        .await
-        .map_err(stopped)?;
-        let group = Group { id, raft, log };
-        // Registered before it has a leader: its peers' votes and entries
-        // must reach it for it to get one.
-        self.groups
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, group.clone());
+        let group = self.open_group(id, sm).await?;
         let single_voter = members.len() == 1;
         // The member with the smallest id writes the first membership entry;
         // the others learn it from that member. (Were every member to
@@ -237,6 +219,48 @@ impl RaftNode {
             let _ = group.raft.shutdown().await;
             return Err(e);
         }
+        Ok(group)
+    }
+
+    /// Hosts group `id` as a new replica that its leader is about to add
+    /// (`Group::replace_voter`): the group starts empty and waits to hear
+    /// from the leader, which sends it a snapshot and the log after it.
+    pub async fn join_group(
+        &self,
+        id: GroupId,
+        sm: Arc<dyn GroupStateMachine>,
+    ) -> Result<Group, ReplicationError> {
+        match self.group(id) {
+            Some(group) => Ok(group),
+            None => self.open_group(id, sm).await,
+        }
+    }
+
+    /// Creates group `id`'s Raft instance on its log and state machine, and
+    /// registers it with the transport. Registered before it has a leader:
+    /// its peers' votes and entries must reach it for it to get one.
+    async fn open_group(
+        &self,
+        id: GroupId,
+        sm: Arc<dyn GroupStateMachine>,
+    ) -> Result<Group, ReplicationError> {
+        let log = GroupLogStore::open(id, self.log.clone()).map_err(stopped)?;
+        let state_machine =
+            GroupSm::open(id, self.storage.clone(), self.sm_meta.clone(), sm).map_err(stopped)?;
+        let raft = Raft::new(
+            self.options.node_id,
+            self.raft_config.clone(),
+            TcpNetwork { group: id },
+            log.clone(),
+            state_machine,
+        )
+        .await
+        .map_err(stopped)?;
+        let group = Group { id, raft, log };
+        self.groups
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, group.clone());
         Ok(group)
     }
 
@@ -350,6 +374,46 @@ impl Group {
             }
             Err(RaftError::APIError(e)) => Err(ReplicationError::Timeout(e.to_string())),
             Err(RaftError::Fatal(e)) => Err(stopped(e)),
+        }
+    }
+
+    /// On the leader: replaces voter `old` by node `new` (reached at
+    /// `new_addr`, hosting the group with `RaftNode::join_group`). The new
+    /// node first catches up as a learner (a snapshot, then the log), then
+    /// the voter set changes in one joint-consensus step; `old` leaves.
+    pub async fn replace_voter(
+        &self,
+        old: NodeId,
+        new: NodeId,
+        new_addr: String,
+    ) -> Result<(), ReplicationError> {
+        self.raft
+            .add_learner(new, BasicNode { addr: new_addr }, true)
+            .await
+            .map_err(|e| self.membership_error(e))?;
+        let mut voters: std::collections::BTreeSet<NodeId> =
+            self.voters().into_iter().filter(|id| *id != old).collect();
+        voters.insert(new);
+        self.raft
+            .change_membership(voters, false)
+            .await
+            .map_err(|e| self.membership_error(e))?;
+        Ok(())
+    }
+
+    fn membership_error(
+        &self,
+        error: RaftError<TypeConfig, ClientWriteError<TypeConfig>>,
+    ) -> ReplicationError {
+        match error {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                ReplicationError::NotLeader {
+                    group: self.id,
+                    leader: f.leader_id,
+                }
+            }
+            RaftError::APIError(e) => ReplicationError::OutcomeUnknown(e.to_string()),
+            RaftError::Fatal(e) => stopped(e),
         }
     }
 

@@ -188,7 +188,9 @@ async fn three_replicas_elect_replicate_fail_over_and_catch_up() {
     surviving.remove(&old_leader.id);
     write_many(&surviving, new_leader, "b", 50).await;
     let failover = stopped_at.elapsed();
-    eprintln!("failover (leader stopped -> 50 writes acknowledged by the new leader): {failover:?}");
+    eprintln!(
+        "failover (leader stopped -> 50 writes acknowledged by the new leader): {failover:?}"
+    );
     assert!(
         failover < Duration::from_secs(5),
         "failover took {failover:?}"
@@ -454,5 +456,69 @@ async fn run_fault_rounds(seed: u64) {
     }
     for replica in replicas.iter().flatten() {
         replica.node.shutdown().await;
+    }
+}
+
+/// A replica lost for good is rebuilt on another node: the leader adds the
+/// new node, which catches up from a snapshot, and swaps it for the lost one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_replica_is_rebuilt_on_a_new_node() {
+    init_tracing();
+    let options = || NodeOptions {
+        snapshot_every_entries: 20,
+        log_entries_kept_after_snapshot: 5,
+        ..NodeOptions::default()
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut replicas: Vec<Replica> = (0..3)
+        .map(|i| open_with(dirs[i].path(), i as NodeId + 1, "127.0.0.1:0", options()))
+        .collect();
+    let members: BTreeMap<NodeId, String> = replicas
+        .iter()
+        .map(|r| (r.id, r.node.raft_addr().expect("listening").to_string()))
+        .collect();
+    let groups = start_all(&replicas.iter().collect::<Vec<_>>(), &members).await;
+    let leader = agreed_leader(&groups.iter().collect::<Vec<_>>(), &[1, 2, 3]).await;
+    let mut live: BTreeMap<NodeId, Group> = replicas
+        .iter()
+        .zip(&groups)
+        .map(|(replica, group)| (replica.id, group.clone()))
+        .collect();
+    write_many(&live, leader, "a", 60).await;
+
+    // A follower is gone for good.
+    let lost_at = (0..3)
+        .find(|i| replicas[*i].id != leader)
+        .expect("a follower");
+    let lost = replicas.remove(lost_at);
+    lost.node.shutdown().await;
+    live.remove(&lost.id);
+
+    // Node 4 joins and replaces it.
+    let new = open_with(dirs[3].path(), 4, "127.0.0.1:0", options());
+    let new_group = new
+        .node
+        .join_group(GROUP, new.kv.clone())
+        .await
+        .expect("node 4 hosts the group");
+    let new_addr = new.node.raft_addr().expect("listening").to_string();
+    live[&leader]
+        .replace_voter(lost.id, 4, new_addr)
+        .await
+        .expect("the replica is replaced");
+    let mut voters = live[&leader].voters();
+    voters.sort_unstable();
+    let mut expected: Vec<NodeId> = replicas.iter().map(|r| r.id).chain([4]).collect();
+    expected.sort_unstable();
+    assert_eq!(voters, expected);
+
+    live.insert(4, new_group);
+    write_many(&live, leader, "b", 20).await;
+    for key in ["a0", "a59", "b19"] {
+        let i = key.trim_start_matches(['a', 'b']);
+        wait_for(&new, key, &format!("v{i}")).await;
+    }
+    for i in 0..60 {
+        assert_eq!(value(&new, &format!("a{i}")), Some(format!("v{i}")));
     }
 }
