@@ -55,6 +55,9 @@ impl Default for NodeOptions {
 
 pub(crate) type Raft = openraft::Raft<TypeConfig, GroupSm>;
 
+/// How long a stopping node waits for each group's leadership to move.
+const HAND_OFF_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// One Raft group hosted on this node.
 #[derive(Clone)]
 pub struct Group {
@@ -290,8 +293,33 @@ impl RaftNode {
         Ok(())
     }
 
-    /// Stops the transport and every group.
+    /// Stops the node: first hands every leadership it holds to a caught-up
+    /// voter (so writes go on without waiting out an election), then stops
+    /// the transport and every group.
     pub async fn shutdown(&self) {
+        self.stop(true).await;
+    }
+
+    /// Stops the transport and every group; with `hand_off_leadership`, first
+    /// moves the leaderships it holds. Without, peers notice only when their
+    /// election timers fire, as after a crash (tests of failover use that).
+    pub async fn stop(&self, hand_off_leadership: bool) {
+        if hand_off_leadership {
+            let groups: Vec<Group> = self
+                .groups
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned()
+                .collect();
+            let node_id = self.options.node_id;
+            futures_util::future::join_all(
+                groups
+                    .iter()
+                    .map(|group| group.hand_off_leadership(node_id, HAND_OFF_TIMEOUT)),
+            )
+            .await;
+        }
         if let Some(task) = self
             .transport_task
             .lock()
@@ -414,6 +442,51 @@ impl Group {
             }
             RaftError::APIError(e) => ReplicationError::OutcomeUnknown(e.to_string()),
             RaftError::Fatal(e) => stopped(e),
+        }
+    }
+
+    /// If this replica leads and has peers, asks the most caught-up voter
+    /// to take over and waits (up to `timeout`) until someone else leads.
+    async fn hand_off_leadership(&self, node_id: NodeId, timeout: Duration) {
+        let target = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow_watched();
+            if metrics.current_leader != Some(node_id) {
+                return;
+            }
+            let voters: Vec<NodeId> = metrics
+                .membership_config
+                .membership()
+                .voter_ids()
+                .filter(|id| *id != node_id)
+                .collect();
+            metrics.replication.as_ref().and_then(|progress| {
+                voters
+                    .iter()
+                    .max_by_key(|id| progress.get(*id).cloned().flatten().map(|l| l.index))
+                    .copied()
+            })
+        };
+        let Some(target) = target else {
+            return;
+        };
+        if self.raft.trigger().transfer_leader(target).await.is_err() {
+            return;
+        }
+        let handed = self
+            .raft
+            .wait(Some(timeout))
+            .metrics(
+                |m| m.current_leader.is_some_and(|leader| leader != node_id),
+                "leadership handed off",
+            )
+            .await;
+        if handed.is_err() {
+            tracing::warn!(
+                group = self.id,
+                target,
+                "leadership hand-off timed out; stopping anyway"
+            );
         }
     }
 

@@ -175,21 +175,22 @@ async fn three_replicas_elect_replicate_fail_over_and_catch_up() {
         }
     }
 
-    // The leader's node stops: the other two elect a new leader and go on.
+    // The leader's node stops as if it crashed (no hand-off): the other two
+    // elect a new leader when their timers fire, and go on.
     let old_leader = &replicas[leader_at];
     let old_addr = members[&old_leader.id].clone();
-    old_leader.node.shutdown().await;
+    let stopped_at = Instant::now();
+    old_leader.node.stop(false).await;
     let survivors: Vec<usize> = (0..3).filter(|i| *i != leader_at).collect();
     let surviving_groups: Vec<&Group> = survivors.iter().map(|i| &groups[*i]).collect();
     let survivor_ids: Vec<NodeId> = survivors.iter().map(|i| replicas[*i].id).collect();
-    let stopped_at = Instant::now();
     let new_leader = agreed_leader(&surviving_groups, &survivor_ids).await;
     let mut surviving = by_id.clone();
     surviving.remove(&old_leader.id);
     write_many(&surviving, new_leader, "b", 50).await;
     let failover = stopped_at.elapsed();
     eprintln!(
-        "failover (leader stopped -> 50 writes acknowledged by the new leader): {failover:?}"
+        "failover (leader crashed -> 50 writes acknowledged by the new leader): {failover:?}"
     );
     assert!(
         failover < Duration::from_secs(5),
@@ -417,7 +418,8 @@ async fn run_fault_rounds(seed: u64) {
             None => {
                 let victim = (next() % 3) as usize;
                 if let Some(replica) = replicas[victim].take() {
-                    replica.node.shutdown().await;
+                    // Half the stops are crashes, half hand off leadership first.
+                    replica.node.stop(next() % 2 == 0).await;
                 }
             }
             Some(at) => {
@@ -520,5 +522,49 @@ async fn a_lost_replica_is_rebuilt_on_a_new_node() {
     }
     for i in 0..60 {
         assert_eq!(value(&new, &format!("a{i}")), Some(format!("v{i}")));
+    }
+}
+
+/// A node asked to stop hands its leadership to a caught-up voter before it
+/// goes: when `shutdown` returns, another replica already leads and takes
+/// writes, with no election timeout to wait out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_leader_hands_off_its_leadership() {
+    init_tracing();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let replicas: Vec<Replica> = (0..3)
+        .map(|i| open(dirs[i].path(), i as NodeId + 1, "127.0.0.1:0"))
+        .collect();
+    let members: BTreeMap<NodeId, String> = replicas
+        .iter()
+        .map(|r| (r.id, r.node.raft_addr().expect("listening").to_string()))
+        .collect();
+    let groups = start_all(&replicas.iter().collect::<Vec<_>>(), &members).await;
+    let leader = agreed_leader(&groups.iter().collect::<Vec<_>>(), &[1, 2, 3]).await;
+    let mut by_id: BTreeMap<NodeId, Group> = replicas
+        .iter()
+        .zip(&groups)
+        .map(|(replica, group)| (replica.id, group.clone()))
+        .collect();
+    write_many(&by_id, leader, "a", 20).await;
+
+    let stopping = replicas.iter().find(|r| r.id == leader).expect("leader");
+    let started = Instant::now();
+    stopping.node.shutdown().await;
+    by_id.remove(&leader);
+    let successor = by_id
+        .iter()
+        .find(|(id, group)| group.current_leader() == Some(**id))
+        .map(|(id, _)| *id);
+    let Some(successor) = successor else {
+        panic!("no replica leads right after the leader's shutdown");
+    };
+    write_many(&by_id, successor, "b", 20).await;
+    eprintln!(
+        "hand-off (shutdown of the leader's node -> 20 writes acknowledged): {:?}",
+        started.elapsed()
+    );
+    for replica in replicas.iter().filter(|r| r.id != leader) {
+        wait_for(replica, "b19", "v19").await;
     }
 }
