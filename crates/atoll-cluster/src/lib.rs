@@ -8,6 +8,7 @@
 mod catalog;
 mod cluster;
 mod error;
+pub mod placement;
 
 pub use catalog::{CatalogCommand, TableUpdate};
 pub use cluster::{

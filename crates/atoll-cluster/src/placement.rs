@@ -1,0 +1,131 @@
+//! Where a partition's replicas go: on distinct nodes, spread over distinct
+//! zones when the nodes name zones, on the least loaded nodes first.
+//!
+//! Pure functions of what the catalog knows, so every node that computes a
+//! placement computes the same one. Not wired into serving yet: the server
+//! still runs one node, whose groups have one voter.
+
+use std::collections::BTreeSet;
+
+use atoll_replication::NodeId;
+
+/// DynamoDB keeps three copies of every partition.
+pub const REPLICATION_FACTOR: usize = 3;
+
+/// A node as placement sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Node id.
+    pub id: NodeId,
+    /// Availability zone, when the node was started with one.
+    pub zone: Option<String>,
+    /// Replicas the node holds now (its load).
+    pub replica_count: usize,
+}
+
+/// The nodes for a new partition: `replication_factor` distinct nodes, or
+/// every node when there are fewer. Each pick prefers a zone no earlier
+/// pick uses, then the fewest replicas, then the lowest id.
+pub fn place_replicas(nodes: &[NodeInfo], replication_factor: usize) -> Vec<NodeId> {
+    let mut chosen: Vec<&NodeInfo> = Vec::new();
+    while chosen.len() < replication_factor {
+        let used_zones: BTreeSet<&str> = chosen.iter().filter_map(|n| n.zone.as_deref()).collect();
+        let next = nodes
+            .iter()
+            .filter(|n| !chosen.iter().any(|c| c.id == n.id))
+            .min_by_key(|n| {
+                let zone_used = n.zone.as_deref().is_some_and(|z| used_zones.contains(z));
+                (zone_used, n.replica_count, n.id)
+            });
+        match next {
+            Some(node) => chosen.push(node),
+            None => break,
+        }
+    }
+    chosen.into_iter().map(|n| n.id).collect()
+}
+
+/// A node to rebuild replica `lost` of a partition held by `current` on:
+/// not one of them, preferring a zone the remaining replicas do not use,
+/// then the fewest replicas, then the lowest id. `None` when no node is free.
+pub fn replacement_for(nodes: &[NodeInfo], current: &[NodeId], lost: NodeId) -> Option<NodeId> {
+    let remaining_zones: BTreeSet<&str> = nodes
+        .iter()
+        .filter(|n| n.id != lost && current.contains(&n.id))
+        .filter_map(|n| n.zone.as_deref())
+        .collect();
+    nodes
+        .iter()
+        .filter(|n| n.id != lost && !current.contains(&n.id))
+        .min_by_key(|n| {
+            let zone_used = n
+                .zone
+                .as_deref()
+                .is_some_and(|z| remaining_zones.contains(z));
+            (zone_used, n.replica_count, n.id)
+        })
+        .map(|n| n.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: NodeId, zone: Option<&str>, replica_count: usize) -> NodeInfo {
+        NodeInfo {
+            id,
+            zone: zone.map(str::to_string),
+            replica_count,
+        }
+    }
+
+    #[test]
+    fn replicas_spread_over_zones_then_load() {
+        let nodes = [
+            node(1, Some("a"), 0),
+            node(2, Some("a"), 0),
+            node(3, Some("b"), 5),
+            node(4, Some("c"), 9),
+            node(5, Some("b"), 1),
+        ];
+        // One per zone, the least loaded node of each.
+        assert_eq!(place_replicas(&nodes, 3), vec![1, 5, 4]);
+    }
+
+    #[test]
+    fn without_zones_the_least_loaded_nodes_are_chosen() {
+        let nodes = [
+            node(1, None, 4),
+            node(2, None, 1),
+            node(3, None, 1),
+            node(4, None, 0),
+        ];
+        assert_eq!(place_replicas(&nodes, 3), vec![4, 2, 3]);
+    }
+
+    #[test]
+    fn fewer_nodes_than_copies_give_one_copy_per_node() {
+        assert_eq!(place_replicas(&[node(1, None, 0)], 3), vec![1]);
+        assert_eq!(
+            place_replicas(&[node(2, Some("a"), 0), node(1, Some("a"), 0)], 3),
+            vec![1, 2]
+        );
+        assert!(place_replicas(&[], 3).is_empty());
+    }
+
+    #[test]
+    fn a_lost_replica_moves_to_a_free_node_in_a_zone_still_missing() {
+        let nodes = [
+            node(1, Some("a"), 3),
+            node(2, Some("b"), 3),
+            node(3, Some("c"), 3),
+            node(4, Some("a"), 0),
+            node(5, Some("c"), 2),
+        ];
+        // Replicas on 1, 2, 3; node 3 (zone c) is lost: zone c again, on node 5,
+        // even though node 4 holds fewer replicas.
+        assert_eq!(replacement_for(&nodes, &[1, 2, 3], 3), Some(5));
+        // No free node: nothing to move to.
+        assert_eq!(replacement_for(&nodes[..3], &[1, 2, 3], 3), None);
+    }
+}
