@@ -253,7 +253,10 @@ impl RaftNode {
         let raft = Raft::new(
             self.options.node_id,
             self.raft_config.clone(),
-            TcpNetwork { group: id },
+            TcpNetwork {
+                group: id,
+                local: self.options.node_id,
+            },
             log.clone(),
             state_machine,
         )

@@ -235,9 +235,22 @@ async fn dispatch(
     }
 }
 
+/// Whether fault injection cuts `node` off from every peer: fail point
+/// `raft-isolate`, configured as `return(ID,ID,...)` (tests only; without
+/// the `failpoints` feature this is always false). Checked by every sender,
+/// so both directions of every link to the node are cut.
+fn isolated(node: NodeId) -> bool {
+    fail::fail_point!("raft-isolate", |ids: Option<String>| {
+        ids.is_some_and(|ids| ids.split(',').any(|id| id.trim().parse() == Ok(node)))
+    });
+    false
+}
+
 /// Creates a TCP client per peer of one group.
 pub(crate) struct TcpNetwork {
     pub(crate) group: GroupId,
+    /// This node, for fault injection.
+    pub(crate) local: NodeId,
 }
 
 impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
@@ -245,6 +258,7 @@ impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
         TcpPeer {
+            local: self.local,
             group: self.group,
             target,
             addr: node.addr.clone(),
@@ -260,6 +274,7 @@ type Connection = (
 
 /// One group's client of one peer: a lazily opened connection, reopened after any failure.
 pub(crate) struct TcpPeer {
+    local: NodeId,
     group: GroupId,
     target: NodeId,
     addr: String,
@@ -287,6 +302,13 @@ impl CallError {
 
 impl TcpPeer {
     async fn call(&mut self, request: Request, timeout: Duration) -> Result<Reply, CallError> {
+        if isolated(self.local) || isolated(self.target) {
+            self.connection = None;
+            return Err(CallError::Unreachable(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                "cut off by fault injection",
+            )));
+        }
         let frame = encode(&Envelope {
             group: self.group,
             target: self.target,

@@ -568,3 +568,77 @@ async fn a_stopping_leader_hands_off_its_leadership() {
         wait_for(replica, "b19", "v19").await;
     }
 }
+
+/// A network partition cuts the leader off: the majority elects another
+/// leader and goes on; nothing the cut-off leader accepts meanwhile is
+/// acknowledged or survives; when the partition heals it follows the new
+/// leader and catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_leader_cannot_commit_and_rejoins_after_healing() {
+    init_tracing();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let replicas: Vec<Replica> = (0..3)
+        // Fail points are process-wide: ids no other test uses keep the
+        // isolation from reaching the nodes of tests running alongside.
+        .map(|i| open(dirs[i].path(), i as NodeId + 101, "127.0.0.1:0"))
+        .collect();
+    let members: BTreeMap<NodeId, String> = replicas
+        .iter()
+        .map(|r| (r.id, r.node.raft_addr().expect("listening").to_string()))
+        .collect();
+    let groups = start_all(&replicas.iter().collect::<Vec<_>>(), &members).await;
+    let leader = agreed_leader(&groups.iter().collect::<Vec<_>>(), &[101, 102, 103]).await;
+    let by_id: BTreeMap<NodeId, Group> = replicas
+        .iter()
+        .zip(&groups)
+        .map(|(replica, group)| (replica.id, group.clone()))
+        .collect();
+    write_many(&by_id, leader, "a", 10).await;
+
+    fail::cfg("raft-isolate", &format!("return({leader})")).unwrap();
+    // The cut-off leader takes a write it can never commit.
+    let stranded = {
+        let group = by_id[&leader].clone();
+        tokio::spawn(async move {
+            tokio::time::timeout(
+                Duration::from_secs(3),
+                group.propose(bytes::Bytes::from_static(b"stranded=yes")),
+            )
+            .await
+        })
+    };
+    let mut majority = by_id.clone();
+    majority.remove(&leader);
+    let majority_ids: Vec<NodeId> = majority.keys().copied().collect();
+    let majority_groups: Vec<&Group> = majority.values().collect();
+    let new_leader = agreed_leader(&majority_groups, &majority_ids).await;
+    write_many(&majority, new_leader, "b", 20).await;
+    let stranded = stranded.await.expect("task");
+    assert!(
+        !matches!(stranded, Ok(Ok(_))),
+        "a write on the cut-off leader was acknowledged"
+    );
+
+    fail::remove("raft-isolate");
+    for replica in &replicas {
+        wait_for(replica, "b19", "v19").await;
+        wait_for(replica, "a9", "v9").await;
+    }
+    let old = replicas
+        .iter()
+        .find(|r| r.id == leader)
+        .expect("old leader");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while by_id[&leader].current_leader() == Some(leader) {
+        assert!(
+            Instant::now() < deadline,
+            "the old leader still thinks it leads"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    write_many(&by_id, new_leader, "c", 5).await;
+    wait_for(old, "c4", "v4").await;
+    for replica in &replicas {
+        assert_eq!(value(replica, "stranded"), None, "node {}", replica.id);
+    }
+}
