@@ -131,21 +131,66 @@ async fn write_many(groups: &BTreeMap<NodeId, Group>, first: NodeId, prefix: &st
     futures_util::future::join_all(writes).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_replicas_elect_replicate_fail_over_and_catch_up() {
-    init_tracing();
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut replicas: Vec<Replica> = (0..3)
-        .map(|i| open(dirs[i].path(), i as NodeId + 1, "127.0.0.1:0"))
+/// Three running replicas of group `GROUP` and who leads it.
+struct Trio {
+    replicas: Vec<Replica>,
+    members: BTreeMap<NodeId, String>,
+    /// Each replica's group, in the order of `replicas`.
+    groups: Vec<Group>,
+    by_id: BTreeMap<NodeId, Group>,
+    leader: NodeId,
+}
+
+/// Starts nodes `first_id..first_id + 3` on loopback, each on its own
+/// directory of `dirs`, and group `GROUP` on all three; returns once they
+/// agree on a leader.
+async fn start_trio(
+    dirs: &[tempfile::TempDir],
+    first_id: NodeId,
+    options: impl Fn() -> NodeOptions,
+) -> Trio {
+    let replicas: Vec<Replica> = (0..3)
+        .map(|i| {
+            open_with(
+                dirs[i].path(),
+                first_id + i as NodeId,
+                "127.0.0.1:0",
+                options(),
+            )
+        })
         .collect();
     let members: BTreeMap<NodeId, String> = replicas
         .iter()
         .map(|r| (r.id, r.node.raft_addr().expect("listening").to_string()))
         .collect();
-
     let groups = start_all(&replicas.iter().collect::<Vec<_>>(), &members).await;
-    let all: Vec<&Group> = groups.iter().collect();
-    let leader = agreed_leader(&all, &[1, 2, 3]).await;
+    let ids: Vec<NodeId> = replicas.iter().map(|r| r.id).collect();
+    let leader = agreed_leader(&groups.iter().collect::<Vec<_>>(), &ids).await;
+    let by_id = replicas
+        .iter()
+        .zip(&groups)
+        .map(|(replica, group)| (replica.id, group.clone()))
+        .collect();
+    Trio {
+        replicas,
+        members,
+        groups,
+        by_id,
+        leader,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_elect_replicate_fail_over_and_catch_up() {
+    init_tracing();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let Trio {
+        mut replicas,
+        members,
+        groups,
+        by_id,
+        leader,
+    } = start_trio(&dirs, 1, NodeOptions::default).await;
     let leader_at = (leader - 1) as usize;
     let follower_at = (leader_at + 1) % 3;
 
@@ -161,11 +206,6 @@ async fn three_replicas_elect_replicate_fail_over_and_catch_up() {
         other => panic!("a follower accepted or failed oddly: {other:?}"),
     }
 
-    let by_id: BTreeMap<NodeId, Group> = replicas
-        .iter()
-        .zip(&groups)
-        .map(|(replica, group)| (replica.id, group.clone()))
-        .collect();
     write_many(&by_id, leader, "a", 100).await;
     // Acknowledged on a quorum; every replica applies it soon after.
     for replica in &replicas {
@@ -266,21 +306,13 @@ async fn a_follower_behind_the_purged_log_catches_up_from_a_snapshot() {
         ..NodeOptions::default()
     };
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut replicas: Vec<Replica> = (0..3)
-        .map(|i| open_with(dirs[i].path(), i as NodeId + 1, "127.0.0.1:0", options()))
-        .collect();
-    let members: BTreeMap<NodeId, String> = replicas
-        .iter()
-        .map(|r| (r.id, r.node.raft_addr().expect("listening").to_string()))
-        .collect();
-    let groups = start_all(&replicas.iter().collect::<Vec<_>>(), &members).await;
-    let all: Vec<&Group> = groups.iter().collect();
-    let leader = agreed_leader(&all, &[1, 2, 3]).await;
-    let by_id: BTreeMap<NodeId, Group> = replicas
-        .iter()
-        .zip(&groups)
-        .map(|(replica, group)| (replica.id, group.clone()))
-        .collect();
+    let Trio {
+        mut replicas,
+        members,
+        groups,
+        by_id,
+        leader,
+    } = start_trio(&dirs, 1, options).await;
     write_many(&by_id, leader, "a", 10).await;
 
     // A follower stops; the other two go on far past several snapshots.
@@ -472,20 +504,12 @@ async fn a_lost_replica_is_rebuilt_on_a_new_node() {
         ..NodeOptions::default()
     };
     let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut replicas: Vec<Replica> = (0..3)
-        .map(|i| open_with(dirs[i].path(), i as NodeId + 1, "127.0.0.1:0", options()))
-        .collect();
-    let members: BTreeMap<NodeId, String> = replicas
-        .iter()
-        .map(|r| (r.id, r.node.raft_addr().expect("listening").to_string()))
-        .collect();
-    let groups = start_all(&replicas.iter().collect::<Vec<_>>(), &members).await;
-    let leader = agreed_leader(&groups.iter().collect::<Vec<_>>(), &[1, 2, 3]).await;
-    let mut live: BTreeMap<NodeId, Group> = replicas
-        .iter()
-        .zip(&groups)
-        .map(|(replica, group)| (replica.id, group.clone()))
-        .collect();
+    let Trio {
+        mut replicas,
+        by_id: mut live,
+        leader,
+        ..
+    } = start_trio(&dirs[..3], 1, options).await;
     write_many(&live, leader, "a", 60).await;
 
     // A follower is gone for good.
@@ -532,20 +556,12 @@ async fn a_lost_replica_is_rebuilt_on_a_new_node() {
 async fn a_stopping_leader_hands_off_its_leadership() {
     init_tracing();
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let replicas: Vec<Replica> = (0..3)
-        .map(|i| open(dirs[i].path(), i as NodeId + 1, "127.0.0.1:0"))
-        .collect();
-    let members: BTreeMap<NodeId, String> = replicas
-        .iter()
-        .map(|r| (r.id, r.node.raft_addr().expect("listening").to_string()))
-        .collect();
-    let groups = start_all(&replicas.iter().collect::<Vec<_>>(), &members).await;
-    let leader = agreed_leader(&groups.iter().collect::<Vec<_>>(), &[1, 2, 3]).await;
-    let mut by_id: BTreeMap<NodeId, Group> = replicas
-        .iter()
-        .zip(&groups)
-        .map(|(replica, group)| (replica.id, group.clone()))
-        .collect();
+    let Trio {
+        replicas,
+        mut by_id,
+        leader,
+        ..
+    } = start_trio(&dirs, 1, NodeOptions::default).await;
     write_many(&by_id, leader, "a", 20).await;
 
     let stopping = replicas.iter().find(|r| r.id == leader).expect("leader");
@@ -577,22 +593,14 @@ async fn a_stopping_leader_hands_off_its_leadership() {
 async fn a_partitioned_leader_cannot_commit_and_rejoins_after_healing() {
     init_tracing();
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let replicas: Vec<Replica> = (0..3)
-        // Fail points are process-wide: ids no other test uses keep the
-        // isolation from reaching the nodes of tests running alongside.
-        .map(|i| open(dirs[i].path(), i as NodeId + 101, "127.0.0.1:0"))
-        .collect();
-    let members: BTreeMap<NodeId, String> = replicas
-        .iter()
-        .map(|r| (r.id, r.node.raft_addr().expect("listening").to_string()))
-        .collect();
-    let groups = start_all(&replicas.iter().collect::<Vec<_>>(), &members).await;
-    let leader = agreed_leader(&groups.iter().collect::<Vec<_>>(), &[101, 102, 103]).await;
-    let by_id: BTreeMap<NodeId, Group> = replicas
-        .iter()
-        .zip(&groups)
-        .map(|(replica, group)| (replica.id, group.clone()))
-        .collect();
+    // Fail points are process-wide: ids no other test uses keep the
+    // isolation from reaching the nodes of tests running alongside.
+    let Trio {
+        replicas,
+        by_id,
+        leader,
+        ..
+    } = start_trio(&dirs, 101, NodeOptions::default).await;
     write_many(&by_id, leader, "a", 10).await;
 
     fail::cfg("raft-isolate", &format!("return({leader})")).unwrap();
