@@ -158,14 +158,7 @@ pub async fn load(
         }));
     }
     let ticker = progress.then(|| spawn_progress(done.clone(), "load"));
-    let mut stats = Stats::default();
-    for worker in workers {
-        stats.merge(
-            worker
-                .await
-                .map_err(|e| BenchError::Request(e.to_string()))??,
-        );
-    }
+    let stats = join_workers(workers).await?;
     if let Some(ticker) = ticker {
         ticker.abort();
         eprintln!();
@@ -204,6 +197,21 @@ async fn write_batch(connection: &mut Connection, body: String) -> Result<Reply,
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(500));
     }
+}
+
+/// Waits for every worker and adds up their statistics.
+async fn join_workers(
+    workers: Vec<tokio::task::JoinHandle<Result<Stats, BenchError>>>,
+) -> Result<Stats, BenchError> {
+    let mut stats = Stats::default();
+    for worker in workers {
+        stats.merge(
+            worker
+                .await
+                .map_err(|e| BenchError::Request(e.to_string()))??,
+        );
+    }
+    Ok(stats)
 }
 
 fn spawn_progress(done: Arc<AtomicU64>, what: &'static str) -> tokio::task::JoinHandle<()> {
@@ -368,14 +376,7 @@ pub async fn run(target: &Target, spec: &RunSpec, progress: bool) -> Result<Repo
         tokio::time::sleep(duration).await;
         stop.store(true, Ordering::Relaxed);
     }
-    let mut stats = Stats::default();
-    for worker in workers {
-        stats.merge(
-            worker
-                .await
-                .map_err(|e| BenchError::Request(e.to_string()))??,
-        );
-    }
+    let stats = join_workers(workers).await?;
     let elapsed = started.elapsed();
     let client_cpu = process_cpu_time().saturating_sub(cpu_before);
     if let Some(ticker) = ticker {
