@@ -47,6 +47,19 @@ fn parse_key(attrs: &HashMap<String, AttributeValue>) -> Key {
     (pk, sk)
 }
 
+/// The item under `key`, read strongly consistent.
+async fn get(client: &Client, key: &Key) -> Option<HashMap<String, AttributeValue>> {
+    ok(client
+        .get_item()
+        .table_name(TABLE)
+        .set_key(Some(key_attrs(key)))
+        .consistent_read(true)
+        .send()
+        .await)
+    .item()
+    .cloned()
+}
+
 async fn put(client: &Client, key: &Key) {
     ok(client
         .put_item()
@@ -120,14 +133,7 @@ async fn verify_table(client: &Client, all: &BTreeSet<Key>) {
         assert_eq!(counted.count() as usize, expected, "Query of {pk}");
     }
     for key in all.iter().step_by(7) {
-        let got = ok(client
-            .get_item()
-            .table_name(TABLE)
-            .set_key(Some(key_attrs(key)))
-            .consistent_read(true)
-            .send()
-            .await);
-        let got = got.item().expect("item is there");
+        let got = get(&client, key).await.expect("item is there");
         assert_eq!(got["payload"].as_s().map(|p| p.len()), Ok(400));
     }
 }
@@ -224,14 +230,8 @@ async fn partitions_split_under_load_and_everything_stays_right() {
             for key in &chunk {
                 put(&client, key).await;
                 // Read back at once, strongly consistent: acknowledged means there.
-                let got = ok(client
-                    .get_item()
-                    .table_name(TABLE)
-                    .set_key(Some(key_attrs(key)))
-                    .consistent_read(true)
-                    .send()
-                    .await);
-                assert!(got.item().is_some(), "{key:?} vanished after its put");
+                let got = get(&client, key).await;
+                assert!(got.is_some(), "{key:?} vanished after its put");
             }
         }));
     }
@@ -303,15 +303,9 @@ async fn partitions_split_under_load_and_everything_stays_right() {
     verify_table(&client, &all).await;
     verify_admin_view(&server, all.len() as u64);
     for key in early.iter().step_by(5) {
-        let got = ok(client
-            .get_item()
-            .table_name(TABLE)
-            .set_key(Some(key_attrs(key)))
-            .consistent_read(true)
-            .send()
-            .await);
+        let got = get(&client, key).await;
         assert_eq!(
-            got.item()
+            got.as_ref()
                 .and_then(|i| i["count"].as_n().ok())
                 .map(String::as_str),
             Some("3")
