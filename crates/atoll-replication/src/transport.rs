@@ -239,6 +239,7 @@ async fn dispatch(
 /// `raft-isolate`, configured as `return(ID,ID,...)` (tests only; without
 /// the `failpoints` feature this is always false). Checked by every sender,
 /// so both directions of every link to the node are cut.
+#[cfg_attr(not(feature = "failpoints"), allow(unused_variables))]
 fn isolated(node: NodeId) -> bool {
     fail::fail_point!("raft-isolate", |ids: Option<String>| {
         ids.is_some_and(|ids| ids.split(',').any(|id| id.trim().parse() == Ok(node)))

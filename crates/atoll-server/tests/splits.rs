@@ -133,7 +133,7 @@ async fn verify_table(client: &Client, all: &BTreeSet<Key>) {
         assert_eq!(counted.count() as usize, expected, "Query of {pk}");
     }
     for key in all.iter().step_by(7) {
-        let got = get(&client, key).await.expect("item is there");
+        let got = get(client, key).await.expect("item is there");
         assert_eq!(got["payload"].as_s().map(|p| p.len()), Ok(400));
     }
 }
