@@ -45,6 +45,24 @@ impl Expressions {
 
 /// Maps an expression error to the wire: write operations wrap it in
 /// DynamoDB's validation envelope, reads do not.
+/// The legacy `AttributesToGet` list as a projection, if the request has one.
+pub(crate) fn attributes_to_get(
+    input: &Object,
+    layer: Layer,
+) -> ApiResult<Option<atoll_expr::ast::Projection>> {
+    let Some(list) = crate::input::list(input, "AttributesToGet") else {
+        return Ok(None);
+    };
+    let names: Vec<String> = list
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .map(str::to_string)
+        .collect();
+    atoll_expr::legacy::attributes_to_get(&names)
+        .map(Some)
+        .map_err(|e| expression_error(e, layer))
+}
+
 pub(crate) fn expression_error(error: atoll_expr::ExprError, layer: Layer) -> ApiError {
     match layer {
         Layer::Current { enveloped: true } => layer.error(error.message()),

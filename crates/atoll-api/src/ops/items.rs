@@ -382,20 +382,7 @@ pub(crate) fn read_projection(
     api: &Api,
     input: &Object,
 ) -> ApiResult<(Option<Projection>, Expressions)> {
-    let legacy = match input::list(input, "AttributesToGet") {
-        Some(list) => {
-            let names: Vec<String> = list
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect();
-            Some(
-                atoll_expr::legacy::attributes_to_get(&names)
-                    .map_err(|e| expression_error(e, READ_LAYER))?,
-            )
-        }
-        None => None,
-    };
+    let legacy = super::expressions::attributes_to_get(input, READ_LAYER)?;
     let expressions =
         super::expressions::read(api, input, &[ExpressionKind::Projection], READ_LAYER)?;
     let projection = match &expressions.projection {

@@ -9,7 +9,6 @@ use atoll_model::table::{KeySchema, TableDefinition};
 use atoll_model::{
     AttributeValue, Item, encode_row_key, partition_token, row_key_prefix_for_partition,
 };
-use serde_json::Value;
 
 use super::capacity::ReturnCapacity;
 use super::expressions::{Expressions, expression_error};
@@ -385,20 +384,7 @@ pub(crate) async fn query(api: &Api, input: &Object) -> ApiResult<super::Output>
     let select = select(input, true)?;
     let projection = match &expressions.projection {
         Some(projection) => Some((**projection).clone()),
-        None => match input::list(input, "AttributesToGet") {
-            Some(list) => {
-                let names: Vec<String> = list
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect();
-                Some(
-                    atoll_expr::legacy::attributes_to_get(&names)
-                        .map_err(|e| expression_error(e, READ_LAYER))?,
-                )
-            }
-            None => None,
-        },
+        None => super::expressions::attributes_to_get(input, READ_LAYER)?,
     };
     let filter = filter(&expressions, legacy_filter);
 

@@ -250,20 +250,7 @@ pub(crate) async fn scan(api: &Api, input: &Object) -> ApiResult<super::Output> 
     let select = select(input, false)?;
     let projection = match &expressions.projection {
         Some(projection) => Some((**projection).clone()),
-        None => match input::list(input, "AttributesToGet") {
-            Some(list) => {
-                let names: Vec<String> = list
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect();
-                Some(
-                    atoll_expr::legacy::attributes_to_get(&names)
-                        .map_err(|e| expression_error(e, SCAN_LAYER))?,
-                )
-            }
-            None => None,
-        },
+        None => super::expressions::attributes_to_get(input, SCAN_LAYER)?,
     };
     let filter = filter(&expressions, legacy_filter);
 
