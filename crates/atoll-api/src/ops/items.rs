@@ -135,7 +135,8 @@ pub(crate) fn item_table(api: &Api, name: &str) -> ApiResult<Arc<TableDefinition
         .map_err(|_| ApiError::item_table_not_found())
 }
 
-fn check_enum(
+/// Adds DynamoDB's enum violation when `value` is not one of `allowed`.
+pub(crate) fn check_enum(
     violations: &mut Violations,
     member: &'static str,
     value: Option<&str>,

@@ -8,14 +8,14 @@ use serde_json::Value;
 use super::capacity::ReturnCapacity;
 use super::expressions::expression_error;
 use super::items::{
-    check_data_table_name, envelope, item_table, read_write_expressions,
+    check_data_table_name, check_enum, envelope, item_table, read_write_expressions,
     return_old_on_condition_failure, single_write,
 };
 use super::keys::{check_key, locate};
 use super::legacy_input::{ATTRIBUTE_UPDATES, EXPECTED};
 use crate::Api;
 use crate::attribute::decode_map;
-use crate::constraints::{Shown, Violations, enum_constraint};
+use crate::constraints::Violations;
 use crate::error::ApiResult;
 use crate::input::{self, Object};
 use crate::shape::common::{ATTRIBUTE_MAP, STRING, STRING_MAP};
@@ -52,24 +52,6 @@ const UPDATE_ITEM_MEMBERS: &[&str] = &[
     "returnValuesOnConditionCheckFailure",
 ];
 const RETURN_VALUES: &[&str] = &["ALL_NEW", "UPDATED_OLD", "ALL_OLD", "NONE", "UPDATED_NEW"];
-
-fn check_enum(
-    violations: &mut Violations,
-    member: &'static str,
-    value: Option<&str>,
-    allowed: &[&str],
-) {
-    if let Some(value) = value
-        && !allowed.contains(&value)
-    {
-        violations.add(
-            member,
-            Shown::Text(value),
-            member,
-            &enum_constraint(allowed),
-        );
-    }
-}
 
 fn return_values(text: Option<&str>) -> ReturnValues {
     match text {
