@@ -291,11 +291,14 @@ enum CallError {
 }
 
 impl CallError {
+    /// Both kinds are "unreachable" to openraft, which then backs off
+    /// before retrying: a refusing peer (group not started there yet, node
+    /// stopping) would otherwise be retried in a tight loop.
     fn into_rpc_error(self) -> RPCError<TypeConfig> {
         match self {
             CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
             CallError::Refused(reason) => {
-                RPCError::Network(NetworkError::new(&io::Error::other(reason)))
+                RPCError::Unreachable(Unreachable::new(&io::Error::other(reason)))
             }
         }
     }
@@ -474,7 +477,7 @@ impl RaftNetworkV2<TypeConfig> for TcpPeer {
                     return Err(StreamingError::Unreachable(Unreachable::new(&e)));
                 }
                 Err(CallError::Refused(reason)) => {
-                    return Err(StreamingError::Network(NetworkError::new(
+                    return Err(StreamingError::Unreachable(Unreachable::new(
                         &io::Error::other(reason),
                     )));
                 }
