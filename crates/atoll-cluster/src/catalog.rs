@@ -18,6 +18,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ClusterError;
 
+mod nodes;
+
+use nodes::Placements;
+pub use nodes::{GroupOrigin, NodeRecord};
+
 const NEXT_GROUP_ID_KEY: &[u8] = b"next_group_id";
 const TABLE_KEY_PREFIX: &[u8] = b"table:";
 /// Group ids below this are reserved (0 is the catalog itself).
@@ -104,10 +109,37 @@ pub enum CatalogCommand {
         /// First token of the new partition.
         at_token: u64,
     },
+    /// Add or update a node of the cluster (each node registers at start).
+    RegisterNode {
+        /// The node.
+        node: NodeRecord,
+    },
+    /// `SplitPartition`, naming the node that split it (the one that
+    /// fenced the split through its log): it founds the new group.
+    SplitPartitionBy {
+        /// Table name.
+        name: String,
+        /// Which incarnation of the name.
+        table_id: String,
+        /// The partition that split.
+        group_id: u64,
+        /// First token of the new partition.
+        at_token: u64,
+        /// The node that split it.
+        founder: u64,
+    },
+    /// Record the nodes that hold a partition's replicas (after a voter
+    /// was replaced).
+    SetReplicas {
+        /// The partition's group.
+        group_id: u64,
+        /// The nodes, in no particular order.
+        replicas: Vec<u64>,
+    },
 }
 
 /// Why the catalog refused a command.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Rejection {
     NotFound,
     Exists,
@@ -141,6 +173,9 @@ pub(crate) struct CatalogStateMachine {
     keyspace: Keyspace,
     tables: RwLock<BTreeMap<String, Arc<TableDefinition>>>,
     next_group_id: RwLock<u64>,
+    placements: Placements,
+    /// Woken after every applied command, so nodes adjust what they host.
+    pub(crate) changed: Arc<tokio::sync::Notify>,
 }
 
 fn table_key(name: &str) -> Vec<u8> {
@@ -175,10 +210,21 @@ impl CatalogStateMachine {
             ),
             None => FIRST_PARTITION_GROUP_ID,
         };
+        let mut records = Vec::new();
+        for prefix in [nodes::NODE_KEY_PREFIX, nodes::REPLICAS_KEY_PREFIX] {
+            for entry in keyspace.prefix(prefix) {
+                let (key, value) = entry?;
+                records.push((key.to_vec(), value.to_vec()));
+            }
+        }
+        let placements =
+            Placements::load(records.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
         Ok(CatalogStateMachine {
             keyspace,
             tables: RwLock::new(tables),
             next_group_id: RwLock::new(next_group_id),
+            placements,
+            changed: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -199,6 +245,21 @@ impl CatalogStateMachine {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// Every registered node.
+    pub(crate) fn nodes(&self) -> Vec<NodeRecord> {
+        self.placements.nodes()
+    }
+
+    /// The nodes holding group `group_id`'s replicas.
+    pub(crate) fn replicas(&self, group_id: u64) -> Vec<u64> {
+        self.placements.replicas(group_id)
+    }
+
+    /// How group `group_id` came to be.
+    pub(crate) fn origin(&self, group_id: u64) -> GroupOrigin {
+        self.placements.origin(group_id)
     }
 
     fn store(
@@ -237,6 +298,9 @@ impl CatalogStateMachine {
                 }
                 let mut definition = *definition;
                 let group_id = self.allocate_group_id(ctx);
+                let replicas = self.placements.place_new();
+                self.placements
+                    .set_replicas(ctx, &self.keyspace, group_id, replicas)?;
                 definition.partitions = vec![PartitionDefinition {
                     group_id,
                     start_token: 0,
@@ -290,7 +354,12 @@ impl CatalogStateMachine {
             CatalogCommand::DropTable { name, table_id } => {
                 let mut tables = self.tables.write().unwrap_or_else(|e| e.into_inner());
                 if tables.get(&name).is_some_and(|t| t.table_id == table_id) {
-                    tables.remove(&name);
+                    if let Some(dropped) = tables.remove(&name) {
+                        for partition in &dropped.partitions {
+                            self.placements
+                                .forget_group(ctx, &self.keyspace, partition.group_id);
+                        }
+                    }
                     ctx.delete(&self.keyspace, table_key(&name));
                 }
                 Ok(Ok(None))
@@ -327,36 +396,79 @@ impl CatalogStateMachine {
                 group_id,
                 at_token,
             } => {
-                let current = match self.table(&name) {
-                    Some(t) if t.table_id == table_id => t,
-                    _ => return Ok(Err(Rejection::NotFound)),
-                };
-                let already = current
-                    .partitions
-                    .iter()
-                    .any(|p| p.start_token == at_token && p.group_id != group_id);
-                if already {
-                    return Ok(Ok(Some(current)));
-                }
-                let Some(at) = current.partitions.iter().position(|p| {
-                    p.group_id == group_id && p.start_token < at_token && at_token <= p.end_token
-                }) else {
-                    return Ok(Err(Rejection::NotFound));
-                };
-                let mut definition = (*current).clone();
-                let new_group_id = self.allocate_group_id(ctx);
-                let Some(old) = definition.partitions.get_mut(at) else {
-                    return Ok(Err(Rejection::NotFound));
-                };
-                let upper = PartitionDefinition {
-                    group_id: new_group_id,
-                    start_token: at_token,
-                    end_token: old.end_token,
-                };
-                old.end_token = at_token - 1;
-                definition.partitions.insert(at + 1, upper);
-                Ok(Ok(Some(self.store(ctx, definition)?)))
+                let founder = self.placements.origin(group_id).founder;
+                self.split(ctx, name, table_id, group_id, at_token, founder)
             }
+            CatalogCommand::SplitPartitionBy {
+                name,
+                table_id,
+                group_id,
+                at_token,
+                founder,
+            } => self.split(ctx, name, table_id, group_id, at_token, founder),
+            CatalogCommand::RegisterNode { node } => {
+                self.placements.register(ctx, &self.keyspace, node)?;
+                Ok(Ok(None))
+            }
+            CatalogCommand::SetReplicas { group_id, replicas } => {
+                self.placements
+                    .set_replicas(ctx, &self.keyspace, group_id, replicas)?;
+                Ok(Ok(None))
+            }
+        }
+    }
+
+    /// Records that partition `group_id` gave tokens `at_token..` to a new
+    /// partition founded by `founder`. Recording it again changes nothing.
+    fn split(
+        &self,
+        ctx: &mut ApplyContext,
+        name: String,
+        table_id: String,
+        group_id: u64,
+        at_token: u64,
+        founder: u64,
+    ) -> Result<CatalogOutcome, StorageError> {
+        {
+            let current = match self.table(&name) {
+                Some(t) if t.table_id == table_id => t,
+                _ => return Ok(Err(Rejection::NotFound)),
+            };
+            let already = current
+                .partitions
+                .iter()
+                .any(|p| p.start_token == at_token && p.group_id != group_id);
+            if already {
+                return Ok(Ok(Some(current)));
+            }
+            let Some(at) = current.partitions.iter().position(|p| {
+                p.group_id == group_id && p.start_token < at_token && at_token <= p.end_token
+            }) else {
+                return Ok(Err(Rejection::NotFound));
+            };
+            let mut definition = (*current).clone();
+            let new_group_id = self.allocate_group_id(ctx);
+            let Some(old) = definition.partitions.get_mut(at) else {
+                return Ok(Err(Rejection::NotFound));
+            };
+            let upper = PartitionDefinition {
+                group_id: new_group_id,
+                start_token: at_token,
+                end_token: old.end_token,
+            };
+            old.end_token = at_token - 1;
+            definition.partitions.insert(at + 1, upper);
+            // The new partition starts on its parent's copies of the items.
+            let replicas = self.placements.replicas(group_id);
+            self.placements
+                .set_replicas(ctx, &self.keyspace, new_group_id, replicas)?;
+            let origin = GroupOrigin {
+                founder,
+                split_from: Some(group_id),
+            };
+            self.placements
+                .set_origin(ctx, &self.keyspace, new_group_id, origin)?;
+            Ok(Ok(Some(self.store(ctx, definition)?)))
         }
     }
 
@@ -432,6 +544,7 @@ impl GroupStateMachine for CatalogStateMachine {
     ) -> Result<ApplyOutput, StorageError> {
         let command: CatalogCommand = postcard::from_bytes(command).map_err(corrupt)?;
         let outcome = self.execute(ctx, command)?;
+        self.changed.notify_one();
         Ok(ApplyOutput::new(outcome))
     }
 
@@ -457,9 +570,9 @@ impl GroupStateMachine for CatalogStateMachine {
         }
         let mut tables = BTreeMap::new();
         let mut next_group_id = FIRST_PARTITION_GROUP_ID;
-        for (key, value) in records {
+        for (key, value) in &records {
             if key.starts_with(TABLE_KEY_PREFIX) {
-                let definition: TableDefinition = postcard::from_bytes(&value).map_err(corrupt)?;
+                let definition: TableDefinition = postcard::from_bytes(value).map_err(corrupt)?;
                 tables.insert(definition.name.clone(), Arc::new(definition));
             } else if key == NEXT_GROUP_ID_KEY {
                 let bytes: [u8; 8] = value
@@ -468,8 +581,12 @@ impl GroupStateMachine for CatalogStateMachine {
                     .map_err(|_| corrupt("bad next group id"))?;
                 next_group_id = u64::from_be_bytes(bytes);
             }
-            ctx.put(&self.keyspace, key, value);
+            ctx.put(&self.keyspace, key.clone(), value.clone());
         }
+        let placements =
+            Placements::load(records.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
+        self.placements.replace_with(placements);
+        self.changed.notify_one();
         *self.tables.write().unwrap_or_else(|e| e.into_inner()) = tables;
         *self
             .next_group_id

@@ -1,23 +1,28 @@
 //! A node's view of the cluster: the catalog group, the partition groups it
 //! hosts, and routing of item requests to them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use atoll_model::table::{PartitionDefinition, TableDefinition, TableStatus};
+use atoll_model::table::{TableDefinition, TableStatus};
 use atoll_partition::{PartitionStateMachine, PartitionStats};
-use atoll_replication::{Group, GroupId, NodeOptions, RaftNode};
+use atoll_replication::{Group, GroupId, NodeId, NodeOptions, RaftNode, ReplicationError};
 use atoll_storage::{Keyspace, Storage};
 
-use crate::catalog::{CatalogCommand, CatalogOutcome, CatalogStateMachine, TableUpdate};
+use crate::catalog::{
+    CatalogCommand, CatalogOutcome, CatalogStateMachine, NodeRecord, TableUpdate,
+};
 use crate::error::ClusterError;
 
 mod admin;
+mod hosting;
 mod routing;
+mod rpc;
 mod splits;
 
 pub use admin::{ClusterReport, NodeReport, PartitionReport, TableReport};
+pub use rpc::{RangeChunk, RangeItem, RangeRequest};
 
 const CATALOG_GROUP_ID: GroupId = 0;
 const CATALOG_KEYSPACE: &str = "catalog";
@@ -32,8 +37,8 @@ pub const DEFAULT_SPLIT_SIZE_BYTES: u64 = 10 * 1024 * 1024 * 1024;
 /// read capacity one DynamoDB partition serves (3,000 read units).
 pub const DEFAULT_SPLIT_LOAD_OPS_PER_SECOND: f64 = 3000.0;
 
-/// How long a write keeps retrying while the partition map changes under it.
-const PARTITION_MOVE_RETRY: Duration = Duration::from_secs(5);
+/// How long a catalog change keeps retrying while the catalog's leader changes.
+const CATALOG_RETRY: Duration = Duration::from_secs(30);
 
 /// How this node takes part in the cluster.
 #[derive(Clone, Debug)]
@@ -47,6 +52,14 @@ pub struct ClusterOptions {
     /// A partition whose routed requests stay above this many per second
     /// for `LOAD_SPLIT_SAMPLES` checks in a row splits in two (0: never).
     pub split_load_ops_per_second: f64,
+    /// The nodes that form the cluster (id to inter-node address, this
+    /// node among them); empty for a single node. Each member holds a
+    /// replica of the catalog.
+    pub initial_members: BTreeMap<NodeId, String>,
+    /// Where clients reach this node's API (shown in the admin view).
+    pub api_addr: String,
+    /// This node's availability zone, for placing replicas apart.
+    pub zone: Option<String>,
 }
 
 impl Default for ClusterOptions {
@@ -56,6 +69,9 @@ impl Default for ClusterOptions {
             split_size_bytes: DEFAULT_SPLIT_SIZE_BYTES,
             split_check_interval: Duration::from_secs(1),
             split_load_ops_per_second: DEFAULT_SPLIT_LOAD_OPS_PER_SECOND,
+            initial_members: BTreeMap::new(),
+            api_addr: String::new(),
+            zone: None,
         }
     }
 }
@@ -87,10 +103,19 @@ pub struct Cluster {
     catalog_group: Group,
     stats_keyspace: Keyspace,
     partitions: RwLock<HashMap<GroupId, PartitionHandle>>,
+    // Groups being started here (a start waits for the group's leader).
+    starting: std::sync::Mutex<HashSet<GroupId>>,
+    // Leaders of groups this node holds no replica of, as forwarded
+    // requests taught them.
+    leaders: RwLock<HashMap<GroupId, NodeId>>,
     // Serialises table lifecycle work (create, delete, split) on this node.
     lifecycle: tokio::sync::Mutex<()>,
+    // Serialises passes over what this node should host.
+    hosting: tokio::sync::Mutex<()>,
     split_size_bytes: u64,
     split_load_ops_per_second: f64,
+    // Where peers reach this node's inter-node port.
+    advertise_addr: String,
 }
 
 fn now_ms() -> u64 {
@@ -101,17 +126,19 @@ fn now_ms() -> u64 {
 }
 
 impl Cluster {
-    /// Opens the node: recovers the catalog, then every partition of every
-    /// table, finishing creations and deletions a crash interrupted.
+    /// Opens the node: recovers the catalog (with a cluster, joins its
+    /// group and waits for a quorum), registers the node, then starts the
+    /// partitions it holds replicas of, finishing creations, deletions and
+    /// splits a crash interrupted.
     pub async fn open(
         storage: Storage,
         options: ClusterOptions,
     ) -> Result<Arc<Cluster>, ClusterError> {
-        let node = RaftNode::open(storage.clone(), options.node)?;
+        let node = RaftNode::open(storage.clone(), options.node.clone())?;
         let catalog = Arc::new(CatalogStateMachine::open(
             storage.keyspace(CATALOG_KEYSPACE)?,
         )?);
-        let catalog_group = node.start_group(CATALOG_GROUP_ID, catalog.clone()).await?;
+        let catalog_group = hosting::start_catalog(&node, &catalog, &options).await?;
         let split_check_interval = options.split_check_interval;
         let cluster = Arc::new(Cluster {
             split_size_bytes: options.split_size_bytes,
@@ -122,22 +149,34 @@ impl Cluster {
             catalog,
             catalog_group,
             partitions: RwLock::new(HashMap::new()),
+            starting: std::sync::Mutex::new(HashSet::new()),
+            leaders: RwLock::new(HashMap::new()),
             lifecycle: tokio::sync::Mutex::new(()),
+            hosting: tokio::sync::Mutex::new(()),
+            advertise_addr: options.node.advertise_addr.clone(),
         });
-        cluster.drop_orphaned_keyspaces()?;
+        cluster.node.set_service_handler(Arc::new(rpc::Endpoint {
+            cluster: Arc::downgrade(&cluster),
+        }));
+        cluster
+            .register(NodeRecord {
+                node_id: options.node.node_id,
+                cluster_addr: options.node.advertise_addr.clone(),
+                api_addr: options.api_addr.clone(),
+                zone: options.zone.clone(),
+            })
+            .await?;
+        cluster.host_partitions(true).await?;
         for table in cluster.catalog.tables() {
             match table.status {
                 TableStatus::Deleting => cluster.finish_delete(&table).await?,
-                TableStatus::Creating => {
-                    cluster.start_partitions(&table).await?;
-                    cluster.set_status(&table, TableStatus::Active).await?;
-                }
+                TableStatus::Creating => cluster.activate(&table).await?,
                 TableStatus::Active | TableStatus::Updating => {
-                    cluster.start_partitions(&table).await?;
                     cluster.finish_interrupted_splits(&table.name).await?;
                 }
             }
         }
+        tokio::spawn(hosting::watch_catalog(Arc::downgrade(&cluster)));
         tokio::spawn(splits::watch_partition_sizes(
             Arc::downgrade(&cluster),
             split_check_interval,
@@ -145,21 +184,15 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// Drops table keyspaces the catalog no longer references: a crash during
-    /// DeleteTable can leave the keyspace behind after the catalog forgot it.
-    fn drop_orphaned_keyspaces(&self) -> Result<(), ClusterError> {
-        let referenced: std::collections::HashSet<String> = self
-            .catalog
-            .tables()
-            .iter()
-            .map(|t| t.keyspace.clone())
-            .collect();
-        for name in self.storage.keyspace_names() {
-            if name.starts_with(TABLE_KEYSPACE_PREFIX) && !referenced.contains(&name) {
-                tracing::info!(keyspace = %name, "dropping the keyspace of a deleted table");
-                self.storage.drop_keyspace(&name)?;
-            }
+    /// Records this node in the catalog (its addresses and zone may have
+    /// changed since it last started).
+    async fn register(&self, record: NodeRecord) -> Result<(), ClusterError> {
+        if self.catalog.nodes().contains(&record) {
+            return Ok(());
         }
+        self.propose_catalog(CatalogCommand::RegisterNode { node: record })
+            .await?
+            .map_err(|r| r.into_error(""))?;
         Ok(())
     }
 
@@ -183,7 +216,34 @@ impl Cluster {
         &self.storage
     }
 
+    /// Applies `command` to the catalog through its leader, wherever that
+    /// is, and returns once this node's catalog has applied it too (so what
+    /// a request changed, the next request to this node sees).
     async fn propose_catalog(
+        &self,
+        command: CatalogCommand,
+    ) -> Result<CatalogOutcome, ClusterError> {
+        let deadline = std::time::Instant::now() + CATALOG_RETRY;
+        let mut attempt = 0u32;
+        loop {
+            let outcome = if self.catalog_group.is_leader() {
+                self.propose_catalog_here(command.clone()).await
+            } else {
+                self.propose_catalog_remotely(&command).await
+            };
+            match outcome {
+                Ok(outcome) => return Ok(outcome),
+                Err(e) if e.is_retryable() && std::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "catalog change retried");
+                }
+                Err(e) => return Err(e),
+            }
+            attempt += 1;
+            tokio::time::sleep(Duration::from_millis((5u64 << attempt.min(5)).min(200))).await;
+        }
+    }
+
+    async fn propose_catalog_here(
         &self,
         command: CatalogCommand,
     ) -> Result<CatalogOutcome, ClusterError> {
@@ -199,51 +259,30 @@ impl Cluster {
         Ok((*outcome).clone())
     }
 
-    fn partition_state_machine(
+    async fn propose_catalog_remotely(
         &self,
-        table: &TableDefinition,
-        partition: &PartitionDefinition,
-    ) -> Result<Arc<PartitionStateMachine>, ClusterError> {
-        let items = self.storage.keyspace(&table.keyspace)?;
-        Ok(Arc::new(PartitionStateMachine::open(
-            partition.group_id,
-            items,
-            self.stats_keyspace.clone(),
-            (partition.start_token, partition.end_token),
-        )?))
-    }
-
-    async fn start_partition(
-        &self,
-        table: &TableDefinition,
-        partition: &PartitionDefinition,
-    ) -> Result<(), ClusterError> {
-        let sm = self.partition_state_machine(table, partition)?;
-        let handle_sm = sm.clone();
-        let stats = sm.stats();
-        let items = sm.items().clone();
-        let group = self.node.start_group(partition.group_id, sm).await?;
-        self.partitions
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                partition.group_id,
-                PartitionHandle {
-                    group,
-                    items,
-                    stats,
-                    sm: handle_sm,
-                    traffic: Arc::default(),
-                },
-            );
-        Ok(())
-    }
-
-    async fn start_partitions(&self, table: &TableDefinition) -> Result<(), ClusterError> {
-        for partition in &table.partitions {
-            self.start_partition(table, partition).await?;
+        command: &CatalogCommand,
+    ) -> Result<CatalogOutcome, ClusterError> {
+        let leader = self
+            .catalog_group
+            .current_leader()
+            .ok_or(ReplicationError::NotLeader {
+                group: CATALOG_GROUP_ID,
+                leader: None,
+            })?;
+        let request = rpc::ClusterRequest::Catalog(command.clone());
+        match self.forward(leader, &request).await? {
+            rpc::ClusterReply::Catalog {
+                outcome,
+                applied_index,
+            } => {
+                self.catalog_group
+                    .wait_applied(applied_index, CATALOG_RETRY)
+                    .await?;
+                Ok(outcome.map(|table| table.map(|table| Arc::new(*table))))
+            }
+            other => Err(other.into_error(CATALOG_GROUP_ID, leader)),
         }
-        Ok(())
     }
 
     fn handle(&self, group_id: GroupId) -> Option<PartitionHandle> {
@@ -263,31 +302,6 @@ impl Cluster {
             name: table.name.clone(),
             table_id: table.table_id.clone(),
             status,
-        })
-        .await?
-        .map_err(|r| r.into_error(&table.name))?;
-        Ok(())
-    }
-
-    async fn finish_delete(&self, table: &TableDefinition) -> Result<(), ClusterError> {
-        for partition in &table.partitions {
-            self.partitions
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&partition.group_id);
-            let sm = self.partition_state_machine(table, partition)?;
-            self.node.destroy_group(partition.group_id, sm).await?;
-            let mut batch = atoll_storage::WriteBatch::new();
-            for key in PartitionStateMachine::record_keys(partition.group_id) {
-                batch.delete(&self.stats_keyspace, key);
-            }
-            self.storage
-                .commit(batch, atoll_storage::Durability::Buffered)?;
-        }
-        self.storage.drop_keyspace(&table.keyspace)?;
-        self.propose_catalog(CatalogCommand::DropTable {
-            name: table.name.clone(),
-            table_id: table.table_id.clone(),
         })
         .await?
         .map_err(|r| r.into_error(&table.name))?;
@@ -319,7 +333,7 @@ impl Cluster {
     /// Creates a table from `definition` (partitions are assigned here) and
     /// returns it as DynamoDB's CreateTable reports it: CREATING.
     pub async fn create_table(
-        &self,
+        self: &Arc<Self>,
         mut definition: TableDefinition,
     ) -> Result<Arc<TableDefinition>, ClusterError> {
         let _lifecycle = self.lifecycle.lock().await;
@@ -338,13 +352,15 @@ impl Cluster {
             .await?
             .map_err(|r| r.into_error(&name))?
             .ok_or_else(|| ClusterError::Catalog("create produced no table".into()))?;
-        self.start_partitions(&created).await?;
-        self.set_status(&created, TableStatus::Active).await?;
+        self.activate(&created).await?;
         Ok(created)
     }
 
     /// Deletes a table and all its data; returns it as DeleteTable reports it: DELETING.
-    pub async fn delete_table(&self, name: &str) -> Result<Arc<TableDefinition>, ClusterError> {
+    pub async fn delete_table(
+        self: &Arc<Self>,
+        name: &str,
+    ) -> Result<Arc<TableDefinition>, ClusterError> {
         let _lifecycle = self.lifecycle.lock().await;
         let deleting = self
             .propose_catalog(CatalogCommand::BeginDelete {

@@ -10,9 +10,10 @@ mod cluster;
 mod error;
 pub mod placement;
 
-pub use catalog::{CatalogCommand, TableUpdate};
+pub use catalog::{CatalogCommand, NodeRecord, TableUpdate};
 pub use cluster::{
     Cluster, ClusterOptions, ClusterReport, DEFAULT_SPLIT_LOAD_OPS_PER_SECOND,
-    DEFAULT_SPLIT_SIZE_BYTES, NodeReport, PartitionReport, TableReport, TableStats,
+    DEFAULT_SPLIT_SIZE_BYTES, NodeReport, PartitionReport, RangeChunk, RangeItem, RangeRequest,
+    TableReport, TableStats,
 };
 pub use error::ClusterError;

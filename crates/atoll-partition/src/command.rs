@@ -126,8 +126,8 @@ impl PartitionCommand {
     }
 }
 
-/// What applying a command produced.
-#[derive(Clone, Debug, PartialEq)]
+/// What applying a command produced (sent back to a forwarding node as is).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum PartitionOutput {
     /// A single write applied.
     Written {

@@ -162,6 +162,21 @@ impl PartitionStateMachine {
         *self.range.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether partition `group_id`'s replica in this storage applied the
+    /// split at `at_token` from its log, so its items from that token on are
+    /// exactly what they were at the split: the new partition may start on
+    /// them. (A replica that caught up from a snapshot taken after the split
+    /// has stale items there; the snapshot carried only the kept range.)
+    pub fn handed_off_through_log(
+        stats_keyspace: &Keyspace,
+        group_id: u64,
+        at_token: u64,
+    ) -> Result<bool, PartitionError> {
+        Ok(stats_keyspace
+            .get(&handoff_key(group_id, at_token))?
+            .is_some())
+    }
+
     /// Keys of this partition's records in the statistics keyspace (for removal).
     pub fn record_keys(group_id: u64) -> [Vec<u8>; 2] {
         [group_id.to_be_bytes().to_vec(), range_key(group_id)]
@@ -225,6 +240,11 @@ impl PartitionStateMachine {
             &self.stats_keyspace,
             range_key(self.group_id),
             encode_range(kept),
+        );
+        ctx.put(
+            &self.stats_keyspace,
+            handoff_key(self.group_id, at_token),
+            Vec::new(),
         );
         Ok(PartitionOutput::Split {
             moved_items,
@@ -398,6 +418,13 @@ impl PartitionStateMachine {
 fn range_key(group_id: u64) -> Vec<u8> {
     let mut key = group_id.to_be_bytes().to_vec();
     key.extend_from_slice(b"range");
+    key
+}
+
+fn handoff_key(group_id: u64, at_token: u64) -> Vec<u8> {
+    let mut key = group_id.to_be_bytes().to_vec();
+    key.extend_from_slice(b"handoff");
+    key.extend_from_slice(&at_token.to_be_bytes());
     key
 }
 

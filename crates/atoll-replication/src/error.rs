@@ -22,6 +22,14 @@ pub enum ReplicationError {
     /// The group stopped (shutdown, or a storage failure made it stop).
     #[error("raft group stopped: {0}")]
     Stopped(String),
+    /// A peer could not be reached, or refused the call: it did not act on it.
+    #[error("node {node} unreachable: {reason}")]
+    Unreachable {
+        /// The peer.
+        node: NodeId,
+        /// Why.
+        reason: String,
+    },
     /// The group did not become ready in time.
     #[error("timed out: {0}")]
     Timeout(String),
@@ -35,7 +43,10 @@ impl ReplicationError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            ReplicationError::NotLeader { .. } | ReplicationError::Timeout(_)
+            ReplicationError::NotLeader { .. }
+                | ReplicationError::Timeout(_)
+                | ReplicationError::Unreachable { .. }
+                | ReplicationError::UnknownGroup(_)
         )
     }
 }

@@ -13,6 +13,7 @@ mod error;
 mod log_store;
 mod log_writer;
 mod node;
+mod service;
 mod state_machine;
 mod transport;
 
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 pub use error::ReplicationError;
 pub use node::{Group, NodeOptions, RaftNode};
+pub use service::{ServiceFuture, ServiceHandler};
 pub use state_machine::{ApplyContext, GroupStateMachine};
 
 /// Identifies a Raft group (a partition, or the metadata catalog) on every node.

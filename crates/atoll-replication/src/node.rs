@@ -13,6 +13,7 @@ use openraft::{BasicNode, Config, ReadPolicy, SnapshotPolicy};
 use crate::error::ReplicationError;
 use crate::log_store::{GroupLogStore, LogShared};
 use crate::log_writer::LogWriterHandle;
+use crate::service::{AddressBook, ServiceHandler, ServicePool};
 use crate::state_machine::{GroupSm, GroupStateMachine};
 use crate::transport::{self, TcpNetwork};
 use crate::{ApplyOutput, GroupId, LogCommand, NodeId, TypeConfig};
@@ -38,6 +39,10 @@ pub struct NodeOptions {
     pub log_entries_kept_after_snapshot: u64,
     /// How long a group may take to elect a leader and catch up at start.
     pub group_ready_timeout: Duration,
+    /// Addresses of peers as this node reaches them; they win over the
+    /// addresses groups' memberships record (so tests can put a
+    /// fault-injecting proxy on one link).
+    pub peer_addrs: BTreeMap<NodeId, String>,
 }
 
 impl Default for NodeOptions {
@@ -49,6 +54,7 @@ impl Default for NodeOptions {
             snapshot_every_entries: 20_000,
             log_entries_kept_after_snapshot: 1000,
             group_ready_timeout: Duration::from_secs(10),
+            peer_addrs: BTreeMap::new(),
         }
     }
 }
@@ -77,6 +83,9 @@ pub struct RaftNode {
     raft_addr: Option<SocketAddr>,
     // The transport's accept loop, stopped at shutdown so the port is freed.
     transport_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    addresses: Arc<AddressBook>,
+    service_handler: RwLock<Option<Arc<dyn ServiceHandler>>>,
+    service_pool: ServicePool,
 }
 
 impl RaftNode {
@@ -108,8 +117,12 @@ impl RaftNode {
             Some(listener) => Some(listener.local_addr().map_err(stopped)?),
             None => None,
         };
+        let addresses = Arc::new(AddressBook::new(options.peer_addrs.clone()));
         let node = Arc::new(RaftNode {
             options,
+            addresses,
+            service_handler: RwLock::new(None),
+            service_pool: ServicePool::default(),
             storage,
             log: Arc::new(LogShared {
                 log_ks,
@@ -147,6 +160,53 @@ impl RaftNode {
         self.options.node_id
     }
 
+    /// Sets what answers peers' service calls (until then they are refused).
+    pub fn set_service_handler(&self, handler: Arc<dyn ServiceHandler>) {
+        *self
+            .service_handler
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(handler);
+    }
+
+    pub(crate) fn service_handler(&self) -> Option<Arc<dyn ServiceHandler>> {
+        self.service_handler
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Records where node `node` is reached, unless this node was configured
+    /// with an address for it.
+    pub fn learn_peer_addr(&self, node: NodeId, addr: String) {
+        self.addresses.learn(node, addr);
+    }
+
+    /// Where node `node` is reached, if known.
+    pub fn peer_addr(&self, node: NodeId) -> Option<String> {
+        self.addresses.lookup(node)
+    }
+
+    /// Calls the service of node `target` with `payload` and returns its
+    /// answer. `ReplicationError::Unreachable` means the peer certainly did
+    /// not act on the call; `OutcomeUnknown` that it may have.
+    pub async fn call_service(
+        &self,
+        target: NodeId,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ReplicationError> {
+        let addr = self
+            .addresses
+            .lookup(target)
+            .ok_or_else(|| ReplicationError::Unreachable {
+                node: target,
+                reason: "no address known".into(),
+            })?;
+        self.service_pool
+            .call(self.options.node_id, target, &addr, payload, timeout)
+            .await
+    }
+
     /// The group `id`, if this node hosts it.
     pub fn group(&self, id: GroupId) -> Option<Group> {
         self.groups
@@ -180,6 +240,35 @@ impl RaftNode {
         sm: Arc<dyn GroupStateMachine>,
         members: BTreeMap<NodeId, String>,
     ) -> Result<Group, ReplicationError> {
+        // The member with the smallest id writes the first membership entry;
+        // the others learn it from that member. (Were every member to
+        // initialise, each would write its own entry 0 and elections would
+        // first have to settle whose log wins.)
+        let founder = members.keys().next().copied().unwrap_or_default();
+        self.start_group_founded_by(id, sm, members, founder).await
+    }
+
+    /// Whether this node has Raft state for group `id` on disk (it hosted
+    /// the group before, and has not destroyed it).
+    pub fn has_group_state(&self, id: GroupId) -> Result<bool, ReplicationError> {
+        use crate::codec::{MetaTag, meta_key};
+        Ok(self
+            .log
+            .meta_ks
+            .get(&meta_key(id, MetaTag::Vote))?
+            .is_some())
+    }
+
+    /// `start_replicated_group` with `founder` writing the group's first
+    /// membership entry (a group created by a split is founded by the node
+    /// that split it, whose items are known to be right).
+    pub async fn start_group_founded_by(
+        &self,
+        id: GroupId,
+        sm: Arc<dyn GroupStateMachine>,
+        members: BTreeMap<NodeId, String>,
+        founder: NodeId,
+    ) -> Result<Group, ReplicationError> {
         if !members.contains_key(&self.options.node_id) {
             return Err(ReplicationError::Stopped(format!(
                 "group {id}: node {} is not one of its members",
@@ -191,11 +280,7 @@ impl RaftNode {
         }
         let group = self.open_group(id, sm).await?;
         let single_voter = members.len() == 1;
-        // The member with the smallest id writes the first membership entry;
-        // the others learn it from that member. (Were every member to
-        // initialise, each would write its own entry 0 and elections would
-        // first have to settle whose log wins.)
-        let initialiser = members.keys().next() == Some(&self.options.node_id);
+        let initialiser = founder == self.options.node_id;
         let ready = async {
             if initialiser && !group.raft.is_initialized().await.map_err(stopped)? {
                 let voters: BTreeMap<NodeId, BasicNode> = members
@@ -256,6 +341,7 @@ impl RaftNode {
             TcpNetwork {
                 group: id,
                 local: self.options.node_id,
+                addresses: self.addresses.clone(),
             },
             log.clone(),
             state_machine,
@@ -382,20 +468,45 @@ impl Group {
     pub async fn propose(&self, command: bytes::Bytes) -> Result<ApplyOutput, ReplicationError> {
         match self.raft.client_write(LogCommand(command)).await {
             Ok(response) => Ok(response.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(ReplicationError::NotLeader {
-                    group: self.id,
-                    leader: f.leader_id,
-                })
-            }
+            // Refused before it was appended, or appended and then truncated
+            // by a new leader: either way it was not applied and will not be.
+            Err(RaftError::APIError(
+                ClientWriteError::ForwardToLeader(f) | ClientWriteError::LogEntryDiscarded(f),
+            )) => Err(ReplicationError::NotLeader {
+                group: self.id,
+                leader: f.leader_id,
+            }),
             Err(RaftError::APIError(e)) => Err(ReplicationError::OutcomeUnknown(e.to_string())),
-            Err(RaftError::Fatal(e)) => Err(stopped(e)),
+            Err(RaftError::Fatal(e)) => Err(ReplicationError::OutcomeUnknown(e.to_string())),
         }
+    }
+
+    /// Waits until this replica has applied entry `index` (or `timeout`).
+    pub async fn wait_applied(
+        &self,
+        index: u64,
+        timeout: Duration,
+    ) -> Result<(), ReplicationError> {
+        self.raft
+            .wait(Some(timeout))
+            .metrics(
+                |m| m.last_applied.is_some_and(|id| id.index >= index),
+                "entry applied",
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| ReplicationError::Timeout(format!("group {}: {e}", self.id)))
     }
 
     /// Returns once this node may serve a linearizable read of the group.
     pub async fn read_barrier(&self) -> Result<(), ReplicationError> {
-        match self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await {
+        let mut outcome = self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await;
+        if outcome.is_err() && self.is_leader() {
+            // A leader whose lease lapsed (just elected, or heartbeats slow)
+            // confirms its leadership with a quorum round instead.
+            outcome = self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await;
+        }
+        match outcome {
             Ok(_) => Ok(()),
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
                 Err(ReplicationError::NotLeader {
@@ -491,6 +602,13 @@ impl Group {
                 "leadership hand-off timed out; stopping anyway"
             );
         }
+    }
+
+    /// Whether this replica leads the group (as far as it knows).
+    pub fn is_leader(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        metrics.current_leader == Some(metrics.id)
     }
 
     /// The leader of the group as this replica knows it.

@@ -36,7 +36,7 @@ use crate::{GroupId, NodeId, TypeConfig};
 const MAX_FRAME_BYTES: u32 = 64 * 1024 * 1024;
 
 /// Time allowed to open a connection to a peer.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Bytes of snapshot per chunk.
 const SNAPSHOT_CHUNK_BYTES: usize = 4 * 1024 * 1024;
@@ -51,16 +51,16 @@ const SNAPSHOT_INSTALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A Raft message for one group on one node.
 #[derive(Serialize, Deserialize)]
-struct Envelope {
-    group: GroupId,
+pub(crate) struct Envelope {
+    pub(crate) group: GroupId,
     /// The node the sender means to reach: a node that restarted under another
     /// id at the same address must not answer for the old one.
-    target: NodeId,
-    request: Request,
+    pub(crate) target: NodeId,
+    pub(crate) request: Request,
 }
 
 #[derive(Serialize, Deserialize)]
-enum Request {
+pub(crate) enum Request {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<TypeConfig>),
     PreVote(VoteRequest<TypeConfig>),
@@ -73,10 +73,12 @@ enum Request {
         data: Vec<u8>,
         done: bool,
     },
+    /// A call of the layer above (see `service`); `group` is unused.
+    Service(Vec<u8>),
 }
 
 #[derive(Serialize, Deserialize)]
-enum Reply {
+pub(crate) enum Reply {
     AppendEntries(AppendEntriesResponse<TypeConfig>),
     Vote(VoteResponse<TypeConfig>),
     TransferLeader(TransferLeaderResponse<TypeConfig>),
@@ -87,9 +89,14 @@ enum Reply {
     /// The receiver cannot handle the request (wrong node, group not hosted,
     /// group stopped); the sender treats the peer as unreachable for now.
     Refused(String),
+    /// The answer to a service call.
+    Service(Vec<u8>),
 }
 
-async fn write_frame<W: AsyncWriteExt + Unpin>(writer: &mut W, body: &[u8]) -> io::Result<()> {
+pub(crate) async fn write_frame<W: AsyncWriteExt + Unpin>(
+    writer: &mut W,
+    body: &[u8],
+) -> io::Result<()> {
     let length = u32::try_from(body.len())
         .ok()
         .filter(|length| *length <= MAX_FRAME_BYTES)
@@ -99,7 +106,7 @@ async fn write_frame<W: AsyncWriteExt + Unpin>(writer: &mut W, body: &[u8]) -> i
     writer.flush().await
 }
 
-async fn read_frame<R: AsyncReadExt + Unpin>(reader: &mut R) -> io::Result<Vec<u8>> {
+pub(crate) async fn read_frame<R: AsyncReadExt + Unpin>(reader: &mut R) -> io::Result<Vec<u8>> {
     let length = reader.read_u32().await?;
     if length > MAX_FRAME_BYTES {
         return Err(io::Error::new(
@@ -169,6 +176,12 @@ async fn dispatch(
             envelope.target
         ));
     }
+    if let Request::Service(payload) = envelope.request {
+        return match node.service_handler() {
+            Some(handler) => Reply::Service(handler.handle(payload).await),
+            None => Reply::Refused(format!("node {} is not serving yet", node.node_id())),
+        };
+    }
     let Some(raft) = node.raft_of(envelope.group) else {
         return Reply::Refused(format!(
             "group {} is not hosted on node {}",
@@ -190,6 +203,7 @@ async fn dispatch(
             Ok(response) => Reply::Vote(response),
             Err(e) => refused(&e),
         },
+        Request::Service(_) => Reply::Refused("service call routed as a Raft message".into()),
         Request::TransferLeader(rpc) => match raft.handle_transfer_leader(rpc).await {
             Ok(response) => Reply::TransferLeader(response),
             Err(e) => refused(&e),
@@ -240,7 +254,7 @@ async fn dispatch(
 /// the `failpoints` feature this is always false). Checked by every sender,
 /// so both directions of every link to the node are cut.
 #[cfg_attr(not(feature = "failpoints"), allow(unused_variables))]
-fn isolated(node: NodeId) -> bool {
+pub(crate) fn isolated(node: NodeId) -> bool {
     fail::fail_point!("raft-isolate", |ids: Option<String>| {
         ids.is_some_and(|ids| ids.split(',').any(|id| id.trim().parse() == Ok(node)))
     });
@@ -252,6 +266,8 @@ pub(crate) struct TcpNetwork {
     pub(crate) group: GroupId,
     /// This node, for fault injection.
     pub(crate) local: NodeId,
+    /// Where peers are reached (configured addresses win over membership's).
+    pub(crate) addresses: std::sync::Arc<crate::service::AddressBook>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
@@ -262,7 +278,7 @@ impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
             local: self.local,
             group: self.group,
             target,
-            addr: node.addr.clone(),
+            addr: self.addresses.resolve(target, &node.addr),
             connection: None,
         }
     }

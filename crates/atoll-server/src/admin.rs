@@ -59,19 +59,17 @@ async fn fetch(endpoint: &str) -> Result<String, AdminError> {
 fn render(report: &Value) -> String {
     let mut out = String::new();
     let node = report["node_id"].as_u64().unwrap_or_default();
-    let nodes: Vec<String> = report["nodes"]
-        .as_array()
-        .map(|nodes| {
-            nodes
-                .iter()
-                .map(|n| {
-                    let raft = n["raft_addr"].as_str().unwrap_or("-");
-                    format!("{} (raft {raft})", n["id"])
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    out.push_str(&format!("node {node}; nodes: {}\n", nodes.join(", ")));
+    out.push_str(&format!("answered by node {node}\n\nnodes:\n"));
+    for n in report["nodes"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  node {} api {} cluster {} zone {} replicas {}\n",
+            n["id"],
+            n["api_addr"].as_str().unwrap_or("-"),
+            n["raft_addr"].as_str().unwrap_or("-"),
+            n["zone"].as_str().unwrap_or("-"),
+            n["replica_count"],
+        ));
+    }
     for table in report["tables"].as_array().into_iter().flatten() {
         let partitions = table["partitions"].as_array().cloned().unwrap_or_default();
         out.push_str(&format!(

@@ -42,6 +42,21 @@ pub struct ServeArgs {
     /// checks in a row splits for load; 0 turns that off [default: 3000].
     #[arg(long, env = "ATOLL_PARTITION_SPLIT_OPS", value_name = "OPS")]
     pub partition_split_ops: Option<u64>,
+    /// Address and port of the inter-node port (Raft and forwarded
+    /// requests); needed with `--peers`.
+    #[arg(long, env = "ATOLL_CLUSTER_LISTEN", value_name = "ADDR:PORT")]
+    pub cluster_listen: Option<String>,
+    /// Where other nodes reach this node's inter-node port
+    /// [default: the `--cluster-listen` address].
+    #[arg(long, env = "ATOLL_ADVERTISE", value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
+    /// The nodes forming the cluster, this one among them, as
+    /// `ID=HOST:PORT,...` (their inter-node ports). Without it the node runs alone.
+    #[arg(long, env = "ATOLL_PEERS", value_name = "ID=HOST:PORT,...")]
+    pub peers: Option<String>,
+    /// This node's availability zone; replicas of a partition go to distinct zones.
+    #[arg(long, env = "ATOLL_ZONE")]
+    pub zone: Option<String>,
 }
 
 /// The settings file.
@@ -57,6 +72,10 @@ struct FileConfig {
     partition_split_bytes: Option<u64>,
     partition_check_ms: Option<u64>,
     partition_split_ops: Option<u64>,
+    cluster_listen: Option<String>,
+    advertise: Option<String>,
+    peers: Option<String>,
+    zone: Option<String>,
 }
 
 /// Resolved settings.
@@ -80,6 +99,14 @@ pub struct ServeConfig {
     pub partition_check_ms: u64,
     /// Request rate over which a partition splits for load (0: off).
     pub partition_split_ops: u64,
+    /// Inter-node port, when the node takes part in a cluster.
+    pub cluster_listen: Option<String>,
+    /// Where peers reach this node's inter-node port.
+    pub advertise: Option<String>,
+    /// Members of the cluster by id (empty: a single node).
+    pub peers: std::collections::BTreeMap<u64, String>,
+    /// Availability zone.
+    pub zone: Option<String>,
 }
 
 /// Errors reading the configuration.
@@ -131,7 +158,24 @@ impl ServeArgs {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        let node_id = self.node_id.or(file.node_id).unwrap_or(1);
+        let peers = match self.peers.or(file.peers) {
+            Some(list) => parse_peers(&list)?,
+            None => std::collections::BTreeMap::new(),
+        };
+        let cluster_listen = self.cluster_listen.or(file.cluster_listen);
+        if !peers.is_empty() && (!peers.contains_key(&node_id) || cluster_listen.is_none()) {
+            return Err(ConfigError::Invalid {
+                setting: "peers",
+                value: format!("node {node_id} in {peers:?}"),
+                expected: "a list that names this node's id, with --cluster-listen set",
+            });
+        }
         Ok(ServeConfig {
+            cluster_listen,
+            advertise: self.advertise.or(file.advertise),
+            peers,
+            zone: self.zone.or(file.zone),
             listen: self
                 .listen
                 .or(file.listen)
@@ -148,7 +192,7 @@ impl ServeArgs {
                 .log_level
                 .or(file.log_level)
                 .unwrap_or_else(|| "info".into()),
-            node_id: self.node_id.or(file.node_id).unwrap_or(1),
+            node_id,
             partition_split_bytes: self
                 .partition_split_bytes
                 .or(file.partition_split_bytes)
@@ -183,6 +227,25 @@ impl ServeArgs {
     }
 }
 
+/// Parses `ID=HOST:PORT,...`.
+fn parse_peers(list: &str) -> Result<std::collections::BTreeMap<u64, String>, ConfigError> {
+    let invalid = || ConfigError::Invalid {
+        setting: "peers",
+        value: list.to_string(),
+        expected: "ID=HOST:PORT,... with distinct numeric ids",
+    };
+    let mut peers = std::collections::BTreeMap::new();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (id, addr) = entry.split_once('=').ok_or_else(invalid)?;
+        let id: u64 = id.trim().parse().map_err(|_| invalid())?;
+        let addr = addr.trim();
+        if addr.is_empty() || peers.insert(id, addr.to_string()).is_some() {
+            return Err(invalid());
+        }
+    }
+    Ok(peers)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +271,24 @@ mod tests {
         assert_eq!(resolved.region, "ap-south-1");
         assert_eq!(resolved.data_dir, PathBuf::from("./atoll-data"));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn peers_name_ids_and_addresses() {
+        let peers = parse_peers("1=127.0.0.1:8100, 2=127.0.0.2:8100").expect("valid");
+        assert_eq!(peers.get(&2).map(String::as_str), Some("127.0.0.2:8100"));
+        for bad in ["1", "x=a:1", "1=a:1,1=b:2", "1="] {
+            assert!(parse_peers(bad).is_err(), "{bad} must be refused");
+        }
+        let error = ServeArgs {
+            node_id: Some(3),
+            peers: Some("1=a:1,2=b:2".into()),
+            cluster_listen: Some("a:1".into()),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .expect_err("the node must be among its peers");
+        assert!(error.to_string().contains("peers"));
     }
 
     #[test]

@@ -57,17 +57,40 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
         let listener = TcpListener::bind(&config.listen).await?;
         let local_addr = listener.local_addr()?;
         let storage = Storage::open(&config.data_dir, StorageOptions::default())?;
+        let advertise_addr = config
+            .advertise
+            .clone()
+            .or_else(|| config.cluster_listen.clone())
+            .unwrap_or_else(|| local_addr.to_string());
+        let mut initial_members = config.peers.clone();
+        if !initial_members.is_empty() {
+            initial_members.insert(config.node_id, advertise_addr.clone());
+        }
+        let peer_addrs = config
+            .peers
+            .iter()
+            .filter(|(id, _)| **id != config.node_id)
+            .map(|(id, addr)| (*id, addr.clone()))
+            .collect();
+        if !initial_members.is_empty() {
+            tracing::info!(node_id = config.node_id, members = ?initial_members, "joining the cluster");
+        }
         let cluster = Cluster::open(
             storage,
             ClusterOptions {
                 node: NodeOptions {
                     node_id: config.node_id,
-                    advertise_addr: local_addr.to_string(),
+                    advertise_addr,
+                    raft_listen_addr: config.cluster_listen.clone(),
+                    peer_addrs,
                     ..NodeOptions::default()
                 },
                 split_size_bytes: config.partition_split_bytes,
                 split_check_interval: Duration::from_millis(config.partition_check_ms),
                 split_load_ops_per_second: config.partition_split_ops as f64,
+                initial_members,
+                api_addr: local_addr.to_string(),
+                zone: config.zone.clone(),
             },
         )
         .await?;

@@ -5,12 +5,12 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
+use atoll_cluster::RangeRequest;
 use atoll_model::Item;
 use atoll_model::table::TableDefinition;
-use atoll_partition::ItemRange;
 
 use crate::Api;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 
 /// Most data one Query or Scan page reads.
 const MAX_PAGE_BYTES: u64 = 1024 * 1024;
@@ -65,39 +65,40 @@ pub(crate) async fn read_page(
         bytes_read: 0,
     };
     let mut last_key: Option<Item> = None;
-    'ranges: for range in &plan.ranges {
-        let keyspace = api
+    let full = |page: &Page| {
+        plan.limit.is_some_and(|limit| page.scanned_count >= limit)
+            || page.bytes_read >= MAX_PAGE_BYTES
+    };
+    for range in &plan.ranges {
+        let request = RangeRequest {
+            start: range.start.clone(),
+            end: range.end.clone(),
+            reverse: plan.reverse,
+            max_items: plan
+                .limit
+                .map_or(usize::MAX, |limit| limit.saturating_sub(page.scanned_count)),
+            max_bytes: MAX_PAGE_BYTES.saturating_sub(page.bytes_read),
+        };
+        let chunk = api
             .cluster
-            .partition_items(&plan.table, range.token, plan.consistent)
+            .read_range(&plan.table, range.token, request, plan.consistent)
             .await
             .map_err(super::cluster_error)?;
-        let items = ItemRange::new(
-            &keyspace,
-            range.start.clone(),
-            range.end.clone(),
-            plan.reverse,
-        );
-        for stored in items {
-            if plan.limit.is_some_and(|limit| page.scanned_count >= limit)
-                || page.bytes_read >= MAX_PAGE_BYTES
-            {
-                page.last_evaluated_key = last_key.take();
-                break 'ranges;
-            }
-            let stored = stored.map_err(|e| ApiError::internal(e.to_string()))?;
+        for read in chunk.items {
             page.scanned_count += 1;
-            page.bytes_read += u64::from(stored.size_bytes);
-            last_key = Some(plan.table.key_schema.key_of(&stored.item));
-            if keep(&stored.item)? {
-                page.items.push(stored.item);
+            page.bytes_read += u64::from(read.size_bytes);
+            last_key = Some(plan.table.key_schema.key_of(&read.item));
+            if keep(&read.item)? {
+                page.items.push(read.item);
             }
         }
+        if full(&page) {
+            break;
+        }
     }
-    // DynamoDB also returns the key when the page is full and nothing is left.
-    if page.last_evaluated_key.is_none()
-        && (plan.limit.is_some_and(|limit| page.scanned_count >= limit)
-            || page.bytes_read >= MAX_PAGE_BYTES)
-    {
+    // A full page returns the key of its last item, even when nothing is
+    // left after it (as DynamoDB does).
+    if full(&page) {
         page.last_evaluated_key = last_key;
     }
     Ok(page)

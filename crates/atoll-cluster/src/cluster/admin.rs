@@ -144,8 +144,14 @@ pub struct ClusterReport {
 pub struct NodeReport {
     /// Node id.
     pub id: u64,
-    /// Address of its Raft transport, when it runs one.
+    /// Address of its inter-node port, when it runs one.
     pub raft_addr: Option<String>,
+    /// Address of its DynamoDB API.
+    pub api_addr: String,
+    /// Its availability zone, if it has one.
+    pub zone: Option<String>,
+    /// Partition replicas the catalog places on it.
+    pub replica_count: usize,
 }
 
 /// A table and its partitions.
@@ -187,7 +193,7 @@ pub struct PartitionReport {
 impl Cluster {
     /// The admin view from this node.
     pub fn report(&self) -> ClusterReport {
-        let tables = self
+        let tables: Vec<TableReport> = self
             .catalog
             .tables()
             .iter()
@@ -208,8 +214,14 @@ impl Cluster {
                             end_token: format!("{:016x}", p.end_token),
                             item_count: handle.as_ref().map_or(0, |h| h.stats.item_count()),
                             size_bytes: handle.as_ref().map_or(0, |h| h.stats.size_bytes()),
-                            leader: handle.as_ref().and_then(|h| h.group.current_leader()),
-                            replicas: handle.as_ref().map_or_else(Vec::new, |h| h.group.voters()),
+                            leader: handle.as_ref().map_or_else(
+                                || self.cached_leader(p.group_id),
+                                |h| h.group.current_leader(),
+                            ),
+                            replicas: handle.as_ref().map_or_else(
+                                || self.catalog.replicas(p.group_id),
+                                |h| h.group.voters(),
+                            ),
                             reads_per_second: reads,
                             writes_per_second: writes,
                         }
@@ -219,12 +231,30 @@ impl Cluster {
             .collect();
         ClusterReport {
             node_id: self.node.node_id(),
-            nodes: vec![NodeReport {
-                id: self.node.node_id(),
-                raft_addr: self.node.raft_addr().map(|a| a.to_string()),
-            }],
+            nodes: self.node_reports(&tables),
             tables,
         }
+    }
+
+    fn node_reports(&self, tables: &[TableReport]) -> Vec<NodeReport> {
+        let replica_count = |id: u64| {
+            tables
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .filter(|p| p.replicas.contains(&id))
+                .count()
+        };
+        self.catalog
+            .nodes()
+            .into_iter()
+            .map(|node| NodeReport {
+                id: node.node_id,
+                raft_addr: Some(node.cluster_addr).filter(|_| self.node.raft_addr().is_some()),
+                api_addr: node.api_addr,
+                zone: node.zone,
+                replica_count: replica_count(node.node_id),
+            })
+            .collect()
     }
 
     /// Turns the request counts of every partition into rates.

@@ -1,97 +1,225 @@
-//! Routing of item requests to the partition that owns their token, on the
-//! catalog's current partition map, with the retries a split calls for.
+//! Routing of item requests: to the partition that owns their token on the
+//! catalog's current partition map, then to a replica of it: this node's
+//! when it has one that may answer (the leader for writes and consistent
+//! reads, any replica for other reads), otherwise another node's, through
+//! a forwarded request. Splits, leader changes and unreachable nodes are
+//! retried here, so a client sees none of them.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use atoll_model::Item;
 use atoll_model::table::TableDefinition;
-use atoll_partition::{PartitionCommand, PartitionOutput, WriteOp, read_item};
-use atoll_replication::GroupId;
-use atoll_storage::Keyspace;
+use atoll_partition::{ItemRange, PartitionCommand, PartitionOutput, WriteOp, read_item};
+use atoll_replication::{GroupId, NodeId, ReplicationError};
 
-use super::{Cluster, PARTITION_MOVE_RETRY, PartitionHandle};
+use super::rpc::{
+    ClusterReply, ClusterRequest, FORWARD_TIMEOUT, RangeChunk, RangeItem, RangeRequest,
+};
+use super::{Cluster, PartitionHandle};
 use crate::error::ClusterError;
 
+/// How long a request keeps retrying while partitions split or leaders change.
+const ROUTE_RETRY: Duration = Duration::from_secs(10);
+
+/// Where a request for a partition goes.
+enum Target {
+    Local(PartitionHandle),
+    Remote(NodeId),
+}
+
+/// Pause before retry `attempt`: short at first (a split settles in
+/// milliseconds), longer while an election runs.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis((2u64 << attempt.min(6)).min(100))
+}
+
 impl Cluster {
-    /// The partition owning `token` in the catalog's current map of `table`
-    /// (the caller's copy may predate a split). A partition the catalog has
-    /// just recorded may take a moment to start here; that wait is bounded.
-    async fn partition(
-        &self,
-        table: &TableDefinition,
-        token: u64,
-    ) -> Result<PartitionHandle, ClusterError> {
+    /// The group of the partition owning `token` in the catalog's current
+    /// map of `table` (the caller's copy of the table may predate a split).
+    fn group_for(&self, table: &TableDefinition, token: u64) -> Result<GroupId, ClusterError> {
         let no_partition = || ClusterError::NoPartition {
             table: table.name.clone(),
             token,
         };
-        let deadline = Instant::now() + PARTITION_MOVE_RETRY;
-        loop {
-            let current = self
-                .catalog
-                .table(&table.name)
-                .filter(|t| t.table_id == table.table_id)
-                .ok_or_else(no_partition)?;
-            let definition = current
-                .partition_for_token(token)
-                .ok_or_else(no_partition)?;
-            if let Some(handle) = self.handle(definition.group_id) {
-                return Ok(handle);
+        let current = self
+            .catalog
+            .table(&table.name)
+            .filter(|t| t.table_id == table.table_id)
+            .ok_or_else(no_partition)?;
+        Ok(current
+            .partition_for_token(token)
+            .ok_or_else(no_partition)?
+            .group_id)
+    }
+
+    /// Where to send a request for `group`; `None` while no leader is known
+    /// to a replica here (an election is under way) or no replica is known.
+    fn target(&self, group: GroupId, needs_leader: bool, attempt: u32) -> Option<Target> {
+        let me = self.node.node_id();
+        if let Some(handle) = self.handle(group) {
+            if !needs_leader || handle.group.is_leader() {
+                return Some(Target::Local(handle));
             }
-            if Instant::now() >= deadline {
-                return Err(no_partition());
+            return match handle.group.current_leader() {
+                Some(leader) if leader != me => Some(Target::Remote(leader)),
+                _ => None,
+            };
+        }
+        if let Some(leader) = self.cached_leader(group) {
+            return Some(Target::Remote(leader));
+        }
+        let others: Vec<NodeId> = self
+            .catalog
+            .replicas(group)
+            .into_iter()
+            .filter(|node| *node != me)
+            .collect();
+        let index = attempt as usize % others.len().max(1);
+        others.get(index).copied().map(Target::Remote)
+    }
+
+    pub(super) fn cached_leader(&self, group: GroupId) -> Option<NodeId> {
+        self.leaders
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&group)
+            .copied()
+    }
+
+    /// Remembers what a forwarded request taught about `group`'s leader.
+    fn learn_leader(&self, group: GroupId, leader: Option<NodeId>) {
+        let mut leaders = self.leaders.write().unwrap_or_else(|e| e.into_inner());
+        match leader {
+            Some(node) if node != self.node.node_id() => {
+                leaders.insert(group, node);
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            _ => {
+                leaders.remove(&group);
+            }
         }
     }
 
-    async fn propose_to(
+    /// Sends `request` for `group` to `node`, learning its leader from the answer.
+    async fn forward_to(
+        &self,
+        group: GroupId,
+        node: NodeId,
+        request: &ClusterRequest,
+    ) -> Result<ClusterReply, ClusterError> {
+        match self.forward(node, request).await {
+            Ok(ClusterReply::NotLeader { leader }) => {
+                self.learn_leader(group, leader);
+                Err(ClusterReply::NotLeader { leader }.into_error(group, node))
+            }
+            Ok(
+                reply @ (ClusterReply::NotHosted
+                | ClusterReply::WrongPartition
+                | ClusterReply::Failed { .. }),
+            ) => {
+                self.learn_leader(group, None);
+                Err(reply.into_error(group, node))
+            }
+            Ok(reply) => Ok(reply),
+            Err(e) => {
+                self.learn_leader(group, None);
+                Err(e)
+            }
+        }
+    }
+
+    pub(super) async fn propose_to(
         &self,
         partition: &PartitionHandle,
         command: &PartitionCommand,
     ) -> Result<PartitionOutput, ClusterError> {
-        let output = partition.group.propose(command.encode()?).await?;
+        let proposal = partition.group.propose(command.encode()?);
+        let output = tokio::time::timeout(FORWARD_TIMEOUT, proposal)
+            .await
+            .map_err(|_| {
+                ReplicationError::OutcomeUnknown(format!(
+                    "group {} did not commit the write in {FORWARD_TIMEOUT:?}",
+                    partition.group.id()
+                ))
+            })??;
         let output = output
             .downcast::<PartitionOutput>()
             .ok_or_else(|| ClusterError::Catalog("partition command produced no outcome".into()))?;
-        Ok(Arc::try_unwrap(output).unwrap_or_else(|shared| (*shared).clone()))
+        Ok(std::sync::Arc::try_unwrap(output).unwrap_or_else(|shared| (*shared).clone()))
+    }
+
+    /// One attempt at writing `command` through group `group`'s leader.
+    async fn write_to_group(
+        &self,
+        group: GroupId,
+        token: u64,
+        command: &PartitionCommand,
+        attempt: u32,
+    ) -> Result<PartitionOutput, ClusterError> {
+        match self.target(group, true, attempt) {
+            None => Err(ReplicationError::NotLeader {
+                group,
+                leader: None,
+            }
+            .into()),
+            Some(Target::Local(handle)) => {
+                handle.traffic.count_write(token);
+                self.propose_to(&handle, command).await
+            }
+            Some(Target::Remote(node)) => {
+                let request = ClusterRequest::Write {
+                    group,
+                    command: command.clone(),
+                };
+                match self.forward_to(group, node, &request).await? {
+                    ClusterReply::Written(output) => {
+                        self.learn_leader(group, Some(node));
+                        Ok(output)
+                    }
+                    other => Err(other.into_error(group, node)),
+                }
+            }
+        }
     }
 
     /// Replicates `command` through the partition owning `token` and returns
     /// its outcome. A partition that split away the key refuses the command;
     /// it is then sent again on the current partition map (a batch regrouped
-    /// by partition), so callers never see a split.
+    /// by partition). Leader changes and unreachable replicas are retried
+    /// too, as long as the write certainly had no effect.
     pub async fn write(
         &self,
         table: &TableDefinition,
         token: u64,
         command: &PartitionCommand,
     ) -> Result<PartitionOutput, ClusterError> {
-        let deadline = Instant::now() + PARTITION_MOVE_RETRY;
+        let deadline = Instant::now() + ROUTE_RETRY;
+        let mut attempt = 0;
         loop {
-            let partition = self.partition(table, token).await?;
-            partition.traffic.count_write(token);
-            match self.propose_to(&partition, command).await? {
-                PartitionOutput::WrongPartition => {}
-                output => return Ok(output),
-            }
-            if let PartitionCommand::Batch { ops } = command {
-                return self.write_regrouped(table, ops, deadline).await;
-            }
+            let group = self.group_for(table, token)?;
+            let error = match self.write_to_group(group, token, command, attempt).await {
+                Ok(PartitionOutput::WrongPartition) => {
+                    if let PartitionCommand::Batch { ops } = command {
+                        return self.write_regrouped(table, ops, deadline).await;
+                    }
+                    ClusterError::PartitionMoved {
+                        table: table.name.clone(),
+                    }
+                }
+                Ok(output) => return Ok(output),
+                Err(e) if e.is_retryable() => e,
+                Err(e) => return Err(e),
+            };
             if Instant::now() >= deadline {
-                return Err(ClusterError::PartitionMoved {
-                    table: table.name.clone(),
-                });
+                return Err(error);
             }
-            // The catalog records a split just after the partition fences it.
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            tokio::time::sleep(backoff(attempt)).await;
+            attempt += 1;
         }
     }
 
     /// Writes a batch that straddles partitions: each partition's share
-    /// goes as its own batch; shares refused by a partition that split are
+    /// goes as its own batch; shares refused (a split, a leader change) are
     /// regrouped and sent again. Old sizes come back in the batch's order.
     async fn write_regrouped(
         &self,
@@ -101,40 +229,50 @@ impl Cluster {
     ) -> Result<PartitionOutput, ClusterError> {
         let mut old_sizes_bytes = vec![0u32; ops.len()];
         let mut pending: Vec<usize> = (0..ops.len()).collect();
+        let mut attempt = 0;
         while !pending.is_empty() {
-            let mut groups: HashMap<GroupId, (PartitionHandle, Vec<usize>)> = HashMap::new();
+            let mut groups: HashMap<GroupId, (u64, Vec<usize>)> = HashMap::new();
             for index in pending.drain(..) {
                 let Some(op) = ops.get(index) else { continue };
                 let token = atoll_partition::row_key_token(op.row_key()).unwrap_or_default();
-                let handle = self.partition(table, token).await?;
+                let group = self.group_for(table, token)?;
                 groups
-                    .entry(handle.group.id())
-                    .or_insert_with(|| (handle, Vec::new()))
+                    .entry(group)
+                    .or_insert_with(|| (token, Vec::new()))
                     .1
                     .push(index);
             }
-            let sends = groups.into_values().map(|(handle, indices)| async move {
-                let share = PartitionCommand::Batch {
-                    ops: indices
-                        .iter()
-                        .filter_map(|i| ops.get(*i).cloned())
-                        .collect(),
-                };
-                (indices, self.propose_to(&handle, &share).await)
-            });
+            let sends = groups
+                .into_iter()
+                .map(|(group, (token, indices))| async move {
+                    let share = PartitionCommand::Batch {
+                        ops: indices
+                            .iter()
+                            .filter_map(|i| ops.get(*i).cloned())
+                            .collect(),
+                    };
+                    let outcome = self.write_to_group(group, token, &share, attempt).await;
+                    (indices, outcome)
+                });
+            let mut last_error = None;
             for (indices, outcome) in futures_util::future::join_all(sends).await {
-                match outcome? {
-                    PartitionOutput::BatchWritten {
+                match outcome {
+                    Ok(PartitionOutput::BatchWritten {
                         old_sizes_bytes: sizes,
-                    } => {
+                    }) => {
                         for (index, size) in indices.into_iter().zip(sizes) {
                             if let Some(slot) = old_sizes_bytes.get_mut(index) {
                                 *slot = size;
                             }
                         }
                     }
-                    PartitionOutput::WrongPartition => pending.extend(indices),
-                    other => {
+                    Ok(PartitionOutput::WrongPartition) => pending.extend(indices),
+                    Err(e) if e.is_retryable() => {
+                        pending.extend(indices);
+                        last_error = Some(e);
+                    }
+                    Err(e) => return Err(e),
+                    Ok(other) => {
                         return Err(ClusterError::Catalog(format!(
                             "unexpected outcome of a batch: {other:?}"
                         )));
@@ -143,18 +281,56 @@ impl Cluster {
             }
             if !pending.is_empty() {
                 if Instant::now() >= deadline {
-                    return Err(ClusterError::PartitionMoved {
+                    return Err(last_error.unwrap_or(ClusterError::PartitionMoved {
                         table: table.name.clone(),
-                    });
+                    }));
                 }
-                tokio::time::sleep(Duration::from_millis(2)).await;
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
             }
         }
         Ok(PartitionOutput::BatchWritten { old_sizes_bytes })
     }
 
-    /// Reads one item; a consistent read first confirms this replica leads
-    /// its partition and has applied everything committed.
+    /// Sends the read `request(group)` to a replica of the partition owning
+    /// `token` (its leader when `consistent`), retrying as `write` does;
+    /// reads have no effect, so every failure short of the deadline is
+    /// retried. Returns the reply that carries the result.
+    async fn routed_read(
+        &self,
+        table: &TableDefinition,
+        token: u64,
+        consistent: bool,
+        request: impl Fn(GroupId) -> ClusterRequest,
+    ) -> Result<ClusterReply, ClusterError> {
+        let deadline = Instant::now() + ROUTE_RETRY;
+        let mut attempt = 0;
+        loop {
+            let group = self.group_for(table, token)?;
+            let outcome = match self.target(group, consistent, attempt) {
+                None => Err(ReplicationError::NotLeader {
+                    group,
+                    leader: None,
+                }
+                .into()),
+                Some(Target::Local(_)) => match self.read_here(request(group)).await {
+                    reply @ (ClusterReply::Item(_) | ClusterReply::Range(_)) => Ok(reply),
+                    reply => Err(reply.into_error(group, self.node.node_id())),
+                },
+                Some(Target::Remote(node)) => self.forward_to(group, node, &request(group)).await,
+            };
+            match outcome {
+                Ok(reply) => return Ok(reply),
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => {}
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+            attempt += 1;
+        }
+    }
+
+    /// Reads one item; a consistent read is served by the partition's
+    /// leader under its lease, any other by any replica.
     pub async fn read_item(
         &self,
         table: &TableDefinition,
@@ -162,29 +338,148 @@ impl Cluster {
         row_key: &[u8],
         consistent: bool,
     ) -> Result<Option<Item>, ClusterError> {
-        let partition = self.partition(table, token).await?;
-        partition.traffic.count_read(Some(token));
-        if consistent {
-            partition.group.read_barrier().await?;
+        let request = |group| ClusterRequest::ReadItem {
+            group,
+            token,
+            row_key: row_key.to_vec(),
+            consistent,
+        };
+        match self.routed_read(table, token, consistent, request).await? {
+            ClusterReply::Item(item) => Ok(item),
+            _ => Err(unexpected_reply()),
         }
-        Ok(read_item(&partition.items, row_key)?)
     }
 
-    /// The items keyspace of the partition owning `token`, ready for range
-    /// reads; a consistent read first confirms this replica leads the partition
-    /// and has applied everything committed.
-    pub async fn partition_items(
+    /// Reads items of `range` in the partition owning `token`: up to
+    /// `range.max_items`, stopping once `range.max_bytes` are reached.
+    pub async fn read_range(
         &self,
         table: &TableDefinition,
         token: u64,
+        range: RangeRequest,
         consistent: bool,
-    ) -> Result<Keyspace, ClusterError> {
-        let partition = self.partition(table, token).await?;
-        // Query and Scan: counted, but their token says little about load.
-        partition.traffic.count_read(None);
-        if consistent {
-            partition.group.read_barrier().await?;
+    ) -> Result<RangeChunk, ClusterError> {
+        let request = |group| ClusterRequest::ReadRange {
+            group,
+            token,
+            range: range.clone(),
+            consistent,
+        };
+        match self.routed_read(table, token, consistent, request).await? {
+            ClusterReply::Range(chunk) => Ok(chunk),
+            _ => Err(unexpected_reply()),
         }
-        Ok(partition.items)
     }
+
+    /// Serves a read request from this node's replica.
+    pub(super) async fn read_here(&self, request: ClusterRequest) -> ClusterReply {
+        match request {
+            ClusterRequest::ReadItem {
+                group,
+                token,
+                row_key,
+                consistent,
+            } => match self
+                .read_item_here(group, token, &row_key, consistent)
+                .await
+            {
+                Ok(item) => ClusterReply::Item(item),
+                Err(reply) => reply,
+            },
+            ClusterRequest::ReadRange {
+                group,
+                token,
+                range,
+                consistent,
+            } => match self.read_range_here(group, token, range, consistent).await {
+                Ok(chunk) => ClusterReply::Range(chunk),
+                Err(reply) => reply,
+            },
+            _ => ClusterReply::Failed {
+                message: "not a read".into(),
+                retryable: false,
+            },
+        }
+    }
+
+    /// This node's replica of `group`, ready to serve a read of `token`:
+    /// for a consistent read it must lead and hold its lease, and the
+    /// partition must still own the token (it may have split it away).
+    async fn readable_replica(
+        &self,
+        group: GroupId,
+        token: u64,
+        consistent: bool,
+    ) -> Result<PartitionHandle, ClusterReply> {
+        let handle = self.handle(group).ok_or(ClusterReply::NotHosted)?;
+        if consistent {
+            match handle.group.read_barrier().await {
+                Ok(()) => {}
+                Err(ReplicationError::NotLeader { leader, .. }) => {
+                    return Err(ClusterReply::NotLeader { leader });
+                }
+                Err(e) => {
+                    return Err(ClusterReply::Failed {
+                        message: e.to_string(),
+                        retryable: true,
+                    });
+                }
+            }
+        }
+        let (first, last) = handle.sm.range();
+        if token < first || token > last {
+            return Err(ClusterReply::WrongPartition);
+        }
+        Ok(handle)
+    }
+
+    async fn read_item_here(
+        &self,
+        group: GroupId,
+        token: u64,
+        row_key: &[u8],
+        consistent: bool,
+    ) -> Result<Option<Item>, ClusterReply> {
+        let handle = self.readable_replica(group, token, consistent).await?;
+        handle.traffic.count_read(Some(token));
+        read_item(&handle.items, row_key).map_err(|e| ClusterReply::Failed {
+            message: e.to_string(),
+            retryable: false,
+        })
+    }
+
+    async fn read_range_here(
+        &self,
+        group: GroupId,
+        token: u64,
+        range: RangeRequest,
+        consistent: bool,
+    ) -> Result<RangeChunk, ClusterReply> {
+        let handle = self.readable_replica(group, token, consistent).await?;
+        // Query and Scan: counted, but their token says little about load.
+        handle.traffic.count_read(None);
+        let mut chunk = RangeChunk::default();
+        let mut bytes = 0u64;
+        for stored in ItemRange::new(&handle.items, range.start, range.end, range.reverse) {
+            if chunk.items.len() >= range.max_items || bytes >= range.max_bytes {
+                break;
+            }
+            let stored = stored.map_err(|e| ClusterReply::Failed {
+                message: e.to_string(),
+                retryable: false,
+            })?;
+            bytes += u64::from(stored.size_bytes);
+            chunk.items.push(RangeItem {
+                item: stored.item,
+                size_bytes: stored.size_bytes,
+            });
+        }
+        Ok(chunk)
+    }
+}
+
+fn unexpected_reply() -> ClusterError {
+    ClusterError::Replication(ReplicationError::OutcomeUnknown(
+        "a replica answered a read with another reply".into(),
+    ))
 }

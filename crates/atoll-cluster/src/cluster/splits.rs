@@ -2,11 +2,11 @@
 //! catalog, starting the new partition, finishing interrupted splits, and
 //! the size watcher that decides when and where to split.
 
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use atoll_model::table::{TableDefinition, TableStatus};
-use atoll_partition::{PartitionCommand, PartitionOutput, TokenRange};
+use atoll_partition::{PartitionCommand, PartitionOutput, PartitionStateMachine, TokenRange};
 use atoll_replication::GroupId;
 use atoll_storage::Keyspace;
 
@@ -18,16 +18,25 @@ impl Cluster {
     /// A partition whose log fenced off a split the catalog never recorded
     /// (a crash in between) finishes the split now.
     pub(super) async fn finish_interrupted_splits(
-        &self,
+        self: &Arc<Self>,
         table_name: &str,
     ) -> Result<(), ClusterError> {
         loop {
             let Some(table) = self.catalog.table(table_name) else {
                 return Ok(());
             };
+            // Only a replica that fenced the split through its log holds the
+            // right items for the new partition, which it then founds.
             let unfinished = table.partitions.iter().find_map(|p| {
                 let (_, last) = self.handle(p.group_id)?.sm.range();
-                (last < p.end_token).then(|| (p.group_id, last + 1))
+                let at_token = last.checked_add(1).filter(|_| last < p.end_token)?;
+                PartitionStateMachine::handed_off_through_log(
+                    &self.stats_keyspace,
+                    p.group_id,
+                    at_token,
+                )
+                .unwrap_or(false)
+                .then_some((p.group_id, at_token))
             });
             match unfinished {
                 Some((group_id, at_token)) => {
@@ -46,7 +55,7 @@ impl Cluster {
     /// the same items keyspace and counts what it finds in its range. Writes
     /// refused in between are retried by `write` on the new map.
     pub async fn split_partition(
-        &self,
+        self: &Arc<Self>,
         table_name: &str,
         group_id: GroupId,
         at_token: u64,
@@ -85,17 +94,18 @@ impl Cluster {
     }
 
     async fn record_split(
-        &self,
+        self: &Arc<Self>,
         table: &TableDefinition,
         group_id: GroupId,
         at_token: u64,
     ) -> Result<(), ClusterError> {
         let updated = self
-            .propose_catalog(CatalogCommand::SplitPartition {
+            .propose_catalog(CatalogCommand::SplitPartitionBy {
                 name: table.name.clone(),
                 table_id: table.table_id.clone(),
                 group_id,
                 at_token,
+                founder: self.node.node_id(),
             })
             .await?
             .map_err(|r| r.into_error(&table.name))?
@@ -107,7 +117,8 @@ impl Cluster {
             .cloned()
             .ok_or_else(|| ClusterError::Catalog("split left no upper partition".into()))?;
         if self.handle(upper.group_id).is_none() {
-            self.start_partition(&updated, &upper).await?;
+            // This node founds the new group (it fenced the split).
+            self.host_partitions(true).await?;
         }
         tracing::info!(
             table = %table.name,
@@ -124,7 +135,7 @@ impl Cluster {
     /// token that leaves about half of its bytes on each side, and every
     /// partition whose traffic stayed over the load threshold, at the median
     /// token of the requests it saw.
-    async fn split_large_partitions(&self) -> Result<(), ClusterError> {
+    async fn split_large_partitions(self: &Arc<Self>) -> Result<(), ClusterError> {
         for table in self.catalog.tables() {
             if table.status != TableStatus::Active {
                 continue;
@@ -136,7 +147,11 @@ impl Cluster {
                 self.finish_interrupted_splits(&table.name).await?;
             }
             for partition in &table.partitions {
-                let Some(handle) = self.handle(partition.group_id) else {
+                // The leader decides: its log fences the split.
+                let Some(handle) = self
+                    .handle(partition.group_id)
+                    .filter(|handle| handle.group.is_leader())
+                else {
                     continue;
                 };
                 let range = handle.sm.range();

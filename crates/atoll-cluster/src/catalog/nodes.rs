@@ -1,0 +1,245 @@
+//! The catalog's record of the cluster's nodes and of which nodes hold each
+//! partition's replicas: the part of the partition map that says where.
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use atoll_replication::{ApplyContext, GroupId, NodeId};
+use atoll_storage::{Keyspace, StorageError};
+use serde::{Deserialize, Serialize};
+
+use crate::placement::{NodeInfo, REPLICATION_FACTOR, place_replicas};
+
+pub(super) const NODE_KEY_PREFIX: &[u8] = b"node:";
+pub(super) const REPLICAS_KEY_PREFIX: &[u8] = b"replicas:";
+pub(super) const ORIGIN_KEY_PREFIX: &[u8] = b"origin:";
+
+/// How a partition's group came to be, which decides how its replicas start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupOrigin {
+    /// The node that writes the group's first membership entry.
+    pub founder: NodeId,
+    /// The partition it split from: its replicas start on the items their
+    /// replica of that partition handed off.
+    pub split_from: Option<GroupId>,
+}
+
+/// A node of the cluster, as it registered itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// Node id.
+    pub node_id: NodeId,
+    /// Where peers reach its inter-node port.
+    pub cluster_addr: String,
+    /// Where clients reach its DynamoDB API.
+    pub api_addr: String,
+    /// Availability zone, if it was started with one.
+    pub zone: Option<String>,
+}
+
+fn id_key(prefix: &[u8], id: u64) -> Vec<u8> {
+    let mut key = prefix.to_vec();
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+fn id_of_key(prefix: &[u8], key: &[u8]) -> Option<u64> {
+    let bytes: [u8; 8] = key.strip_prefix(prefix)?.try_into().ok()?;
+    Some(u64::from_be_bytes(bytes))
+}
+
+/// Nodes and replica sets, held in memory beside their records.
+#[derive(Default)]
+pub(super) struct Placements {
+    nodes: RwLock<BTreeMap<NodeId, NodeRecord>>,
+    replicas: RwLock<BTreeMap<GroupId, Vec<NodeId>>>,
+    origins: RwLock<BTreeMap<GroupId, GroupOrigin>>,
+}
+
+impl Placements {
+    /// Reads the records of `keyspace`, or of an export's `records`.
+    pub(super) fn load<'a>(
+        records: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    ) -> Result<Placements, StorageError> {
+        let placements = Placements::default();
+        for (key, value) in records {
+            placements.load_record(key, value)?;
+        }
+        Ok(placements)
+    }
+
+    fn load_record(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        if let Some(id) = id_of_key(NODE_KEY_PREFIX, key) {
+            let node: NodeRecord = postcard::from_bytes(value).map_err(super::corrupt)?;
+            self.nodes
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, node);
+        } else if let Some(id) = id_of_key(REPLICAS_KEY_PREFIX, key) {
+            let replicas: Vec<NodeId> = postcard::from_bytes(value).map_err(super::corrupt)?;
+            self.replicas
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, replicas);
+        } else if let Some(id) = id_of_key(ORIGIN_KEY_PREFIX, key) {
+            let origin: GroupOrigin = postcard::from_bytes(value).map_err(super::corrupt)?;
+            self.origins
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, origin);
+        }
+        Ok(())
+    }
+
+    /// Replaces everything with `other`'s (a snapshot was installed).
+    pub(super) fn replace_with(&self, other: Placements) {
+        *self.nodes.write().unwrap_or_else(|e| e.into_inner()) =
+            other.nodes.into_inner().unwrap_or_else(|e| e.into_inner());
+        *self.replicas.write().unwrap_or_else(|e| e.into_inner()) = other
+            .replicas
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+        *self.origins.write().unwrap_or_else(|e| e.into_inner()) = other
+            .origins
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+    }
+
+    /// How group `group_id` came to be; a group with no record (created
+    /// before origins were recorded) was founded by its first replica.
+    pub(super) fn origin(&self, group_id: GroupId) -> GroupOrigin {
+        if let Some(origin) = self
+            .origins
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&group_id)
+        {
+            return *origin;
+        }
+        GroupOrigin {
+            founder: self
+                .replicas(group_id)
+                .into_iter()
+                .min()
+                .unwrap_or_default(),
+            split_from: None,
+        }
+    }
+
+    pub(super) fn set_origin(
+        &self,
+        ctx: &mut ApplyContext,
+        keyspace: &Keyspace,
+        group_id: GroupId,
+        origin: GroupOrigin,
+    ) -> Result<(), StorageError> {
+        let bytes = postcard::to_stdvec(&origin).map_err(super::corrupt)?;
+        ctx.put(keyspace, id_key(ORIGIN_KEY_PREFIX, group_id), bytes);
+        self.origins
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(group_id, origin);
+        Ok(())
+    }
+
+    /// Every registered node, by id.
+    pub(super) fn nodes(&self) -> Vec<NodeRecord> {
+        self.nodes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The nodes holding group `group_id`'s replicas. A group created before
+    /// replicas were recorded (a single node's data) lives on the registered
+    /// nodes (the first three).
+    pub(super) fn replicas(&self, group_id: GroupId) -> Vec<NodeId> {
+        if let Some(replicas) = self
+            .replicas
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&group_id)
+        {
+            return replicas.clone();
+        }
+        self.nodes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .take(REPLICATION_FACTOR)
+            .copied()
+            .collect()
+    }
+
+    pub(super) fn register(
+        &self,
+        ctx: &mut ApplyContext,
+        keyspace: &Keyspace,
+        node: NodeRecord,
+    ) -> Result<(), StorageError> {
+        let bytes = postcard::to_stdvec(&node).map_err(super::corrupt)?;
+        ctx.put(keyspace, id_key(NODE_KEY_PREFIX, node.node_id), bytes);
+        self.nodes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(node.node_id, node);
+        Ok(())
+    }
+
+    pub(super) fn set_replicas(
+        &self,
+        ctx: &mut ApplyContext,
+        keyspace: &Keyspace,
+        group_id: GroupId,
+        replicas: Vec<NodeId>,
+    ) -> Result<(), StorageError> {
+        let bytes = postcard::to_stdvec(&replicas).map_err(super::corrupt)?;
+        ctx.put(keyspace, id_key(REPLICAS_KEY_PREFIX, group_id), bytes);
+        self.replicas
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(group_id, replicas);
+        Ok(())
+    }
+
+    pub(super) fn forget_group(
+        &self,
+        ctx: &mut ApplyContext,
+        keyspace: &Keyspace,
+        group_id: GroupId,
+    ) {
+        ctx.delete(keyspace, id_key(REPLICAS_KEY_PREFIX, group_id));
+        ctx.delete(keyspace, id_key(ORIGIN_KEY_PREFIX, group_id));
+        self.replicas
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&group_id);
+        self.origins
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&group_id);
+    }
+
+    /// Replicas for a new partition: three registered nodes over distinct
+    /// zones, the least loaded first (fewer when fewer nodes registered).
+    pub(super) fn place_new(&self) -> Vec<NodeId> {
+        let replicas = self.replicas.read().unwrap_or_else(|e| e.into_inner());
+        let nodes: Vec<NodeInfo> = self
+            .nodes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|node| NodeInfo {
+                id: node.node_id,
+                zone: node.zone.clone(),
+                replica_count: replicas
+                    .values()
+                    .filter(|set| set.contains(&node.node_id))
+                    .count(),
+            })
+            .collect();
+        place_replicas(&nodes, REPLICATION_FACTOR)
+    }
+}

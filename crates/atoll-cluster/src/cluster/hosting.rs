@@ -1,0 +1,322 @@
+//! Which partitions this node holds replicas of, kept in step with the
+//! catalog: groups start when the catalog places a replica here, and are
+//! destroyed when their table goes or their replica moves away.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use atoll_model::table::{PartitionDefinition, TableDefinition, TableStatus};
+use atoll_partition::PartitionStateMachine;
+use atoll_replication::{Group, GroupId, RaftNode, ReplicationError};
+
+use super::{CATALOG_GROUP_ID, Cluster, ClusterOptions, PartitionHandle, TABLE_KEYSPACE_PREFIX};
+use crate::catalog::CatalogStateMachine;
+use crate::error::ClusterError;
+
+/// How often the hosted partitions are compared with the catalog even when
+/// nothing changed (a start that failed is retried then).
+const HOSTING_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Starts (or recovers) this node's replica of the catalog. With a cluster,
+/// waits for as long as it takes a quorum of its members to come up.
+pub(super) async fn start_catalog(
+    node: &Arc<RaftNode>,
+    catalog: &Arc<CatalogStateMachine>,
+    options: &ClusterOptions,
+) -> Result<Group, ClusterError> {
+    if options.initial_members.len() <= 1 {
+        return Ok(node.start_group(CATALOG_GROUP_ID, catalog.clone()).await?);
+    }
+    loop {
+        match node
+            .start_replicated_group(
+                CATALOG_GROUP_ID,
+                catalog.clone(),
+                options.initial_members.clone(),
+            )
+            .await
+        {
+            Ok(group) => return Ok(group),
+            Err(ReplicationError::Timeout(reason)) => {
+                tracing::info!(%reason, "waiting for a quorum of the cluster to start");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Adjusts hosted partitions after every catalog change, and every
+/// `HOSTING_CHECK_INTERVAL`, until the cluster is dropped.
+pub(super) async fn watch_catalog(cluster: Weak<Cluster>) {
+    // Only the notifier is held between passes: holding the cluster would
+    // keep its storage open after the server dropped it.
+    let Some(changed) = cluster.upgrade().map(|c| c.catalog.changed.clone()) else {
+        return;
+    };
+    loop {
+        let _ = tokio::time::timeout(HOSTING_CHECK_INTERVAL, changed.notified()).await;
+        let Some(cluster) = cluster.upgrade() else {
+            return;
+        };
+        if let Err(e) = cluster.host_partitions(false).await {
+            tracing::warn!(error = %e, "adjusting hosted partitions failed; will try again");
+        }
+    }
+}
+
+impl Cluster {
+    pub(super) fn partition_state_machine(
+        &self,
+        table: &TableDefinition,
+        partition: &PartitionDefinition,
+    ) -> Result<Arc<PartitionStateMachine>, ClusterError> {
+        let items = self.storage.keyspace(&table.keyspace)?;
+        Ok(Arc::new(PartitionStateMachine::open(
+            partition.group_id,
+            items,
+            self.stats_keyspace.clone(),
+            (partition.start_token, partition.end_token),
+        )?))
+    }
+
+    /// Brings hosted partitions in line with the catalog: destroys replicas
+    /// of deleted tables and of partitions placed elsewhere, starts the ones
+    /// placed here. With `wait`, starts are awaited (at open); otherwise
+    /// each runs in the background, since a start waits for its group's leader.
+    pub(super) async fn host_partitions(self: &Arc<Self>, wait: bool) -> Result<(), ClusterError> {
+        let _pass = self.hosting.lock().await;
+        let me = self.node.node_id();
+        for node in self.catalog.nodes() {
+            if node.node_id != me {
+                self.node.learn_peer_addr(node.node_id, node.cluster_addr);
+            }
+        }
+        let mut wanted: HashMap<GroupId, (Arc<TableDefinition>, PartitionDefinition)> =
+            HashMap::new();
+        for table in self.catalog.tables() {
+            if table.status == TableStatus::Deleting {
+                continue;
+            }
+            for partition in &table.partitions {
+                if self.catalog.replicas(partition.group_id).contains(&me) {
+                    wanted.insert(partition.group_id, (table.clone(), partition.clone()));
+                }
+            }
+        }
+        let unwanted: Vec<GroupId> = self
+            .partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .filter(|group| !wanted.contains_key(group))
+            .copied()
+            .collect();
+        for group in unwanted {
+            self.destroy_partition(group).await?;
+        }
+        self.drop_orphaned_keyspaces()?;
+        let mut starts = Vec::new();
+        for (group, (table, partition)) in wanted {
+            if self.handle(group).is_some() || !self.may_start(group, &partition)? {
+                continue;
+            }
+            if !self
+                .starting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(group)
+            {
+                continue;
+            }
+            let cluster = self.clone();
+            let start = async move {
+                let outcome = cluster.start_partition(&table, &partition).await;
+                cluster
+                    .starting
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&group);
+                if let Err(e) = &outcome {
+                    tracing::warn!(group, error = %e, "starting a partition replica failed; will try again");
+                }
+                outcome
+            };
+            if wait {
+                starts.push(start);
+            } else {
+                tokio::spawn(start);
+            }
+        }
+        futures_util::future::join_all(starts).await;
+        Ok(())
+    }
+
+    /// Whether this node may start its replica of `partition` now. A
+    /// partition made by a split starts on the items its parent handed
+    /// off, which are right only on a replica whose parent applied the
+    /// split from its log (not one that caught up from a later snapshot).
+    fn may_start(
+        &self,
+        group: GroupId,
+        partition: &PartitionDefinition,
+    ) -> Result<bool, ClusterError> {
+        if self.node.has_group_state(group)? {
+            return Ok(true);
+        }
+        let Some(parent) = self.catalog.origin(group).split_from else {
+            return Ok(true);
+        };
+        let handed_off = PartitionStateMachine::handed_off_through_log(
+            &self.stats_keyspace,
+            parent,
+            partition.start_token,
+        )?;
+        if !handed_off {
+            tracing::debug!(
+                group,
+                parent,
+                "not starting a split partition: this replica's parent has not applied the split from its log"
+            );
+        }
+        Ok(handed_off)
+    }
+
+    /// Starts this node's replica of `partition` (recovering it from disk,
+    /// or creating it with the replicas the catalog placed) and serves it.
+    pub(super) async fn start_partition(
+        &self,
+        table: &TableDefinition,
+        partition: &PartitionDefinition,
+    ) -> Result<(), ClusterError> {
+        let group_id = partition.group_id;
+        let sm = self.partition_state_machine(table, partition)?;
+        let handle_sm = sm.clone();
+        let stats = sm.stats();
+        let items = sm.items().clone();
+        let me = self.node.node_id();
+        let members: BTreeMap<_, _> = self
+            .catalog
+            .replicas(group_id)
+            .into_iter()
+            .map(|node| {
+                let addr = if node == me {
+                    self.advertise_addr.clone()
+                } else {
+                    self.node.peer_addr(node).unwrap_or_default()
+                };
+                (node, addr)
+            })
+            .collect();
+        let founder = self.catalog.origin(group_id).founder;
+        let group = self
+            .node
+            .start_group_founded_by(group_id, sm, members, founder)
+            .await?;
+        self.partitions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                group_id,
+                PartitionHandle {
+                    group,
+                    items,
+                    stats,
+                    sm: handle_sm,
+                    traffic: Arc::default(),
+                },
+            );
+        Ok(())
+    }
+
+    /// Stops and deletes this node's replica of `group` (its table is gone,
+    /// or the replica moved to another node).
+    async fn destroy_partition(&self, group: GroupId) -> Result<(), ClusterError> {
+        let Some(handle) = self
+            .partitions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&group)
+        else {
+            return Ok(());
+        };
+        self.node.destroy_group(group, handle.sm.clone()).await?;
+        let mut batch = atoll_storage::WriteBatch::new();
+        for key in PartitionStateMachine::record_keys(group) {
+            batch.delete(&self.stats_keyspace, key);
+        }
+        self.storage
+            .commit(batch, atoll_storage::Durability::Buffered)?;
+        Ok(())
+    }
+
+    /// Deletes this node's replicas of a DELETING table and its items, then
+    /// has the catalog forget the table. Every node holding a replica does
+    /// its part when it sees the table DELETING; forgetting twice is harmless.
+    pub(super) async fn finish_delete(&self, table: &TableDefinition) -> Result<(), ClusterError> {
+        let pass = self.hosting.lock().await;
+        for partition in &table.partitions {
+            if self.handle(partition.group_id).is_some() {
+                self.destroy_partition(partition.group_id).await?;
+            } else if self.node.has_group_state(partition.group_id)? {
+                let sm = self.partition_state_machine(table, partition)?;
+                self.node.destroy_group(partition.group_id, sm).await?;
+            }
+        }
+        if self.storage.keyspace_names().contains(&table.keyspace) {
+            self.storage.drop_keyspace(&table.keyspace)?;
+        }
+        drop(pass);
+        self.propose_catalog(crate::catalog::CatalogCommand::DropTable {
+            name: table.name.clone(),
+            table_id: table.table_id.clone(),
+        })
+        .await?
+        .map_err(|r| r.into_error(&table.name))?;
+        Ok(())
+    }
+
+    /// Drops table keyspaces no live table uses: a crash during DeleteTable
+    /// can leave the keyspace behind after the catalog forgot the table,
+    /// and other nodes drop theirs when they see it go.
+    fn drop_orphaned_keyspaces(&self) -> Result<(), ClusterError> {
+        let referenced: std::collections::HashSet<String> = self
+            .catalog
+            .tables()
+            .iter()
+            .filter(|t| t.status != TableStatus::Deleting)
+            .map(|t| t.keyspace.clone())
+            .collect();
+        let in_use: std::collections::HashSet<String> = self
+            .partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|handle| handle.items.name().to_string())
+            .collect();
+        for name in self.storage.keyspace_names() {
+            if name.starts_with(TABLE_KEYSPACE_PREFIX)
+                && !referenced.contains(&name)
+                && !in_use.contains(&name)
+            {
+                tracing::info!(keyspace = %name, "dropping the keyspace of a deleted table");
+                self.storage.drop_keyspace(&name)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes a CREATING table ACTIVE once each of its partitions has a
+    /// leader that serves (the first consistent read through each succeeds).
+    pub(super) async fn activate(
+        self: &Arc<Self>,
+        table: &TableDefinition,
+    ) -> Result<(), ClusterError> {
+        self.host_partitions(true).await?;
+        for partition in &table.partitions {
+            self.read_item(table, partition.start_token, &[], true)
+                .await?;
+        }
+        self.set_status(table, TableStatus::Active).await
+    }
+}

@@ -1,0 +1,232 @@
+//! Requests one node forwards to another: catalog commands to the catalog's
+//! leader, item writes and consistent reads to a partition's leader, and
+//! any read of a partition this node holds no replica of.
+//!
+//! They travel as service calls of the replication transport. The answering
+//! node acts only on what it hosts and says why it did not otherwise
+//! (`NotLeader`, `NotHosted`, `WrongPartition`), which the caller retries.
+
+use std::ops::Bound;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use atoll_model::Item;
+use atoll_model::table::TableDefinition;
+use atoll_partition::{PartitionCommand, PartitionOutput};
+use atoll_replication::{GroupId, NodeId, ReplicationError, ServiceFuture, ServiceHandler};
+use serde::{Deserialize, Serialize};
+
+use super::Cluster;
+use crate::catalog::{CatalogCommand, Rejection};
+use crate::error::ClusterError;
+
+/// How long a forwarded request may take before its outcome counts as
+/// unknown (a write waits for a quorum; a leader cut off from its peers
+/// would hold it until then).
+pub(super) const FORWARD_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// A forwarded request.
+#[derive(Serialize, Deserialize)]
+pub(super) enum ClusterRequest {
+    /// Propose a catalog command (to the catalog's leader).
+    Catalog(CatalogCommand),
+    /// Propose a partition command (to the partition's leader).
+    Write {
+        group: GroupId,
+        command: PartitionCommand,
+    },
+    /// Read one item of a partition.
+    ReadItem {
+        group: GroupId,
+        token: u64,
+        row_key: Vec<u8>,
+        consistent: bool,
+    },
+    /// Read items of a partition in row-key order.
+    ReadRange {
+        group: GroupId,
+        token: u64,
+        range: RangeRequest,
+        consistent: bool,
+    },
+}
+
+/// A row-key range to read and how much of it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RangeRequest {
+    /// Start of the range.
+    pub start: Bound<Vec<u8>>,
+    /// End of the range.
+    pub end: Bound<Vec<u8>>,
+    /// Descending order.
+    pub reverse: bool,
+    /// Most items to return.
+    pub max_items: usize,
+    /// Stop once the items returned reach this many bytes (the item that
+    /// crosses it is included, as a DynamoDB page includes it).
+    pub max_bytes: u64,
+}
+
+/// Items read from a range.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct RangeChunk {
+    /// The items, in the order asked.
+    pub items: Vec<RangeItem>,
+}
+
+/// An item read from a range, with its DynamoDB size.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RangeItem {
+    /// The item.
+    pub item: Item,
+    /// Its DynamoDB size (for capacity and the 1 MB page limit).
+    pub size_bytes: u32,
+}
+
+/// The answer to a forwarded request.
+#[derive(Serialize, Deserialize)]
+pub(super) enum ClusterReply {
+    /// The catalog applied the command; the catalog's log had applied
+    /// `applied_index` when it answered.
+    Catalog {
+        outcome: Result<Option<Box<TableDefinition>>, Rejection>,
+        applied_index: u64,
+    },
+    Written(PartitionOutput),
+    Item(Option<Item>),
+    Range(RangeChunk),
+    /// This node does not lead the group (`leader`, when it knows).
+    NotLeader {
+        leader: Option<NodeId>,
+    },
+    /// This node holds no replica of the group (yet, or any more).
+    NotHosted,
+    /// The partition no longer owns the token (it split).
+    WrongPartition,
+    /// The request failed; `retryable` when it certainly had no effect.
+    Failed {
+        message: String,
+        retryable: bool,
+    },
+}
+
+impl ClusterReply {
+    fn from_error(error: ClusterError) -> ClusterReply {
+        match error {
+            ClusterError::Replication(ReplicationError::NotLeader { leader, .. }) => {
+                ClusterReply::NotLeader { leader }
+            }
+            other => ClusterReply::Failed {
+                retryable: other.is_retryable(),
+                message: other.to_string(),
+            },
+        }
+    }
+
+    /// The error a caller sees for a reply that carries no result.
+    pub(super) fn into_error(self, group: GroupId, node: NodeId) -> ClusterError {
+        let replication = match self {
+            ClusterReply::NotLeader { leader } => ReplicationError::NotLeader { group, leader },
+            ClusterReply::NotHosted => ReplicationError::UnknownGroup(group),
+            ClusterReply::WrongPartition => {
+                return ClusterError::PartitionMoved {
+                    table: String::new(),
+                };
+            }
+            ClusterReply::Failed {
+                message,
+                retryable: true,
+            } => ReplicationError::Unreachable {
+                node,
+                reason: message,
+            },
+            ClusterReply::Failed { message, .. } => ReplicationError::OutcomeUnknown(message),
+            _ => ReplicationError::OutcomeUnknown(format!(
+                "node {node} answered group {group} with an unexpected reply"
+            )),
+        };
+        ClusterError::Replication(replication)
+    }
+}
+
+/// Answers peers' forwarded requests on behalf of a cluster.
+pub(super) struct Endpoint {
+    pub(super) cluster: Weak<Cluster>,
+}
+
+impl ServiceHandler for Endpoint {
+    fn handle(&self, payload: Vec<u8>) -> ServiceFuture {
+        let cluster = self.cluster.clone();
+        Box::pin(async move {
+            let reply = match (cluster.upgrade(), postcard::from_bytes(&payload)) {
+                (Some(cluster), Ok(request)) => cluster.answer(request).await,
+                (None, _) => ClusterReply::Failed {
+                    message: "node stopping".into(),
+                    retryable: true,
+                },
+                (_, Err(e)) => ClusterReply::Failed {
+                    message: format!("undecodable request: {e}"),
+                    retryable: false,
+                },
+            };
+            postcard::to_stdvec(&reply).unwrap_or_default()
+        })
+    }
+}
+
+impl Cluster {
+    /// Sends `request` to node `node` and decodes its reply.
+    pub(super) async fn forward(
+        &self,
+        node: NodeId,
+        request: &ClusterRequest,
+    ) -> Result<ClusterReply, ClusterError> {
+        let payload =
+            postcard::to_stdvec(request).map_err(|e| ClusterError::Catalog(e.to_string()))?;
+        let reply = self
+            .node
+            .call_service(node, payload, FORWARD_TIMEOUT)
+            .await?;
+        postcard::from_bytes(&reply).map_err(|e| {
+            ClusterError::Replication(ReplicationError::OutcomeUnknown(format!(
+                "undecodable reply from node {node}: {e}"
+            )))
+        })
+    }
+
+    async fn answer(self: Arc<Self>, request: ClusterRequest) -> ClusterReply {
+        match request {
+            ClusterRequest::Catalog(command) => {
+                if !self.catalog_group.is_leader() {
+                    return ClusterReply::NotLeader {
+                        leader: self.catalog_group.current_leader(),
+                    };
+                }
+                match self.propose_catalog_here(command).await {
+                    Ok(outcome) => ClusterReply::Catalog {
+                        outcome: outcome.map(|t| t.map(|t| Box::new((*t).clone()))),
+                        applied_index: self.catalog_group.applied_index().unwrap_or(0),
+                    },
+                    Err(e) => ClusterReply::from_error(e),
+                }
+            }
+            ClusterRequest::Write { group, command } => {
+                let Some(handle) = self.handle(group) else {
+                    return ClusterReply::NotHosted;
+                };
+                if !handle.group.is_leader() {
+                    return ClusterReply::NotLeader {
+                        leader: handle.group.current_leader(),
+                    };
+                }
+                match self.propose_to(&handle, &command).await {
+                    Ok(output) => ClusterReply::Written(output),
+                    Err(e) => ClusterReply::from_error(e),
+                }
+            }
+            read @ (ClusterRequest::ReadItem { .. } | ClusterRequest::ReadRange { .. }) => {
+                self.read_here(read).await
+            }
+        }
+    }
+}
