@@ -38,7 +38,8 @@ pub enum BenchError {
 /// Where and as whom to send requests.
 #[derive(Args, Debug, Clone)]
 pub struct TargetArgs {
-    /// Endpoint URL.
+    /// Endpoint URL; several, separated by commas, spread the connections
+    /// over the nodes of a cluster.
     #[arg(
         long,
         default_value = "http://127.0.0.1:8000",

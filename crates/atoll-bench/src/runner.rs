@@ -11,43 +11,61 @@ use crate::report::{Report, Stats, process_cpu_time};
 use crate::sigv4::{Signer, amz_date_now};
 use crate::workload::{Bodies, KeySpace, Op, Workload};
 
-/// What every command needs to reach the endpoint.
+/// What every command needs to reach the endpoint (or the nodes of a
+/// cluster: connections are spread over them in turn).
 #[derive(Clone, Debug)]
 pub struct Target {
-    /// The endpoint.
-    pub endpoint: Endpoint,
-    /// Request signer.
-    pub signer: Arc<Signer>,
+    /// The endpoints, each with its request signer (the host is signed).
+    endpoints: Arc<Vec<(Endpoint, Arc<Signer>)>>,
+    /// Which endpoint the next connection goes to.
+    next: Arc<AtomicU64>,
     /// Table name.
     pub table: String,
 }
 
 impl Target {
-    /// A target from command-line values.
+    /// A target from command-line values; `endpoints` is one URL or several
+    /// separated by commas.
     pub fn new(
-        endpoint: &str,
+        endpoints: &str,
         table: &str,
         region: &str,
         access_key: &str,
         secret_key: &str,
     ) -> Result<Target, BenchError> {
-        let endpoint = Endpoint::parse(endpoint)?;
-        let signer = Signer::new(
-            access_key,
-            secret_key,
-            region,
-            &endpoint.authority,
-            &amz_date_now(),
-        );
+        let mut parsed = Vec::new();
+        for url in endpoints
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        {
+            let endpoint = Endpoint::parse(url)?;
+            let signer = Signer::new(
+                access_key,
+                secret_key,
+                region,
+                &endpoint.authority,
+                &amz_date_now(),
+            );
+            parsed.push((endpoint, Arc::new(signer)));
+        }
+        if parsed.is_empty() {
+            return Err(BenchError::Usage("no endpoint given".into()));
+        }
         Ok(Target {
-            endpoint,
-            signer: Arc::new(signer),
+            endpoints: Arc::new(parsed),
+            next: Arc::new(AtomicU64::new(0)),
             table: table.to_string(),
         })
     }
 
     async fn connection(&self) -> Result<Connection, BenchError> {
-        Connection::open(&self.endpoint, self.signer.clone()).await
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) as usize;
+        let (endpoint, signer) = self
+            .endpoints
+            .get(turn % self.endpoints.len())
+            .ok_or_else(|| BenchError::Usage("no endpoint given".into()))?;
+        Connection::open(endpoint, signer.clone()).await
     }
 }
 

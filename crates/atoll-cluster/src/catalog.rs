@@ -299,8 +299,20 @@ impl CatalogStateMachine {
                 let mut definition = *definition;
                 let group_id = self.allocate_group_id(ctx);
                 let replicas = self.placements.place_new();
+                // The founder usually becomes the first leader: rotating it
+                // over the replicas spreads leaderships over the nodes.
+                let founder = replicas
+                    .get(group_id as usize % replicas.len().max(1))
+                    .copied()
+                    .unwrap_or_default();
                 self.placements
                     .set_replicas(ctx, &self.keyspace, group_id, replicas)?;
+                let origin = GroupOrigin {
+                    founder,
+                    split_from: None,
+                };
+                self.placements
+                    .set_origin(ctx, &self.keyspace, group_id, origin)?;
                 definition.partitions = vec![PartitionDefinition {
                     group_id,
                     start_token: 0,

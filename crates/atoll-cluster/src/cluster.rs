@@ -17,6 +17,7 @@ use crate::error::ClusterError;
 
 mod admin;
 mod hosting;
+mod repair;
 mod routing;
 mod rpc;
 mod splits;
@@ -36,6 +37,10 @@ pub const DEFAULT_SPLIT_SIZE_BYTES: u64 = 10 * 1024 * 1024 * 1024;
 /// A partition splits for load above this many requests per second: the
 /// read capacity one DynamoDB partition serves (3,000 read units).
 pub const DEFAULT_SPLIT_LOAD_OPS_PER_SECOND: f64 = 3000.0;
+
+/// A node whose replicas stay silent this long is taken for dead, and its
+/// replicas are rebuilt elsewhere.
+pub const DEFAULT_DEAD_NODE_AFTER: Duration = Duration::from_secs(60);
 
 /// How long a catalog change keeps retrying while the catalog's leader changes.
 const CATALOG_RETRY: Duration = Duration::from_secs(30);
@@ -60,6 +65,8 @@ pub struct ClusterOptions {
     pub api_addr: String,
     /// This node's availability zone, for placing replicas apart.
     pub zone: Option<String>,
+    /// A replica silent this long is rebuilt on another node.
+    pub dead_node_after: Duration,
 }
 
 impl Default for ClusterOptions {
@@ -72,6 +79,7 @@ impl Default for ClusterOptions {
             initial_members: BTreeMap::new(),
             api_addr: String::new(),
             zone: None,
+            dead_node_after: DEFAULT_DEAD_NODE_AFTER,
         }
     }
 }
@@ -112,6 +120,8 @@ pub struct Cluster {
     lifecycle: tokio::sync::Mutex<()>,
     // Serialises passes over what this node should host.
     hosting: tokio::sync::Mutex<()>,
+    // Replicas hosted at a leader's request, before the catalog names them.
+    joining: std::sync::Mutex<HashMap<GroupId, std::time::Instant>>,
     split_size_bytes: u64,
     split_load_ops_per_second: f64,
     // Where peers reach this node's inter-node port.
@@ -153,6 +163,7 @@ impl Cluster {
             leaders: RwLock::new(HashMap::new()),
             lifecycle: tokio::sync::Mutex::new(()),
             hosting: tokio::sync::Mutex::new(()),
+            joining: std::sync::Mutex::new(HashMap::new()),
             advertise_addr: options.node.advertise_addr.clone(),
         });
         cluster.node.set_service_handler(Arc::new(rpc::Endpoint {
@@ -177,6 +188,10 @@ impl Cluster {
             }
         }
         tokio::spawn(hosting::watch_catalog(Arc::downgrade(&cluster)));
+        tokio::spawn(repair::watch_replicas(
+            Arc::downgrade(&cluster),
+            options.dead_node_after,
+        ));
         tokio::spawn(splits::watch_partition_sizes(
             Arc::downgrade(&cluster),
             split_check_interval,

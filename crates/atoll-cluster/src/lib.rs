@@ -12,8 +12,8 @@ pub mod placement;
 
 pub use catalog::{CatalogCommand, NodeRecord, TableUpdate};
 pub use cluster::{
-    Cluster, ClusterOptions, ClusterReport, DEFAULT_SPLIT_LOAD_OPS_PER_SECOND,
-    DEFAULT_SPLIT_SIZE_BYTES, NodeReport, PartitionReport, RangeChunk, RangeItem, RangeRequest,
-    TableReport, TableStats,
+    Cluster, ClusterOptions, ClusterReport, DEFAULT_DEAD_NODE_AFTER,
+    DEFAULT_SPLIT_LOAD_OPS_PER_SECOND, DEFAULT_SPLIT_SIZE_BYTES, NodeReport, PartitionReport,
+    RangeChunk, RangeItem, RangeRequest, TableReport, TableStats,
 };
 pub use error::ClusterError;

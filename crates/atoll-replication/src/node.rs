@@ -529,6 +529,7 @@ impl Group {
         new: NodeId,
         new_addr: String,
     ) -> Result<(), ReplicationError> {
+        self.compact_log().await?;
         self.raft
             .add_learner(new, BasicNode { addr: new_addr }, true)
             .await
@@ -541,6 +542,58 @@ impl Group {
             .await
             .map_err(|e| self.membership_error(e))?;
         Ok(())
+    }
+
+    /// Takes a snapshot of everything applied and purges the log behind it,
+    /// so a new replica starts from the snapshot: a group whose initial
+    /// state was not written by its log (a partition made by a split) has
+    /// no other way to give it that state.
+    async fn compact_log(&self) -> Result<(), ReplicationError> {
+        let applied = self.applied_index().unwrap_or(0);
+        self.raft.trigger().snapshot().await.map_err(stopped)?;
+        let snapshot = self
+            .raft
+            .wait(Some(Duration::from_secs(60)))
+            .metrics(
+                |m| m.snapshot.as_ref().is_some_and(|id| id.index >= applied),
+                "snapshot taken",
+            )
+            .await
+            .map_err(|e| ReplicationError::Timeout(format!("group {}: {e}", self.id)))?
+            .snapshot
+            .map(|id| id.index)
+            .unwrap_or(applied);
+        self.raft
+            .trigger()
+            .purge_log(snapshot)
+            .await
+            .map_err(stopped)?;
+        Ok(())
+    }
+
+    /// On the leader: each other voter, with how long ago it last
+    /// acknowledged a heartbeat or entries (`None`: not since this node
+    /// became leader). Empty on a follower.
+    pub fn follower_silence(&self) -> Vec<(NodeId, Option<Duration>)> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let Some(heartbeat) = metrics.heartbeat.as_ref() else {
+            return Vec::new();
+        };
+        metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|id| *id != metrics.id)
+            .map(|id| {
+                let silence = heartbeat
+                    .get(&id)
+                    .cloned()
+                    .flatten()
+                    .map(|acked| openraft::Instant::elapsed(&*acked));
+                (id, silence)
+            })
+            .collect()
     }
 
     fn membership_error(

@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// This node's availability zone; replicas of a partition go to distinct zones.
     #[arg(long, env = "ATOLL_ZONE")]
     pub zone: Option<String>,
+    /// A node whose replicas stay silent this long is taken for dead and
+    /// its replicas are rebuilt on other nodes [default: 60000].
+    #[arg(long, env = "ATOLL_DEAD_NODE_AFTER_MS", value_name = "MS")]
+    pub dead_node_after_ms: Option<u64>,
 }
 
 /// The settings file.
@@ -76,6 +80,7 @@ struct FileConfig {
     advertise: Option<String>,
     peers: Option<String>,
     zone: Option<String>,
+    dead_node_after_ms: Option<u64>,
 }
 
 /// Resolved settings.
@@ -107,6 +112,8 @@ pub struct ServeConfig {
     pub peers: std::collections::BTreeMap<u64, String>,
     /// Availability zone.
     pub zone: Option<String>,
+    /// Silence after which a node's replicas are rebuilt elsewhere.
+    pub dead_node_after_ms: u64,
 }
 
 /// Errors reading the configuration.
@@ -176,6 +183,10 @@ impl ServeArgs {
             advertise: self.advertise.or(file.advertise),
             peers,
             zone: self.zone.or(file.zone),
+            dead_node_after_ms: self
+                .dead_node_after_ms
+                .or(file.dead_node_after_ms)
+                .unwrap_or(atoll_cluster::DEFAULT_DEAD_NODE_AFTER.as_millis() as u64),
             listen: self
                 .listen
                 .or(file.listen)

@@ -2,6 +2,7 @@
 
 mod admin;
 mod config;
+mod dev_cluster;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,8 @@ enum Command {
     },
     /// Show a running node's view: nodes, tables, partitions, leaders, sizes, request rates.
     Admin(admin::AdminArgs),
+    /// Start a local cluster of N node processes on 127.0.0.x, for trying Atoll and for tests.
+    DevCluster(dev_cluster::DevClusterArgs),
 }
 
 fn bench(command: atoll_bench::BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
@@ -47,6 +50,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args).map_err(Into::into),
         Command::Bench { command } => bench(command),
         Command::Admin(args) => admin::run(args),
+        Command::DevCluster(args) => dev_cluster::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

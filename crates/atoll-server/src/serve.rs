@@ -38,7 +38,7 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
         config.log_level.clone()
     } else {
         format!(
-            "{},openraft=warn,fjall=warn,lsm_tree=warn",
+            "{},openraft=warn,openraft::core::heartbeat=error,fjall=warn,lsm_tree=warn",
             config.log_level
         )
     };
@@ -91,6 +91,7 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
                 initial_members,
                 api_addr: local_addr.to_string(),
                 zone: config.zone.clone(),
+                dead_node_after: Duration::from_millis(config.dead_node_after_ms),
             },
         )
         .await?;

@@ -104,12 +104,19 @@ impl Cluster {
                 }
             }
         }
+        let joining: Vec<GroupId> = {
+            let mut joining = self.joining.lock().unwrap_or_else(|e| e.into_inner());
+            joining.retain(|group, since| {
+                !wanted.contains_key(group) && since.elapsed() < super::repair::JOIN_GRACE
+            });
+            joining.keys().copied().collect()
+        };
         let unwanted: Vec<GroupId> = self
             .partitions
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .keys()
-            .filter(|group| !wanted.contains_key(group))
+            .filter(|group| !wanted.contains_key(group) && !joining.contains(group))
             .copied()
             .collect();
         for group in unwanted {

@@ -42,6 +42,8 @@ pub(super) enum ClusterRequest {
         row_key: Vec<u8>,
         consistent: bool,
     },
+    /// Host a new replica of a partition (its leader is about to add it).
+    HostReplica { group: GroupId },
     /// Read items of a partition in row-key order.
     ReadRange {
         group: GroupId,
@@ -95,6 +97,8 @@ pub(super) enum ClusterReply {
     Written(PartitionOutput),
     Item(Option<Item>),
     Range(RangeChunk),
+    /// The replica is hosted here.
+    Hosted,
     /// This node does not lead the group (`leader`, when it knows).
     NotLeader {
         leader: Option<NodeId>,
@@ -224,6 +228,7 @@ impl Cluster {
                     Err(e) => ClusterReply::from_error(e),
                 }
             }
+            ClusterRequest::HostReplica { group } => self.host_new_replica(group).await,
             read @ (ClusterRequest::ReadItem { .. } | ClusterRequest::ReadRange { .. }) => {
                 self.read_here(read).await
             }

@@ -1,0 +1,183 @@
+//! Re-replication: a partition's leader that has not heard from one of its
+//! replicas for longer than the dead-node time rebuilds that replica on
+//! another node (a zone its other replicas do not use first, then the least
+//! loaded), so the partition gets back to three copies.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use atoll_replication::{GroupId, NodeId};
+
+use super::rpc::{ClusterReply, ClusterRequest};
+use super::{Cluster, PartitionHandle};
+use crate::catalog::CatalogCommand;
+use crate::error::ClusterError;
+use crate::placement::{NodeInfo, replacement_for};
+
+/// A follower that has not acknowledged anything for this long counts as
+/// silent (heartbeats go out every 100 ms).
+const SILENCE: Duration = Duration::from_secs(1);
+
+/// How often leaders look for dead replicas.
+const REPAIR_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a replica a leader asked this node to host is kept before the
+/// catalog names this node one of its replicas (the voter change between
+/// the two may take a snapshot's transfer).
+pub(super) const JOIN_GRACE: Duration = Duration::from_secs(300);
+
+/// Looks for dead replicas of the partitions this node leads until the
+/// cluster is dropped.
+pub(super) async fn watch_replicas(cluster: Weak<Cluster>, dead_after: Duration) {
+    let mut silent_since: HashMap<(GroupId, NodeId), Instant> = HashMap::new();
+    loop {
+        tokio::time::sleep(REPAIR_CHECK_INTERVAL).await;
+        let Some(cluster) = cluster.upgrade() else {
+            return;
+        };
+        let leading: Vec<PartitionHandle> = cluster
+            .partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|handle| handle.group.is_leader())
+            .cloned()
+            .collect();
+        let now = Instant::now();
+        let mut seen = Vec::new();
+        for handle in leading {
+            let group = handle.group.id();
+            for (node, silence) in handle.group.follower_silence() {
+                if silence.is_some_and(|s| s < SILENCE) {
+                    continue;
+                }
+                seen.push((group, node));
+                let since = *silent_since.entry((group, node)).or_insert(now);
+                if now.duration_since(since) < dead_after {
+                    continue;
+                }
+                match cluster.replace_replica(&handle, node).await {
+                    Ok(Some(new)) => {
+                        tracing::info!(group, dead = node, new, "rebuilt a dead node's replica");
+                        silent_since.remove(&(group, node));
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(group, dead = node, error = %e, "rebuilding a dead node's replica failed; will try again");
+                    }
+                }
+            }
+        }
+        silent_since.retain(|key, _| seen.contains(key));
+    }
+}
+
+impl Cluster {
+    /// Moves `handle`'s replica on `dead` to another node: asks that node
+    /// to host the group, changes the voters (the new replica first catches
+    /// up from a snapshot), then records the new replica set. Returns the
+    /// new node, or `None` when no node is free.
+    async fn replace_replica(
+        self: &Arc<Self>,
+        handle: &PartitionHandle,
+        dead: NodeId,
+    ) -> Result<Option<NodeId>, ClusterError> {
+        let group = handle.group.id();
+        let voters = handle.group.voters();
+        let mut excluded = voters.clone();
+        loop {
+            let nodes: Vec<NodeInfo> = self
+                .catalog
+                .nodes()
+                .into_iter()
+                .map(|n| NodeInfo {
+                    id: n.node_id,
+                    zone: n.zone,
+                    replica_count: self.replica_count(n.node_id),
+                })
+                .collect();
+            let Some(new) = replacement_for(&nodes, &excluded, dead) else {
+                return Ok(None);
+            };
+            excluded.push(new);
+            match self
+                .forward(new, &ClusterRequest::HostReplica { group })
+                .await
+            {
+                Ok(ClusterReply::Hosted) => {}
+                Ok(_) | Err(_) => continue,
+            }
+            let addr = self.node.peer_addr(new).unwrap_or_default();
+            handle.group.replace_voter(dead, new, addr).await?;
+            let replicas = handle.group.voters();
+            self.propose_catalog(CatalogCommand::SetReplicas {
+                group_id: group,
+                replicas,
+            })
+            .await?
+            .map_err(|r| r.into_error(""))?;
+            return Ok(Some(new));
+        }
+    }
+
+    fn replica_count(&self, node: NodeId) -> usize {
+        self.catalog
+            .tables()
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .filter(|p| self.catalog.replicas(p.group_id).contains(&node))
+            .count()
+    }
+
+    /// Hosts a new, empty replica of `group` that its leader is about to
+    /// add (see `replace_replica`).
+    pub(super) async fn host_new_replica(&self, group: GroupId) -> ClusterReply {
+        if self.handle(group).is_some() {
+            return ClusterReply::Hosted;
+        }
+        let found = self.catalog.tables().into_iter().find_map(|table| {
+            let partition = table
+                .partitions
+                .iter()
+                .find(|p| p.group_id == group)
+                .cloned()?;
+            Some((table, partition))
+        });
+        let Some((table, partition)) = found else {
+            return ClusterReply::NotHosted;
+        };
+        let joined = async {
+            let sm = self.partition_state_machine(&table, &partition)?;
+            let handle_sm = sm.clone();
+            let joined = self.node.join_group(group, sm).await?;
+            Ok::<_, ClusterError>((joined, handle_sm))
+        };
+        match joined.await {
+            Ok((joined, sm)) => {
+                self.joining
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(group, Instant::now());
+                self.partitions
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(
+                        group,
+                        PartitionHandle {
+                            group: joined,
+                            items: sm.items().clone(),
+                            stats: sm.stats(),
+                            sm,
+                            traffic: Arc::default(),
+                        },
+                    );
+                ClusterReply::Hosted
+            }
+            Err(e) => ClusterReply::Failed {
+                message: e.to_string(),
+                retryable: true,
+            },
+        }
+    }
+}
