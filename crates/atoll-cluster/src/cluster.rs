@@ -430,14 +430,34 @@ impl Cluster {
         Ok(())
     }
 
-    /// Item count and size of a table.
-    pub fn table_stats(&self, table: &TableDefinition) -> TableStats {
-        let partitions = self.partitions.read().unwrap_or_else(|e| e.into_inner());
+    /// Item count and size of a table: summed over its partitions, each as
+    /// a replica knows it (this node's, or another node's when it holds
+    /// none; a partition no replica answers for counts nothing).
+    pub async fn table_stats(&self, table: &TableDefinition) -> TableStats {
         let mut stats = TableStats::default();
         for partition in &table.partitions {
-            if let Some(handle) = partitions.get(&partition.group_id) {
+            let group = partition.group_id;
+            if let Some(handle) = self.handle(group) {
                 stats.item_count += handle.stats.item_count();
                 stats.size_bytes += handle.stats.size_bytes();
+                continue;
+            }
+            let me = self.node.node_id();
+            for node in self.catalog.replicas(group) {
+                if node == me {
+                    continue;
+                }
+                if let Ok(rpc::ClusterReply::Stats {
+                    item_count,
+                    size_bytes,
+                }) = self
+                    .forward(node, &rpc::ClusterRequest::Stats { group })
+                    .await
+                {
+                    stats.item_count += item_count;
+                    stats.size_bytes += size_bytes;
+                    break;
+                }
             }
         }
         stats

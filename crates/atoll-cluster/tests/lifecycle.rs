@@ -112,7 +112,7 @@ async fn tables_and_items_survive_restarts_and_deletion_removes_everything() {
             .unwrap(),
         Some(item)
     );
-    assert_eq!(cluster.table_stats(&table).item_count, 1);
+    assert_eq!(cluster.table_stats(&table).await.item_count, 1);
     assert!(matches!(
         cluster.delete_table("orders").await,
         Err(ClusterError::DeletionProtected(_))
@@ -217,7 +217,7 @@ async fn a_split_stopped_after_its_fence_is_finished_by_the_next_check_or_restar
     let table = cluster.active_table("halves").unwrap();
     assert_eq!(table.partitions.len(), 2);
     assert_eq!(table.partitions[1].start_token, at_token);
-    assert_eq!(cluster.table_stats(&table).item_count, 60);
+    assert_eq!(cluster.table_stats(&table).await.item_count, 60);
 
     // Again, then a restart instead of the periodic check.
     let upper_group = table.partitions[1].group_id;
@@ -236,7 +236,7 @@ async fn a_split_stopped_after_its_fence_is_finished_by_the_next_check_or_restar
     let table = cluster.active_table("halves").unwrap();
     assert_eq!(table.partitions.len(), 3);
     assert_eq!(table.partitions[2].start_token, at_token);
-    assert_eq!(cluster.table_stats(&table).item_count, 60);
+    assert_eq!(cluster.table_stats(&table).await.item_count, 60);
     for (token, row_key, item) in &items {
         assert_eq!(
             cluster

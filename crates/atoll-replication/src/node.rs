@@ -61,6 +61,9 @@ impl Default for NodeOptions {
 
 pub(crate) type Raft = openraft::Raft<TypeConfig, GroupSm>;
 
+/// How long a consistent read waits for its leader to confirm its leadership.
+const READ_BARRIER_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How long a stopping node waits for each group's leadership to move.
 const HAND_OFF_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -500,12 +503,24 @@ impl Group {
 
     /// Returns once this node may serve a linearizable read of the group.
     pub async fn read_barrier(&self) -> Result<(), ReplicationError> {
-        let mut outcome = self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await;
-        if outcome.is_err() && self.is_leader() {
-            // A leader whose lease lapsed (just elected, or heartbeats slow)
-            // confirms its leadership with a quorum round instead.
-            outcome = self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await;
-        }
+        let barrier = async {
+            let mut outcome = self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await;
+            if outcome.is_err() && self.is_leader() {
+                // A leader whose lease lapsed (just elected, or heartbeats slow)
+                // confirms its leadership with a quorum round instead.
+                outcome = self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await;
+            }
+            outcome
+        };
+        // A leader cut off from its quorum would wait for it indefinitely.
+        let outcome = tokio::time::timeout(READ_BARRIER_TIMEOUT, barrier)
+            .await
+            .map_err(|_| {
+                ReplicationError::Timeout(format!(
+                    "group {}: leadership not confirmed in {READ_BARRIER_TIMEOUT:?}",
+                    self.id
+                ))
+            })?;
         match outcome {
             Ok(_) => Ok(()),
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {

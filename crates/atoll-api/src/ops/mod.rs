@@ -93,7 +93,7 @@ pub(crate) async fn dispatch(
     let json = |result: ApiResult<Value>| result.map(Output::from);
     match operation {
         Operation::CreateTable => json(tables::create_table(api, context, input).await),
-        Operation::DescribeTable => json(tables::describe_table(api, context, input)),
+        Operation::DescribeTable => json(tables::describe_table(api, context, input).await),
         Operation::ListTables => json(tables::list_tables(api, input)),
         Operation::UpdateTable => json(tables::update_table(api, context, input).await),
         Operation::DeleteTable => json(tables::delete_table(api, context, input).await),

@@ -379,7 +379,7 @@ pub(crate) async fn create_table(
         .create_table(definition)
         .await
         .map_err(|e| control_plane_error(e, name))?;
-    let stats = api.cluster.table_stats(&created);
+    let stats = api.cluster.table_stats(&created).await;
     Ok(json!({
         "TableDescription": table_description(&created, &context.region, stats, Some(TableStatus::Creating))
     }))
@@ -396,7 +396,7 @@ fn table_name_constraints(input: &Object) -> ApiResult<&str> {
 }
 
 /// DescribeTable.
-pub(crate) fn describe_table(
+pub(crate) async fn describe_table(
     api: &Api,
     context: &RequestContext,
     input: &Object,
@@ -406,7 +406,7 @@ pub(crate) fn describe_table(
         .cluster
         .table(name)
         .ok_or_else(|| ApiError::table_not_found(name))?;
-    let stats = api.cluster.table_stats(&table);
+    let stats = api.cluster.table_stats(&table).await;
     Ok(json!({"Table": table_description(&table, &context.region, stats, None)}))
 }
 
@@ -429,7 +429,7 @@ pub(crate) async fn delete_table(
             ),
         ));
     }
-    let stats = api.cluster.table_stats(&table);
+    let stats = api.cluster.table_stats(&table).await;
     let deleted = api
         .cluster
         .delete_table(name)
@@ -666,7 +666,7 @@ pub(crate) async fn update_table(
         .update_table(name, update)
         .await
         .map_err(|e| control_plane_error(e, name))?;
-    let stats = api.cluster.table_stats(&updated);
+    let stats = api.cluster.table_stats(&updated).await;
     let status = updating.then_some(TableStatus::Updating);
     Ok(json!({"TableDescription": table_description(&updated, &context.region, stats, status)}))
 }

@@ -25,6 +25,10 @@ use crate::error::ClusterError;
 /// would hold it until then).
 pub(super) const FORWARD_TIMEOUT: Duration = Duration::from_secs(6);
 
+/// How long a forwarded read may take before it is tried elsewhere: reads
+/// have no effect, so a stalled node is given up on sooner.
+const FORWARDED_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A forwarded request.
 #[derive(Serialize, Deserialize)]
 pub(super) enum ClusterRequest {
@@ -42,6 +46,8 @@ pub(super) enum ClusterRequest {
         row_key: Vec<u8>,
         consistent: bool,
     },
+    /// Item count and size of a partition, as a replica knows them.
+    Stats { group: GroupId },
     /// Host a new replica of a partition (its leader is about to add it).
     HostReplica { group: GroupId },
     /// Read items of a partition in row-key order.
@@ -99,6 +105,11 @@ pub(super) enum ClusterReply {
     Range(RangeChunk),
     /// The replica is hosted here.
     Hosted,
+    /// A partition's item count and size.
+    Stats {
+        item_count: u64,
+        size_bytes: u64,
+    },
     /// This node does not lead the group (`leader`, when it knows).
     NotLeader {
         leader: Option<NodeId>,
@@ -187,10 +198,13 @@ impl Cluster {
     ) -> Result<ClusterReply, ClusterError> {
         let payload =
             postcard::to_stdvec(request).map_err(|e| ClusterError::Catalog(e.to_string()))?;
-        let reply = self
-            .node
-            .call_service(node, payload, FORWARD_TIMEOUT)
-            .await?;
+        let timeout = match request {
+            ClusterRequest::ReadItem { .. }
+            | ClusterRequest::ReadRange { .. }
+            | ClusterRequest::Stats { .. } => FORWARDED_READ_TIMEOUT,
+            _ => FORWARD_TIMEOUT,
+        };
+        let reply = self.node.call_service(node, payload, timeout).await?;
         postcard::from_bytes(&reply).map_err(|e| {
             ClusterError::Replication(ReplicationError::OutcomeUnknown(format!(
                 "undecodable reply from node {node}: {e}"
@@ -229,6 +243,13 @@ impl Cluster {
                 }
             }
             ClusterRequest::HostReplica { group } => self.host_new_replica(group).await,
+            ClusterRequest::Stats { group } => match self.handle(group) {
+                Some(handle) => ClusterReply::Stats {
+                    item_count: handle.stats.item_count(),
+                    size_bytes: handle.stats.size_bytes(),
+                },
+                None => ClusterReply::NotHosted,
+            },
             read @ (ClusterRequest::ReadItem { .. } | ClusterRequest::ReadRange { .. }) => {
                 self.read_here(read).await
             }
