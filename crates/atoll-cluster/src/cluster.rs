@@ -179,12 +179,17 @@ impl Cluster {
             .await?;
         cluster.host_partitions(true).await?;
         for table in cluster.catalog.tables() {
-            match table.status {
-                TableStatus::Deleting => cluster.finish_delete(&table).await?,
-                TableStatus::Creating => cluster.activate(&table).await?,
+            // With peers down this may not finish now; it is not a reason
+            // to stop the node (the next start, or another node, finishes it).
+            let finished = match table.status {
+                TableStatus::Deleting => cluster.finish_delete(&table).await,
+                TableStatus::Creating => cluster.activate(&table).await,
                 TableStatus::Active | TableStatus::Updating => {
-                    cluster.finish_interrupted_splits(&table.name).await?;
+                    cluster.finish_interrupted_splits(&table.name).await
                 }
+            };
+            if let Err(e) = finished {
+                tracing::warn!(table = %table.name, error = %e, "could not finish what a crash interrupted");
             }
         }
         tokio::spawn(hosting::watch_catalog(Arc::downgrade(&cluster)));

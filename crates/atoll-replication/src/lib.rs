@@ -10,6 +10,7 @@
 
 mod codec;
 mod error;
+mod group;
 mod log_store;
 mod log_writer;
 mod node;
@@ -22,7 +23,8 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use error::ReplicationError;
-pub use node::{Group, NodeOptions, RaftNode};
+pub use group::Group;
+pub use node::{NodeOptions, RaftNode};
 pub use service::{ServiceFuture, ServiceHandler};
 pub use state_machine::{ApplyContext, GroupStateMachine};
 

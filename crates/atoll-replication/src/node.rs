@@ -6,17 +6,17 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use atoll_storage::{Keyspace, Storage};
-use openraft::async_runtime::WatchReceiver;
-use openraft::error::{ClientWriteError, InitializeError, LinearizableReadError, RaftError};
-use openraft::{BasicNode, Config, ReadPolicy, SnapshotPolicy};
+use openraft::error::{InitializeError, RaftError};
+use openraft::{BasicNode, Config, SnapshotPolicy};
 
 use crate::error::ReplicationError;
+use crate::group::Group;
 use crate::log_store::{GroupLogStore, LogShared};
 use crate::log_writer::LogWriterHandle;
 use crate::service::{AddressBook, ServiceHandler, ServicePool};
 use crate::state_machine::{GroupSm, GroupStateMachine};
 use crate::transport::{self, TcpNetwork};
-use crate::{ApplyOutput, GroupId, LogCommand, NodeId, TypeConfig};
+use crate::{GroupId, NodeId, TypeConfig};
 
 const RAFT_LOG_KEYSPACE: &str = "raft_log";
 const RAFT_META_KEYSPACE: &str = "raft_meta";
@@ -61,19 +61,8 @@ impl Default for NodeOptions {
 
 pub(crate) type Raft = openraft::Raft<TypeConfig, GroupSm>;
 
-/// How long a consistent read waits for its leader to confirm its leadership.
-const READ_BARRIER_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// How long a stopping node waits for each group's leadership to move.
 const HAND_OFF_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// One Raft group hosted on this node.
-#[derive(Clone)]
-pub struct Group {
-    id: GroupId,
-    raft: Raft,
-    log: GroupLogStore,
-}
 
 /// The node: its storage, its log writer and its groups.
 pub struct RaftNode {
@@ -436,7 +425,7 @@ impl RaftNode {
     }
 }
 
-fn stopped(e: impl std::fmt::Display) -> ReplicationError {
+pub(crate) fn stopped(e: impl std::fmt::Display) -> ReplicationError {
     ReplicationError::Stopped(e.to_string())
 }
 
@@ -445,262 +434,4 @@ fn bind(addr: &str) -> Result<tokio::net::TcpListener, ReplicationError> {
         .map_err(|e| ReplicationError::Stopped(format!("raft transport on {addr}: {e}")))?;
     listener.set_nonblocking(true).map_err(stopped)?;
     tokio::net::TcpListener::from_std(listener).map_err(stopped)
-}
-
-impl Group {
-    /// The group's id.
-    pub fn id(&self) -> GroupId {
-        self.id
-    }
-
-    async fn wait_ready(&self, timeout: Duration) -> Result<(), ReplicationError> {
-        self.raft
-            .wait(Some(timeout))
-            .metrics(|m| m.current_leader.is_some(), "group elects its leader")
-            .await
-            .map_err(|e| ReplicationError::Timeout(format!("group {}: {e}", self.id)))?;
-        self.raft
-            .wait_for_recovery(Some(timeout))
-            .await
-            .map_err(|e| ReplicationError::Timeout(format!("group {}: {e}", self.id)))?;
-        Ok(())
-    }
-
-    /// Replicates `command`, waits until it is durable on a quorum and applied,
-    /// and returns what applying it produced.
-    pub async fn propose(&self, command: bytes::Bytes) -> Result<ApplyOutput, ReplicationError> {
-        match self.raft.client_write(LogCommand(command)).await {
-            Ok(response) => Ok(response.data),
-            // Refused before it was appended, or appended and then truncated
-            // by a new leader: either way it was not applied and will not be.
-            Err(RaftError::APIError(
-                ClientWriteError::ForwardToLeader(f) | ClientWriteError::LogEntryDiscarded(f),
-            )) => Err(ReplicationError::NotLeader {
-                group: self.id,
-                leader: f.leader_id,
-            }),
-            Err(RaftError::APIError(e)) => Err(ReplicationError::OutcomeUnknown(e.to_string())),
-            Err(RaftError::Fatal(e)) => Err(ReplicationError::OutcomeUnknown(e.to_string())),
-        }
-    }
-
-    /// Waits until this replica has applied entry `index` (or `timeout`).
-    pub async fn wait_applied(
-        &self,
-        index: u64,
-        timeout: Duration,
-    ) -> Result<(), ReplicationError> {
-        self.raft
-            .wait(Some(timeout))
-            .metrics(
-                |m| m.last_applied.is_some_and(|id| id.index >= index),
-                "entry applied",
-            )
-            .await
-            .map(|_| ())
-            .map_err(|e| ReplicationError::Timeout(format!("group {}: {e}", self.id)))
-    }
-
-    /// Returns once this node may serve a linearizable read of the group.
-    pub async fn read_barrier(&self) -> Result<(), ReplicationError> {
-        let barrier = async {
-            let mut outcome = self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await;
-            if outcome.is_err() && self.is_leader() {
-                // A leader whose lease lapsed (just elected, or heartbeats slow)
-                // confirms its leadership with a quorum round instead.
-                outcome = self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await;
-            }
-            outcome
-        };
-        // A leader cut off from its quorum would wait for it indefinitely.
-        let outcome = tokio::time::timeout(READ_BARRIER_TIMEOUT, barrier)
-            .await
-            .map_err(|_| {
-                ReplicationError::Timeout(format!(
-                    "group {}: leadership not confirmed in {READ_BARRIER_TIMEOUT:?}",
-                    self.id
-                ))
-            })?;
-        match outcome {
-            Ok(_) => Ok(()),
-            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
-                Err(ReplicationError::NotLeader {
-                    group: self.id,
-                    leader: f.leader_id,
-                })
-            }
-            Err(RaftError::APIError(e)) => Err(ReplicationError::Timeout(e.to_string())),
-            Err(RaftError::Fatal(e)) => Err(stopped(e)),
-        }
-    }
-
-    /// On the leader: replaces voter `old` by node `new` (reached at
-    /// `new_addr`, hosting the group with `RaftNode::join_group`). The new
-    /// node first catches up as a learner (a snapshot, then the log), then
-    /// the voter set changes in one joint-consensus step; `old` leaves.
-    pub async fn replace_voter(
-        &self,
-        old: NodeId,
-        new: NodeId,
-        new_addr: String,
-    ) -> Result<(), ReplicationError> {
-        self.compact_log().await?;
-        self.raft
-            .add_learner(new, BasicNode { addr: new_addr }, true)
-            .await
-            .map_err(|e| self.membership_error(e))?;
-        let mut voters: std::collections::BTreeSet<NodeId> =
-            self.voters().into_iter().filter(|id| *id != old).collect();
-        voters.insert(new);
-        self.raft
-            .change_membership(voters, false)
-            .await
-            .map_err(|e| self.membership_error(e))?;
-        Ok(())
-    }
-
-    /// Takes a snapshot of everything applied and purges the log behind it,
-    /// so a new replica starts from the snapshot: a group whose initial
-    /// state was not written by its log (a partition made by a split) has
-    /// no other way to give it that state.
-    async fn compact_log(&self) -> Result<(), ReplicationError> {
-        let applied = self.applied_index().unwrap_or(0);
-        self.raft.trigger().snapshot().await.map_err(stopped)?;
-        let snapshot = self
-            .raft
-            .wait(Some(Duration::from_secs(60)))
-            .metrics(
-                |m| m.snapshot.as_ref().is_some_and(|id| id.index >= applied),
-                "snapshot taken",
-            )
-            .await
-            .map_err(|e| ReplicationError::Timeout(format!("group {}: {e}", self.id)))?
-            .snapshot
-            .map(|id| id.index)
-            .unwrap_or(applied);
-        self.raft
-            .trigger()
-            .purge_log(snapshot)
-            .await
-            .map_err(stopped)?;
-        Ok(())
-    }
-
-    /// On the leader: each other voter, with how long ago it last
-    /// acknowledged a heartbeat or entries (`None`: not since this node
-    /// became leader). Empty on a follower.
-    pub fn follower_silence(&self) -> Vec<(NodeId, Option<Duration>)> {
-        let metrics = self.raft.metrics();
-        let metrics = metrics.borrow_watched();
-        let Some(heartbeat) = metrics.heartbeat.as_ref() else {
-            return Vec::new();
-        };
-        metrics
-            .membership_config
-            .membership()
-            .voter_ids()
-            .filter(|id| *id != metrics.id)
-            .map(|id| {
-                let silence = heartbeat
-                    .get(&id)
-                    .cloned()
-                    .flatten()
-                    .map(|acked| openraft::Instant::elapsed(&*acked));
-                (id, silence)
-            })
-            .collect()
-    }
-
-    fn membership_error(
-        &self,
-        error: RaftError<TypeConfig, ClientWriteError<TypeConfig>>,
-    ) -> ReplicationError {
-        match error {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-                ReplicationError::NotLeader {
-                    group: self.id,
-                    leader: f.leader_id,
-                }
-            }
-            RaftError::APIError(e) => ReplicationError::OutcomeUnknown(e.to_string()),
-            RaftError::Fatal(e) => stopped(e),
-        }
-    }
-
-    /// If this replica leads and has peers, asks the most caught-up voter
-    /// to take over and waits (up to `timeout`) until someone else leads.
-    async fn hand_off_leadership(&self, node_id: NodeId, timeout: Duration) {
-        let target = {
-            let metrics = self.raft.metrics();
-            let metrics = metrics.borrow_watched();
-            if metrics.current_leader != Some(node_id) {
-                return;
-            }
-            let voters: Vec<NodeId> = metrics
-                .membership_config
-                .membership()
-                .voter_ids()
-                .filter(|id| *id != node_id)
-                .collect();
-            metrics.replication.as_ref().and_then(|progress| {
-                voters
-                    .iter()
-                    .max_by_key(|id| progress.get(*id).cloned().flatten().map(|l| l.index))
-                    .copied()
-            })
-        };
-        let Some(target) = target else {
-            return;
-        };
-        if self.raft.trigger().transfer_leader(target).await.is_err() {
-            return;
-        }
-        let handed = self
-            .raft
-            .wait(Some(timeout))
-            .metrics(
-                |m| m.current_leader.is_some_and(|leader| leader != node_id),
-                "leadership handed off",
-            )
-            .await;
-        if handed.is_err() {
-            tracing::warn!(
-                group = self.id,
-                target,
-                "leadership hand-off timed out; stopping anyway"
-            );
-        }
-    }
-
-    /// Whether this replica leads the group (as far as it knows).
-    pub fn is_leader(&self) -> bool {
-        let metrics = self.raft.metrics();
-        let metrics = metrics.borrow_watched();
-        metrics.current_leader == Some(metrics.id)
-    }
-
-    /// The leader of the group as this replica knows it.
-    pub fn current_leader(&self) -> Option<NodeId> {
-        self.raft.metrics().borrow_watched().current_leader
-    }
-
-    /// The group's voters, as this replica's membership config names them.
-    pub fn voters(&self) -> Vec<NodeId> {
-        self.raft
-            .metrics()
-            .borrow_watched()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .collect()
-    }
-
-    /// The index of the last entry applied to this replica's state machine.
-    pub fn applied_index(&self) -> Option<u64> {
-        self.raft
-            .metrics()
-            .borrow_watched()
-            .last_applied
-            .map(|id| id.index)
-    }
 }

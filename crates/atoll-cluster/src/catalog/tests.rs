@@ -1,0 +1,83 @@
+//! Tests of the catalog state machine.
+use atoll_model::table::{KeyAttribute, KeySchema, ScalarType, TableClass, Throughput};
+use atoll_storage::{Durability, Storage};
+
+use super::*;
+
+fn catalog(storage: &Storage) -> CatalogStateMachine {
+    CatalogStateMachine::open(storage.keyspace("catalog").unwrap()).unwrap()
+}
+
+fn run(storage: &Storage, work: impl FnOnce(&mut ApplyContext)) {
+    let mut ctx = ApplyContext::new();
+    work(&mut ctx);
+    storage
+        .commit(ctx.into_batch(), Durability::Buffered)
+        .unwrap();
+}
+
+#[test]
+fn an_export_replaces_another_catalog() {
+    let key = KeyAttribute {
+        name: "pk".into(),
+        scalar_type: ScalarType::S,
+    };
+    let create = |name: &str| CatalogCommand::CreateTable {
+        definition: Box::new(TableDefinition {
+            name: name.into(),
+            table_id: format!("id-{name}"),
+            region: "us-east-1".into(),
+            key_schema: KeySchema {
+                partition_key: key.clone(),
+                sort_key: None,
+            },
+            attribute_definitions: vec![key.clone()],
+            billing_mode: BillingMode::PayPerRequest,
+            throughput: Throughput::default(),
+            last_on_demand_switch_ms: None,
+            table_class: TableClass::Standard,
+            deletion_protection: false,
+            stream: None,
+            tags: Vec::new(),
+            created_ms: 0,
+            status: TableStatus::Creating,
+            keyspace: format!("t_{name}"),
+            partitions: Vec::new(),
+        }),
+    };
+    let (leader_storage, follower_storage) = (Storage::in_memory(), Storage::in_memory());
+    let (leader, follower) = (catalog(&leader_storage), catalog(&follower_storage));
+    run(&leader_storage, |ctx| {
+        for name in ["a", "b"] {
+            leader.execute(ctx, create(name)).unwrap().unwrap();
+        }
+    });
+    run(&follower_storage, |ctx| {
+        follower.execute(ctx, create("stale")).unwrap().unwrap();
+    });
+
+    let data = leader.export(&leader_storage.read_view()).unwrap();
+    run(&follower_storage, |ctx| {
+        follower.import(ctx, &data).unwrap()
+    });
+    let names = |c: &CatalogStateMachine| -> Vec<String> {
+        c.tables().iter().map(|t| t.name.clone()).collect()
+    };
+    assert_eq!(names(&follower), vec!["a", "b"]);
+    // The next table gets a group id the leader has not used.
+    let reopened = catalog(&follower_storage);
+    assert_eq!(names(&reopened), vec!["a", "b"]);
+    run(&follower_storage, |ctx| {
+        let created = reopened
+            .execute(ctx, create("c"))
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let used: Vec<u64> = leader
+            .tables()
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.group_id))
+            .collect();
+        assert!(!used.contains(&created.partitions[0].group_id));
+    });
+}
