@@ -15,6 +15,7 @@ mod log_store;
 mod log_writer;
 mod node;
 mod service;
+pub mod sim;
 mod state_machine;
 mod transport;
 
@@ -89,6 +90,10 @@ impl<'de> serde::Deserialize<'de> for ApplyOutput {
     }
 }
 
+/// Tokio, with openraft's random draws (election timeouts) taken from a
+/// seeded generator: a simulation that fixes the seeds replays exactly.
+pub type Runtime = openraft::rt::deterministic_rng::DeterministicRng<openraft::impls::TokioRuntime>;
+
 openraft::declare_raft_types!(
     /// The Raft type configuration shared by every group.
     pub TypeConfig:
@@ -96,6 +101,7 @@ openraft::declare_raft_types!(
         R = ApplyOutput,
         NodeId = NodeId,
         Node = openraft::BasicNode,
+        AsyncRuntime = Runtime,
 );
 
 /// Handle types of this configuration.

@@ -194,8 +194,13 @@ impl GroupLogStore {
                 entries.push(entry);
             }
         }
-        for (_, cached) in inner.cache.range(start.max(cache_first)..end_exclusive) {
-            entries.push(cached.entry.clone());
+        // A range wholly below the cache (or an empty cache) reads nothing
+        // here; `BTreeMap::range` panics on a start past its end.
+        let cached_from = start.max(cache_first);
+        if cached_from < end_exclusive {
+            for (_, cached) in inner.cache.range(cached_from..end_exclusive) {
+                entries.push(cached.entry.clone());
+            }
         }
         Ok(entries)
     }

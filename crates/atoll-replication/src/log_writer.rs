@@ -59,27 +59,51 @@ enum Completion {
     Done(tokio::sync::oneshot::Sender<io::Result<()>>),
 }
 
-/// Sends work to the writer thread.
+/// Sends work to the writer thread, or, on the in-memory engine, does it
+/// at once on the caller's task (commits there are immediate; doing them
+/// inline keeps tests and simulations free of a thread's timing).
 #[derive(Clone)]
-pub(crate) struct LogWriterHandle {
-    tx: mpsc::Sender<WriteRequest>,
+pub(crate) enum LogWriterHandle {
+    Thread(mpsc::Sender<WriteRequest>),
+    Inline(Arc<Writer>),
+}
+
+/// What the writer writes to.
+pub(crate) struct Writer {
+    storage: Storage,
+    log_ks: Keyspace,
+    meta_ks: Keyspace,
 }
 
 impl LogWriterHandle {
-    /// Starts the writer thread over the given keyspaces.
+    /// Starts the writer over the given keyspaces.
     pub(crate) fn start(storage: Storage, log_ks: Keyspace, meta_ks: Keyspace) -> io::Result<Self> {
+        let writer = Writer {
+            storage,
+            log_ks,
+            meta_ks,
+        };
+        if writer.storage.is_in_memory() {
+            return Ok(LogWriterHandle::Inline(Arc::new(writer)));
+        }
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("atoll-log-writer".into())
-            .spawn(move || run(storage, log_ks, meta_ks, rx))?;
-        Ok(LogWriterHandle { tx })
+            .spawn(move || run(writer, rx))?;
+        Ok(LogWriterHandle::Thread(tx))
     }
 
     /// Queues a request; fails only when the writer thread is gone.
     pub(crate) fn send(&self, request: WriteRequest) -> io::Result<()> {
-        self.tx
-            .send(request)
-            .map_err(|_| io::Error::other("the log writer has stopped"))
+        match self {
+            LogWriterHandle::Thread(tx) => tx
+                .send(request)
+                .map_err(|_| io::Error::other("the log writer has stopped")),
+            LogWriterHandle::Inline(writer) => {
+                writer.write(vec![request]);
+                Ok(())
+            }
+        }
     }
 
     /// Waits until everything queued so far is durable.
@@ -90,7 +114,7 @@ impl LogWriterHandle {
     }
 }
 
-fn run(storage: Storage, log_ks: Keyspace, meta_ks: Keyspace, rx: mpsc::Receiver<WriteRequest>) {
+fn run(writer: Writer, rx: mpsc::Receiver<WriteRequest>) {
     while let Ok(first) = rx.recv() {
         let mut requests = vec![first];
         while requests.len() < MAX_REQUESTS_PER_BATCH {
@@ -99,6 +123,15 @@ fn run(storage: Storage, log_ks: Keyspace, meta_ks: Keyspace, rx: mpsc::Receiver
                 Err(_) => break,
             }
         }
+        writer.write(requests);
+    }
+}
+
+impl Writer {
+    /// Writes `requests` in one batch (one fsync if any needs it), then
+    /// completes each.
+    fn write(&self, requests: Vec<WriteRequest>) {
+        let (storage, log_ks, meta_ks) = (&self.storage, &self.log_ks, &self.meta_ks);
         let mut batch = WriteBatch::new();
         let mut completions = Vec::with_capacity(requests.len());
         let mut needs_sync = false;
@@ -113,7 +146,7 @@ fn run(storage: Storage, log_ks: Keyspace, meta_ks: Keyspace, rx: mpsc::Receiver
                     let mut written = Vec::with_capacity(entries.len());
                     for entry in entries {
                         batch.put(
-                            &log_ks,
+                            log_ks,
                             log_key(state.group, entry.log_id.index),
                             entry.bytes,
                         );
@@ -133,8 +166,8 @@ fn run(storage: Storage, log_ks: Keyspace, meta_ks: Keyspace, rx: mpsc::Receiver
                     done,
                 } => {
                     match value {
-                        Some(value) => batch.put(&meta_ks, key, value),
-                        None => batch.delete(&meta_ks, key),
+                        Some(value) => batch.put(meta_ks, key, value),
+                        None => batch.delete(meta_ks, key),
                     }
                     needs_sync |= sync;
                     if let Some(done) = done {
@@ -150,7 +183,7 @@ fn run(storage: Storage, log_ks: Keyspace, meta_ks: Keyspace, rx: mpsc::Receiver
                     }
                     let mut deletes = WriteBatch::new();
                     for index in from..=to {
-                        deletes.delete(&log_ks, log_key(group, index));
+                        deletes.delete(log_ks, log_key(group, index));
                     }
                     if let Err(e) = storage.commit(deletes, Durability::Buffered) {
                         result = Err(e.to_string());

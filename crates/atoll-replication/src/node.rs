@@ -39,6 +39,12 @@ pub struct NodeOptions {
     pub log_entries_kept_after_snapshot: u64,
     /// How long a group may take to elect a leader and catch up at start.
     pub group_ready_timeout: Duration,
+    /// Seed of openraft's random draws on this node; `None` draws one.
+    /// Simulations fix it so that a run replays exactly.
+    pub rng_seed: Option<u64>,
+    /// Deliver Raft messages and service calls through this in-process,
+    /// fault-injecting network instead of TCP (deterministic simulations).
+    pub simulated_network: Option<std::sync::Arc<crate::sim::SimNetwork>>,
     /// Addresses of peers as this node reaches them; they win over the
     /// addresses groups' memberships record (so tests can put a
     /// fault-injecting proxy on one link).
@@ -55,6 +61,8 @@ impl Default for NodeOptions {
             log_entries_kept_after_snapshot: 1000,
             group_ready_timeout: Duration::from_secs(10),
             peer_addrs: BTreeMap::new(),
+            rng_seed: None,
+            simulated_network: None,
         }
     }
 }
@@ -327,16 +335,24 @@ impl RaftNode {
         let log = GroupLogStore::open(id, self.log.clone()).map_err(stopped)?;
         let state_machine =
             GroupSm::open(id, self.storage.clone(), self.sm_meta.clone(), sm).map_err(stopped)?;
-        let raft = Raft::new(
-            self.options.node_id,
-            self.raft_config.clone(),
-            TcpNetwork {
-                group: id,
-                local: self.options.node_id,
-                addresses: self.addresses.clone(),
-            },
-            log.clone(),
-            state_machine,
+        let network = TcpNetwork {
+            group: id,
+            local: self.options.node_id,
+            addresses: self.addresses.clone(),
+            simulated: self.options.simulated_network.clone(),
+        };
+        // openraft's tasks draw their random numbers from seeds handed down
+        // from this one (see `Runtime`).
+        let seed = group_seed(self.options.rng_seed, self.options.node_id, id);
+        let raft = crate::Runtime::scope(
+            seed,
+            Raft::new(
+                self.options.node_id,
+                self.raft_config.clone(),
+                network,
+                log.clone(),
+                state_machine,
+            ),
         )
         .await
         .map_err(stopped)?;
@@ -423,6 +439,22 @@ impl RaftNode {
         }
         let _ = self.log.writer.barrier().await;
     }
+}
+
+/// The seed of group `group`'s random draws on node `node`.
+fn group_seed(node_seed: Option<u64>, node: NodeId, group: GroupId) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut hasher = match node_seed {
+        // A fixed hasher, so the same seed gives the same draws in every process.
+        Some(seed) => {
+            let mut hasher = std::hash::DefaultHasher::new();
+            seed.hash(&mut hasher);
+            hasher
+        }
+        None => std::collections::hash_map::RandomState::new().build_hasher(),
+    };
+    (node, group).hash(&mut hasher);
+    hasher.finish()
 }
 
 pub(crate) fn stopped(e: impl std::fmt::Display) -> ReplicationError {

@@ -246,10 +246,11 @@ impl RaftSnapshotBuilder<TypeConfig> for GroupSnapshotBuilder {
             meta_key(self.group, MetaTag::Snapshot).to_vec(),
             encode(&self.meta)?,
         );
-        tokio::task::spawn_blocking(move || storage.commit(batch, Durability::Synced))
-            .await
-            .map_err(io_error)?
-            .map_err(io_error)?;
+        blocking(&self.storage, move || {
+            storage.commit(batch, Durability::Synced)
+        })
+        .await?
+        .map_err(io_error)?;
         Ok(openraft::Snapshot {
             meta: self.meta.clone(),
             snapshot: GroupSnapshot::Local {
@@ -297,7 +298,7 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
         let inner = self.inner.clone();
         // Applying reads and writes the engine, and a commit may wait behind
         // an fsync of the log writer: keep that off the async workers.
-        let outcome = tokio::task::spawn_blocking(move || -> io::Result<ApplyRound> {
+        let outcome = blocking(&self.storage, move || -> io::Result<ApplyRound> {
             let mut ctx = ApplyContext::new();
             let mut outputs = Vec::with_capacity(payloads.len());
             let mut applied = None;
@@ -339,8 +340,7 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
                 membership,
             })
         })
-        .await
-        .map_err(io_error)??;
+        .await??;
         self.applied = outcome.applied;
         if let Some(m) = outcome.membership {
             self.membership = m;
@@ -382,7 +382,7 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
             self.inner.clone(),
         );
         let meta_owned = meta.clone();
-        tokio::task::spawn_blocking(move || -> io::Result<()> {
+        blocking(&self.storage, move || -> io::Result<()> {
             let mut ctx = ApplyContext::new();
             inner.import(&mut ctx, &data).map_err(io_error)?;
             let mut batch = ctx.into_batch();
@@ -397,8 +397,7 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
             // The log behind the snapshot is gone: the state must be durable.
             storage.commit(batch, Durability::Synced).map_err(io_error)
         })
-        .await
-        .map_err(io_error)??;
+        .await??;
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         Ok(())
@@ -433,10 +432,11 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
                 meta_key(self.group, MetaTag::Snapshot).to_vec(),
                 encode(&meta)?,
             );
-            tokio::task::spawn_blocking(move || storage.commit(batch, Durability::Synced))
-                .await
-                .map_err(io_error)?
-                .map_err(io_error)?;
+            blocking(&self.storage, move || {
+                storage.commit(batch, Durability::Synced)
+            })
+            .await?
+            .map_err(io_error)?;
         }
         Ok(Some(openraft::Snapshot {
             meta,
@@ -446,4 +446,17 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
             },
         }))
     }
+}
+
+/// Runs storage work off the async workers (a commit may wait behind an
+/// fsync), or right here on the in-memory engine, whose commits are
+/// immediate: inline work keeps tests and simulations free of thread timing.
+async fn blocking<T: Send + 'static>(
+    storage: &Storage,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<T> {
+    if storage.is_in_memory() {
+        return Ok(work());
+    }
+    tokio::task::spawn_blocking(work).await.map_err(io_error)
 }

@@ -164,7 +164,7 @@ async fn serve_connection(stream: TcpStream, node: Weak<RaftNode>) -> io::Result
     }
 }
 
-async fn dispatch(
+pub(crate) async fn dispatch(
     node: &RaftNode,
     envelope: Envelope,
     incoming: &mut Option<(GroupId, Vec<u8>)>,
@@ -268,6 +268,8 @@ pub(crate) struct TcpNetwork {
     pub(crate) local: NodeId,
     /// Where peers are reached (configured addresses win over membership's).
     pub(crate) addresses: std::sync::Arc<crate::service::AddressBook>,
+    /// The in-process network of a simulation, instead of TCP.
+    pub(crate) simulated: Option<std::sync::Arc<crate::sim::SimNetwork>>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
@@ -280,6 +282,7 @@ impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
             target,
             addr: self.addresses.resolve(target, &node.addr),
             connection: None,
+            simulated: self.simulated.clone(),
         }
     }
 }
@@ -296,6 +299,7 @@ pub(crate) struct TcpPeer {
     target: NodeId,
     addr: String,
     connection: Option<Connection>,
+    simulated: Option<std::sync::Arc<crate::sim::SimNetwork>>,
 }
 
 /// Why a call to a peer failed.
@@ -329,12 +333,24 @@ impl TcpPeer {
                 "cut off by fault injection",
             )));
         }
-        let frame = encode(&Envelope {
+        let envelope = Envelope {
             group: self.group,
             target: self.target,
             request,
-        })
-        .map_err(CallError::Unreachable)?;
+        };
+        if let Some(network) = self.simulated.clone() {
+            return match tokio::time::timeout(timeout, network.deliver(self.local, envelope)).await
+            {
+                Ok(Ok(Reply::Refused(reason))) => Err(CallError::Refused(reason)),
+                Ok(Ok(reply)) => Ok(reply),
+                Ok(Err(e)) => Err(CallError::Unreachable(e)),
+                Err(_) => Err(CallError::Unreachable(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no answer in time",
+                ))),
+            };
+        }
+        let frame = encode(&envelope).map_err(CallError::Unreachable)?;
         let outcome = tokio::time::timeout(timeout, self.exchange(&frame)).await;
         let reply = match outcome {
             Ok(Ok(reply)) => reply,
@@ -456,10 +472,15 @@ impl RaftNetworkV2<TypeConfig> for TcpPeer {
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let meta = snapshot.meta;
-        let data = tokio::task::spawn_blocking(move || snapshot.snapshot.export())
-            .await
-            .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?
-            .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+        let data = if self.simulated.is_some() {
+            // In a simulation everything runs on one thread, in order.
+            snapshot.snapshot.export()
+        } else {
+            tokio::task::spawn_blocking(move || snapshot.snapshot.export())
+                .await
+                .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?
+        }
+        .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
         let chunks: Vec<&[u8]> = if data.is_empty() {
             vec![&[]]
         } else {

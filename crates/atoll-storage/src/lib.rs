@@ -143,6 +143,12 @@ impl Storage {
     }
 
     /// A volatile engine for unit tests.
+    /// Whether this is the in-memory engine (tests and simulations: its
+    /// commits are immediate, so callers may run them inline).
+    pub fn is_in_memory(&self) -> bool {
+        matches!(self.engine, Engine::Memory(_))
+    }
+
     pub fn in_memory() -> Storage {
         Storage {
             engine: Engine::Memory(Arc::new(MemoryEngine::default())),

@@ -1,0 +1,208 @@
+//! An in-process network for deterministic simulations of replication:
+//! nodes hand each other Raft messages directly (the receiving side runs the
+//! transport's own dispatch), after a seeded delay, unless the message is
+//! lost or the link is cut. On a current-thread Tokio runtime with paused
+//! time, with the in-memory storage (whose work runs inline) and seeded
+//! openraft draws (`NodeOptions::rng_seed`), a run is a function of its seeds.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use crate::node::RaftNode;
+use crate::transport::{Envelope, Reply, Request, dispatch};
+use crate::{GroupId, NodeId};
+
+/// Faults the network injects.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Percent of messages lost (the sender sees a timeout).
+    pub loss_percent: u64,
+    /// Each message is delayed by up to this many milliseconds.
+    pub max_delay_ms: u64,
+    /// Links that are cut, both ways: (smaller id, larger id).
+    pub cut: BTreeSet<(NodeId, NodeId)>,
+}
+
+type Incoming = Option<(GroupId, Vec<u8>)>;
+
+/// A link, one way, and a kind of message on it.
+type Channel = (NodeId, NodeId, GroupId, &'static str);
+
+/// The simulated network of one run.
+pub struct SimNetwork {
+    nodes: Mutex<BTreeMap<NodeId, Weak<RaftNode>>>,
+    random: Mutex<u64>,
+    faults: Mutex<Faults>,
+    // Snapshot chunks being assembled, per link and direction.
+    incoming: Mutex<HashMap<(NodeId, NodeId), Incoming>>,
+    trace: Mutex<Vec<String>>,
+    started: tokio::time::Instant,
+    seed: u64,
+    // Messages sent so far per link and kind: a message's fate is drawn
+    // from its own identity, not from the order in which tasks woken at
+    // the same instant happen to send (Tokio does not fix that order).
+    sent: Mutex<HashMap<Channel, u64>>,
+}
+
+impl std::fmt::Debug for SimNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SimNetwork")
+    }
+}
+
+/// SplitMix64: a tiny generator whose sequence depends only on its seed.
+fn next_random(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl SimNetwork {
+    /// A network whose delays and losses are drawn from `seed`.
+    pub fn new(seed: u64) -> Arc<SimNetwork> {
+        Arc::new(SimNetwork {
+            nodes: Mutex::default(),
+            random: Mutex::new(seed),
+            faults: Mutex::default(),
+            incoming: Mutex::default(),
+            trace: Mutex::default(),
+            started: tokio::time::Instant::now(),
+            seed,
+            sent: Mutex::default(),
+        })
+    }
+
+    /// Connects `node` (again, after a restart).
+    pub fn register(&self, node: &Arc<RaftNode>) {
+        self.lock_nodes()
+            .insert(node.node_id(), Arc::downgrade(node));
+    }
+
+    /// Replaces the faults injected from now on.
+    pub fn set_faults(&self, faults: Faults) {
+        self.record(format!("faults {faults:?}"));
+        *self.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
+    }
+
+    /// The faults injected now.
+    pub fn faults(&self) -> Faults {
+        self.faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A number drawn from the network's seed (for the test's own choices,
+    /// so that they replay too).
+    pub fn draw(&self, below: u64) -> u64 {
+        let mut state = self.random.lock().unwrap_or_else(|e| e.into_inner());
+        next_random(&mut state) % below.max(1)
+    }
+
+    /// Notes an event in the run's trace.
+    pub fn record(&self, event: String) {
+        let at = self.started.elapsed().as_micros();
+        self.trace
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(format!("{at} {event}"));
+    }
+
+    /// Every delivery and event so far with its simulated time, in time
+    /// order (events of one instant sorted, as Tokio may run tasks woken at
+    /// the same instant in either order): two runs of one seed must give
+    /// the same trace.
+    pub fn trace(&self) -> Vec<String> {
+        let mut trace = self.trace.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        trace.sort_by_key(|event| {
+            let at: u128 = event
+                .split(' ')
+                .next()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
+            (at, event.clone())
+        });
+        trace
+    }
+
+    fn lock_nodes(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, Weak<RaftNode>>> {
+        self.nodes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Carries `envelope` from `from` to its target and returns the reply.
+    pub(crate) async fn deliver(&self, from: NodeId, envelope: Envelope) -> io::Result<Reply> {
+        let to = envelope.target;
+        let group = envelope.group;
+        let (class, kind) = match &envelope.request {
+            Request::AppendEntries(rpc) if rpc.entries.is_empty() => {
+                ("heartbeat", "append 0".to_string())
+            }
+            Request::AppendEntries(rpc) => ("append", format!("append {}", rpc.entries.len())),
+            Request::Vote(_) => ("vote", "vote".to_string()),
+            Request::PreVote(_) => ("pre-vote", "pre-vote".to_string()),
+            Request::TransferLeader(_) => ("transfer", "transfer".to_string()),
+            Request::SnapshotChunk { offset, .. } => ("snapshot", format!("snapshot@{offset}")),
+            Request::Service(_) => ("service", "service".to_string()),
+        };
+        let count = {
+            let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+            let count = sent.entry((from, to, group, class)).or_insert(0);
+            *count += 1;
+            *count
+        };
+        let (cut, lost, delay_ms) = {
+            let faults = self.faults();
+            let mut state = self.seed
+                ^ from.wrapping_mul(0x100_0000_01b3)
+                ^ to.wrapping_mul(0xcbf2_9ce4_8422_2325)
+                ^ group.rotate_left(17)
+                ^ count.rotate_left(29)
+                ^ class.len() as u64;
+            for byte in class.bytes() {
+                state = next_random(&mut state) ^ u64::from(byte);
+            }
+            let lost = next_random(&mut state) % 100 < faults.loss_percent;
+            let delay_ms = next_random(&mut state) % (faults.max_delay_ms + 1);
+            let link = (from.min(to), from.max(to));
+            (faults.cut.contains(&link), lost, delay_ms)
+        };
+        if cut {
+            self.record(format!("{from}->{to} g{group} {kind} cut"));
+            return Err(io::Error::new(io::ErrorKind::ConnectionRefused, "link cut"));
+        }
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        if lost {
+            self.record(format!("{from}->{to} g{group} {kind} lost"));
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "message lost"));
+        }
+        let node = self.lock_nodes().get(&to).and_then(Weak::upgrade);
+        let Some(node) = node else {
+            self.record(format!("{from}->{to} g{group} {kind} down"));
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                "node down",
+            ));
+        };
+        let mut incoming = self
+            .incoming
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(from, to))
+            .flatten();
+        let reply = dispatch(&node, envelope, &mut incoming).await;
+        self.incoming
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((from, to), incoming);
+        let outcome = match &reply {
+            Reply::Refused(_) => "refused",
+            _ => "ok",
+        };
+        self.record(format!("{from}->{to} g{group} {kind} {outcome}"));
+        Ok(reply)
+    }
+}
