@@ -255,6 +255,22 @@ impl Group {
         metrics.current_leader == Some(metrics.id)
     }
 
+    /// Waits (up to `timeout`) until every entry of this replica's log is
+    /// applied, or discarded by a new leader.
+    pub(crate) async fn wait_log_applied(&self, timeout: Duration) {
+        let applied = self
+            .raft
+            .wait(Some(timeout))
+            .metrics(
+                |m| m.last_applied.as_ref().map(|id| id.index) >= m.last_log_index,
+                "log applied",
+            )
+            .await;
+        if applied.is_err() {
+            tracing::warn!(group = self.id, "stopping with entries not yet applied");
+        }
+    }
+
     /// The leader of the group as this replica knows it.
     pub fn current_leader(&self) -> Option<NodeId> {
         self.raft.metrics().borrow_watched().current_leader

@@ -416,6 +416,16 @@ impl RaftNode {
                     .map(|group| group.hand_off_leadership(node_id, HAND_OFF_TIMEOUT)),
             )
             .await;
+            // Writes this node proposed before handing off are committed by
+            // the new leader; once they are applied here, their proposers
+            // get their outcome. Stopping first would leave it unknown (and
+            // a client's retry could apply a conditional write twice).
+            futures_util::future::join_all(
+                groups
+                    .iter()
+                    .map(|group| group.wait_log_applied(HAND_OFF_TIMEOUT)),
+            )
+            .await;
         }
         if let Some(task) = self
             .transport_task

@@ -5,6 +5,8 @@
 //! Each test file is its own binary and uses a subset of this module.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::fs::File;

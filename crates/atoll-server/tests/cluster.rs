@@ -1,0 +1,838 @@
+//! A cluster as its users see it: a dead node's replicas are rebuilt on
+//! another node, a rolling restart under load fails no request, and a table
+//! that splits keeps every item on every node.
+// Each test holds `exclusive()` (a std mutex) for its whole run, across
+// awaits: every test has its own runtime, so this only serialises the tests.
+#![allow(clippy::await_holding_lock)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{AttributeValue, ScalarAttributeType, TableStatus};
+use common::cluster::*;
+use common::*;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// A table created through one node is visible on the others within this.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// An eventually consistent read catches up within this.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// xorshift64*: enough randomness for picking keys and nodes.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Rng {
+        Rng(RandomState::new().hash_one(0u8) | 1)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
+    }
+}
+
+fn error_text<E: std::error::Error + 'static>(e: E) -> String {
+    DisplayErrorContext(&e).to_string()
+}
+
+/// Polls DescribeTable through `client` until the table is ACTIVE; a
+/// ResourceNotFound while the new table reaches this node counts as not yet.
+async fn wait_visible(client: &Client, table: &str) -> Result<(), String> {
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        let last = match client.describe_table().table_name(table).send().await {
+            Ok(out) if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) => {
+                return Ok(());
+            }
+            Ok(out) => format!("status {:?}", out.table().and_then(|t| t.table_status())),
+            Err(e) => error_text(e),
+        };
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "table {table} not ACTIVE within {SETTLE_TIMEOUT:?}: {last}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn put(client: &Client, table: &str, item: &Item) -> Result<(), String> {
+    client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item.clone()))
+        .send()
+        .await
+        .map(drop)
+        .map_err(error_text)
+}
+
+async fn get(
+    client: &Client,
+    table: &str,
+    pk: &str,
+    consistent: bool,
+) -> Result<Option<Item>, String> {
+    client
+        .get_item()
+        .table_name(table)
+        .key("pk", s(pk))
+        .consistent_read(consistent)
+        .send()
+        .await
+        .map(|out| out.item().cloned())
+        .map_err(error_text)
+}
+
+/// Every `pk` of `table` through `client`: a paged Scan of `Limit 50`.
+/// Fails on a duplicate key (a page boundary read twice).
+async fn scan_keys(
+    client: &Client,
+    table: &str,
+    consistent: bool,
+) -> Result<BTreeSet<String>, String> {
+    let mut keys = BTreeSet::new();
+    let mut start = None;
+    loop {
+        let out = client
+            .scan()
+            .table_name(table)
+            .limit(50)
+            .consistent_read(consistent)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(error_text)?;
+        for item in out.items() {
+            let Some(AttributeValue::S(pk)) = item.get("pk") else {
+                return Err(format!("item without a string pk: {item:?}"));
+            };
+            if !keys.insert(pk.clone()) {
+                return Err(format!("Scan returned {pk} twice"));
+            }
+        }
+        match out.last_evaluated_key() {
+            Some(key) => start = Some(key.clone()),
+            None => return Ok(keys),
+        }
+    }
+}
+
+/// Retries `check` until it passes or `timeout` runs out; returns the last
+/// failure then.
+async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// Checks that `client` reads exactly `expected` (pk → item) from `table`:
+/// a GetItem of every item and a paged Scan.
+async fn reads_exactly(
+    client: &Client,
+    table: &str,
+    expected: &BTreeMap<String, Item>,
+    consistent: bool,
+) -> Result<(), String> {
+    for (pk, item) in expected {
+        let got = get(client, table, pk, consistent).await?;
+        if got.as_ref() != Some(item) {
+            return Err(format!("GetItem {table}/{pk}: {got:?}, expected {item:?}"));
+        }
+    }
+    let keys = scan_keys(client, table, consistent).await?;
+    if keys.len() != expected.len() || !keys.iter().eq(expected.keys()) {
+        let missing: Vec<_> = expected.keys().filter(|k| !keys.contains(*k)).collect();
+        let extra: Vec<_> = keys.iter().filter(|k| !expected.contains_key(*k)).collect();
+        return Err(format!(
+            "Scan of {table} found {} items, expected {}; missing {missing:?}, unexpected {extra:?}",
+            keys.len(),
+            expected.len()
+        ));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_nodes_replicas_are_rebuilt_on_another_node() {
+    const TABLES: [&str; 3] = ["rebuild_a", "rebuild_b", "rebuild_c"];
+    const ITEMS: usize = 50;
+    /// Silence, dead-node time (2 s), election, snapshot and catalog change.
+    const REBUILD_TIMEOUT: Duration = Duration::from_secs(30);
+    let _exclusive = exclusive();
+    let began = Instant::now();
+    let cluster = DevCluster::start(4, &["--dead-node-after-ms", "2000"]);
+    let clients: BTreeMap<u8, Client> = cluster.ids().map(|id| (id, cluster.client(id))).collect();
+    let fail = |what: String| -> ! { panic!("{what}\n{}", cluster.logs()) };
+    eprintln!("4 nodes serving after {:?}", began.elapsed());
+
+    // Three tables, created through nodes 1-3, written through all four.
+    let mut expected: BTreeMap<&str, BTreeMap<String, Item>> = BTreeMap::new();
+    for (t, table) in TABLES.iter().enumerate() {
+        create_table(
+            &clients[&(t as u8 + 1)],
+            table,
+            ScalarAttributeType::S,
+            None,
+        )
+        .await;
+        for client in clients.values() {
+            wait_visible(client, table)
+                .await
+                .unwrap_or_else(|e| fail(e));
+        }
+    }
+    for (t, table) in TABLES.iter().enumerate() {
+        let items = expected.entry(table).or_default();
+        for i in 0..ITEMS {
+            let pk = format!("k{i:03}");
+            let item = item([
+                ("pk", s(&pk)),
+                ("v", s(&format!("{table}-{i}"))),
+                ("n", n(&i.to_string())),
+            ]);
+            let node = ((t * ITEMS + i) % 4) as u8 + 1;
+            put(&clients[&node], table, &item)
+                .await
+                .unwrap_or_else(|e| fail(format!("PutItem {table}/{pk} through node {node}: {e}")));
+            items.insert(pk, item);
+        }
+    }
+
+    // Each table's partition has 3 of the 4 nodes; the victim is a node
+    // other than 1 with replicas, preferably one leading some of them.
+    let report = admin(cluster.endpoint(1)).await;
+    let mut before: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut load: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
+    for table in TABLES {
+        let parts = partitions(&report, table);
+        assert_eq!(
+            parts.len(),
+            1,
+            "{table} should have one partition: {report:#}"
+        );
+        let ids = replicas(&parts[0]);
+        assert_eq!(ids.len(), 3, "{table} should have 3 replicas: {report:#}");
+        for id in &ids {
+            load.entry(*id).or_default().1 += 1;
+        }
+        if let Some(leader) = parts[0]["leader"].as_u64() {
+            load.entry(leader).or_default().0 += 1;
+        }
+        before.insert(table, ids);
+    }
+    let victim = load
+        .iter()
+        .filter(|(id, (_, replicas))| **id != 1 && *replicas > 0)
+        .max_by_key(|(id, (leads, replicas))| (*leads, *replicas, std::cmp::Reverse(**id)))
+        .map(|(id, _)| *id)
+        .unwrap_or_else(|| fail(format!("no node but 1 holds replicas: {report:#}")));
+    eprintln!(
+        "{} items written after {:?}; replicas {before:?}; killing node {victim} (leads, replicas) = {:?}",
+        TABLES.len() * ITEMS,
+        began.elapsed(),
+        load[&victim]
+    );
+    let victim_u8 = u8::try_from(victim).expect("node id fits u8");
+    cluster.kill9(victim_u8);
+    let killed = Instant::now();
+
+    // Node 1 sees every partition back at three replicas, none on the victim.
+    let mut after: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut last_report;
+    loop {
+        last_report = admin(cluster.endpoint(1)).await;
+        after.clear();
+        let mut done = true;
+        for table in TABLES {
+            let parts = partitions(&last_report, table);
+            for part in &parts {
+                let ids = replicas(part);
+                let distinct: BTreeSet<u64> = ids.iter().copied().collect();
+                done &= ids.len() == 3 && distinct.len() == 3 && !ids.contains(&victim);
+            }
+            done &= parts.len() == 1;
+            if let Some(part) = parts.first() {
+                after.insert(table, replicas(part));
+            }
+        }
+        if done {
+            break;
+        }
+        if killed.elapsed() > REBUILD_TIMEOUT {
+            fail(format!(
+                "node {victim}'s replicas not rebuilt within {REBUILD_TIMEOUT:?}; node 1's admin view: {last_report:#}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    eprintln!(
+        "replicas rebuilt {:?} after the kill: {after:?}",
+        killed.elapsed()
+    );
+    for table in TABLES {
+        let new: Vec<u64> = after[table]
+            .iter()
+            .filter(|id| !before[table].contains(id))
+            .copied()
+            .collect();
+        let expected_new = usize::from(before[table].contains(&victim));
+        assert_eq!(
+            new.len(),
+            expected_new,
+            "{table}: replicas {:?} before, {:?} after losing node {victim}",
+            before[table],
+            after[table]
+        );
+    }
+
+    // Strongly consistent reads through node 1, then eventually consistent
+    // ones served by each replica: the rebuilt one must hold every item.
+    let survivors: Vec<u8> = cluster.ids().filter(|id| *id != victim_u8).collect();
+    let check_all = |expected: BTreeMap<&'static str, BTreeMap<String, Item>>,
+                     when: &'static str| {
+        let (clients, after, fail) = (&clients, &after, &fail);
+        async move {
+            for table in TABLES {
+                reads_exactly(&clients[&1], table, &expected[table], true)
+                    .await
+                    .unwrap_or_else(|e| {
+                        fail(format!("{when}, consistent reads through node 1: {e}"))
+                    });
+                for id in &after[table] {
+                    let node = u8::try_from(*id).expect("node id fits u8");
+                    let client = &clients[&node];
+                    eventually(CATCH_UP_TIMEOUT, || {
+                        reads_exactly(client, table, &expected[table], false)
+                    })
+                    .await
+                    .unwrap_or_else(|e| {
+                        fail(format!(
+                            "{when}, eventually consistent reads through replica node {node}: {e}"
+                        ))
+                    });
+                }
+            }
+        }
+    };
+    check_all(expected.clone(), "after the rebuild").await;
+
+    // New writes reach the new replica set.
+    for (t, table) in TABLES.iter().enumerate() {
+        let items = expected.get_mut(table).expect("table");
+        for i in ITEMS..ITEMS + 10 {
+            let pk = format!("k{i:03}");
+            let item = item([
+                ("pk", s(&pk)),
+                ("v", s(&format!("{table}-{i}-new"))),
+                ("n", n(&i.to_string())),
+            ]);
+            let node = survivors[(t + i) % survivors.len()];
+            put(&clients[&node], table, &item)
+                .await
+                .unwrap_or_else(|e| {
+                    fail(format!(
+                        "PutItem {table}/{pk} through node {node} after the rebuild: {e}"
+                    ))
+                });
+            let other = survivors[(t + i + 1) % survivors.len()];
+            let got = get(&clients[&other], table, &pk, true)
+                .await
+                .unwrap_or_else(|e| {
+                    fail(format!("GetItem {table}/{pk} through node {other}: {e}"))
+                });
+            assert_eq!(
+                got.as_ref(),
+                Some(&item),
+                "{table}/{pk} read through node {other} after a put through node {node}"
+            );
+            items.insert(pk, item);
+        }
+    }
+    check_all(expected, "after writes to the rebuilt replica set").await;
+    eprintln!("done after {:?}", began.elapsed());
+}
+
+/// What the load of the rolling restart test did and saw.
+#[derive(Default)]
+struct Ledger {
+    /// Acknowledged increments per counter key.
+    increments: HashMap<String, u64>,
+    /// The last acknowledged value per put key (each key has one writer).
+    puts: HashMap<String, String>,
+    requests: u64,
+    failures: Vec<String>,
+    /// Consistent reads that missed an increment acknowledged before them.
+    stale: Vec<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolling_restart_under_load_fails_no_request() {
+    const TABLE: &str = "rolling";
+    const COUNTERS: usize = 16;
+    const WRITERS: usize = 4;
+    const READERS: usize = 2;
+    const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+    const RESTART_TIMEOUT: Duration = Duration::from_secs(60);
+    let _exclusive = exclusive();
+    let began = Instant::now();
+    let mut cluster = ServeCluster::start(3, &[]);
+    eprintln!("3 nodes serving after {:?}", began.elapsed());
+    let endpoints: Vec<String> = (1..=3).map(|id| cluster.endpoint(id)).collect();
+    create_table(
+        &sdk_client(&endpoints[0]),
+        TABLE,
+        ScalarAttributeType::S,
+        None,
+    )
+    .await;
+    for endpoint in &endpoints {
+        if let Err(e) = wait_visible(&sdk_client(endpoint), TABLE).await {
+            panic!("{e}\n{}", cluster.logs());
+        }
+    }
+
+    // Clients pick a random node among those in the rotation; a node is
+    // taken out before it is stopped and put back once it serves again, as
+    // a load balancer drains it.
+    let clients: Arc<Vec<Client>> = Arc::new(
+        endpoints
+            .iter()
+            .map(|e| {
+                if std::env::var("NO_RETRY").is_ok() {
+                    sdk_client(e)
+                } else {
+                    retrying_client(e)
+                }
+            })
+            .collect(),
+    );
+    let in_rotation: Arc<[AtomicBool; 3]> =
+        Arc::new(std::array::from_fn(|_| AtomicBool::new(true)));
+    let pick = {
+        let in_rotation = Arc::clone(&in_rotation);
+        move |rng: &mut Rng| loop {
+            let node = rng.below(3);
+            if in_rotation[node].load(Ordering::SeqCst) {
+                return node;
+            }
+        }
+    };
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let running = Arc::new(AtomicBool::new(true));
+    let mut tasks = Vec::new();
+    for writer in 0..WRITERS {
+        let (clients, ledger, running, pick) = (
+            clients.clone(),
+            ledger.clone(),
+            running.clone(),
+            pick.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng::new();
+            let mut seq = 0u64;
+            while running.load(Ordering::SeqCst) {
+                let node = pick(&mut rng);
+                let client = &clients[node];
+                let (what, result) = if rng.below(2) == 0 {
+                    seq += 1;
+                    let key = format!("w{writer}-{}", rng.below(8));
+                    let value = format!("{writer}-{seq}");
+                    let item = item([("pk", s(&key)), ("v", s(&value))]);
+                    let result = put(client, TABLE, &item).await;
+                    if result.is_ok() {
+                        ledger.lock().unwrap().puts.insert(key.clone(), value);
+                    }
+                    (format!("PutItem {key}"), result)
+                } else {
+                    let key = format!("c{}", rng.below(COUNTERS));
+                    let result = client
+                        .update_item()
+                        .table_name(TABLE)
+                        .key("pk", s(&key))
+                        .update_expression("ADD cnt :one")
+                        .condition_expression("attribute_not_exists(pk) OR cnt >= :zero")
+                        .expression_attribute_values(":one", n("1"))
+                        .expression_attribute_values(":zero", n("0"))
+                        .send()
+                        .await
+                        .map(drop)
+                        .map_err(error_text);
+                    if result.is_ok() {
+                        *ledger
+                            .lock()
+                            .unwrap()
+                            .increments
+                            .entry(key.clone())
+                            .or_default() += 1;
+                    }
+                    (format!("UpdateItem {key}"), result)
+                };
+                let mut ledger = ledger.lock().unwrap();
+                ledger.requests += 1;
+                if let Err(e) = result {
+                    ledger
+                        .failures
+                        .push(format!("{what} through node {}: {e}", node + 1));
+                }
+            }
+        }));
+    }
+    for _ in 0..READERS {
+        let (clients, ledger, running, pick) = (
+            clients.clone(),
+            ledger.clone(),
+            running.clone(),
+            pick.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng::new();
+            while running.load(Ordering::SeqCst) {
+                let node = pick(&mut rng);
+                let key = format!("c{}", rng.below(COUNTERS));
+                let acked_before = ledger.lock().unwrap().increments.get(&key).copied().unwrap_or(0);
+                let result = get(&clients[node], TABLE, &key, true).await;
+                let mut ledger = ledger.lock().unwrap();
+                ledger.requests += 1;
+                match result {
+                    Ok(got) => {
+                        let value = got
+                            .as_ref()
+                            .and_then(|item| item.get("cnt"))
+                            .map_or(Ok(0), |cnt| match cnt {
+                                AttributeValue::N(v) => v.parse::<u64>().map_err(|_| format!("{cnt:?}")),
+                                other => Err(format!("{other:?}")),
+                            });
+                        match value {
+                            Ok(value) if value >= acked_before => {}
+                            Ok(value) => ledger.stale.push(format!(
+                                "{key} through node {}: cnt {value}, but {acked_before} increments were acknowledged before the read",
+                                node + 1
+                            )),
+                            Err(bad) => ledger.failures.push(format!("GetItem {key}: bad cnt {bad}")),
+                        }
+                    }
+                    Err(e) => ledger.failures.push(format!("GetItem {key} through node {}: {e}", node + 1)),
+                }
+            }
+        }));
+    }
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for id in 1..=3u8 {
+        let index = usize::from(id - 1);
+        in_rotation[index].store(std::env::var("NO_DRAIN").is_ok(), Ordering::SeqCst);
+        // Requests already sent to it finish (they take milliseconds).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let requests = ledger.lock().unwrap().requests;
+        let stopping = Instant::now();
+        let status = cluster.stop(id, STOP_TIMEOUT);
+        let stopped_in = stopping.elapsed();
+        assert!(
+            status.success(),
+            "node {id} exited with {status} after SIGTERM\n{}",
+            cluster.logs()
+        );
+        cluster.restart(id, RESTART_TIMEOUT);
+        eprintln!(
+            "node {id}: stopped in {stopped_in:?}, serving again {:?} after SIGTERM ({requests} requests so far)",
+            stopping.elapsed()
+        );
+        in_rotation[index].store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    running.store(false, Ordering::SeqCst);
+    for task in tasks {
+        task.await.expect("load task");
+    }
+
+    let ledger = std::mem::take(&mut *ledger.lock().unwrap());
+    let total_increments: u64 = ledger.increments.values().sum();
+    eprintln!(
+        "{} requests ({} increments, {} put keys), {} failed, {} stale reads; {:?} in all",
+        ledger.requests,
+        total_increments,
+        ledger.puts.len(),
+        ledger.failures.len(),
+        ledger.stale.len(),
+        began.elapsed()
+    );
+    assert!(
+        ledger.requests > 100,
+        "only {} requests ran",
+        ledger.requests
+    );
+    if std::env::var("NO_RETRY").is_ok() {
+        eprintln!(
+            "EXPERIMENT failures: {:#?}\nstale: {:#?}",
+            ledger.failures, ledger.stale
+        );
+    } else {
+        assert!(
+            ledger.failures.is_empty() && ledger.stale.is_empty(),
+            "{} of {} requests failed: {:#?}\nstale consistent reads: {:#?}\n{}",
+            ledger.failures.len(),
+            ledger.requests,
+            ledger.failures.iter().take(20).collect::<Vec<_>>(),
+            ledger.stale.iter().take(20).collect::<Vec<_>>(),
+            cluster.logs()
+        );
+    }
+
+    // Every acknowledged write is there, each increment exactly once.
+    let client = sdk_client(&endpoints[0]);
+    let mut wrong = Vec::new();
+    for c in 0..COUNTERS {
+        let key = format!("c{c}");
+        let acked = ledger.increments.get(&key).copied().unwrap_or(0);
+        let got = get(&client, TABLE, &key, true)
+            .await
+            .unwrap_or_else(|e| panic!("GetItem {key}: {e}\n{}", cluster.logs()));
+        let cnt = got.as_ref().and_then(|item| item.get("cnt")).cloned();
+        let expected = (acked > 0).then(|| n(&acked.to_string()));
+        if cnt != expected {
+            wrong.push(format!(
+                "{key}: cnt {cnt:?}, {acked} increments acknowledged"
+            ));
+        }
+    }
+    for (key, value) in &ledger.puts {
+        let got = get(&client, TABLE, key, true)
+            .await
+            .unwrap_or_else(|e| panic!("GetItem {key}: {e}\n{}", cluster.logs()));
+        let v = got.as_ref().and_then(|item| item.get("v")).cloned();
+        if v != Some(s(value)) {
+            wrong.push(format!("{key}: v {v:?}, last acknowledged put {value:?}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "after the rolling restart: {wrong:#?}\n{}",
+        cluster.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_table_splits_across_the_cluster_and_keeps_every_item() {
+    const TABLE: &str = "splitting";
+    const ITEMS: usize = 600;
+    const WRITERS: usize = 6;
+    const SPLIT_TIMEOUT: Duration = Duration::from_secs(20);
+    let _exclusive = exclusive();
+    let began = Instant::now();
+    let cluster = DevCluster::start(
+        3,
+        &[
+            "--partition-split-bytes",
+            "20000",
+            "--partition-check-ms",
+            "200",
+        ],
+    );
+    let clients: BTreeMap<u8, Client> = cluster.ids().map(|id| (id, cluster.client(id))).collect();
+    let fail = |what: String| -> ! { panic!("{what}\n{}", cluster.logs()) };
+    eprintln!("3 nodes serving after {:?}", began.elapsed());
+    create_table(&clients[&1], TABLE, ScalarAttributeType::S, None).await;
+    for client in clients.values() {
+        wait_visible(client, TABLE)
+            .await
+            .unwrap_or_else(|e| fail(e));
+    }
+
+    // ~300-byte items from concurrent writers through every node.
+    let item_of = |i: usize| {
+        let pk = format!("item-{i:04}");
+        let payload: String = format!("{i:04}-").repeat(56);
+        item([
+            ("pk", s(&pk)),
+            ("payload", s(&payload)),
+            ("n", n(&i.to_string())),
+        ])
+    };
+    let next = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            let (clients, next) = (clients.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut failures = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= ITEMS {
+                        return failures;
+                    }
+                    let node = (i % 3) as u8 + 1;
+                    if let Err(e) = put(&clients[&node], TABLE, &item_of(i)).await {
+                        failures.push(format!("PutItem item-{i:04} through node {node}: {e}"));
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for writer in writers {
+        failures.extend(writer.await.expect("writer"));
+    }
+    if !failures.is_empty() {
+        fail(format!(
+            "{} of {ITEMS} puts failed: {:#?}",
+            failures.len(),
+            &failures[..failures.len().min(20)]
+        ));
+    }
+    eprintln!("{ITEMS} items written after {:?}", began.elapsed());
+
+    let written = Instant::now();
+    let report = loop {
+        let report = admin(cluster.endpoint(1)).await;
+        if partitions(&report, TABLE).len() >= 4 {
+            break report;
+        }
+        if written.elapsed() > SPLIT_TIMEOUT {
+            fail(format!(
+                "fewer than 4 partitions {SPLIT_TIMEOUT:?} after the writes: {report:#}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let parts = partitions(&report, TABLE);
+    eprintln!(
+        "{} partitions {:?} after the writes",
+        parts.len(),
+        written.elapsed()
+    );
+    for part in &parts {
+        let ids: BTreeSet<u64> = replicas(part).into_iter().collect();
+        assert_eq!(
+            ids,
+            BTreeSet::from([1, 2, 3]),
+            "replicas of partition {part}: {report:#}"
+        );
+    }
+
+    // Every item through every node, strongly consistent; paged Scans
+    // through every node, strongly and eventually consistent.
+    let expected: Arc<BTreeMap<String, Item>> = Arc::new(
+        (0..ITEMS)
+            .map(|i| {
+                let item = item_of(i);
+                let Some(AttributeValue::S(pk)) = item.get("pk") else {
+                    unreachable!()
+                };
+                (pk.clone(), item)
+            })
+            .collect(),
+    );
+    let keys: Vec<String> = expected.keys().cloned().collect();
+    let readers: Vec<_> = (0..WRITERS)
+        .map(|worker| {
+            let (clients, expected) = (clients.clone(), expected.clone());
+            let keys: Vec<String> = keys.iter().skip(worker).step_by(WRITERS).cloned().collect();
+            tokio::spawn(async move {
+                let mut wrong = Vec::new();
+                for (node, client) in &clients {
+                    for pk in &keys {
+                        match get(client, TABLE, pk, true).await {
+                            Ok(got) if got.as_ref() == expected.get(pk) => {}
+                            Ok(got) => wrong.push(format!("{pk} through node {node}: {got:?}")),
+                            Err(e) => wrong.push(format!("{pk} through node {node}: {e}")),
+                        }
+                    }
+                }
+                wrong
+            })
+        })
+        .collect();
+    let mut wrong = Vec::new();
+    for reader in readers {
+        wrong.extend(reader.await.expect("reader"));
+    }
+    if !wrong.is_empty() {
+        fail(format!(
+            "{} consistent GetItems wrong: {:#?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(20)]
+        ));
+    }
+    for (node, client) in &clients {
+        let keys = scan_keys(client, TABLE, true)
+            .await
+            .unwrap_or_else(|e| fail(format!("consistent Scan through node {node}: {e}")));
+        assert_eq!(keys.len(), ITEMS, "consistent Scan through node {node}");
+        assert!(
+            keys.iter().eq(expected.keys()),
+            "consistent Scan through node {node} found other keys"
+        );
+        let eventual = || async {
+            let keys = scan_keys(client, TABLE, false).await?;
+            match keys.len() {
+                ITEMS => Ok(()),
+                found => Err(format!(
+                    "eventually consistent Scan through node {node}: {found} items"
+                )),
+            }
+        };
+        eventually(CATCH_UP_TIMEOUT, eventual)
+            .await
+            .unwrap_or_else(|e| fail(e));
+    }
+    let described = clients[&3]
+        .describe_table()
+        .table_name(TABLE)
+        .send()
+        .await
+        .unwrap_or_else(|e| fail(format!("DescribeTable through node 3: {}", error_text(e))));
+    let table = described.table().expect("TableDescription");
+    assert_eq!(table.table_name(), Some(TABLE));
+    assert_eq!(table.table_status(), Some(&TableStatus::Active));
+
+    // Each node's admin view: the same partitions, all items accounted for.
+    let starts = |report: &serde_json::Value| -> Vec<String> {
+        partitions(report, TABLE)
+            .iter()
+            .map(|p| p["start_token"].to_string())
+            .collect()
+    };
+    let reference = admin(cluster.endpoint(1)).await;
+    for node in cluster.ids() {
+        let check = || async {
+            let report = admin(cluster.endpoint(node)).await;
+            let items: u64 = partitions(&report, TABLE)
+                .iter()
+                .filter_map(|p| p["item_count"].as_u64())
+                .sum();
+            if starts(&report) != starts(&reference) || items != ITEMS as u64 {
+                return Err(format!(
+                    "node {node}'s admin view: {items} items in partitions {:?}, node 1's: {:?}: {report:#}",
+                    starts(&report),
+                    starts(&reference)
+                ));
+            }
+            Ok(())
+        };
+        eventually(CATCH_UP_TIMEOUT, check)
+            .await
+            .unwrap_or_else(|e| fail(e));
+    }
+    eprintln!("done after {:?}", began.elapsed());
+}
