@@ -159,7 +159,8 @@ fn clean_env(cmd: &mut Command) {
     }
 }
 
-fn alive(pid: libc::pid_t) -> bool {
+/// Whether process `pid` exists (a zombie not yet reaped counts).
+pub fn alive(pid: libc::pid_t) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
     let rc = unsafe { libc::kill(pid, 0) };
     rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
@@ -198,12 +199,13 @@ impl DevCluster {
             .arg(&dir)
             .args(["--api-port", &api_port.to_string()])
             .args(["--cluster-port", &cluster_port.to_string()])
-            .arg("--")
-            .args(serve_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
             .process_group(0);
+        if !serve_args.is_empty() {
+            cmd.arg("--").args(serve_args);
+        }
         clean_env(&mut cmd);
         // SAFETY: prctl(2) is async-signal-safe. The forking thread is the
         // test's, which outlives the cluster unless the test binary dies.
@@ -297,11 +299,56 @@ impl DevCluster {
         }
     }
 
+    /// The dev-cluster process's id.
+    pub fn pid(&self) -> libc::pid_t {
+        libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t")
+    }
+
+    /// Sends `signal` to the dev-cluster process (not its nodes).
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) of the dev-cluster process this harness started
+        // and has not reaped.
+        assert_eq!(
+            unsafe { libc::kill(self.pid(), signal) },
+            0,
+            "kill(dev-cluster, {signal})"
+        );
+    }
+
+    /// dev-cluster's exit status, if it has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("waitpid")
+    }
+
+    /// Waits up to `timeout` for dev-cluster to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exited() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A stdout line printed after the node lines, if there is one.
+    pub fn next_line(&self) -> Option<String> {
+        self.lines.try_recv().ok()
+    }
+
+    /// What dev-cluster printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        read_log(&self.stderr_path)
+    }
+
     /// dev-cluster's stderr and the tail of every node log.
     pub fn logs(&self) -> String {
         format!(
             "--- dev-cluster stderr ---\n{}{}",
-            read_log(&self.stderr_path),
+            self.stderr(),
             node_logs(&self.dir, self.nodes)
         )
     }
@@ -310,17 +357,15 @@ impl DevCluster {
 impl Drop for DevCluster {
     fn drop(&mut self) {
         // The whole group: dev-cluster and every node it started.
-        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
-            // SAFETY: kill(2) on the process group this harness created.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
-        }
+        // SAFETY: kill(2) on the process group this harness created.
+        unsafe { libc::kill(-self.pid(), libc::SIGKILL) };
         let _ = self.child.wait();
         keep_if_failed(&mut self.scratch);
     }
 }
 
 /// Parses `node <id> pid=<pid> api=http://127.0.0.<id>:<port>` exactly.
-pub fn parse_node_line(line: &str, api_port: u16) -> Result<(u8, libc::pid_t, String), String> {
+fn parse_node_line(line: &str, api_port: u16) -> Result<(u8, libc::pid_t, String), String> {
     let bad = |why: &str| format!("bad node line {line:?}: {why}");
     let rest = line
         .strip_prefix("node ")
