@@ -203,25 +203,39 @@ pub async fn client_loop(
         let Some(client) = clients.get(rng.gen_range(0..clients.len().max(1))) else {
             return;
         };
-        let call = nanos_since(started);
-        let outcome = perform(client, &key, op).await;
-        let ret = nanos_since(started);
+        let outcome = record(client, id, &key, op, started, &history).await;
         if let Outcome::Ok(Ret::Read(Some(v)) | Ret::Incremented(v)) = outcome {
             last_seen = Some(v);
         }
-        let operation = Operation {
-            client: id,
-            key,
-            op,
-            call,
-            ret,
-            outcome,
-        };
-        history
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(operation);
     }
+}
+
+/// Runs `op` on `key` for client `id`, adds it to `history` with its call
+/// and return times, and returns its outcome.
+async fn record(
+    client: &Client,
+    id: usize,
+    key: &str,
+    op: Op,
+    started: Instant,
+    history: &History,
+) -> Outcome {
+    let call = nanos_since(started);
+    let outcome = perform(client, key, op).await;
+    let ret = nanos_since(started);
+    let operation = Operation {
+        client: id,
+        key: key.to_string(),
+        op,
+        call,
+        ret,
+        outcome,
+    };
+    history
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(operation);
+    outcome
 }
 
 /// After the faults: a strongly consistent read of every key (retried until
@@ -235,23 +249,8 @@ pub async fn final_reads(cluster: &Cluster, keys: usize, started: Instant, histo
             let Some(client) = clients.get(attempt % clients.len().max(1)) else {
                 return;
             };
-            let call = nanos_since(started);
-            let outcome = perform(client, &key, Op::Read).await;
-            let ret = nanos_since(started);
-            let done = matches!(outcome, Outcome::Ok(_));
-            let operation = Operation {
-                client: usize::MAX,
-                key: key.clone(),
-                op: Op::Read,
-                call,
-                ret,
-                outcome,
-            };
-            history
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(operation);
-            if done || Instant::now() > deadline {
+            let outcome = record(client, usize::MAX, &key, Op::Read, started, history).await;
+            if matches!(outcome, Outcome::Ok(_)) || Instant::now() > deadline {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
