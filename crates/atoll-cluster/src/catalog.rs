@@ -419,6 +419,19 @@ impl CatalogStateMachine {
                 founder,
             } => self.split(ctx, name, table_id, group_id, at_token, founder),
             CatalogCommand::RegisterNode { node } => {
+                if !self.placements.is_registered(node.node_id) {
+                    // Groups with no replica record live on the first
+                    // registered nodes; a new node must not change that.
+                    for table in self.tables() {
+                        for partition in &table.partitions {
+                            self.placements.pin_replicas(
+                                ctx,
+                                &self.keyspace,
+                                partition.group_id,
+                            )?;
+                        }
+                    }
+                }
                 self.placements.register(ctx, &self.keyspace, node)?;
                 Ok(Ok(None))
             }

@@ -17,6 +17,7 @@ use crate::error::ClusterError;
 
 mod admin;
 mod hosting;
+mod membership;
 mod repair;
 mod routing;
 mod rpc;
@@ -61,6 +62,9 @@ pub struct ClusterOptions {
     /// node among them); empty for a single node. Each member holds a
     /// replica of the catalog.
     pub initial_members: BTreeMap<NodeId, String>,
+    /// The inter-node address of a member of a running cluster for this
+    /// node to join, when it has not joined one before (`--join`).
+    pub join: Option<String>,
     /// Where clients reach this node's API (shown in the admin view).
     pub api_addr: String,
     /// This node's availability zone, for placing replicas apart.
@@ -77,6 +81,7 @@ impl Default for ClusterOptions {
             split_check_interval: Duration::from_secs(1),
             split_load_ops_per_second: DEFAULT_SPLIT_LOAD_OPS_PER_SECOND,
             initial_members: BTreeMap::new(),
+            join: None,
             api_addr: String::new(),
             zone: None,
             dead_node_after: DEFAULT_DEAD_NODE_AFTER,
@@ -169,6 +174,15 @@ impl Cluster {
         cluster.node.set_service_handler(Arc::new(rpc::Endpoint {
             cluster: Arc::downgrade(&cluster),
         }));
+        // Peers this node was not configured with (it joined, or they did)
+        // are reached at the addresses they registered.
+        for node in cluster.catalog.nodes() {
+            if node.node_id != options.node.node_id {
+                cluster
+                    .node
+                    .learn_peer_addr(node.node_id, node.cluster_addr);
+            }
+        }
         cluster
             .register(NodeRecord {
                 node_id: options.node.node_id,

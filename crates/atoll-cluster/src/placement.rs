@@ -2,8 +2,7 @@
 //! zones when the nodes name zones, on the least loaded nodes first.
 //!
 //! Pure functions of what the catalog knows, so every node that computes a
-//! placement computes the same one. Not wired into serving yet: the server
-//! still runs one node, whose groups have one voter.
+//! placement computes the same one.
 
 use std::collections::BTreeSet;
 
@@ -49,19 +48,37 @@ pub fn place_replicas(nodes: &[NodeInfo], replication_factor: usize) -> Vec<Node
 /// not one of them, preferring a zone the remaining replicas do not use,
 /// then the fewest replicas, then the lowest id. `None` when no node is free.
 pub fn replacement_for(nodes: &[NodeInfo], current: &[NodeId], lost: NodeId) -> Option<NodeId> {
-    let remaining_zones: BTreeSet<&str> = nodes
-        .iter()
-        .filter(|n| n.id != lost && current.contains(&n.id))
-        .filter_map(|n| n.zone.as_deref())
-        .collect();
-    nodes
+    let remaining: Vec<NodeId> = current.iter().copied().filter(|id| *id != lost).collect();
+    let candidates: Vec<&NodeInfo> = nodes
         .iter()
         .filter(|n| n.id != lost && !current.contains(&n.id))
+        .collect();
+    best_addition(nodes, &remaining, candidates)
+}
+
+/// A node to add to a partition held by `current` (fewer replicas than the
+/// replication factor): chosen as `replacement_for` chooses.
+pub fn addition_for(nodes: &[NodeInfo], current: &[NodeId]) -> Option<NodeId> {
+    let candidates: Vec<&NodeInfo> = nodes.iter().filter(|n| !current.contains(&n.id)).collect();
+    best_addition(nodes, current, candidates)
+}
+
+/// Among `candidates`, the one in a zone `holders` do not use, then with the
+/// fewest replicas, then with the lowest id.
+fn best_addition(
+    nodes: &[NodeInfo],
+    holders: &[NodeId],
+    candidates: Vec<&NodeInfo>,
+) -> Option<NodeId> {
+    let used_zones: BTreeSet<&str> = nodes
+        .iter()
+        .filter(|n| holders.contains(&n.id))
+        .filter_map(|n| n.zone.as_deref())
+        .collect();
+    candidates
+        .into_iter()
         .min_by_key(|n| {
-            let zone_used = n
-                .zone
-                .as_deref()
-                .is_some_and(|z| remaining_zones.contains(z));
+            let zone_used = n.zone.as_deref().is_some_and(|z| used_zones.contains(z));
             (zone_used, n.replica_count, n.id)
         })
         .map(|n| n.id)
@@ -127,5 +144,18 @@ mod tests {
         assert_eq!(replacement_for(&nodes, &[1, 2, 3], 3), Some(5));
         // No free node: nothing to move to.
         assert_eq!(replacement_for(&nodes[..3], &[1, 2, 3], 3), None);
+    }
+
+    #[test]
+    fn a_joining_node_gets_the_copy_a_partition_lacks_in_a_new_zone_first() {
+        let nodes = [
+            node(1, Some("a"), 2),
+            node(2, Some("b"), 2),
+            node(3, Some("a"), 0),
+            node(4, Some("c"), 1),
+        ];
+        // Held by 1 and 2 (zones a, b): zone c wins over the emptier node 3.
+        assert_eq!(addition_for(&nodes, &[1, 2]), Some(4));
+        assert_eq!(addition_for(&nodes, &[1, 2, 3, 4]), None);
     }
 }

@@ -15,6 +15,10 @@ use crate::{ApplyOutput, GroupId, LogCommand, NodeId, TypeConfig};
 /// How long a consistent read waits for its leader to confirm its leadership.
 const READ_BARRIER_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a log purge may be held back by replication streams still
+/// reading the entries.
+const PURGE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One Raft group hosted on this node.
 #[derive(Clone)]
 pub struct Group {
@@ -121,25 +125,82 @@ impl Group {
         new_addr: String,
     ) -> Result<(), ReplicationError> {
         self.compact_log().await?;
+        self.add_member(new, new_addr, false).await?;
+        self.swap_voter_for_learner(old, new, false).await
+    }
+
+    /// On the leader: adds node `new` (reached at `new_addr`, hosting the
+    /// group with `RaftNode::join_group`) as a voter, as `replace_voter` does
+    /// but with no voter leaving: the replication factor rises by one.
+    pub async fn add_voter(&self, new: NodeId, new_addr: String) -> Result<(), ReplicationError> {
+        self.compact_log().await?;
+        self.add_member(new, new_addr, true).await
+    }
+
+    /// On the leader: adds node `node` (reached at `addr`) to the group,
+    /// first as a learner, which returns once it has caught up, then as a
+    /// voter when `as_voter`. Adding a member again changes nothing.
+    pub async fn add_member(
+        &self,
+        node: NodeId,
+        addr: String,
+        as_voter: bool,
+    ) -> Result<(), ReplicationError> {
+        let mut voters: std::collections::BTreeSet<NodeId> = self.voters().into_iter().collect();
+        if voters.contains(&node) {
+            return Ok(());
+        }
         self.raft
-            .add_learner(new, BasicNode { addr: new_addr }, true)
+            .add_learner(node, BasicNode { addr }, true)
             .await
             .map_err(|e| self.membership_error(e))?;
+        if as_voter {
+            voters.insert(node);
+            self.raft
+                .change_membership(voters, false)
+                .await
+                .map_err(|e| self.membership_error(e))?;
+        }
+        Ok(())
+    }
+
+    /// On the leader: makes learner `new` a voter in place of voter `old`,
+    /// in one step; `old` stays on as a learner when `keep_old` (other
+    /// learners stay learners).
+    pub async fn swap_voter_for_learner(
+        &self,
+        old: NodeId,
+        new: NodeId,
+        keep_old: bool,
+    ) -> Result<(), ReplicationError> {
         let mut voters: std::collections::BTreeSet<NodeId> =
             self.voters().into_iter().filter(|id| *id != old).collect();
         voters.insert(new);
         self.raft
-            .change_membership(voters, false)
+            .change_membership(voters, keep_old)
             .await
             .map_err(|e| self.membership_error(e))?;
         Ok(())
     }
 
+    /// The group's learners: members that receive the log but do not vote.
+    pub fn learners(&self) -> Vec<NodeId> {
+        self.raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .learner_ids()
+            .collect()
+    }
+
     /// Takes a snapshot of everything applied and purges the log behind it,
     /// so a new replica starts from the snapshot: a group whose initial
     /// state was not written by its log (a partition made by a split) has
-    /// no other way to give it that state.
-    async fn compact_log(&self) -> Result<(), ReplicationError> {
+    /// no other way to give it that state. Returns once the log is purged
+    /// (openraft holds a purge back while a replication stream still reads
+    /// the entries).
+    pub async fn compact_log(&self) -> Result<(), ReplicationError> {
         let applied = self.applied_index().unwrap_or(0);
         self.raft.trigger().snapshot().await.map_err(stopped)?;
         let snapshot = self
@@ -159,6 +220,14 @@ impl Group {
             .purge_log(snapshot)
             .await
             .map_err(stopped)?;
+        self.raft
+            .wait(Some(PURGE_TIMEOUT))
+            .metrics(
+                |m| m.purged.as_ref().is_some_and(|id| id.index >= snapshot),
+                "log purged",
+            )
+            .await
+            .map_err(|e| ReplicationError::Timeout(format!("group {}: {e}", self.id)))?;
         Ok(())
     }
 
@@ -166,6 +235,15 @@ impl Group {
     /// acknowledged a heartbeat or entries (`None`: not since this node
     /// became leader). Empty on a follower.
     pub fn follower_silence(&self) -> Vec<(NodeId, Option<Duration>)> {
+        let voters = self.voters();
+        self.member_silence()
+            .into_iter()
+            .filter(|(id, _)| voters.contains(id))
+            .collect()
+    }
+
+    /// `follower_silence` of voters and learners alike.
+    pub fn member_silence(&self) -> Vec<(NodeId, Option<Duration>)> {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow_watched();
         let Some(heartbeat) = metrics.heartbeat.as_ref() else {
@@ -174,7 +252,8 @@ impl Group {
         metrics
             .membership_config
             .membership()
-            .voter_ids()
+            .nodes()
+            .map(|(id, _)| *id)
             .filter(|id| *id != metrics.id)
             .map(|id| {
                 let silence = heartbeat

@@ -160,6 +160,11 @@ impl RaftNode {
         self.options.node_id
     }
 
+    /// Where peers reach this node's inter-node port.
+    pub fn advertise_addr(&self) -> &str {
+        &self.options.advertise_addr
+    }
+
     /// Sets what answers peers' service calls (until then they are refused).
     pub fn set_service_handler(&self, handler: Arc<dyn ServiceHandler>) {
         *self
@@ -204,6 +209,26 @@ impl RaftNode {
             })?;
         self.service_pool
             .call(self.options.node_id, target, &addr, payload, timeout)
+            .await
+    }
+
+    /// Calls the service of whichever node listens at `addr` (its id is not
+    /// known yet: a node joining a cluster knows one member's address only).
+    /// Not pooled; errors as `call_service`'s.
+    pub async fn call_service_at(
+        &self,
+        addr: &str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ReplicationError> {
+        crate::service::ServicePool::default()
+            .call(
+                self.options.node_id,
+                crate::transport::ANY_NODE,
+                addr,
+                payload,
+                timeout,
+            )
             .await
     }
 
@@ -279,7 +304,9 @@ impl RaftNode {
             return Ok(group);
         }
         let group = self.open_group(id, sm).await?;
-        let single_voter = members.len() == 1;
+        // What the group's stored membership says, not `members`: a node
+        // started alone may since have been joined by others.
+        let single_voter = group.voters() == [self.options.node_id];
         let initialiser = founder == self.options.node_id;
         let ready = async {
             if initialiser && !group.raft.is_initialized().await.map_err(stopped)? {

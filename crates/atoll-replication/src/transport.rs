@@ -49,6 +49,9 @@ const MAX_SNAPSHOT_BYTES: usize = 1024 * 1024 * 1024;
 /// Time allowed to install a received snapshot.
 const SNAPSHOT_INSTALL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The target of a service call that whichever node listens may answer.
+pub(crate) const ANY_NODE: NodeId = NodeId::MAX;
+
 /// A Raft message for one group on one node.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Envelope {
@@ -169,7 +172,9 @@ pub(crate) async fn dispatch(
     envelope: Envelope,
     incoming: &mut Option<(GroupId, Vec<u8>)>,
 ) -> Reply {
-    if envelope.target != node.node_id() {
+    let any_node_may_answer =
+        envelope.target == ANY_NODE && matches!(envelope.request, Request::Service(_));
+    if envelope.target != node.node_id() && !any_node_may_answer {
         return Reply::Refused(format!(
             "this is node {}, not node {}",
             node.node_id(),

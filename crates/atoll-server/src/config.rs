@@ -54,6 +54,11 @@ pub struct ServeArgs {
     /// `ID=HOST:PORT,...` (their inter-node ports). Without it the node runs alone.
     #[arg(long, env = "ATOLL_PEERS", value_name = "ID=HOST:PORT,...")]
     pub peers: Option<String>,
+    /// Joins the running cluster that the node at this inter-node address
+    /// belongs to (on the first start; later starts rejoin by themselves).
+    /// An alternative to `--peers`; needs `--cluster-listen`.
+    #[arg(long, env = "ATOLL_JOIN", value_name = "HOST:PORT")]
+    pub join: Option<String>,
     /// This node's availability zone; replicas of a partition go to distinct zones.
     #[arg(long, env = "ATOLL_ZONE")]
     pub zone: Option<String>,
@@ -79,6 +84,7 @@ struct FileConfig {
     cluster_listen: Option<String>,
     advertise: Option<String>,
     peers: Option<String>,
+    join: Option<String>,
     zone: Option<String>,
     dead_node_after_ms: Option<u64>,
 }
@@ -110,6 +116,8 @@ pub struct ServeConfig {
     pub advertise: Option<String>,
     /// Members of the cluster by id (empty: a single node).
     pub peers: std::collections::BTreeMap<u64, String>,
+    /// A member of a running cluster to join.
+    pub join: Option<String>,
     /// Availability zone.
     pub zone: Option<String>,
     /// Silence after which a node's replicas are rebuilt elsewhere.
@@ -178,7 +186,16 @@ impl ServeArgs {
                 expected: "a list that names this node's id, with --cluster-listen set",
             });
         }
+        let join = self.join.or(file.join);
+        if join.is_some() && (!peers.is_empty() || cluster_listen.is_none()) {
+            return Err(ConfigError::Invalid {
+                setting: "join",
+                value: join.unwrap_or_default(),
+                expected: "a member's inter-node address, with --cluster-listen set and no --peers",
+            });
+        }
         Ok(ServeConfig {
+            join,
             cluster_listen,
             advertise: self.advertise.or(file.advertise),
             peers,

@@ -89,6 +89,7 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
                 split_check_interval: Duration::from_millis(config.partition_check_ms),
                 split_load_ops_per_second: config.partition_split_ops as f64,
                 initial_members,
+                join: config.join.clone(),
                 api_addr: local_addr.to_string(),
                 zone: config.zone.clone(),
                 dead_node_after: Duration::from_millis(config.dead_node_after_ms),

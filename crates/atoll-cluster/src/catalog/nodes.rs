@@ -173,6 +173,38 @@ impl Placements {
             .collect()
     }
 
+    /// Whether node `node_id` has registered.
+    pub(super) fn is_registered(&self, node_id: NodeId) -> bool {
+        self.nodes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&node_id)
+    }
+
+    /// Records group `group_id`'s replicas as `replicas` says them now, if
+    /// no record does yet.
+    pub(super) fn pin_replicas(
+        &self,
+        ctx: &mut ApplyContext,
+        keyspace: &Keyspace,
+        group_id: GroupId,
+    ) -> Result<(), StorageError> {
+        let recorded = self
+            .replicas
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&group_id);
+        if recorded {
+            return Ok(());
+        }
+        let replicas = self.replicas(group_id);
+        if replicas.is_empty() {
+            // No node registered yet: the first to register holds it.
+            return Ok(());
+        }
+        self.set_replicas(ctx, keyspace, group_id, replicas)
+    }
+
     pub(super) fn register(
         &self,
         ctx: &mut ApplyContext,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use atoll_model::table::{PartitionDefinition, TableDefinition, TableStatus};
 use atoll_partition::PartitionStateMachine;
-use atoll_replication::{Group, GroupId, RaftNode, ReplicationError};
+use atoll_replication::{Group, GroupId, NodeId, RaftNode, ReplicationError};
 
 use super::{CATALOG_GROUP_ID, Cluster, ClusterOptions, PartitionHandle, TABLE_KEYSPACE_PREFIX};
 use crate::catalog::CatalogStateMachine;
@@ -18,6 +18,18 @@ use crate::error::ClusterError;
 /// nothing changed (a start that failed is retried then).
 const HOSTING_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Where a replica this node does not host yet starts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StartFrom {
+    /// Its Raft state and items here (a new partition, a restart, or a
+    /// split whose items were handed off here).
+    Disk,
+    /// Empty, then a snapshot from its leader.
+    Snapshot,
+    /// Not yet: wait for the parent's replica here to apply the split.
+    NotYet,
+}
+
 /// Starts (or recovers) this node's replica of the catalog. With a cluster,
 /// waits for as long as it takes a quorum of its members to come up.
 pub(super) async fn start_catalog(
@@ -25,16 +37,25 @@ pub(super) async fn start_catalog(
     catalog: &Arc<CatalogStateMachine>,
     options: &ClusterOptions,
 ) -> Result<Group, ClusterError> {
-    if options.initial_members.len() <= 1 {
-        return Ok(node.start_group(CATALOG_GROUP_ID, catalog.clone()).await?);
-    }
+    let me = node.node_id();
+    let alone = BTreeMap::from([(me, node.advertise_addr().to_string())]);
+    // The founder writes the catalog's first membership: the node itself
+    // when it runs alone, the smallest of `--peers`, and never a node that
+    // joins a running cluster (its catalog comes from that cluster).
+    let (members, founder) = if let Some(seed) = &options.join {
+        if !node.has_group_state(CATALOG_GROUP_ID)? {
+            return super::membership::join_catalog(node, catalog, seed).await;
+        }
+        (alone, NodeId::MAX)
+    } else if options.initial_members.len() <= 1 {
+        (alone, me)
+    } else {
+        let founder = options.initial_members.keys().next().copied().unwrap_or(me);
+        (options.initial_members.clone(), founder)
+    };
     loop {
         match node
-            .start_replicated_group(
-                CATALOG_GROUP_ID,
-                catalog.clone(),
-                options.initial_members.clone(),
-            )
+            .start_group_founded_by(CATALOG_GROUP_ID, catalog.clone(), members.clone(), founder)
             .await
         {
             Ok(group) => return Ok(group),
@@ -125,7 +146,11 @@ impl Cluster {
         self.drop_orphaned_keyspaces()?;
         let mut starts = Vec::new();
         for (group, (table, partition)) in wanted {
-            if self.handle(group).is_some() || !self.may_start(group, &partition)? {
+            if self.handle(group).is_some() {
+                continue;
+            }
+            let how = self.how_to_start(group, &partition)?;
+            if how == StartFrom::NotYet {
                 continue;
             }
             if !self
@@ -138,7 +163,10 @@ impl Cluster {
             }
             let cluster = self.clone();
             let start = async move {
-                let outcome = cluster.start_partition(&table, &partition).await;
+                let outcome = match how {
+                    StartFrom::Snapshot => cluster.seed_partition(&table, &partition).await,
+                    _ => cluster.start_partition(&table, &partition).await,
+                };
                 cluster
                     .starting
                     .lock()
@@ -159,34 +187,120 @@ impl Cluster {
         Ok(())
     }
 
-    /// Whether this node may start its replica of `partition` now. A
-    /// partition made by a split starts on the items its parent handed
-    /// off, which are right only on a replica whose parent applied the
-    /// split from its log (not one that caught up from a later snapshot).
-    fn may_start(
+    /// How this node may start its replica of `partition`, which it does
+    /// not host. A partition made by a split starts on the items its parent
+    /// handed off, which are right only on a replica whose parent applied
+    /// the split from its log. A replica whose parent caught up from a
+    /// snapshot taken after the split (or that holds no replica of the
+    /// parent) has stale items or none there: it joins empty and is sent a
+    /// snapshot. One whose parent has not reached the split yet waits.
+    fn how_to_start(
         &self,
         group: GroupId,
         partition: &PartitionDefinition,
-    ) -> Result<bool, ClusterError> {
+    ) -> Result<StartFrom, ClusterError> {
         if self.node.has_group_state(group)? {
-            return Ok(true);
+            return Ok(StartFrom::Disk);
         }
         let Some(parent) = self.catalog.origin(group).split_from else {
-            return Ok(true);
+            return Ok(StartFrom::Disk);
         };
         let handed_off = PartitionStateMachine::handed_off_through_log(
             &self.stats_keyspace,
             parent,
             partition.start_token,
         )?;
-        if !handed_off {
-            tracing::debug!(
-                group,
-                parent,
-                "not starting a split partition: this replica's parent has not applied the split from its log"
-            );
+        if handed_off {
+            return Ok(StartFrom::Disk);
         }
-        Ok(handed_off)
+        if !self.catalog.replicas(parent).contains(&self.node.node_id()) {
+            return Ok(StartFrom::Snapshot);
+        }
+        // Until the parent's replica here runs and has moved past the split,
+        // its log may still write items in the new partition's range.
+        let past_split = self.handle(parent).is_some_and(|handle| {
+            let (first, last) = handle.sm.range();
+            partition.start_token < first || partition.start_token > last
+        });
+        Ok(if past_split {
+            StartFrom::Snapshot
+        } else {
+            StartFrom::NotYet
+        })
+    }
+
+    /// Starts this node's replica of `partition` empty, once the partition's
+    /// leader has compacted its log: the leader then sends it a snapshot
+    /// (which replaces whatever items this node holds in the range), never
+    /// the log from its start, which lacks the items the split handed off.
+    pub(super) async fn seed_partition(
+        &self,
+        table: &TableDefinition,
+        partition: &PartitionDefinition,
+    ) -> Result<(), ClusterError> {
+        let group_id = partition.group_id;
+        self.compact_at_leader(group_id).await?;
+        let sm = self.partition_state_machine(table, partition)?;
+        let group = self.node.join_group(group_id, sm.clone()).await?;
+        self.insert_handle(group, sm);
+        tracing::info!(
+            group = group_id,
+            "joined a split-off partition empty; its leader sends a snapshot"
+        );
+        Ok(())
+    }
+
+    /// Has the leader of `group` (found through the other replicas)
+    /// snapshot the group and purge its log.
+    async fn compact_at_leader(&self, group: GroupId) -> Result<(), ClusterError> {
+        let me = self.node.node_id();
+        let others: Vec<NodeId> = self
+            .catalog
+            .replicas(group)
+            .into_iter()
+            .filter(|node| *node != me)
+            .collect();
+        let mut hint = None;
+        let mut last_error = None;
+        for attempt in 0..others.len() * 3 {
+            let Some(target) = hint
+                .take()
+                .filter(|node| *node != me)
+                .or_else(|| others.get(attempt % others.len()).copied())
+            else {
+                break;
+            };
+            match self
+                .forward(target, &super::rpc::ClusterRequest::CompactLog { group })
+                .await
+            {
+                Ok(super::rpc::ClusterReply::Compacted) => return Ok(()),
+                Ok(super::rpc::ClusterReply::NotLeader { leader }) => hint = leader,
+                Ok(other) => last_error = Some(other.into_error(group, target)),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(
+            last_error.unwrap_or(ClusterError::Replication(ReplicationError::NotLeader {
+                group,
+                leader: None,
+            })),
+        )
+    }
+
+    /// Serves `group` from this node's replica `sm`.
+    pub(super) fn insert_handle(&self, group: Group, sm: Arc<PartitionStateMachine>) {
+        let handle = PartitionHandle {
+            items: sm.items().clone(),
+            stats: sm.stats(),
+            sm,
+            traffic: Arc::default(),
+            group,
+        };
+        self.partitions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(handle.group.id(), handle);
     }
 
     /// Starts this node's replica of `partition` (recovering it from disk,
@@ -198,9 +312,6 @@ impl Cluster {
     ) -> Result<(), ClusterError> {
         let group_id = partition.group_id;
         let sm = self.partition_state_machine(table, partition)?;
-        let handle_sm = sm.clone();
-        let stats = sm.stats();
-        let items = sm.items().clone();
         let me = self.node.node_id();
         let members: BTreeMap<_, _> = self
             .catalog
@@ -218,21 +329,9 @@ impl Cluster {
         let founder = self.catalog.origin(group_id).founder;
         let group = self
             .node
-            .start_group_founded_by(group_id, sm, members, founder)
+            .start_group_founded_by(group_id, sm.clone(), members, founder)
             .await?;
-        self.partitions
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                group_id,
-                PartitionHandle {
-                    group,
-                    items,
-                    stats,
-                    sm: handle_sm,
-                    traffic: Arc::default(),
-                },
-            );
+        self.insert_handle(group, sm);
         Ok(())
     }
 

@@ -1,7 +1,9 @@
 //! Re-replication: a partition's leader that has not heard from one of its
 //! replicas for longer than the dead-node time rebuilds that replica on
 //! another node (a zone its other replicas do not use first, then the least
-//! loaded), so the partition gets back to three copies.
+//! loaded), so the partition gets back to three copies. A partition with
+//! fewer copies than the replication factor (created while the cluster had
+//! fewer nodes) gains one on a node that joined since, the same way.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -13,11 +15,11 @@ use super::rpc::{ClusterReply, ClusterRequest};
 use super::{Cluster, PartitionHandle};
 use crate::catalog::CatalogCommand;
 use crate::error::ClusterError;
-use crate::placement::{NodeInfo, replacement_for};
+use crate::placement::{NodeInfo, REPLICATION_FACTOR, addition_for, replacement_for};
 
 /// A follower that has not acknowledged anything for this long counts as
 /// silent (heartbeats go out every 100 ms).
-const SILENCE: Duration = Duration::from_secs(1);
+pub(super) const SILENCE: Duration = Duration::from_secs(1);
 
 /// How often leaders look for dead replicas.
 const REPAIR_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -31,11 +33,19 @@ pub(super) const JOIN_GRACE: Duration = Duration::from_secs(300);
 /// cluster is dropped.
 pub(super) async fn watch_replicas(cluster: Weak<Cluster>, dead_after: Duration) {
     let mut silent_since: HashMap<(GroupId, NodeId), Instant> = HashMap::new();
+    let mut catalog_silent_since: HashMap<NodeId, Instant> = HashMap::new();
     loop {
         tokio::time::sleep(REPAIR_CHECK_INTERVAL).await;
         let Some(cluster) = cluster.upgrade() else {
             return;
         };
+        if let Err(e) = cluster
+            .tend_catalog_voters(dead_after, &mut catalog_silent_since)
+            .await
+        {
+            tracing::warn!(error = %e, "changing the catalog's voters failed; will try again");
+        }
+        let wanted_copies = REPLICATION_FACTOR.min(cluster.catalog.nodes().len());
         let leading: Vec<PartitionHandle> = cluster
             .partitions
             .read()
@@ -48,16 +58,18 @@ pub(super) async fn watch_replicas(cluster: Weak<Cluster>, dead_after: Duration)
         let mut seen = Vec::new();
         for handle in leading {
             let group = handle.group.id();
+            let mut all_answer = true;
             for (node, silence) in handle.group.follower_silence() {
                 if silence.is_some_and(|s| s < SILENCE) {
                     continue;
                 }
+                all_answer = false;
                 seen.push((group, node));
                 let since = *silent_since.entry((group, node)).or_insert(now);
                 if now.duration_since(since) < dead_after {
                     continue;
                 }
-                match cluster.replace_replica(&handle, node).await {
+                match cluster.rebuild_replica(&handle, Some(node)).await {
                     Ok(Some(new)) => {
                         tracing::info!(group, dead = node, new, "rebuilt a dead node's replica");
                         silent_since.remove(&(group, node));
@@ -68,20 +80,32 @@ pub(super) async fn watch_replicas(cluster: Weak<Cluster>, dead_after: Duration)
                     }
                 }
             }
+            // Only a group whose replicas all answer grows: one that lacks
+            // a copy for a dead node is mended above, after the dead time.
+            if all_answer && handle.group.voters().len() < wanted_copies {
+                match cluster.rebuild_replica(&handle, None).await {
+                    Ok(Some(new)) => tracing::info!(group, new, "added a replica"),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(group, error = %e, "adding a replica failed; will try again");
+                    }
+                }
+            }
         }
         silent_since.retain(|key, _| seen.contains(key));
     }
 }
 
 impl Cluster {
-    /// Moves `handle`'s replica on `dead` to another node: asks that node
-    /// to host the group, changes the voters (the new replica first catches
-    /// up from a snapshot), then records the new replica set. Returns the
-    /// new node, or `None` when no node is free.
-    async fn replace_replica(
+    /// Moves `handle`'s replica on `dead` to another node, or with no
+    /// `dead` adds a replica on a node that holds none: asks that node to
+    /// host the group, changes the voters (the new replica first catches up
+    /// from a snapshot), then records the new replica set. Returns the new
+    /// node, or `None` when no node is free.
+    async fn rebuild_replica(
         self: &Arc<Self>,
         handle: &PartitionHandle,
-        dead: NodeId,
+        dead: Option<NodeId>,
     ) -> Result<Option<NodeId>, ClusterError> {
         let group = handle.group.id();
         let voters = handle.group.voters();
@@ -97,7 +121,11 @@ impl Cluster {
                     replica_count: self.replica_count(n.node_id),
                 })
                 .collect();
-            let Some(new) = replacement_for(&nodes, &excluded, dead) else {
+            let chosen = match dead {
+                Some(dead) => replacement_for(&nodes, &excluded, dead),
+                None => addition_for(&nodes, &excluded),
+            };
+            let Some(new) = chosen else {
                 return Ok(None);
             };
             excluded.push(new);
@@ -109,7 +137,10 @@ impl Cluster {
                 Ok(_) | Err(_) => continue,
             }
             let addr = self.node.peer_addr(new).unwrap_or_default();
-            handle.group.replace_voter(dead, new, addr).await?;
+            match dead {
+                Some(dead) => handle.group.replace_voter(dead, new, addr).await?,
+                None => handle.group.add_voter(new, addr).await?,
+            }
             let replicas = handle.group.voters();
             self.propose_catalog(CatalogCommand::SetReplicas {
                 group_id: group,
@@ -131,7 +162,7 @@ impl Cluster {
     }
 
     /// Hosts a new, empty replica of `group` that its leader is about to
-    /// add (see `replace_replica`).
+    /// add (see `rebuild_replica`).
     pub(super) async fn host_new_replica(&self, group: GroupId) -> ClusterReply {
         if self.handle(group).is_some() {
             return ClusterReply::Hosted;
@@ -159,19 +190,7 @@ impl Cluster {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(group, Instant::now());
-                self.partitions
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(
-                        group,
-                        PartitionHandle {
-                            group: joined,
-                            items: sm.items().clone(),
-                            stats: sm.stats(),
-                            sm,
-                            traffic: Arc::default(),
-                        },
-                    );
+                self.insert_handle(joined, sm);
                 ClusterReply::Hosted
             }
             Err(e) => ClusterReply::Failed {

@@ -58,13 +58,21 @@ impl Cluster {
     fn target(&self, group: GroupId, needs_leader: bool, attempt: u32) -> Option<Target> {
         let me = self.node.node_id();
         if let Some(handle) = self.handle(group) {
-            if !needs_leader || handle.group.is_leader() {
+            if handle.group.is_leader() {
                 return Some(Target::Local(handle));
             }
-            return match handle.group.current_leader() {
-                Some(leader) if leader != me => Some(Target::Remote(leader)),
-                _ => None,
-            };
+            // A replica that joined empty has nothing to read until its
+            // first snapshot or entry: another replica answers meanwhile.
+            let caught_up = handle.group.applied_index().is_some();
+            if !needs_leader && caught_up {
+                return Some(Target::Local(handle));
+            }
+            if needs_leader || handle.group.current_leader().is_some() {
+                return match handle.group.current_leader() {
+                    Some(leader) if leader != me => Some(Target::Remote(leader)),
+                    _ => None,
+                };
+            }
         }
         if let Some(leader) = self.cached_leader(group) {
             return Some(Target::Remote(leader));

@@ -29,6 +29,10 @@ pub(super) const FORWARD_TIMEOUT: Duration = Duration::from_secs(6);
 /// have no effect, so a stalled node is given up on sooner.
 const FORWARDED_READ_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long admitting a node may take: its catalog replica catches up
+/// first, which may take a snapshot's transfer.
+pub(super) const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A forwarded request.
 #[derive(Serialize, Deserialize)]
 pub(super) enum ClusterRequest {
@@ -50,6 +54,15 @@ pub(super) enum ClusterRequest {
     Stats { group: GroupId },
     /// Host a new replica of a partition (its leader is about to add it).
     HostReplica { group: GroupId },
+    /// Snapshot a partition and purge its log (to its leader), so that a
+    /// replica joining empty is sent the snapshot.
+    CompactLog { group: GroupId },
+    /// Admit a new node to the catalog group (to its leader; any member
+    /// passes it on). The node then registers itself.
+    Join {
+        node_id: NodeId,
+        cluster_addr: String,
+    },
     /// Read items of a partition in row-key order.
     ReadRange {
         group: GroupId,
@@ -105,6 +118,13 @@ pub(super) enum ClusterReply {
     Range(RangeChunk),
     /// The replica is hosted here.
     Hosted,
+    /// The leader snapshotted the partition and purged its log.
+    Compacted,
+    /// The node is a member of the catalog group, whose leader had applied
+    /// `applied_index` when it answered.
+    Joined {
+        applied_index: u64,
+    },
     /// A partition's item count and size.
     Stats {
         item_count: u64,
@@ -126,7 +146,7 @@ pub(super) enum ClusterReply {
 }
 
 impl ClusterReply {
-    fn from_error(error: ClusterError) -> ClusterReply {
+    pub(super) fn from_error(error: ClusterError) -> ClusterReply {
         match error {
             ClusterError::Replication(ReplicationError::NotLeader { leader, .. }) => {
                 ClusterReply::NotLeader { leader }
@@ -202,6 +222,7 @@ impl Cluster {
             ClusterRequest::ReadItem { .. }
             | ClusterRequest::ReadRange { .. }
             | ClusterRequest::Stats { .. } => FORWARDED_READ_TIMEOUT,
+            ClusterRequest::Join { .. } | ClusterRequest::CompactLog { .. } => JOIN_TIMEOUT,
             _ => FORWARD_TIMEOUT,
         };
         let reply = self.node.call_service(node, payload, timeout).await?;
@@ -243,6 +264,24 @@ impl Cluster {
                 }
             }
             ClusterRequest::HostReplica { group } => self.host_new_replica(group).await,
+            ClusterRequest::Join {
+                node_id,
+                cluster_addr,
+            } => self.admit(node_id, cluster_addr).await,
+            ClusterRequest::CompactLog { group } => {
+                let Some(handle) = self.handle(group) else {
+                    return ClusterReply::NotHosted;
+                };
+                if !handle.group.is_leader() {
+                    return ClusterReply::NotLeader {
+                        leader: handle.group.current_leader(),
+                    };
+                }
+                match handle.group.compact_log().await {
+                    Ok(()) => ClusterReply::Compacted,
+                    Err(e) => ClusterReply::from_error(e.into()),
+                }
+            }
             ClusterRequest::Stats { group } => match self.handle(group) {
                 Some(handle) => ClusterReply::Stats {
                     item_count: handle.stats.item_count(),

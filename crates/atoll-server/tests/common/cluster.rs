@@ -115,11 +115,11 @@ fn scratch(prefix: &str) -> tempfile::TempDir {
         .expect("create scratch dir")
 }
 
-/// Keeps the scratch directory (logs, data) when a test fails, and says where.
+/// Keeps the scratch directory (logs, data) when a test fails, or always
+/// with `ATOLL_KEEP_CLUSTER_LOGS` set, and says where.
 fn keep_if_failed(scratch: &mut Option<tempfile::TempDir>) {
-    if std::thread::panicking()
-        && let Some(dir) = scratch.take()
-    {
+    let keep = std::thread::panicking() || std::env::var_os("ATOLL_KEEP_CLUSTER_LOGS").is_some();
+    if keep && let Some(dir) = scratch.take() {
         eprintln!("cluster logs and data kept in {}", dir.keep().display());
     }
 }
@@ -147,6 +147,7 @@ fn clean_env(cmd: &mut Command) {
         "ATOLL_REGION",
         "ATOLL_NODE_ID",
         "ATOLL_PEERS",
+        "ATOLL_JOIN",
         "ATOLL_CLUSTER_LISTEN",
         "ATOLL_ADVERTISE",
         "ATOLL_ZONE",
@@ -405,6 +406,9 @@ fn parse_node_line(line: &str, api_port: u16) -> Result<(u8, libc::pid_t, String
 /// again. Dropping it kills the nodes still running.
 pub struct ServeCluster {
     nodes: u8,
+    /// Node 1 starts alone and the others join it (`--join`), rather than
+    /// all being named by `--peers`.
+    joined: bool,
     api_port: u16,
     cluster_port: u16,
     dir: PathBuf,
@@ -417,20 +421,7 @@ impl ServeCluster {
     /// Starts nodes 1 ..= `nodes` together (none serves before a quorum is
     /// up) and waits until each prints its listening line.
     pub fn start(nodes: u8, extra_args: &[&str]) -> ServeCluster {
-        let api_port = free_port(nodes, 0);
-        let cluster_port = free_port(nodes, api_port);
-        let scratch = scratch("atoll-serve-cluster-");
-        let dir = scratch.path().join("cluster");
-        std::fs::create_dir_all(&dir).expect("create cluster dir");
-        let mut cluster = ServeCluster {
-            nodes,
-            api_port,
-            cluster_port,
-            dir,
-            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
-            children: BTreeMap::new(),
-            scratch: Some(scratch),
-        };
+        let mut cluster = ServeCluster::unstarted(nodes, false, extra_args);
         let starting: Vec<(u8, Receiver<String>)> =
             (1..=nodes).map(|id| (id, cluster.spawn(id))).collect();
         let deadline = Instant::now() + CLUSTER_STARTUP_TIMEOUT;
@@ -438,6 +429,42 @@ impl ServeCluster {
             cluster.wait_serving(id, &lines, deadline);
         }
         cluster
+    }
+
+    /// Starts node 1 alone, with an inter-node port that nodes 2 ..=
+    /// `max_nodes` join later (`join`), and waits until it serves.
+    pub fn start_alone(max_nodes: u8, extra_args: &[&str]) -> ServeCluster {
+        let mut cluster = ServeCluster::unstarted(max_nodes, true, extra_args);
+        cluster.restart(1, CLUSTER_STARTUP_TIMEOUT);
+        cluster
+    }
+
+    /// Starts node `id` with `--join` naming node 1, and waits (up to
+    /// `timeout`) until it serves.
+    pub fn join(&mut self, id: u8, timeout: Duration) {
+        assert!(
+            self.joined && id > 1,
+            "only a cluster started alone takes joins"
+        );
+        self.restart(id, timeout);
+    }
+
+    fn unstarted(nodes: u8, joined: bool, extra_args: &[&str]) -> ServeCluster {
+        let api_port = free_port(nodes, 0);
+        let cluster_port = free_port(nodes, api_port);
+        let scratch = scratch("atoll-serve-cluster-");
+        let dir = scratch.path().join("cluster");
+        std::fs::create_dir_all(&dir).expect("create cluster dir");
+        ServeCluster {
+            nodes,
+            joined,
+            api_port,
+            cluster_port,
+            dir,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            children: BTreeMap::new(),
+            scratch: Some(scratch),
+        }
     }
 
     /// Node `id`'s API endpoint, `http://127.0.0.<id>:<port>`.
@@ -471,6 +498,13 @@ impl ServeCluster {
         }
     }
 
+    /// `kill -9` of node `id`; returns once it is gone.
+    pub fn kill9(&mut self, id: u8) {
+        let mut child = self.children.remove(&id).expect("node is running");
+        child.kill().expect("kill -9 node");
+        child.wait().expect("reap node");
+    }
+
     /// Starts node `id` again with the same flags and data directory, and
     /// waits until it serves (within `timeout`).
     pub fn restart(&mut self, id: u8, timeout: Duration) {
@@ -496,6 +530,14 @@ impl ServeCluster {
             .append(true)
             .open(&log)
             .expect("open node log");
+        let membership: Vec<String> = match (self.joined, id) {
+            (false, _) => vec!["--peers".into(), peers],
+            (true, 1) => Vec::new(),
+            (true, _) => vec![
+                "--join".into(),
+                format!("{}:{}", host(1), self.cluster_port),
+            ],
+        };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_atoll"));
         cmd.arg("serve")
             .args(["--node-id", &id.to_string()])
@@ -504,7 +546,7 @@ impl ServeCluster {
                 "--cluster-listen",
                 &format!("{}:{}", host(id), self.cluster_port),
             ])
-            .args(["--peers", &peers])
+            .args(&membership)
             .arg("--data-dir")
             .arg(self.dir.join(format!("node-{id}")))
             .args(&self.extra_args)

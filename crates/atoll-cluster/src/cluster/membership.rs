@@ -1,0 +1,178 @@
+//! Nodes joining a running cluster (`atoll serve --join ADDR`), and the
+//! catalog group's voters kept at three live nodes.
+//!
+//! A joining node hosts an empty replica of the catalog and asks any member
+//! to admit it; the catalog's leader adds it as a learner (it catches up
+//! from the log or a snapshot), and as a voter while the catalog has fewer
+//! than three. The node then registers itself like any other, and
+//! partitions with fewer replicas than the replication factor gain one on
+//! it (see `repair`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use atoll_replication::{Group, NodeId, RaftNode};
+
+use super::rpc::{ClusterReply, ClusterRequest, JOIN_TIMEOUT};
+use super::{CATALOG_GROUP_ID, CATALOG_RETRY, Cluster};
+use crate::catalog::CatalogStateMachine;
+use crate::error::ClusterError;
+use crate::placement::REPLICATION_FACTOR;
+
+/// How long a joining node waits between attempts to reach the cluster.
+const JOIN_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Joins the cluster that the node at `seed_addr` (its inter-node address)
+/// belongs to: hosts an empty replica of the catalog, asks to be admitted
+/// (retrying until some member answers), and returns once this replica has
+/// applied the catalog as the leader knew it then.
+pub(super) async fn join_catalog(
+    node: &Arc<RaftNode>,
+    catalog: &Arc<CatalogStateMachine>,
+    seed_addr: &str,
+) -> Result<Group, ClusterError> {
+    let group = node.join_group(CATALOG_GROUP_ID, catalog.clone()).await?;
+    let request = ClusterRequest::Join {
+        node_id: node.node_id(),
+        cluster_addr: node.advertise_addr().to_string(),
+    };
+    let payload =
+        postcard::to_stdvec(&request).map_err(|e| ClusterError::Catalog(e.to_string()))?;
+    loop {
+        let reply = node
+            .call_service_at(seed_addr, payload.clone(), JOIN_TIMEOUT)
+            .await
+            .map_err(ClusterError::from)
+            .and_then(|bytes| {
+                postcard::from_bytes::<ClusterReply>(&bytes)
+                    .map_err(|e| ClusterError::Catalog(format!("undecodable reply: {e}")))
+            });
+        match reply {
+            Ok(ClusterReply::Joined { applied_index }) => {
+                group.wait_applied(applied_index, CATALOG_RETRY).await?;
+                tracing::info!(seed = seed_addr, "joined the cluster");
+                return Ok(group);
+            }
+            Ok(ClusterReply::Failed {
+                message,
+                retryable: false,
+            }) => {
+                return Err(ClusterError::Catalog(format!(
+                    "the cluster at {seed_addr} refused to admit node {}: {message}",
+                    node.node_id()
+                )));
+            }
+            Ok(other) => {
+                let e = other.into_error(CATALOG_GROUP_ID, 0);
+                tracing::info!(seed = seed_addr, error = %e, "waiting to be admitted to the cluster");
+            }
+            Err(e) => {
+                tracing::info!(seed = seed_addr, error = %e, "waiting to reach the cluster");
+            }
+        }
+        tokio::time::sleep(JOIN_RETRY_INTERVAL).await;
+    }
+}
+
+impl Cluster {
+    /// Admits node `node_id` (reached at `cluster_addr`) to the catalog
+    /// group: on its leader, adds it (as a voter while there are fewer than
+    /// three); elsewhere, passes the request to the leader.
+    pub(super) async fn admit(&self, node_id: NodeId, cluster_addr: String) -> ClusterReply {
+        if !self.catalog_group.is_leader() {
+            let Some(leader) = self.catalog_group.current_leader() else {
+                return ClusterReply::NotLeader { leader: None };
+            };
+            let request = ClusterRequest::Join {
+                node_id,
+                cluster_addr,
+            };
+            return self
+                .forward(leader, &request)
+                .await
+                .unwrap_or_else(ClusterReply::from_error);
+        }
+        // A node that registered before and asks again has lost its data: as
+        // a voter it would have forgotten its votes, which Raft cannot allow.
+        if self.catalog.nodes().iter().any(|n| n.node_id == node_id) {
+            return ClusterReply::Failed {
+                message: format!(
+                    "node id {node_id} is already a registered node of this cluster; a node that lost its data must join under a new id"
+                ),
+                retryable: false,
+            };
+        }
+        let as_voter = self.catalog_group.voters().len() < REPLICATION_FACTOR;
+        self.node.learn_peer_addr(node_id, cluster_addr.clone());
+        match self
+            .catalog_group
+            .add_member(node_id, cluster_addr, as_voter)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(node = node_id, as_voter, "admitted a node to the cluster");
+                ClusterReply::Joined {
+                    applied_index: self.catalog_group.applied_index().unwrap_or(0),
+                }
+            }
+            Err(e) => ClusterReply::from_error(e.into()),
+        }
+    }
+
+    /// On the catalog's leader: keeps its voters at three (or every member,
+    /// when fewer) by promoting a learner that answers, in place of a voter
+    /// silent for `dead_after` or to fill a missing seat. `silent_since`
+    /// carries silences between calls.
+    pub(super) async fn tend_catalog_voters(
+        &self,
+        dead_after: Duration,
+        silent_since: &mut HashMap<NodeId, Instant>,
+    ) -> Result<(), ClusterError> {
+        let group = &self.catalog_group;
+        if !group.is_leader() {
+            silent_since.clear();
+            return Ok(());
+        }
+        let now = Instant::now();
+        let silences = group.member_silence();
+        let answering = |node: &NodeId| {
+            silences.iter().any(|(id, silence)| {
+                id == node && silence.is_some_and(|s| s < super::repair::SILENCE)
+            })
+        };
+        silent_since.retain(|node, _| silences.iter().any(|(id, _)| id == node));
+        let mut dead_voter = None;
+        for (node, silence) in &silences {
+            if silence.is_some_and(|s| s < super::repair::SILENCE) {
+                silent_since.remove(node);
+                continue;
+            }
+            let since = *silent_since.entry(*node).or_insert(now);
+            if group.voters().contains(node) && now.duration_since(since) >= dead_after {
+                dead_voter = Some(*node);
+            }
+        }
+        let registered: Vec<NodeId> = self.catalog.nodes().iter().map(|n| n.node_id).collect();
+        let Some(learner) = group
+            .learners()
+            .into_iter()
+            .filter(|id| registered.contains(id) && answering(id))
+            .min()
+        else {
+            return Ok(());
+        };
+        if let Some(dead) = dead_voter {
+            // The dead voter stays a learner: should it come back, it still
+            // follows the catalog.
+            group.swap_voter_for_learner(dead, learner, true).await?;
+            silent_since.remove(&dead);
+            tracing::info!(dead, new = learner, "replaced a dead catalog voter");
+        } else if group.voters().len() < REPLICATION_FACTOR {
+            let addr = self.node.peer_addr(learner).unwrap_or_default();
+            group.add_member(learner, addr, true).await?;
+            tracing::info!(new = learner, "made a catalog learner a voter");
+        }
+        Ok(())
+    }
+}
