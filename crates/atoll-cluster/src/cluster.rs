@@ -126,7 +126,7 @@ pub struct Cluster {
     // Serialises passes over what this node should host.
     hosting: tokio::sync::Mutex<()>,
     // Replicas hosted at a leader's request, before the catalog names them.
-    joining: std::sync::Mutex<HashMap<GroupId, std::time::Instant>>,
+    joining: std::sync::Mutex<HashMap<GroupId, tokio::time::Instant>>,
     split_size_bytes: u64,
     split_load_ops_per_second: f64,
     // Where peers reach this node's inter-node port.
@@ -245,6 +245,12 @@ impl Cluster {
         }
     }
 
+    /// Stops every group at once, as a crash would: no leadership is
+    /// handed off and nothing is flushed (for simulations and tests).
+    pub async fn crash(&self) {
+        self.node.stop(false).await;
+    }
+
     /// The storage of this node.
     pub fn storage(&self) -> &Storage {
         &self.storage
@@ -257,7 +263,7 @@ impl Cluster {
         &self,
         command: CatalogCommand,
     ) -> Result<CatalogOutcome, ClusterError> {
-        let deadline = std::time::Instant::now() + CATALOG_RETRY;
+        let deadline = tokio::time::Instant::now() + CATALOG_RETRY;
         let mut attempt = 0u32;
         loop {
             let outcome = if self.catalog_group.is_leader() {
@@ -267,7 +273,7 @@ impl Cluster {
             };
             match outcome {
                 Ok(outcome) => return Ok(outcome),
-                Err(e) if e.is_retryable() && std::time::Instant::now() < deadline => {
+                Err(e) if e.is_retryable() && tokio::time::Instant::now() < deadline => {
                     tracing::debug!(error = %e, "catalog change retried");
                 }
                 Err(e) => return Err(e),

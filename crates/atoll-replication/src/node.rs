@@ -83,6 +83,9 @@ pub struct RaftNode {
     raft_addr: Option<SocketAddr>,
     // The transport's accept loop, stopped at shutdown so the port is freed.
     transport_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    // Set when the node stops: no group starts after it, and peers' requests
+    // are refused (connections accepted before may still bring some).
+    stopped: std::sync::atomic::AtomicBool,
     addresses: Arc<AddressBook>,
     service_handler: RwLock<Option<Arc<dyn ServiceHandler>>>,
     service_pool: ServicePool,
@@ -134,6 +137,7 @@ impl RaftNode {
             groups: RwLock::new(HashMap::new()),
             raft_addr,
             transport_task: std::sync::Mutex::new(None),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         });
         if let Some(listener) = listener {
             let task = tokio::spawn(transport::serve(listener, Arc::downgrade(&node)));
@@ -141,6 +145,9 @@ impl RaftNode {
                 .transport_task
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()) = Some(task);
+        }
+        if let Some(network) = &node.options.simulated_network {
+            network.register(&node);
         }
         Ok(node)
     }
@@ -158,6 +165,11 @@ impl RaftNode {
     /// This node's id.
     pub fn node_id(&self) -> NodeId {
         self.options.node_id
+    }
+
+    /// Whether the node has stopped (or is stopping).
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Where peers reach this node's inter-node port.
@@ -200,6 +212,11 @@ impl RaftNode {
         payload: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>, ReplicationError> {
+        if let Some(network) = &self.options.simulated_network {
+            return network
+                .call_service(self.options.node_id, target, payload, timeout)
+                .await;
+        }
         let addr = self
             .addresses
             .lookup(target)
@@ -359,6 +376,12 @@ impl RaftNode {
         id: GroupId,
         sm: Arc<dyn GroupStateMachine>,
     ) -> Result<Group, ReplicationError> {
+        if self.is_stopped() {
+            return Err(ReplicationError::Stopped(format!(
+                "node {} is stopping",
+                self.options.node_id
+            )));
+        }
         let log = GroupLogStore::open(id, self.log.clone()).map_err(stopped)?;
         let state_machine =
             GroupSm::open(id, self.storage.clone(), self.sm_meta.clone(), sm).map_err(stopped)?;
@@ -428,6 +451,11 @@ impl RaftNode {
     /// moves the leaderships it holds. Without, peers notice only when their
     /// election timers fire, as after a crash (tests of failover use that).
     pub async fn stop(&self, hand_off_leadership: bool) {
+        if !hand_off_leadership {
+            // A crash: nothing more is answered from here on.
+            self.stopped
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         if hand_off_leadership {
             let groups: Vec<Group> = self
                 .groups
@@ -454,6 +482,8 @@ impl RaftNode {
             )
             .await;
         }
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(task) = self
             .transport_task
             .lock()

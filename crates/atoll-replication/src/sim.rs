@@ -10,6 +10,7 @@ use std::io;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use crate::error::ReplicationError;
 use crate::node::RaftNode;
 use crate::transport::{Envelope, Reply, Request, dispatch};
 use crate::{GroupId, NodeId};
@@ -133,6 +134,44 @@ impl SimNetwork {
         self.nodes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A service call from `from` to `target` (see `RaftNode::call_service`),
+    /// with the errors the TCP pool gives: `Unreachable` when the message
+    /// certainly did not arrive (link cut, node down, call refused),
+    /// `OutcomeUnknown` when it or its answer was lost.
+    pub(crate) async fn call_service(
+        &self,
+        from: NodeId,
+        target: NodeId,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ReplicationError> {
+        let envelope = Envelope {
+            group: 0,
+            target,
+            request: Request::Service(payload),
+        };
+        let unreachable = |reason: String| ReplicationError::Unreachable {
+            node: target,
+            reason,
+        };
+        match tokio::time::timeout(timeout, self.deliver(from, envelope)).await {
+            Ok(Ok(Reply::Service(payload))) => Ok(payload),
+            Ok(Ok(Reply::Refused(reason))) => Err(unreachable(reason)),
+            Ok(Ok(_)) => Err(ReplicationError::OutcomeUnknown(format!(
+                "node {target} answered a service call with another reply"
+            ))),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                Err(unreachable(e.to_string()))
+            }
+            Ok(Err(e)) => Err(ReplicationError::OutcomeUnknown(format!(
+                "call to node {target}: {e}"
+            ))),
+            Err(_) => Err(ReplicationError::OutcomeUnknown(format!(
+                "node {target} did not answer in {timeout:?}"
+            ))),
+        }
+    }
+
     /// Carries `envelope` from `from` to its target and returns the reply.
     pub(crate) async fn deliver(&self, from: NodeId, envelope: Envelope) -> io::Result<Reply> {
         let to = envelope.target;
@@ -154,7 +193,7 @@ impl SimNetwork {
             *count += 1;
             *count
         };
-        let (cut, lost, delay_ms) = {
+        let (cut, lost, answer_lost, delay_ms) = {
             let faults = self.faults();
             let mut state = self.seed
                 ^ from.wrapping_mul(0x100_0000_01b3)
@@ -167,8 +206,17 @@ impl SimNetwork {
             }
             let lost = next_random(&mut state) % 100 < faults.loss_percent;
             let delay_ms = next_random(&mut state) % (faults.max_delay_ms + 1);
+            // A lost service call loses its answer half the time: the call
+            // took effect, but the caller cannot know.
+            let answer_lost =
+                lost && class == "service" && next_random(&mut state).is_multiple_of(2);
             let link = (from.min(to), from.max(to));
-            (faults.cut.contains(&link), lost, delay_ms)
+            (
+                faults.cut.contains(&link),
+                lost && !answer_lost,
+                answer_lost,
+                delay_ms,
+            )
         };
         if cut {
             self.record(format!("{from}->{to} g{group} {kind} cut"));
@@ -200,9 +248,13 @@ impl SimNetwork {
             .insert((from, to), incoming);
         let outcome = match &reply {
             Reply::Refused(_) => "refused",
+            _ if answer_lost => "answer lost",
             _ => "ok",
         };
         self.record(format!("{from}->{to} g{group} {kind} {outcome}"));
+        if answer_lost {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "answer lost"));
+        }
         Ok(reply)
     }
 }

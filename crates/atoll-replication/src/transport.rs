@@ -172,6 +172,9 @@ pub(crate) async fn dispatch(
     envelope: Envelope,
     incoming: &mut Option<(GroupId, Vec<u8>)>,
 ) -> Reply {
+    if node.is_stopped() {
+        return Reply::Refused(format!("node {} has stopped", node.node_id()));
+    }
     let any_node_may_answer =
         envelope.target == ANY_NODE && matches!(envelope.request, Request::Service(_));
     if envelope.target != node.node_id() && !any_node_may_answer {

@@ -77,7 +77,7 @@ pub(super) async fn watch_catalog(cluster: Weak<Cluster>) {
     };
     loop {
         let _ = tokio::time::timeout(HOSTING_CHECK_INTERVAL, changed.notified()).await;
-        let Some(cluster) = cluster.upgrade() else {
+        let Some(cluster) = cluster.upgrade().filter(|c| !c.node.is_stopped()) else {
             return;
         };
         if let Err(e) = cluster.host_partitions(false).await {

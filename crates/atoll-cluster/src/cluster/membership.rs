@@ -10,7 +10,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use atoll_replication::{Group, NodeId, RaftNode};
 

@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use atoll_replication::{GroupId, NodeId};
 
@@ -36,7 +38,7 @@ pub(super) async fn watch_replicas(cluster: Weak<Cluster>, dead_after: Duration)
     let mut catalog_silent_since: HashMap<NodeId, Instant> = HashMap::new();
     loop {
         tokio::time::sleep(REPAIR_CHECK_INTERVAL).await;
-        let Some(cluster) = cluster.upgrade() else {
+        let Some(cluster) = cluster.upgrade().filter(|c| !c.node.is_stopped()) else {
             return;
         };
         if let Err(e) = cluster

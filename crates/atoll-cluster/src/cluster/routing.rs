@@ -6,7 +6,9 @@
 //! retried here, so a client sees none of them.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use atoll_model::Item;
 use atoll_model::table::TableDefinition;

@@ -215,7 +215,7 @@ pub(super) fn load_split_point(mut tokens: Vec<u64>, (first, last): TokenRange) 
 pub(super) async fn watch_partition_sizes(cluster: Weak<Cluster>, interval: Duration) {
     loop {
         tokio::time::sleep(interval).await;
-        let Some(cluster) = cluster.upgrade() else {
+        let Some(cluster) = cluster.upgrade().filter(|c| !c.node.is_stopped()) else {
             return;
         };
         cluster.sample_traffic();
