@@ -1,7 +1,7 @@
 //! A node's view of the cluster: the catalog group, the partition groups it
 //! hosts, and routing of item requests to them.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -108,29 +108,35 @@ pub struct TableStats {
     pub size_bytes: u64,
 }
 
-/// The control plane and router of one node.
+/// The control plane and router of one node. Its maps are ordered: the
+/// order of iteration decides the order of work, which a simulation must
+/// be able to replay.
 pub struct Cluster {
     storage: Storage,
     node: Arc<RaftNode>,
     catalog: Arc<CatalogStateMachine>,
     catalog_group: Group,
     stats_keyspace: Keyspace,
-    partitions: RwLock<HashMap<GroupId, PartitionHandle>>,
+    partitions: RwLock<BTreeMap<GroupId, PartitionHandle>>,
     // Groups being started here (a start waits for the group's leader).
-    starting: std::sync::Mutex<HashSet<GroupId>>,
+    starting: std::sync::Mutex<BTreeSet<GroupId>>,
     // Leaders of groups this node holds no replica of, as forwarded
     // requests taught them.
-    leaders: RwLock<HashMap<GroupId, NodeId>>,
+    leaders: RwLock<BTreeMap<GroupId, NodeId>>,
     // Serialises table lifecycle work (create, delete, split) on this node.
     lifecycle: tokio::sync::Mutex<()>,
     // Serialises passes over what this node should host.
     hosting: tokio::sync::Mutex<()>,
     // Replicas hosted at a leader's request, before the catalog names them.
-    joining: std::sync::Mutex<HashMap<GroupId, tokio::time::Instant>>,
+    joining: std::sync::Mutex<BTreeMap<GroupId, tokio::time::Instant>>,
     split_size_bytes: u64,
     split_load_ops_per_second: f64,
     // Where peers reach this node's inter-node port.
     advertise_addr: String,
+    // Seed of table ids in a simulation (`NodeOptions::rng_seed`), and how
+    // many were drawn.
+    rng_seed: Option<u64>,
+    table_ids_drawn: std::sync::atomic::AtomicU64,
 }
 
 fn now_ms() -> u64 {
@@ -163,13 +169,15 @@ impl Cluster {
             node,
             catalog,
             catalog_group,
-            partitions: RwLock::new(HashMap::new()),
-            starting: std::sync::Mutex::new(HashSet::new()),
-            leaders: RwLock::new(HashMap::new()),
+            partitions: RwLock::new(BTreeMap::new()),
+            starting: std::sync::Mutex::new(BTreeSet::new()),
+            leaders: RwLock::new(BTreeMap::new()),
             lifecycle: tokio::sync::Mutex::new(()),
             hosting: tokio::sync::Mutex::new(()),
-            joining: std::sync::Mutex::new(HashMap::new()),
+            joining: std::sync::Mutex::new(BTreeMap::new()),
             advertise_addr: options.node.advertise_addr.clone(),
+            rng_seed: options.node.rng_seed,
+            table_ids_drawn: std::sync::atomic::AtomicU64::new(0),
         });
         cluster.node.set_service_handler(Arc::new(rpc::Endpoint {
             cluster: Arc::downgrade(&cluster),
@@ -377,7 +385,7 @@ impl Cluster {
         mut definition: TableDefinition,
     ) -> Result<Arc<TableDefinition>, ClusterError> {
         let _lifecycle = self.lifecycle.lock().await;
-        definition.table_id = uuid::Uuid::new_v4().to_string();
+        definition.table_id = self.new_table_id();
         definition.keyspace = format!(
             "{TABLE_KEYSPACE_PREFIX}{}",
             definition.table_id.replace('-', "")
@@ -394,6 +402,29 @@ impl Cluster {
             .ok_or_else(|| ClusterError::Catalog("create produced no table".into()))?;
         self.activate(&created).await?;
         Ok(created)
+    }
+
+    /// A random table id; drawn from the node's seed when it has one (a
+    /// simulation: the id travels in requests whose fate it must not change).
+    fn new_table_id(&self) -> String {
+        let Some(seed) = self.rng_seed else {
+            return uuid::Uuid::new_v4().to_string();
+        };
+        let count = self
+            .table_ids_drawn
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut state = seed ^ count.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut bytes = [0u8; 16];
+        for chunk in bytes.chunks_mut(8) {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            chunk.copy_from_slice(&(z ^ (z >> 31)).to_be_bytes());
+        }
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .to_string()
     }
 
     /// Deletes a table and all its data; returns it as DeleteTable reports it: DELETING.

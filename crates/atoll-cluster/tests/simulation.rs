@@ -15,7 +15,8 @@
 //! write that failed counts as possibly applied (its outcome may be unknown).
 //!
 //! Seeds: `SIM_SEEDS=1,2,3` (default: two, for CI); `SIM_STEPS` sets the
-//! number of nemesis steps (about 100 ms of simulated time each).
+//! number of nemesis steps (about 100 ms of simulated time each);
+//! `SIM_TRACE_FILE=PATH` writes a failing run's whole trace there.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -39,6 +40,10 @@ const NODES: [NodeId; 3] = [1, 2, 3];
 const TABLE: &str = "sim";
 const CLIENTS: u64 = 3;
 const KEYS_PER_CLIENT: u64 = 2;
+/// Partitions split past this size: a few dozen filler items.
+const SPLIT_SIZE_BYTES: u64 = 4000;
+/// Filler items carry this much padding.
+const FILLER_PADDING_BYTES: usize = 100;
 /// A request that takes longer counts as failed (its outcome unknown).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// After healing, the cluster must serve every key within this.
@@ -108,6 +113,8 @@ enum Op {
         /// The value read (0: no item).
         value: u64,
     },
+    /// A write of filler item `n` (written once, never changed).
+    Fill { n: u64, acknowledged: bool },
 }
 
 /// The nodes that run now.
@@ -139,7 +146,10 @@ fn options(
         },
         initial_members: NODES.iter().map(|n| (*n, format!("sim-{n}"))).collect(),
         api_addr: format!("sim-api-{id}"),
-        // Neither splits nor rebuilds: three nodes, one partition.
+        // Splits by size (the filler grows the table through several), not
+        // by load (rates follow the clock); no rebuilds (three nodes only).
+        split_size_bytes: SPLIT_SIZE_BYTES,
+        split_check_interval: Duration::from_millis(300),
         split_load_ops_per_second: 0.0,
         dead_node_after: Duration::from_secs(24 * 3600),
         ..ClusterOptions::default()
@@ -189,12 +199,20 @@ impl Sim {
     }
 }
 
-async fn write(cluster: &Cluster, key: u64, value: u64) -> Result<(), String> {
+async fn write(
+    cluster: &Cluster,
+    key: &str,
+    value: u64,
+    padding_bytes: usize,
+) -> Result<(), String> {
     let table = cluster.active_table(TABLE).map_err(|e| e.to_string())?;
-    let pk = AttributeValue::S(key_name(key));
+    let pk = AttributeValue::S(key.to_string());
     let mut item = Item::new();
     item.insert("pk".into(), pk.clone());
     item.insert("v".into(), AttributeValue::N(Number::from(value as i64)));
+    if padding_bytes > 0 {
+        item.insert("pad".into(), AttributeValue::S("x".repeat(padding_bytes)));
+    }
     let command = PartitionCommand::Batch {
         ops: vec![WriteOp::Put {
             row_key: encode_row_key(&pk, None).map_err(|e| e.to_string())?,
@@ -210,9 +228,9 @@ async fn write(cluster: &Cluster, key: u64, value: u64) -> Result<(), String> {
     }
 }
 
-async fn read(cluster: &Cluster, key: u64) -> Result<u64, String> {
+async fn read(cluster: &Cluster, key: &str) -> Result<u64, String> {
     let table = cluster.active_table(TABLE).map_err(|e| e.to_string())?;
-    let pk = AttributeValue::S(key_name(key));
+    let pk = AttributeValue::S(key.to_string());
     let row_key = encode_row_key(&pk, None).map_err(|e| e.to_string())?;
     let token = partition_token(&pk).map_err(|e| e.to_string())?;
     let item = tokio::time::timeout(
@@ -246,7 +264,7 @@ async fn client(sim: Arc<Sim>, client: u64, stop: Arc<AtomicBool>) {
             let value = next_value.entry(key).or_insert(0);
             *value += 1;
             let value = *value;
-            let outcome = write(&cluster, key, value).await;
+            let outcome = write(&cluster, &key_name(key), value, 0).await;
             sim.network.record(format!(
                 "client {client} via {node}: write k{key}={value} {}",
                 if outcome.is_ok() { "ok" } else { "failed" }
@@ -260,7 +278,7 @@ async fn client(sim: Arc<Sim>, client: u64, stop: Arc<AtomicBool>) {
             }
         } else {
             let key = draws.below(CLIENTS * KEYS_PER_CLIENT);
-            match read(&cluster, key).await {
+            match read(&cluster, &key_name(key)).await {
                 Ok(value) => {
                     sim.network
                         .record(format!("client {client} via {node}: read k{key}={value}"));
@@ -285,6 +303,33 @@ async fn client(sim: Arc<Sim>, client: u64, stop: Arc<AtomicBool>) {
     }
 }
 
+/// Writes filler items `f1`, `f2`, ... (about 110 bytes each), one attempt
+/// each, through random nodes until `stop`: they grow the table past the
+/// split size again and again while the other clients work.
+async fn filler(sim: Arc<Sim>, stop: Arc<AtomicBool>) {
+    let mut draws = Draws(sim.seed ^ 0xf111);
+    let mut n = 0;
+    while !stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(draws.below(40))).await;
+        let node = NODES[draws.below(3) as usize];
+        let Some(cluster) = sim.node(node) else {
+            continue;
+        };
+        n += 1;
+        let acknowledged = write(&cluster, &format!("f{n}"), n, FILLER_PADDING_BYTES)
+            .await
+            .is_ok();
+        sim.network.record(format!(
+            "filler via {node}: f{n} {}",
+            if acknowledged { "ok" } else { "failed" }
+        ));
+        sim.history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Op::Fill { n, acknowledged });
+    }
+}
+
 /// Checks the history of one key (see the module's description); returns
 /// what is wrong.
 fn check_key(key: u64, ops: &[&Op], final_value: u64) -> Vec<String> {
@@ -299,7 +344,7 @@ fn check_key(key: u64, ops: &[&Op], final_value: u64) -> Vec<String> {
                 acknowledged,
                 ..
             } => Some((*value, *start, *end, *acknowledged)),
-            Op::Read { .. } => None,
+            Op::Read { .. } | Op::Fill { .. } => None,
         })
         .collect();
     let acknowledged_before = |tick: u64| {
@@ -324,7 +369,7 @@ fn check_key(key: u64, ops: &[&Op], final_value: u64) -> Vec<String> {
             Op::Read {
                 start, end, value, ..
             } => Some((*start, *end, *value)),
-            Op::Write { .. } => None,
+            Op::Write { .. } | Op::Fill { .. } => None,
         })
         .collect();
     for (start, end, value) in &reads {
@@ -364,6 +409,8 @@ struct Run {
     reads: usize,
     crashes: u32,
     partitions: u32,
+    /// Partitions of the table at the end (it splits as the filler grows it).
+    table_partitions: usize,
 }
 
 static PANICS: AtomicU32 = AtomicU32::new(0);
@@ -435,6 +482,7 @@ async fn simulate_run(seed: u64, steps: u32) -> Run {
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| tokio::spawn(client(sim.clone(), c, stop.clone())))
+        .chain([tokio::spawn(filler(sim.clone(), stop.clone()))])
         .collect();
     let (mut crashes, mut partitions) = (0, 0);
     let mut down: Option<NodeId> = None;
@@ -500,7 +548,7 @@ async fn simulate_run(seed: u64, steps: u32) -> Run {
             );
             let node = sim.node(NODES[(key % 3) as usize]);
             if let Some(cluster) = node
-                && let Ok(value) = read(&cluster, key).await
+                && let Ok(value) = read(&cluster, &key_name(key)).await
             {
                 finals.insert(key, value);
                 break;
@@ -515,9 +563,34 @@ async fn simulate_run(seed: u64, steps: u32) -> Run {
             .iter()
             .filter(|op| match op {
                 Op::Write { key: k, .. } | Op::Read { key: k, .. } => *k == key,
+                Op::Fill { .. } => false,
             })
             .collect();
         wrong.extend(check_key(key, &ops, finals[&key]));
+    }
+    // Every acknowledged filler item is there, through whichever node.
+    let settled = sim.node(1).expect("node 1 runs after healing");
+    for op in &history {
+        if let Op::Fill {
+            n,
+            acknowledged: true,
+        } = op
+        {
+            match read(&settled, &format!("f{n}")).await {
+                Ok(value) if value == *n => {}
+                other => wrong.push(format!("acknowledged filler f{n} reads {other:?}")),
+            }
+        }
+    }
+    let partitions_now = settled
+        .active_table(TABLE)
+        .map(|t| t.partitions.len())
+        .unwrap_or(0);
+    network.record(format!("{partitions_now} partitions"));
+    if !wrong.is_empty()
+        && let Some(path) = std::env::var_os("SIM_TRACE_FILE")
+    {
+        let _ = std::fs::write(&path, network.trace().join("\n"));
     }
     assert!(
         wrong.is_empty(),
@@ -568,6 +641,7 @@ async fn simulate_run(seed: u64, steps: u32) -> Run {
             .count(),
         crashes,
         partitions,
+        table_partitions: partitions_now,
     }
 }
 
@@ -594,11 +668,12 @@ fn routed_requests_stay_linearizable_under_simulated_faults() {
     for seed in seeds() {
         let run = simulate(seed, steps());
         println!(
-            "seed {seed}: {} writes acknowledged, {} consistent reads, {} crashes, {} partitions, {} events",
+            "seed {seed}: {} writes acknowledged, {} consistent reads, {} crashes, {} network partitions, {} table partitions, {} events",
             run.acknowledged_writes,
             run.reads,
             run.crashes,
             run.partitions,
+            run.table_partitions,
             run.trace.len()
         );
         assert!(

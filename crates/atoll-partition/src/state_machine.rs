@@ -177,6 +177,31 @@ impl PartitionStateMachine {
             .is_some())
     }
 
+    /// The token range that partition `group_id`'s replica in this storage
+    /// handed off at `at_token` when it applied that split from its log;
+    /// `None` with no handoff, or one recorded by a version that did not
+    /// name the range.
+    pub fn handed_off_range(
+        stats_keyspace: &Keyspace,
+        group_id: u64,
+        at_token: u64,
+    ) -> Result<Option<TokenRange>, PartitionError> {
+        match stats_keyspace.get(&handoff_key(group_id, at_token))? {
+            Some(bytes) if !bytes.is_empty() => Ok(Some(decode_range(&bytes)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The record (key, value in the statistics keyspace) that fixes the
+    /// range a new replica of `group_id` starts with. Written before the
+    /// replica's group first starts: until a split or a snapshot rewrites
+    /// it, a restart reopens the replica with that range, not with the
+    /// catalog's, which may have narrowed since (its log still holds
+    /// writes to the part split away).
+    pub fn range_record(group_id: u64, range: TokenRange) -> (Vec<u8>, Vec<u8>) {
+        (range_key(group_id), encode_range(range))
+    }
+
     /// Keys of this partition's records in the statistics keyspace (for removal).
     pub fn record_keys(group_id: u64) -> [Vec<u8>; 2] {
         [group_id.to_be_bytes().to_vec(), range_key(group_id)]
@@ -241,10 +266,13 @@ impl PartitionStateMachine {
             range_key(self.group_id),
             encode_range(kept),
         );
+        // The marker names the range handed off: the new partition's
+        // replicas start with it, whatever the catalog's range of that
+        // partition has become since (it may have split again).
         ctx.put(
             &self.stats_keyspace,
             handoff_key(self.group_id, at_token),
-            Vec::new(),
+            encode_range((at_token, last)),
         );
         Ok(PartitionOutput::Split {
             moved_items,

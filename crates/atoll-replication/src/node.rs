@@ -1,6 +1,6 @@
 //! A node hosting many Raft groups (Multi-Raft) on one storage.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -79,7 +79,7 @@ pub struct RaftNode {
     log: Arc<LogShared>,
     sm_meta: Keyspace,
     raft_config: Arc<Config>,
-    groups: RwLock<HashMap<GroupId, Group>>,
+    groups: RwLock<BTreeMap<GroupId, Group>>,
     raft_addr: Option<SocketAddr>,
     // The transport's accept loop, stopped at shutdown so the port is freed.
     transport_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -134,7 +134,7 @@ impl RaftNode {
             }),
             sm_meta,
             raft_config: Arc::new(raft_config),
-            groups: RwLock::new(HashMap::new()),
+            groups: RwLock::new(BTreeMap::new()),
             raft_addr,
             transport_task: std::sync::Mutex::new(None),
             stopped: std::sync::atomic::AtomicBool::new(false),
@@ -492,13 +492,10 @@ impl RaftNode {
         {
             task.abort();
         }
-        let groups: Vec<Group> = self
-            .groups
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain()
-            .map(|(_, g)| g)
-            .collect();
+        let groups: Vec<Group> =
+            std::mem::take(&mut *self.groups.write().unwrap_or_else(|e| e.into_inner()))
+                .into_values()
+                .collect();
         for group in groups {
             if let Err(e) = group.raft.shutdown().await {
                 tracing::warn!(group = group.id, error = %e, "group did not shut down cleanly");

@@ -28,8 +28,9 @@ pub struct Faults {
 
 type Incoming = Option<(GroupId, Vec<u8>)>;
 
-/// A link, one way, and a kind of message on it.
-type Channel = (NodeId, NodeId, GroupId, &'static str);
+/// A link, one way, a stream on it (a group, or a service call's payload)
+/// and a kind of message.
+type Channel = (NodeId, NodeId, u64, &'static str);
 
 /// The simulated network of one run.
 pub struct SimNetwork {
@@ -51,6 +52,13 @@ impl std::fmt::Debug for SimNetwork {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SimNetwork")
     }
+}
+
+/// FNV-1a, to name a payload.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// SplitMix64: a tiny generator whose sequence depends only on its seed.
@@ -187,9 +195,16 @@ impl SimNetwork {
             Request::SnapshotChunk { offset, .. } => ("snapshot", format!("snapshot@{offset}")),
             Request::Service(_) => ("service", "service".to_string()),
         };
+        // Service calls all name group 0: they are told apart by their
+        // payload, so that two calls made at the same instant keep their
+        // fates whichever is sent first.
+        let stream = match &envelope.request {
+            Request::Service(payload) => fnv1a(payload),
+            _ => group,
+        };
         let count = {
             let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
-            let count = sent.entry((from, to, group, class)).or_insert(0);
+            let count = sent.entry((from, to, stream, class)).or_insert(0);
             *count += 1;
             *count
         };
@@ -198,7 +213,7 @@ impl SimNetwork {
             let mut state = self.seed
                 ^ from.wrapping_mul(0x100_0000_01b3)
                 ^ to.wrapping_mul(0xcbf2_9ce4_8422_2325)
-                ^ group.rotate_left(17)
+                ^ stream.rotate_left(17)
                 ^ count.rotate_left(29)
                 ^ class.len() as u64;
             for byte in class.bytes() {

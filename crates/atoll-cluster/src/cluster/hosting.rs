@@ -2,7 +2,7 @@
 //! catalog: groups start when the catalog places a replica here, and are
 //! destroyed when their table goes or their replica moves away.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -113,8 +113,8 @@ impl Cluster {
                 self.node.learn_peer_addr(node.node_id, node.cluster_addr);
             }
         }
-        let mut wanted: HashMap<GroupId, (Arc<TableDefinition>, PartitionDefinition)> =
-            HashMap::new();
+        let mut wanted: BTreeMap<GroupId, (Arc<TableDefinition>, PartitionDefinition)> =
+            BTreeMap::new();
         for table in self.catalog.tables() {
             if table.status == TableStatus::Deleting {
                 continue;
@@ -240,6 +240,9 @@ impl Cluster {
     ) -> Result<(), ClusterError> {
         let group_id = partition.group_id;
         self.compact_at_leader(group_id).await?;
+        if !self.node.has_group_state(group_id)? {
+            self.pin_initial_range(group_id, (partition.start_token, partition.end_token))?;
+        }
         let sm = self.partition_state_machine(table, partition)?;
         let group = self.node.join_group(group_id, sm.clone()).await?;
         self.insert_handle(group, sm);
@@ -288,6 +291,21 @@ impl Cluster {
         )
     }
 
+    /// Records the range a new replica of `group` starts with (see
+    /// `PartitionStateMachine::range_record`), before its group first starts.
+    pub(super) fn pin_initial_range(
+        &self,
+        group: GroupId,
+        range: atoll_partition::TokenRange,
+    ) -> Result<(), ClusterError> {
+        let (key, value) = PartitionStateMachine::range_record(group, range);
+        let mut batch = atoll_storage::WriteBatch::new();
+        batch.put(&self.stats_keyspace, key, value);
+        self.storage
+            .commit(batch, atoll_storage::Durability::Synced)?;
+        Ok(())
+    }
+
     /// Serves `group` from this node's replica `sm`.
     pub(super) fn insert_handle(&self, group: Group, sm: Arc<PartitionStateMachine>) {
         let handle = PartitionHandle {
@@ -311,6 +329,22 @@ impl Cluster {
         partition: &PartitionDefinition,
     ) -> Result<(), ClusterError> {
         let group_id = partition.group_id;
+        if !self.node.has_group_state(group_id)? {
+            // A split-off partition starts with the range its parent handed
+            // off here, which is wider than the catalog's if it split again.
+            let handed_off = match self.catalog.origin(group_id).split_from {
+                Some(parent) => PartitionStateMachine::handed_off_range(
+                    &self.stats_keyspace,
+                    parent,
+                    partition.start_token,
+                )?,
+                None => None,
+            };
+            self.pin_initial_range(
+                group_id,
+                handed_off.unwrap_or((partition.start_token, partition.end_token)),
+            )?;
+        }
         let sm = self.partition_state_machine(table, partition)?;
         let me = self.node.node_id();
         let members: BTreeMap<_, _> = self
@@ -386,14 +420,14 @@ impl Cluster {
     /// can leave the keyspace behind after the catalog forgot the table,
     /// and other nodes drop theirs when they see it go.
     fn drop_orphaned_keyspaces(&self) -> Result<(), ClusterError> {
-        let referenced: std::collections::HashSet<String> = self
+        let referenced: std::collections::BTreeSet<String> = self
             .catalog
             .tables()
             .iter()
             .filter(|t| t.status != TableStatus::Deleting)
             .map(|t| t.keyspace.clone())
             .collect();
-        let in_use: std::collections::HashSet<String> = self
+        let in_use: std::collections::BTreeSet<String> = self
             .partitions
             .read()
             .unwrap_or_else(|e| e.into_inner())

@@ -8,7 +8,7 @@
 //! partitions with fewer replicas than the replication factor gain one on
 //! it (see `repair`).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -129,7 +129,7 @@ impl Cluster {
     pub(super) async fn tend_catalog_voters(
         &self,
         dead_after: Duration,
-        silent_since: &mut HashMap<NodeId, Instant>,
+        silent_since: &mut BTreeMap<NodeId, Instant>,
     ) -> Result<(), ClusterError> {
         let group = &self.catalog_group;
         if !group.is_leader() {

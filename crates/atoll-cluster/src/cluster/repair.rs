@@ -5,7 +5,7 @@
 //! fewer copies than the replication factor (created while the cluster had
 //! fewer nodes) gains one on a node that joined since, the same way.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -34,8 +34,8 @@ pub(super) const JOIN_GRACE: Duration = Duration::from_secs(300);
 /// Looks for dead replicas of the partitions this node leads until the
 /// cluster is dropped.
 pub(super) async fn watch_replicas(cluster: Weak<Cluster>, dead_after: Duration) {
-    let mut silent_since: HashMap<(GroupId, NodeId), Instant> = HashMap::new();
-    let mut catalog_silent_since: HashMap<NodeId, Instant> = HashMap::new();
+    let mut silent_since: BTreeMap<(GroupId, NodeId), Instant> = BTreeMap::new();
+    let mut catalog_silent_since: BTreeMap<NodeId, Instant> = BTreeMap::new();
     loop {
         tokio::time::sleep(REPAIR_CHECK_INTERVAL).await;
         let Some(cluster) = cluster.upgrade().filter(|c| !c.node.is_stopped()) else {
@@ -181,6 +181,9 @@ impl Cluster {
             return ClusterReply::NotHosted;
         };
         let joined = async {
+            if !self.node.has_group_state(group)? {
+                self.pin_initial_range(group, (partition.start_token, partition.end_token))?;
+            }
             let sm = self.partition_state_machine(&table, &partition)?;
             let handle_sm = sm.clone();
             let joined = self.node.join_group(group, sm).await?;

@@ -5,7 +5,7 @@
 //! a forwarded request. Splits, leader changes and unreachable nodes are
 //! retried here, so a client sees none of them.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -241,7 +241,7 @@ impl Cluster {
         let mut pending: Vec<usize> = (0..ops.len()).collect();
         let mut attempt = 0;
         while !pending.is_empty() {
-            let mut groups: HashMap<GroupId, (u64, Vec<usize>)> = HashMap::new();
+            let mut groups: BTreeMap<GroupId, (u64, Vec<usize>)> = BTreeMap::new();
             for index in pending.drain(..) {
                 let Some(op) = ops.get(index) else { continue };
                 let token = atoll_partition::row_key_token(op.row_key()).unwrap_or_default();

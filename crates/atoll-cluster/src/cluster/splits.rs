@@ -158,10 +158,15 @@ impl Cluster {
                 if handle.stats.size_bytes() > self.split_size_bytes {
                     let items = handle.items.clone();
                     let half = handle.stats.size_bytes() / 2;
-                    let point =
+                    // On the in-memory engine (simulations) inline, so that
+                    // no thread outside the runtime decides the timing.
+                    let point = if self.storage.is_in_memory() {
+                        split_point(&items, range, half)?
+                    } else {
                         tokio::task::spawn_blocking(move || split_point(&items, range, half))
                             .await
-                            .map_err(|e| ClusterError::Catalog(e.to_string()))??;
+                            .map_err(|e| ClusterError::Catalog(e.to_string()))??
+                    };
                     if let Some(at_token) = point {
                         self.split_partition(&table.name, partition.group_id, at_token)
                             .await?;
