@@ -136,6 +136,15 @@ pub enum CatalogCommand {
         /// The nodes, in no particular order.
         replicas: Vec<u64>,
     },
+    /// `CreateTable`, naming the node that asked: it founds the table's
+    /// group when it is one of the replicas (it is up; a rotating founder
+    /// could be a node that is down but not yet taken for dead).
+    CreateTableBy {
+        /// The table (name, key schema, settings).
+        definition: Box<TableDefinition>,
+        /// The node that proposed it.
+        proposer: u64,
+    },
 }
 
 /// Why the catalog refused a command.
@@ -292,35 +301,11 @@ impl CatalogStateMachine {
         command: CatalogCommand,
     ) -> Result<CatalogOutcome, StorageError> {
         match command {
-            CatalogCommand::CreateTable { definition } => {
-                if self.table(&definition.name).is_some() {
-                    return Ok(Err(Rejection::Exists));
-                }
-                let mut definition = *definition;
-                let group_id = self.allocate_group_id(ctx);
-                let replicas = self.placements.place_new();
-                // The founder usually becomes the first leader: rotating it
-                // over the replicas spreads leaderships over the nodes.
-                let founder = replicas
-                    .get(group_id as usize % replicas.len().max(1))
-                    .copied()
-                    .unwrap_or_default();
-                self.placements
-                    .set_replicas(ctx, &self.keyspace, group_id, replicas)?;
-                let origin = GroupOrigin {
-                    founder,
-                    split_from: None,
-                };
-                self.placements
-                    .set_origin(ctx, &self.keyspace, group_id, origin)?;
-                definition.partitions = vec![PartitionDefinition {
-                    group_id,
-                    start_token: 0,
-                    end_token: u64::MAX,
-                }];
-                definition.status = TableStatus::Creating;
-                Ok(Ok(Some(self.store(ctx, definition)?)))
-            }
+            CatalogCommand::CreateTable { definition } => self.create_table(ctx, *definition, None),
+            CatalogCommand::CreateTableBy {
+                definition,
+                proposer,
+            } => self.create_table(ctx, *definition, Some(proposer)),
             CatalogCommand::SetStatus {
                 name,
                 table_id,
@@ -441,6 +426,45 @@ impl CatalogStateMachine {
                 Ok(Ok(None))
             }
         }
+    }
+
+    /// Creates a table with one partition placed on new replicas. Its
+    /// founder (usually its first leader) is `proposer` when that is one of
+    /// them, otherwise one rotating over the replicas by group id, which
+    /// spreads leaderships (leadership balancing evens them out later).
+    fn create_table(
+        &self,
+        ctx: &mut ApplyContext,
+        mut definition: TableDefinition,
+        proposer: Option<u64>,
+    ) -> Result<CatalogOutcome, StorageError> {
+        if self.table(&definition.name).is_some() {
+            return Ok(Err(Rejection::Exists));
+        }
+        let group_id = self.allocate_group_id(ctx);
+        let replicas = self.placements.place_new();
+        let founder = match proposer {
+            Some(node) if replicas.contains(&node) => node,
+            _ => replicas
+                .get(group_id as usize % replicas.len().max(1))
+                .copied()
+                .unwrap_or_default(),
+        };
+        self.placements
+            .set_replicas(ctx, &self.keyspace, group_id, replicas)?;
+        let origin = GroupOrigin {
+            founder,
+            split_from: None,
+        };
+        self.placements
+            .set_origin(ctx, &self.keyspace, group_id, origin)?;
+        definition.partitions = vec![PartitionDefinition {
+            group_id,
+            start_token: 0,
+            end_token: u64::MAX,
+        }];
+        definition.status = TableStatus::Creating;
+        Ok(Ok(Some(self.store(ctx, definition)?)))
     }
 
     /// Records that partition `group_id` gave tokens `at_token..` to a new

@@ -16,6 +16,7 @@ use crate::catalog::{
 use crate::error::ClusterError;
 
 mod admin;
+mod balance;
 mod hosting;
 mod membership;
 mod repair;
@@ -42,6 +43,9 @@ pub const DEFAULT_SPLIT_LOAD_OPS_PER_SECOND: f64 = 3000.0;
 /// A node whose replicas stay silent this long is taken for dead, and its
 /// replicas are rebuilt elsewhere.
 pub const DEFAULT_DEAD_NODE_AFTER: Duration = Duration::from_secs(60);
+
+/// How long a lookup that missed waits for this node's catalog to catch up.
+const CATALOG_CATCH_UP: Duration = Duration::from_secs(2);
 
 /// How long a catalog change keeps retrying while the catalog's leader changes.
 const CATALOG_RETRY: Duration = Duration::from_secs(30);
@@ -369,6 +373,66 @@ impl Cluster {
         }
     }
 
+    /// `table`, but a table this node's catalog does not know yet is looked
+    /// up again once the catalog caught up with its leader: right after a
+    /// CreateTable through another node, this node may not have applied it.
+    pub async fn table_now(&self, name: &str) -> Option<Arc<TableDefinition>> {
+        if let Some(table) = self.table(name) {
+            return Some(table);
+        }
+        self.catch_up_catalog().await;
+        self.table(name)
+    }
+
+    /// `active_table`, looked up again after catching up as `table_now` does.
+    pub async fn active_table_now(&self, name: &str) -> Result<Arc<TableDefinition>, ClusterError> {
+        match self.active_table(name) {
+            Ok(table) => Ok(table),
+            Err(_) => {
+                self.catch_up_catalog().await;
+                self.active_table(name)
+            }
+        }
+    }
+
+    /// `table_names` once this node's catalog caught up with its leader,
+    /// so that a table just created through another node is listed.
+    pub async fn table_names_now(&self) -> Vec<String> {
+        self.catch_up_catalog().await;
+        self.table_names()
+    }
+
+    /// Waits until this node's catalog has applied what the catalog's
+    /// leader had when asked. Best effort: without an answer in time the
+    /// node goes on with what it has.
+    async fn catch_up_catalog(&self) {
+        let caught_up = async {
+            if self.catalog_group.is_leader() {
+                return Ok::<_, ClusterError>(self.catalog_group.read_barrier().await?);
+            }
+            let leader =
+                self.catalog_group
+                    .current_leader()
+                    .ok_or(ReplicationError::NotLeader {
+                        group: CATALOG_GROUP_ID,
+                        leader: None,
+                    })?;
+            match self
+                .forward(leader, &rpc::ClusterRequest::CatalogIndex)
+                .await?
+            {
+                rpc::ClusterReply::CatalogIndex { applied_index } => Ok(self
+                    .catalog_group
+                    .wait_applied(applied_index, CATALOG_CATCH_UP)
+                    .await?),
+                other => Err(other.into_error(CATALOG_GROUP_ID, leader)),
+            }
+        };
+        if let Err(e) = caught_up.await {
+            tracing::debug!(error = %e, "could not catch up with the catalog's leader");
+        }
+    }
+
     /// Names of all tables, in order.
     pub fn table_names(&self) -> Vec<String> {
         self.catalog
@@ -394,8 +458,9 @@ impl Cluster {
         definition.partitions.clear();
         let name = definition.name.clone();
         let created = self
-            .propose_catalog(CatalogCommand::CreateTable {
+            .propose_catalog(CatalogCommand::CreateTableBy {
                 definition: Box::new(definition),
+                proposer: self.node.node_id(),
             })
             .await?
             .map_err(|r| r.into_error(&name))?

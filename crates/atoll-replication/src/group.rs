@@ -327,6 +327,15 @@ impl Group {
         }
     }
 
+    /// On the leader: asks voter `to` to take over (it campaigns at once if
+    /// its log is up to date). Returns without waiting for the outcome;
+    /// writes already proposed here still get theirs.
+    pub async fn transfer_leadership(&self, to: NodeId) {
+        if let Err(e) = self.raft.trigger().transfer_leader(to).await {
+            tracing::debug!(group = self.id, to, error = %e, "leadership transfer not sent");
+        }
+    }
+
     /// Whether this replica leads the group (as far as it knows).
     pub fn is_leader(&self) -> bool {
         let metrics = self.raft.metrics();

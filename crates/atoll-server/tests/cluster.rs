@@ -207,7 +207,10 @@ async fn replicas_become(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nodes_that_join_raise_the_replication_factor() {
     const TABLE: &str = "joined";
+    const LONE_TABLES: [&str; 3] = ["lone_a", "lone_b", "lone_c"];
     const ITEMS: usize = 40;
+    /// Leaderships move one per node every 5 s.
+    const BALANCE_TIMEOUT: Duration = Duration::from_secs(40);
     const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
     /// A snapshot to the new replica and a catalog change, per partition.
     const GROWTH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -217,6 +220,10 @@ async fn nodes_that_join_raise_the_replication_factor() {
     let client_of = |cluster: &ServeCluster, id: u8| retrying_client(&cluster.endpoint(id));
     let fail = |cluster: &ServeCluster, what: String| -> ! { panic!("{what}\n{}", cluster.logs()) };
     create_table(&client_of(&cluster, 1), TABLE, ScalarAttributeType::S, None).await;
+    // More tables, all led by the lone node until others join.
+    for table in LONE_TABLES {
+        create_table(&client_of(&cluster, 1), table, ScalarAttributeType::S, None).await;
+    }
     let mut expected = BTreeMap::new();
     for i in 0..ITEMS {
         let item = item([("pk", s(&format!("item-{i:03}"))), ("n", n(&i.to_string()))]);
@@ -238,10 +245,91 @@ async fn nodes_that_join_raise_the_replication_factor() {
     replicas_become(&cluster, 3, TABLE, &[1, 2, 3], GROWTH_TIMEOUT)
         .await
         .unwrap_or_else(|e| fail(&cluster, e));
+    for table in LONE_TABLES {
+        replicas_become(&cluster, 3, table, &[1, 2, 3], GROWTH_TIMEOUT)
+            .await
+            .unwrap_or_else(|e| fail(&cluster, e));
+    }
     eprintln!("3 replicas after {:?}", began.elapsed());
+
+    // The four partitions' leaderships, all on node 1 so far, spread out:
+    // two on node 1 at most, one at least on each of the others.
+    let endpoint = cluster.endpoint(1);
+    eventually(BALANCE_TIMEOUT, || async {
+        let report = admin(&endpoint).await;
+        let mut leading = BTreeMap::new();
+        for table in LONE_TABLES.iter().chain([&TABLE]) {
+            for partition in partitions(&report, table) {
+                if let Some(leader) = partition["leader"].as_u64() {
+                    *leading.entry(leader).or_insert(0) += 1;
+                }
+            }
+        }
+        let spread = leading.get(&1).copied().unwrap_or(0) <= 2
+            && leading.contains_key(&2)
+            && leading.contains_key(&3);
+        if spread {
+            Ok(())
+        } else {
+            Err(format!("leaderships by node: {leading:?}"))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| fail(&cluster, format!("leaderships not balanced: {e}")));
+    eprintln!("leaderships balanced after {:?}", began.elapsed());
     let report = admin(&cluster.endpoint(3)).await;
     let nodes = report["nodes"].as_array().map_or(0, Vec::len);
     assert_eq!(nodes, 3, "node 3's admin view lists every node: {report:#}");
+
+    // A table created through one node is there at once through the
+    // others: a lookup that misses first catches up with the catalog.
+    let (through_1, through_2, through_3) = (
+        sdk_client(&cluster.endpoint(1)),
+        sdk_client(&cluster.endpoint(2)),
+        sdk_client(&cluster.endpoint(3)),
+    );
+    through_1
+        .create_table()
+        .table_name("instant")
+        .attribute_definitions(
+            aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute"),
+        )
+        .key_schema(
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap_or_else(|e| fail(&cluster, format!("CreateTable: {}", error_text(e))));
+    let listed = through_2
+        .list_tables()
+        .send()
+        .await
+        .unwrap_or_else(|e| fail(&cluster, format!("ListTables: {}", error_text(e))));
+    assert!(
+        listed.table_names().iter().any(|t| t == "instant"),
+        "ListTables through node 2 right after CreateTable through node 1: {:?}",
+        listed.table_names()
+    );
+    through_3
+        .describe_table()
+        .table_name("instant")
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            fail(
+                &cluster,
+                format!("DescribeTable through node 3: {}", error_text(e)),
+            )
+        });
 
     // Without the node that started alone, the others hold a quorum of the
     // catalog and of every partition: tables are created, items written,

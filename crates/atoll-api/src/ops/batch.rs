@@ -235,7 +235,7 @@ pub(crate) async fn batch_write_item(api: &Api, input: &Object) -> ApiResult<Val
     }
     let mut resolved = Vec::new();
     for (name, writes) in requests {
-        let table = item_table(api, &name)?;
+        let table = item_table(api, &name).await?;
         resolved.push((table, writes));
     }
     // Key checks and duplicates, then one command per partition.
@@ -440,7 +440,7 @@ pub(crate) async fn batch_get_item(api: &Api, input: &Object) -> ApiResult<Value
     }
     let mut resolved = Vec::new();
     for request in requests {
-        let table = item_table(api, &request.name)?;
+        let table = item_table(api, &request.name).await?;
         for key in &request.keys {
             check_key(&table.key_schema, key)?;
         }

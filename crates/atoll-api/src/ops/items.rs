@@ -129,9 +129,10 @@ pub(crate) fn check_data_table_name(violations: &mut Violations, name: Option<&s
 }
 
 /// The ACTIVE table an item request names.
-pub(crate) fn item_table(api: &Api, name: &str) -> ApiResult<Arc<TableDefinition>> {
+pub(crate) async fn item_table(api: &Api, name: &str) -> ApiResult<Arc<TableDefinition>> {
     api.cluster
-        .active_table(resolve_table_name(name))
+        .active_table_now(resolve_table_name(name))
+        .await
         .map_err(|_| ApiError::item_table_not_found())
 }
 
@@ -325,7 +326,7 @@ pub(crate) async fn put_item(api: &Api, input: &Object) -> ApiResult<Value> {
     let (condition, expressions) =
         read_write_expressions(api, input, &[ExpressionKind::Condition])?;
     let name = input::string(input, "TableName").unwrap_or_default();
-    let table = item_table(api, name)?;
+    let table = item_table(api, name).await?;
     check_item_key(&table.key_schema, &item)?;
     let (token, row_key) = locate(&table.key_schema, &item)?;
     let write = ItemWrite {
@@ -362,7 +363,7 @@ pub(crate) async fn delete_item(api: &Api, input: &Object) -> ApiResult<Value> {
     let (condition, expressions) =
         read_write_expressions(api, input, &[ExpressionKind::Condition])?;
     let name = input::string(input, "TableName").unwrap_or_default();
-    let table = item_table(api, name)?;
+    let table = item_table(api, name).await?;
     check_key(&table.key_schema, &key)?;
     let (token, row_key) = locate(&table.key_schema, &key)?;
     let write = ItemWrite {
@@ -459,7 +460,7 @@ pub(crate) async fn get_item(api: &Api, input: &Object) -> ApiResult<super::Outp
     let (projection, expressions) = read_projection(api, input)?;
     let consistent = input::boolean(input, "ConsistentRead").unwrap_or(false);
     let name = input::string(input, "TableName").unwrap_or_default();
-    let table = item_table(api, name)?;
+    let table = item_table(api, name).await?;
     check_key(&table.key_schema, &key)?;
     check_projection_keys(projection.as_ref(), &expressions, &table)?;
     let (token, row_key) = locate(&table.key_schema, &key)?;

@@ -94,7 +94,7 @@ pub(crate) async fn dispatch(
     match operation {
         Operation::CreateTable => json(tables::create_table(api, context, input).await),
         Operation::DescribeTable => json(tables::describe_table(api, context, input).await),
-        Operation::ListTables => json(tables::list_tables(api, input)),
+        Operation::ListTables => json(tables::list_tables(api, input).await),
         Operation::UpdateTable => json(tables::update_table(api, context, input).await),
         Operation::DeleteTable => json(tables::delete_table(api, context, input).await),
         Operation::DescribeLimits => json(Ok(json!({
@@ -108,7 +108,9 @@ pub(crate) async fn dispatch(
         }))),
         Operation::TagResource => json(tags::tag_resource(api, context, input).await),
         Operation::UntagResource => json(tags::untag_resource(api, context, input).await),
-        Operation::ListTagsOfResource => json(tags::list_tags_of_resource(api, context, input)),
+        Operation::ListTagsOfResource => {
+            json(tags::list_tags_of_resource(api, context, input).await)
+        }
         Operation::PutItem => json(items::put_item(api, input).await),
         Operation::GetItem => items::get_item(api, input).await,
         Operation::DeleteItem => json(items::delete_item(api, input).await),

@@ -389,7 +389,7 @@ pub(crate) async fn query(api: &Api, input: &Object) -> ApiResult<super::Output>
     let filter = filter(&expressions, legacy_filter);
 
     let name = input::string(input, "TableName").unwrap_or_default();
-    let table = item_table(api, name)?;
+    let table = item_table(api, name).await?;
     check_index(input)?;
     let schema = &table.key_schema;
     let key_count = 1 + usize::from(schema.sort_key.is_some());

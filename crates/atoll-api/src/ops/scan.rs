@@ -255,7 +255,7 @@ pub(crate) async fn scan(api: &Api, input: &Object) -> ApiResult<super::Output> 
     let filter = filter(&expressions, legacy_filter);
 
     let name = input::string(input, "TableName").unwrap_or_default();
-    let table = item_table(api, name)?;
+    let table = item_table(api, name).await?;
     check_index(input)?;
     let (first_token, last_token) = segment_tokens(segment, total_segments);
     let (mut start, end) = token_bounds(first_token, last_token);

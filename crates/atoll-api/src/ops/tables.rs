@@ -404,7 +404,8 @@ pub(crate) async fn describe_table(
     let name = table_name_constraints(input)?;
     let table = api
         .cluster
-        .table(name)
+        .table_now(name)
+        .await
         .ok_or_else(|| ApiError::table_not_found(name))?;
     let stats = api.cluster.table_stats(&table).await;
     Ok(json!({"Table": table_description(&table, &context.region, stats, None)}))
@@ -419,7 +420,8 @@ pub(crate) async fn delete_table(
     let name = table_name_constraints(input)?;
     let table = api
         .cluster
-        .table(name)
+        .table_now(name)
+        .await
         .ok_or_else(|| ApiError::table_not_found(name))?;
     if table.status == TableStatus::Creating {
         return Err(ApiError::new(
@@ -441,7 +443,7 @@ pub(crate) async fn delete_table(
 }
 
 /// ListTables.
-pub(crate) fn list_tables(api: &Api, input: &Object) -> ApiResult<Value> {
+pub(crate) async fn list_tables(api: &Api, input: &Object) -> ApiResult<Value> {
     check_members(LIST_TABLES, input)?;
     let start = input::string(input, "ExclusiveStartTableName");
     let limit = input::long(input, "Limit");
@@ -495,7 +497,8 @@ pub(crate) fn list_tables(api: &Api, input: &Object) -> ApiResult<Value> {
     let limit = limit.unwrap_or(100).clamp(1, 100) as usize;
     let names: Vec<String> = api
         .cluster
-        .table_names()
+        .table_names_now()
+        .await
         .into_iter()
         .filter(|n| start.is_none_or(|s| n.as_str() > s))
         .collect();
@@ -562,7 +565,8 @@ pub(crate) async fn update_table(
     let table_class = parse_table_class(table_class_text)?;
     let table = api
         .cluster
-        .table(name)
+        .table_now(name)
+        .await
         .ok_or_else(|| ApiError::table_not_found(name))?;
     if table.status == TableStatus::Deleting {
         return Err(ApiError::table_not_found(name));

@@ -95,7 +95,7 @@ fn access_denied(action: &str, arn: &str) -> ApiError {
 }
 
 /// The table named by a tagging request's `ResourceArn`.
-fn table_of_arn(
+async fn table_of_arn(
     api: &Api,
     context: &RequestContext,
     input: &Object,
@@ -138,7 +138,7 @@ fn table_of_arn(
     if *account != ACCOUNT_ID {
         return Err(access_denied(action, arn));
     }
-    match api.cluster.table(table) {
+    match api.cluster.table_now(table).await {
         Some(t) if t.status != TableStatus::Deleting => Ok(table.to_string()),
         // Real DynamoDB answers a missing table's ARN as one it may not touch.
         _ => Err(access_denied(action, arn)),
@@ -167,7 +167,7 @@ pub(crate) async fn tag_resource(
             "1 validation error detected: Value null at 'tags' failed to satisfy constraint: Member must not be null",
         ));
     }
-    let table = table_of_arn(api, context, input, "TagResource")?;
+    let table = table_of_arn(api, context, input, "TagResource").await?;
     let tags = read_tag_inputs(input::list(input, "Tags"));
     if tags.is_empty() {
         return Err(ApiError::validation(
@@ -216,7 +216,7 @@ pub(crate) async fn untag_resource(
             "1 validation error detected: Value null at 'tagKeys' failed to satisfy constraint: Member must not be null",
         ));
     }
-    let table = table_of_arn(api, context, input, "UntagResource")?;
+    let table = table_of_arn(api, context, input, "UntagResource").await?;
     let keys: Vec<String> = input::list(input, "TagKeys")
         .into_iter()
         .flatten()
@@ -248,13 +248,13 @@ pub(crate) async fn untag_resource(
 }
 
 /// ListTagsOfResource.
-pub(crate) fn list_tags_of_resource(
+pub(crate) async fn list_tags_of_resource(
     api: &Api,
     context: &RequestContext,
     input: &Object,
 ) -> ApiResult<Value> {
     check_members(LIST_TAGS, input)?;
-    let table = table_of_arn(api, context, input, "ListTagsOfResource")?;
+    let table = table_of_arn(api, context, input, "ListTagsOfResource").await?;
     let tags: Vec<Value> = api
         .cluster
         .table(&table)

@@ -130,7 +130,7 @@ pub(crate) async fn update_item(api: &Api, input: &Object) -> ApiResult<Value> {
         (None, None) => Update::default(),
     };
     let name = input::string(input, "TableName").unwrap_or_default();
-    let table = item_table(api, name)?;
+    let table = item_table(api, name).await?;
     check_key(&table.key_schema, &key)?;
     // Checked against the table, after the envelope-wrapped request checks: bare.
     atoll_expr::update::check_key_updates(&update, &expressions.env(), &table.key_schema)

@@ -26,6 +26,10 @@ pub(super) const SILENCE: Duration = Duration::from_secs(1);
 /// How often leaders look for dead replicas.
 const REPAIR_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Leaderships are balanced every this many checks (one move per node each
+/// time, so the spread settles over a few rounds without churning).
+const BALANCE_EVERY_TICKS: u64 = 5;
+
 /// How long a replica a leader asked this node to host is kept before the
 /// catalog names this node one of its replicas (the voter change between
 /// the two may take a snapshot's transfer).
@@ -36,6 +40,7 @@ pub(super) const JOIN_GRACE: Duration = Duration::from_secs(300);
 pub(super) async fn watch_replicas(cluster: Weak<Cluster>, dead_after: Duration) {
     let mut silent_since: BTreeMap<(GroupId, NodeId), Instant> = BTreeMap::new();
     let mut catalog_silent_since: BTreeMap<NodeId, Instant> = BTreeMap::new();
+    let mut ticks = 0u64;
     loop {
         tokio::time::sleep(REPAIR_CHECK_INTERVAL).await;
         let Some(cluster) = cluster.upgrade().filter(|c| !c.node.is_stopped()) else {
@@ -46,6 +51,10 @@ pub(super) async fn watch_replicas(cluster: Weak<Cluster>, dead_after: Duration)
             .await
         {
             tracing::warn!(error = %e, "changing the catalog's voters failed; will try again");
+        }
+        ticks += 1;
+        if ticks.is_multiple_of(BALANCE_EVERY_TICKS) {
+            cluster.balance_leadership().await;
         }
         let wanted_copies = REPLICATION_FACTOR.min(cluster.catalog.nodes().len());
         let leading: Vec<PartitionHandle> = cluster

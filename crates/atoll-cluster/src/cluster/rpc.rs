@@ -54,6 +54,9 @@ pub(super) enum ClusterRequest {
     Stats { group: GroupId },
     /// Host a new replica of a partition (its leader is about to add it).
     HostReplica { group: GroupId },
+    /// The catalog's applied index once its leader confirmed it still
+    /// leads (to the catalog's leader).
+    CatalogIndex,
     /// Snapshot a partition and purge its log (to its leader), so that a
     /// replica joining empty is sent the snapshot.
     CompactLog { group: GroupId },
@@ -120,6 +123,10 @@ pub(super) enum ClusterReply {
     Hosted,
     /// The leader snapshotted the partition and purged its log.
     Compacted,
+    /// The catalog leader's applied index, after a read barrier.
+    CatalogIndex {
+        applied_index: u64,
+    },
     /// The node is a member of the catalog group, whose leader had applied
     /// `applied_index` when it answered.
     Joined {
@@ -221,7 +228,8 @@ impl Cluster {
         let timeout = match request {
             ClusterRequest::ReadItem { .. }
             | ClusterRequest::ReadRange { .. }
-            | ClusterRequest::Stats { .. } => FORWARDED_READ_TIMEOUT,
+            | ClusterRequest::Stats { .. }
+            | ClusterRequest::CatalogIndex => FORWARDED_READ_TIMEOUT,
             ClusterRequest::Join { .. } | ClusterRequest::CompactLog { .. } => JOIN_TIMEOUT,
             _ => FORWARD_TIMEOUT,
         };
@@ -268,6 +276,19 @@ impl Cluster {
                 node_id,
                 cluster_addr,
             } => self.admit(node_id, cluster_addr).await,
+            ClusterRequest::CatalogIndex => {
+                if !self.catalog_group.is_leader() {
+                    return ClusterReply::NotLeader {
+                        leader: self.catalog_group.current_leader(),
+                    };
+                }
+                match self.catalog_group.read_barrier().await {
+                    Ok(()) => ClusterReply::CatalogIndex {
+                        applied_index: self.catalog_group.applied_index().unwrap_or(0),
+                    },
+                    Err(e) => ClusterReply::from_error(e.into()),
+                }
+            }
             ClusterRequest::CompactLog { group } => {
                 let Some(handle) = self.handle(group) else {
                     return ClusterReply::NotHosted;
