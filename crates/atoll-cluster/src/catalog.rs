@@ -136,6 +136,14 @@ pub enum CatalogCommand {
         /// The nodes, in no particular order.
         replicas: Vec<u64>,
     },
+    /// Mark a node down (silent for the dead-node time: new partitions and
+    /// rebuilt replicas avoid it) or up again.
+    SetNodeDown {
+        /// The node.
+        node_id: u64,
+        /// Down, or up again.
+        down: bool,
+    },
     /// `CreateTable`, naming the node that asked: it founds the table's
     /// group when it is one of the replicas (it is up; a rotating founder
     /// could be a node that is down but not yet taken for dead).
@@ -220,7 +228,7 @@ impl CatalogStateMachine {
             None => FIRST_PARTITION_GROUP_ID,
         };
         let mut records = Vec::new();
-        for prefix in [nodes::NODE_KEY_PREFIX, nodes::REPLICAS_KEY_PREFIX] {
+        for prefix in nodes::PLACEMENT_KEY_PREFIXES {
             for entry in keyspace.prefix(prefix) {
                 let (key, value) = entry?;
                 records.push((key.to_vec(), value.to_vec()));
@@ -259,6 +267,11 @@ impl CatalogStateMachine {
     /// Every registered node.
     pub(crate) fn nodes(&self) -> Vec<NodeRecord> {
         self.placements.nodes()
+    }
+
+    /// Whether node `node_id` is marked down (`SetNodeDown`).
+    pub(crate) fn is_down(&self, node_id: u64) -> bool {
+        self.placements.is_down(node_id)
     }
 
     /// The nodes holding group `group_id`'s replicas.
@@ -306,6 +319,10 @@ impl CatalogStateMachine {
                 definition,
                 proposer,
             } => self.create_table(ctx, *definition, Some(proposer)),
+            CatalogCommand::SetNodeDown { node_id, down } => {
+                self.placements.set_down(ctx, &self.keyspace, node_id, down);
+                Ok(Ok(None))
+            }
             CatalogCommand::SetStatus {
                 name,
                 table_id,
@@ -417,6 +434,9 @@ impl CatalogStateMachine {
                         }
                     }
                 }
+                // A node registers as it starts: it is up.
+                self.placements
+                    .set_down(ctx, &self.keyspace, node.node_id, false);
                 self.placements.register(ctx, &self.keyspace, node)?;
                 Ok(Ok(None))
             }

@@ -62,12 +62,17 @@ fn render(report: &Value) -> String {
     out.push_str(&format!("answered by node {node}\n\nnodes:\n"));
     for n in report["nodes"].as_array().into_iter().flatten() {
         out.push_str(&format!(
-            "  node {} api {} cluster {} zone {} replicas {}\n",
+            "  node {} api {} cluster {} zone {} replicas {}{}\n",
             n["id"],
             n["api_addr"].as_str().unwrap_or("-"),
             n["raft_addr"].as_str().unwrap_or("-"),
             n["zone"].as_str().unwrap_or("-"),
             n["replica_count"],
+            if n["down"].as_bool() == Some(true) {
+                " DOWN"
+            } else {
+                ""
+            },
         ));
     }
     for table in report["tables"].as_array().into_iter().flatten() {

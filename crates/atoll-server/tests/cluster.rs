@@ -1,5 +1,6 @@
 //! A cluster as its users see it: nodes that join raise the replication
-//! factor, a dead node's replicas are rebuilt on another node, a rolling
+//! factor, a dead catalog voter is replaced by a node that joined, a dead
+//! node's replicas are rebuilt on another node, a rolling
 //! restart under load fails no request, and a table that splits keeps every
 //! item on every node.
 // Each test holds `exclusive()` (a std mutex) for its whole run, across
@@ -360,6 +361,70 @@ async fn nodes_that_join_raise_the_replication_factor() {
     wait_visible(&first, "after_join")
         .await
         .unwrap_or_else(|e| fail(&cluster, e));
+    eprintln!("done after {:?}", began.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_catalog_voter_is_replaced_by_a_node_that_joined() {
+    const TABLE: &str = "voters";
+    const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Dead-node time (2 s), then a voter change and the replica rebuild.
+    const REPAIR_TIMEOUT: Duration = Duration::from_secs(30);
+    let _exclusive = exclusive();
+    let began = Instant::now();
+    let mut cluster = ServeCluster::start_alone(4, &["--dead-node-after-ms", "2000"]);
+    let fail = |cluster: &ServeCluster, what: String| -> ! { panic!("{what}\n{}", cluster.logs()) };
+    // Nodes 2 and 3 join as catalog voters, node 4 as a learner.
+    for id in 2..=4 {
+        tokio::task::block_in_place(|| cluster.join(id, JOIN_TIMEOUT));
+    }
+    let client_of = |cluster: &ServeCluster, id: u8| retrying_client(&cluster.endpoint(id));
+    create_table(&client_of(&cluster, 3), TABLE, ScalarAttributeType::S, None).await;
+    let first = item([("pk", s("k")), ("v", n("1"))]);
+    put(&client_of(&cluster, 3), TABLE, &first)
+        .await
+        .unwrap_or_else(|e| fail(&cluster, format!("PutItem: {e}")));
+
+    // Node 1 dies for good: node 4 takes its catalog seat, and a replica of
+    // the table's partition moves to it.
+    tokio::task::block_in_place(|| cluster.kill9(1));
+    replicas_become(&cluster, 3, TABLE, &[2, 3, 4], REPAIR_TIMEOUT)
+        .await
+        .unwrap_or_else(|e| fail(&cluster, e));
+    eprintln!("node 1 replaced after {:?}", began.elapsed());
+    let endpoint = cluster.endpoint(3);
+    eventually(REPAIR_TIMEOUT, || async {
+        let report = admin(&endpoint).await;
+        let down: Vec<u64> = report["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| n["down"].as_bool() == Some(true))
+            .filter_map(|n| n["id"].as_u64())
+            .collect();
+        if down == [1] {
+            Ok(())
+        } else {
+            Err(format!("nodes marked down: {down:?}"))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| fail(&cluster, e));
+
+    // Then node 2 dies too. Two of the three catalog voters (3 and 4) and
+    // of the partition's replicas remain: tables are still created, items
+    // still written and read. With node 1 still a voter, nothing would be.
+    tokio::task::block_in_place(|| cluster.kill9(2));
+    let survivor = client_of(&cluster, 4);
+    create_table(&survivor, "after_two_deaths", ScalarAttributeType::S, None).await;
+    let second = item([("pk", s("k")), ("v", n("2"))]);
+    put(&survivor, TABLE, &second)
+        .await
+        .unwrap_or_else(|e| fail(&cluster, format!("PutItem with nodes 1 and 2 dead: {e}")));
+    let got = get(&client_of(&cluster, 3), TABLE, "k", true)
+        .await
+        .unwrap_or_else(|e| fail(&cluster, format!("GetItem with nodes 1 and 2 dead: {e}")));
+    assert_eq!(got, Some(second), "the item after two deaths");
     eprintln!("done after {:?}", began.elapsed());
 }
 

@@ -13,6 +13,14 @@ use crate::placement::{NodeInfo, REPLICATION_FACTOR, place_replicas};
 pub(super) const NODE_KEY_PREFIX: &[u8] = b"node:";
 pub(super) const REPLICAS_KEY_PREFIX: &[u8] = b"replicas:";
 pub(super) const ORIGIN_KEY_PREFIX: &[u8] = b"origin:";
+pub(super) const DOWN_KEY_PREFIX: &[u8] = b"down:";
+/// Every prefix of the records `Placements` holds (all are loaded at open).
+pub(super) const PLACEMENT_KEY_PREFIXES: [&[u8]; 4] = [
+    NODE_KEY_PREFIX,
+    REPLICAS_KEY_PREFIX,
+    ORIGIN_KEY_PREFIX,
+    DOWN_KEY_PREFIX,
+];
 
 /// How a partition's group came to be, which decides how its replicas start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +62,8 @@ pub(super) struct Placements {
     nodes: RwLock<BTreeMap<NodeId, NodeRecord>>,
     replicas: RwLock<BTreeMap<GroupId, Vec<NodeId>>>,
     origins: RwLock<BTreeMap<GroupId, GroupOrigin>>,
+    // Nodes silent for the dead-node time, as the catalog's leader saw them.
+    down: RwLock<std::collections::BTreeSet<NodeId>>,
 }
 
 impl Placements {
@@ -81,6 +91,11 @@ impl Placements {
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(id, replicas);
+        } else if let Some(id) = id_of_key(DOWN_KEY_PREFIX, key) {
+            self.down
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id);
         } else if let Some(id) = id_of_key(ORIGIN_KEY_PREFIX, key) {
             let origin: GroupOrigin = postcard::from_bytes(value).map_err(super::corrupt)?;
             self.origins
@@ -103,6 +118,34 @@ impl Placements {
             .origins
             .into_inner()
             .unwrap_or_else(|e| e.into_inner());
+        *self.down.write().unwrap_or_else(|e| e.into_inner()) =
+            other.down.into_inner().unwrap_or_else(|e| e.into_inner());
+    }
+
+    /// Whether node `node_id` is marked down.
+    pub(super) fn is_down(&self, node_id: NodeId) -> bool {
+        self.down
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&node_id)
+    }
+
+    /// Marks node `node_id` down, or up again.
+    pub(super) fn set_down(
+        &self,
+        ctx: &mut ApplyContext,
+        keyspace: &Keyspace,
+        node_id: NodeId,
+        down: bool,
+    ) {
+        let key = id_key(DOWN_KEY_PREFIX, node_id);
+        let mut marked = self.down.write().unwrap_or_else(|e| e.into_inner());
+        if down {
+            ctx.put(keyspace, key, Vec::new());
+            marked.insert(node_id);
+        } else if marked.remove(&node_id) {
+            ctx.delete(keyspace, key);
+        }
     }
 
     /// How group `group_id` came to be; a group with no record (created
@@ -256,13 +299,14 @@ impl Placements {
 
     /// Replicas for a new partition: three registered nodes over distinct
     /// zones, the least loaded first (fewer when fewer nodes registered).
+    /// Nodes marked down are left out, unless every node is.
     pub(super) fn place_new(&self) -> Vec<NodeId> {
         let replicas = self.replicas.read().unwrap_or_else(|e| e.into_inner());
-        let nodes: Vec<NodeInfo> = self
-            .nodes
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        let all_down = nodes.keys().all(|id| self.is_down(*id));
+        let nodes: Vec<NodeInfo> = nodes
             .values()
+            .filter(|node| all_down || !self.is_down(node.node_id))
             .map(|node| NodeInfo {
                 id: node.node_id,
                 zone: node.zone.clone(),

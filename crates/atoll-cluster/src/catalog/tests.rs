@@ -81,3 +81,99 @@ fn an_export_replaces_another_catalog() {
         assert!(!used.contains(&created.partitions[0].group_id));
     });
 }
+
+#[test]
+fn placements_survive_a_reopen() {
+    let key = KeyAttribute {
+        name: "pk".into(),
+        scalar_type: ScalarType::S,
+    };
+    let definition = TableDefinition {
+        name: "t".into(),
+        table_id: "id-t".into(),
+        region: "us-east-1".into(),
+        key_schema: KeySchema {
+            partition_key: key.clone(),
+            sort_key: None,
+        },
+        attribute_definitions: vec![key],
+        billing_mode: BillingMode::PayPerRequest,
+        throughput: Throughput::default(),
+        last_on_demand_switch_ms: None,
+        table_class: TableClass::Standard,
+        deletion_protection: false,
+        stream: None,
+        tags: Vec::new(),
+        created_ms: 0,
+        status: TableStatus::Creating,
+        keyspace: "t_t".into(),
+        partitions: Vec::new(),
+    };
+    let storage = Storage::in_memory();
+    let catalog_before = catalog(&storage);
+    run(&storage, |ctx| {
+        for node_id in [1, 2, 3] {
+            let node = NodeRecord {
+                node_id,
+                cluster_addr: format!("n{node_id}:1"),
+                api_addr: format!("n{node_id}:2"),
+                zone: None,
+            };
+            catalog_before
+                .execute(ctx, CatalogCommand::RegisterNode { node })
+                .unwrap()
+                .unwrap();
+        }
+        catalog_before
+            .execute(
+                ctx,
+                CatalogCommand::CreateTableBy {
+                    definition: Box::new(definition),
+                    proposer: 2,
+                },
+            )
+            .unwrap()
+            .unwrap();
+    });
+    let parent = catalog_before.tables()[0].partitions[0].group_id;
+    run(&storage, |ctx| {
+        catalog_before
+            .execute(
+                ctx,
+                CatalogCommand::SetStatus {
+                    name: "t".into(),
+                    table_id: "id-t".into(),
+                    status: TableStatus::Active,
+                },
+            )
+            .unwrap()
+            .unwrap();
+    });
+    run(&storage, |ctx| {
+        catalog_before
+            .execute(
+                ctx,
+                CatalogCommand::SplitPartitionBy {
+                    name: "t".into(),
+                    table_id: "id-t".into(),
+                    group_id: parent,
+                    at_token: 1 << 63,
+                    founder: 3,
+                },
+            )
+            .unwrap()
+            .unwrap();
+    });
+    let child = catalog_before.tables()[0].partitions[1].group_id;
+    let reopened = catalog(&storage);
+    assert_eq!(reopened.origin(parent).founder, 2, "created by node 2");
+    assert_eq!(
+        reopened.origin(child),
+        GroupOrigin {
+            founder: 3,
+            split_from: Some(parent)
+        }
+    );
+    assert_eq!(reopened.replicas(child), vec![1, 2, 3]);
+    assert_eq!(reopened.nodes().len(), 3);
+}

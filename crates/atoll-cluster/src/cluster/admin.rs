@@ -152,6 +152,8 @@ pub struct NodeReport {
     pub zone: Option<String>,
     /// Partition replicas the catalog places on it.
     pub replica_count: usize,
+    /// Whether the catalog marks it down (silent for the dead-node time).
+    pub down: bool,
 }
 
 /// A table and its partitions.
@@ -253,6 +255,7 @@ impl Cluster {
                 api_addr: node.api_addr,
                 zone: node.zone,
                 replica_count: replica_count(node.node_id),
+                down: self.catalog.is_down(node.node_id),
             })
             .collect()
     }

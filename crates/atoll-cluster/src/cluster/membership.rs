@@ -18,7 +18,7 @@ use atoll_replication::{Group, NodeId, RaftNode};
 
 use super::rpc::{ClusterReply, ClusterRequest, JOIN_TIMEOUT};
 use super::{CATALOG_GROUP_ID, CATALOG_RETRY, Cluster};
-use crate::catalog::CatalogStateMachine;
+use crate::catalog::{CatalogCommand, CatalogStateMachine};
 use crate::error::ClusterError;
 use crate::placement::REPLICATION_FACTOR;
 
@@ -122,10 +122,11 @@ impl Cluster {
         }
     }
 
-    /// On the catalog's leader: keeps its voters at three (or every member,
-    /// when fewer) by promoting a learner that answers, in place of a voter
-    /// silent for `dead_after` or to fill a missing seat. `silent_since`
-    /// carries silences between calls.
+    /// On the catalog's leader: marks nodes silent for `dead_after` down
+    /// (and up again once they answer), and keeps the catalog's voters at
+    /// three (or every member, when fewer) by promoting a learner that
+    /// answers, in place of a voter silent for `dead_after` or to fill a
+    /// missing seat. `silent_since` carries silences between calls.
     pub(super) async fn tend_catalog_voters(
         &self,
         dead_after: Duration,
@@ -156,6 +157,24 @@ impl Cluster {
             }
         }
         let registered: Vec<NodeId> = self.catalog.nodes().iter().map(|n| n.node_id).collect();
+        // Marks for placement: down after the dead-node time, up once it
+        // answers again (a restart also clears it, by registering).
+        for node in &registered {
+            let answers = answering(node);
+            let dead = silent_since
+                .get(node)
+                .is_some_and(|since| now.duration_since(*since) >= dead_after);
+            let marked = self.catalog.is_down(*node);
+            if *node != self.node.node_id() && marked != dead && (answers || dead) {
+                self.propose_catalog_here(CatalogCommand::SetNodeDown {
+                    node_id: *node,
+                    down: dead,
+                })
+                .await?
+                .map_err(|r| r.into_error(""))?;
+                tracing::info!(node, down = dead, "marked a node");
+            }
+        }
         let Some(learner) = group
             .learners()
             .into_iter()

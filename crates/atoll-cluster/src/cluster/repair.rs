@@ -56,7 +56,13 @@ pub(super) async fn watch_replicas(cluster: Weak<Cluster>, dead_after: Duration)
         if ticks.is_multiple_of(BALANCE_EVERY_TICKS) {
             cluster.balance_leadership().await;
         }
-        let wanted_copies = REPLICATION_FACTOR.min(cluster.catalog.nodes().len());
+        let live_nodes = cluster
+            .catalog
+            .nodes()
+            .iter()
+            .filter(|n| !cluster.catalog.is_down(n.node_id))
+            .count();
+        let wanted_copies = REPLICATION_FACTOR.min(live_nodes);
         let leading: Vec<PartitionHandle> = cluster
             .partitions
             .read()
@@ -126,6 +132,7 @@ impl Cluster {
                 .catalog
                 .nodes()
                 .into_iter()
+                .filter(|n| !self.catalog.is_down(n.node_id))
                 .map(|n| NodeInfo {
                     id: n.node_id,
                     zone: n.zone,
