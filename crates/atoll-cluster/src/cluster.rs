@@ -218,6 +218,9 @@ impl Cluster {
                 tracing::warn!(table = %table.name, error = %e, "could not finish what a crash interrupted");
             }
         }
+        if let Err(e) = cluster.forget_orphaned_groups().await {
+            tracing::warn!(error = %e, "could not delete the state of groups no longer placed here");
+        }
         tokio::spawn(hosting::watch_catalog(Arc::downgrade(&cluster)));
         tokio::spawn(repair::watch_replicas(
             Arc::downgrade(&cluster),

@@ -9,6 +9,7 @@ use atoll_storage::{Keyspace, Storage};
 use openraft::error::{InitializeError, RaftError};
 use openraft::{BasicNode, Config, SnapshotPolicy};
 
+use crate::codec::{MetaTag, meta_key};
 use crate::error::ReplicationError;
 use crate::group::Group;
 use crate::log_store::{GroupLogStore, LogShared};
@@ -293,7 +294,6 @@ impl RaftNode {
     /// Whether this node has Raft state for group `id` on disk (it hosted
     /// the group before, and has not destroyed it).
     pub fn has_group_state(&self, id: GroupId) -> Result<bool, ReplicationError> {
-        use crate::codec::{MetaTag, meta_key};
         Ok(self
             .log
             .meta_ks
@@ -412,6 +412,45 @@ impl RaftNode {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, group.clone());
         Ok(group)
+    }
+
+    /// Ids of the groups this node keeps Raft state for on disk, hosted or
+    /// not (a group dropped while this node was down leaves its state).
+    pub fn groups_on_disk(&self) -> Result<Vec<GroupId>, ReplicationError> {
+        let mut ids = std::collections::BTreeSet::new();
+        let all = self.log.meta_ks.range(
+            std::ops::Bound::Unbounded,
+            std::ops::Bound::Unbounded,
+            false,
+        );
+        for entry in all {
+            let (key, _) = entry?;
+            if let Some(id) = key.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+                ids.insert(GroupId::from_be_bytes(id));
+            }
+        }
+        Ok(ids.into_iter().collect())
+    }
+
+    /// Deletes the Raft state (log and records) of group `id`, which this
+    /// node does not host (see `groups_on_disk`).
+    pub async fn forget_group(&self, id: GroupId) -> Result<(), ReplicationError> {
+        if self.group(id).is_some() {
+            return Err(ReplicationError::Stopped(format!(
+                "group {id} is hosted here; destroy it instead"
+            )));
+        }
+        GroupLogStore::open(id, self.log.clone())
+            .and_then(|log| log.destroy())
+            .map_err(stopped)?;
+        let mut batch = atoll_storage::WriteBatch::new();
+        for tag in [MetaTag::Applied, MetaTag::Membership, MetaTag::Snapshot] {
+            batch.delete(&self.sm_meta, meta_key(id, tag).to_vec());
+        }
+        self.storage
+            .commit(batch, atoll_storage::Durability::Buffered)?;
+        self.log.writer.barrier().await.map_err(stopped)?;
+        Ok(())
     }
 
     /// Stops group `id` and deletes its log and records (the caller drops its data).

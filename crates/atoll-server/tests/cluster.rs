@@ -425,6 +425,36 @@ async fn a_dead_catalog_voter_is_replaced_by_a_node_that_joined() {
         .await
         .unwrap_or_else(|e| fail(&cluster, format!("GetItem with nodes 1 and 2 dead: {e}")));
     assert_eq!(got, Some(second), "the item after two deaths");
+
+    // Node 1 comes back: it follows the catalog again (as a learner), is
+    // marked up, and deletes the Raft state of the replica that moved away.
+    tokio::task::block_in_place(|| cluster.restart(1, JOIN_TIMEOUT));
+    let endpoint = cluster.endpoint(4);
+    eventually(REPAIR_TIMEOUT, || async {
+        let report = admin(&endpoint).await;
+        let node_1_down = report["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| n["id"].as_u64() == Some(1))
+            .map(|n| n["down"].clone());
+        match node_1_down {
+            Some(serde_json::Value::Bool(false)) => Ok(()),
+            other => Err(format!("node 1 down: {other:?}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| fail(&cluster, e));
+    wait_visible(&client_of(&cluster, 1), "after_two_deaths")
+        .await
+        .unwrap_or_else(|e| fail(&cluster, e));
+    assert!(
+        cluster
+            .node_log(1)
+            .contains("deleted the Raft state of a partition no longer placed here"),
+        "node 1 kept the state of its moved replica:\n{}",
+        cluster.logs()
+    );
     eprintln!("done after {:?}", began.elapsed());
 }
 

@@ -416,6 +416,46 @@ impl Cluster {
         Ok(())
     }
 
+    /// Deletes the Raft state of groups this node neither hosts nor is
+    /// placed on: partitions of tables dropped, or replicas moved away,
+    /// while it was down (nobody told it; it would keep their logs forever).
+    pub(super) async fn forget_orphaned_groups(&self) -> Result<(), ClusterError> {
+        let _pass = self.hosting.lock().await;
+        let me = self.node.node_id();
+        let placed_here = |group: GroupId| {
+            self.catalog.tables().iter().any(|table| {
+                table.partitions.iter().any(|p| p.group_id == group)
+                    && self.catalog.replicas(group).contains(&me)
+            })
+        };
+        let joining = self
+            .joining
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for group in self.node.groups_on_disk()? {
+            let orphaned = group != CATALOG_GROUP_ID
+                && self.handle(group).is_none()
+                && !joining.contains_key(&group)
+                && !placed_here(group);
+            if !orphaned {
+                continue;
+            }
+            self.node.forget_group(group).await?;
+            let mut batch = atoll_storage::WriteBatch::new();
+            for key in PartitionStateMachine::record_keys(group) {
+                batch.delete(&self.stats_keyspace, key);
+            }
+            self.storage
+                .commit(batch, atoll_storage::Durability::Buffered)?;
+            tracing::info!(
+                group,
+                "deleted the Raft state of a partition no longer placed here"
+            );
+        }
+        Ok(())
+    }
+
     /// Drops table keyspaces no live table uses: a crash during DeleteTable
     /// can leave the keyspace behind after the catalog forgot the table,
     /// and other nodes drop theirs when they see it go.

@@ -518,6 +518,11 @@ impl ServeCluster {
         node_logs(&self.dir, self.nodes)
     }
 
+    /// All of node `id`'s log (its stderr, over its restarts).
+    pub fn node_log(&self, id: u8) -> String {
+        read_log(&self.dir.join(format!("node-{id}.log")))
+    }
+
     fn spawn(&mut self, id: u8) -> Receiver<String> {
         let host = |i: u8| format!("127.0.0.{i}");
         let peers = (1..=self.nodes)
