@@ -234,15 +234,30 @@ impl Cluster {
     }
 
     /// Records this node in the catalog (its addresses and zone may have
-    /// changed since it last started).
+    /// changed since it last started). Registering is idempotent, so an
+    /// attempt whose outcome is unknown (a lost answer) is simply made
+    /// again, for as long as it takes: the node cannot serve before.
     async fn register(&self, record: NodeRecord) -> Result<(), ClusterError> {
-        if self.catalog.nodes().contains(&record) {
-            return Ok(());
+        loop {
+            if self.catalog.nodes().contains(&record) {
+                return Ok(());
+            }
+            match self
+                .propose_catalog(CatalogCommand::RegisterNode {
+                    node: record.clone(),
+                })
+                .await
+            {
+                Ok(outcome) => {
+                    outcome.map_err(|r| r.into_error(""))?;
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, "registering this node failed; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
         }
-        self.propose_catalog(CatalogCommand::RegisterNode { node: record })
-            .await?
-            .map_err(|r| r.into_error(""))?;
-        Ok(())
     }
 
     /// Stops all groups (the log writer syncs its last batch), then writes

@@ -36,7 +36,13 @@ use atoll_replication::sim::{Faults, SimNetwork};
 use atoll_replication::{NodeId, NodeOptions};
 use atoll_storage::Storage;
 
+/// The nodes that form the cluster.
 const NODES: [NodeId; 3] = [1, 2, 3];
+/// A node that joins the running cluster (`--join`) a third of the way in:
+/// it holds no partition replica (three nodes hold them all), so it
+/// forwards every request it is given.
+const JOINER: NodeId = 4;
+const ALL_NODES: [NodeId; 4] = [1, 2, 3, JOINER];
 const TABLE: &str = "sim";
 const CLIENTS: u64 = 3;
 const KEYS_PER_CLIENT: u64 = 2;
@@ -144,7 +150,12 @@ fn options(
             group_ready_timeout: Duration::from_secs(30),
             ..NodeOptions::default()
         },
-        initial_members: NODES.iter().map(|n| (*n, format!("sim-{n}"))).collect(),
+        initial_members: if id == JOINER {
+            BTreeMap::new()
+        } else {
+            NODES.iter().map(|n| (*n, format!("sim-{n}"))).collect()
+        },
+        join: (id == JOINER).then(|| format!("sim-{}", 1 + incarnation % 3)),
         api_addr: format!("sim-api-{id}"),
         // Splits by size (the filler grows the table through several), not
         // by load (rates follow the clock); no rebuilds (three nodes only).
@@ -254,7 +265,7 @@ async fn client(sim: Arc<Sim>, client: u64, stop: Arc<AtomicBool>) {
     let mut next_value: BTreeMap<u64, u64> = BTreeMap::new();
     while !stop.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(draws.below(50))).await;
-        let node = NODES[draws.below(3) as usize];
+        let node = ALL_NODES[draws.below(4) as usize];
         let Some(cluster) = sim.node(node) else {
             continue;
         };
@@ -311,7 +322,7 @@ async fn filler(sim: Arc<Sim>, stop: Arc<AtomicBool>) {
     let mut n = 0;
     while !stop.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(draws.below(40))).await;
-        let node = NODES[draws.below(3) as usize];
+        let node = ALL_NODES[draws.below(4) as usize];
         let Some(cluster) = sim.node(node) else {
             continue;
         };
@@ -411,6 +422,8 @@ struct Run {
     partitions: u32,
     /// Partitions of the table at the end (it splits as the filler grows it).
     table_partitions: usize,
+    /// Requests answered through the node that joined.
+    via_joiner: usize,
 }
 
 static PANICS: AtomicU32 = AtomicU32::new(0);
@@ -450,7 +463,10 @@ async fn simulate_run(seed: u64, steps: u32) -> Run {
     let sim = Arc::new(Sim {
         seed,
         network: network.clone(),
-        storages: NODES.iter().map(|id| (*id, Storage::in_memory())).collect(),
+        storages: ALL_NODES
+            .iter()
+            .map(|id| (*id, Storage::in_memory()))
+            .collect(),
         running: Running::default(),
         clock: Arc::default(),
         history: Arc::default(),
@@ -487,7 +503,11 @@ async fn simulate_run(seed: u64, steps: u32) -> Run {
     let (mut crashes, mut partitions) = (0, 0);
     let mut down: Option<NodeId> = None;
     let mut incarnation = 0;
-    for _ in 0..steps {
+    for step in 0..steps {
+        if step == steps / 3 {
+            network.record(format!("node {JOINER} joins"));
+            sim.start(JOINER, 0);
+        }
         tokio::time::sleep(Duration::from_millis(network.draw(200))).await;
         match network.draw(100) {
             0..=9 => {
@@ -497,8 +517,8 @@ async fn simulate_run(seed: u64, steps: u32) -> Run {
                     ..Faults::default()
                 };
                 if network.draw(2) == 0 {
-                    let isolated = NODES[network.draw(3) as usize];
-                    for other in NODES.iter().filter(|n| **n != isolated) {
+                    let isolated = ALL_NODES[network.draw(4) as usize];
+                    for other in ALL_NODES.iter().filter(|n| **n != isolated) {
                         faults
                             .cut
                             .insert((isolated.min(*other), isolated.max(*other)));
@@ -517,7 +537,7 @@ async fn simulate_run(seed: u64, steps: u32) -> Run {
                     sim.start(id, incarnation);
                 }
                 None => {
-                    let id = NODES[network.draw(3) as usize];
+                    let id = ALL_NODES[network.draw(4) as usize];
                     if sim.node(id).is_some() {
                         sim.crash(id).await;
                         down = Some(id);
@@ -606,7 +626,7 @@ async fn simulate_run(seed: u64, steps: u32) -> Run {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    for id in NODES {
+    for id in ALL_NODES {
         sim.crash(id).await;
     }
     let keys_written: BTreeSet<u64> = history
@@ -642,6 +662,13 @@ async fn simulate_run(seed: u64, steps: u32) -> Run {
         crashes,
         partitions,
         table_partitions: partitions_now,
+        via_joiner: network
+            .trace()
+            .iter()
+            .filter(|event| {
+                event.contains(&format!(" via {JOINER}: ")) && !event.ends_with("failed")
+            })
+            .count(),
     }
 }
 
@@ -668,13 +695,18 @@ fn routed_requests_stay_linearizable_under_simulated_faults() {
     for seed in seeds() {
         let run = simulate(seed, steps());
         println!(
-            "seed {seed}: {} writes acknowledged, {} consistent reads, {} crashes, {} network partitions, {} table partitions, {} events",
+            "seed {seed}: {} writes acknowledged, {} consistent reads, {} requests through the node that joined, {} crashes, {} network partitions, {} table partitions, {} events",
             run.acknowledged_writes,
             run.reads,
+            run.via_joiner,
             run.crashes,
             run.partitions,
             run.table_partitions,
             run.trace.len()
+        );
+        assert!(
+            run.via_joiner > 0,
+            "seed {seed}: the node that joined answered nothing"
         );
         assert!(
             run.acknowledged_writes > 0 && run.reads > 0,

@@ -239,10 +239,21 @@ impl RaftNode {
         payload: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>, ReplicationError> {
+        if let Some(network) = &self.options.simulated_network {
+            let target = network
+                .node_at(addr)
+                .ok_or_else(|| ReplicationError::Unreachable {
+                    node: transport::ANY_NODE,
+                    reason: format!("no node at {addr}"),
+                })?;
+            return network
+                .call_service(self.options.node_id, target, payload, timeout)
+                .await;
+        }
         crate::service::ServicePool::default()
             .call(
                 self.options.node_id,
-                crate::transport::ANY_NODE,
+                transport::ANY_NODE,
                 addr,
                 payload,
                 timeout,

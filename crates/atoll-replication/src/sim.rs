@@ -91,6 +91,15 @@ impl SimNetwork {
             .insert(node.node_id(), Arc::downgrade(node));
     }
 
+    /// The id of the registered node that advertises `addr`.
+    pub(crate) fn node_at(&self, addr: &str) -> Option<NodeId> {
+        self.lock_nodes().iter().find_map(|(id, node)| {
+            node.upgrade()
+                .filter(|node| node.advertise_addr() == addr)
+                .map(|_| *id)
+        })
+    }
+
     /// Replaces the faults injected from now on.
     pub fn set_faults(&self, faults: Faults) {
         self.record(format!("faults {faults:?}"));

@@ -77,6 +77,16 @@ pub(super) async fn join_catalog(
     }
 }
 
+/// An error on the way to admitting a node. Admitting is idempotent (a
+/// member is added again as nothing), so the joining node may always try
+/// again: only a deliberate refusal stops it.
+fn retry_join(error: ClusterError) -> ClusterReply {
+    ClusterReply::Failed {
+        message: error.to_string(),
+        retryable: true,
+    }
+}
+
 impl Cluster {
     /// Admits node `node_id` (reached at `cluster_addr`) to the catalog
     /// group: on its leader, adds it (as a voter while there are fewer than
@@ -93,7 +103,7 @@ impl Cluster {
             return self
                 .forward(leader, &request)
                 .await
-                .unwrap_or_else(ClusterReply::from_error);
+                .unwrap_or_else(retry_join);
         }
         // A node that registered before and asks again has lost its data: as
         // a voter it would have forgotten its votes, which Raft cannot allow.
@@ -118,7 +128,7 @@ impl Cluster {
                     applied_index: self.catalog_group.applied_index().unwrap_or(0),
                 }
             }
-            Err(e) => ClusterReply::from_error(e.into()),
+            Err(e) => retry_join(e.into()),
         }
     }
 
