@@ -136,14 +136,6 @@ pub enum CatalogCommand {
         /// The nodes, in no particular order.
         replicas: Vec<u64>,
     },
-    /// Mark a node down (silent for the dead-node time: new partitions and
-    /// rebuilt replicas avoid it) or up again.
-    SetNodeDown {
-        /// The node.
-        node_id: u64,
-        /// Down, or up again.
-        down: bool,
-    },
     /// `CreateTable`, naming the node that asked: it founds the table's
     /// group when it is one of the replicas (it is up; a rotating founder
     /// could be a node that is down but not yet taken for dead).
@@ -153,6 +145,16 @@ pub enum CatalogCommand {
         /// The node that proposed it.
         proposer: u64,
     },
+    /// Mark a node down (silent for the dead-node time: new partitions and
+    /// rebuilt replicas avoid it) or up again.
+    SetNodeDown {
+        /// The node.
+        node_id: u64,
+        /// Down, or up again.
+        down: bool,
+    },
+    // New commands go last: postcard numbers variants in order, and the
+    // log holds commands written by older versions.
 }
 
 /// Why the catalog refused a command.

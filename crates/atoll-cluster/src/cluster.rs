@@ -424,6 +424,13 @@ impl Cluster {
     /// leader had when asked. Best effort: without an answer in time the
     /// node goes on with what it has.
     async fn catch_up_catalog(&self) {
+        if let Err(e) = self.try_catch_up_catalog().await {
+            tracing::debug!(error = %e, "could not catch up with the catalog's leader");
+        }
+    }
+
+    /// `catch_up_catalog`, saying whether it did.
+    async fn try_catch_up_catalog(&self) -> Result<(), ClusterError> {
         let caught_up = async {
             if self.catalog_group.is_leader() {
                 return Ok::<_, ClusterError>(self.catalog_group.read_barrier().await?);
@@ -446,9 +453,7 @@ impl Cluster {
                 other => Err(other.into_error(CATALOG_GROUP_ID, leader)),
             }
         };
-        if let Err(e) = caught_up.await {
-            tracing::debug!(error = %e, "could not catch up with the catalog's leader");
-        }
+        caught_up.await
     }
 
     /// Names of all tables, in order.

@@ -25,6 +25,9 @@ pub struct Group {
     pub(crate) id: GroupId,
     pub(crate) raft: Raft,
     pub(crate) log: GroupLogStore,
+    // Serialises this node's membership changes of the group: each reads
+    // the voters and writes a new set, and two at once would lose one.
+    pub(crate) membership_change: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Group {
@@ -146,8 +149,8 @@ impl Group {
         addr: String,
         as_voter: bool,
     ) -> Result<(), ReplicationError> {
-        let mut voters: std::collections::BTreeSet<NodeId> = self.voters().into_iter().collect();
-        if voters.contains(&node) {
+        let _change = self.membership_change.lock().await;
+        if self.voters().contains(&node) {
             return Ok(());
         }
         self.raft
@@ -155,6 +158,8 @@ impl Group {
             .await
             .map_err(|e| self.membership_error(e))?;
         if as_voter {
+            let mut voters: std::collections::BTreeSet<NodeId> =
+                self.voters().into_iter().collect();
             voters.insert(node);
             self.raft
                 .change_membership(voters, false)
@@ -173,6 +178,7 @@ impl Group {
         new: NodeId,
         keep_old: bool,
     ) -> Result<(), ReplicationError> {
+        let _change = self.membership_change.lock().await;
         let mut voters: std::collections::BTreeSet<NodeId> =
             self.voters().into_iter().filter(|id| *id != old).collect();
         voters.insert(new);
@@ -181,6 +187,27 @@ impl Group {
             .await
             .map_err(|e| self.membership_error(e))?;
         Ok(())
+    }
+
+    /// On the leader: whether every other member has acknowledged entries
+    /// up to close to the end of the log (none is catching up, e.g. from
+    /// a snapshot). False on a follower.
+    pub fn members_caught_up(&self) -> bool {
+        const LAG_ENTRIES: u64 = 1000;
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let (Some(progress), Some(last)) = (metrics.replication.as_ref(), metrics.last_log_index)
+        else {
+            return false;
+        };
+        progress
+            .iter()
+            .filter(|(id, _)| **id != metrics.id)
+            .all(|(_, matched)| {
+                matched
+                    .as_ref()
+                    .is_some_and(|m| m.index + LAG_ENTRIES >= last)
+            })
     }
 
     /// The group's learners: members that receive the log but do not vote.

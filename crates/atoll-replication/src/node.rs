@@ -417,12 +417,26 @@ impl RaftNode {
         )
         .await
         .map_err(stopped)?;
-        let group = Group { id, raft, log };
-        self.groups
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, group.clone());
-        Ok(group)
+        let group = Group {
+            id,
+            raft,
+            log,
+            membership_change: Arc::default(),
+        };
+        {
+            // Checked again under the lock `stop` empties the groups with:
+            // a group started while the node stopped would run on.
+            let mut groups = self.groups.write().unwrap_or_else(|e| e.into_inner());
+            if !self.is_stopped() {
+                groups.insert(id, group.clone());
+                return Ok(group);
+            }
+        }
+        let _ = group.raft.shutdown().await;
+        Err(ReplicationError::Stopped(format!(
+            "node {} is stopping",
+            self.options.node_id
+        )))
     }
 
     /// Ids of the groups this node keeps Raft state for on disk, hosted or
@@ -441,6 +455,20 @@ impl RaftNode {
             }
         }
         Ok(ids.into_iter().collect())
+    }
+
+    /// Whether group `id`'s membership, as this node last applied it, names
+    /// `node` (a voter or a learner); `true` when nothing was applied yet.
+    pub fn applied_membership_names(
+        &self,
+        id: GroupId,
+        node: NodeId,
+    ) -> Result<bool, ReplicationError> {
+        let Some(bytes) = self.sm_meta.get(&meta_key(id, MetaTag::Membership))? else {
+            return Ok(true);
+        };
+        let stored: crate::typ::StoredMembership = crate::codec::decode(&bytes).map_err(stopped)?;
+        Ok(stored.membership().nodes().any(|(id, _)| *id == node))
     }
 
     /// Deletes the Raft state (log and records) of group `id`, which this

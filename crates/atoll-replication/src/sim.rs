@@ -259,17 +259,24 @@ impl SimNetwork {
                 "node down",
             ));
         };
-        let mut incoming = self
-            .incoming
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(from, to))
-            .flatten();
-        let reply = dispatch(&node, envelope, &mut incoming).await;
-        self.incoming
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((from, to), incoming);
+        // Only snapshot chunks use the link's buffer: a service call's
+        // handler may run for seconds, and must not hold it meanwhile.
+        let reply = if matches!(envelope.request, Request::SnapshotChunk { .. }) {
+            let mut incoming = self
+                .incoming
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&(from, to))
+                .flatten();
+            let reply = dispatch(&node, envelope, &mut incoming).await;
+            self.incoming
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert((from, to), incoming);
+            reply
+        } else {
+            dispatch(&node, envelope, &mut None).await
+        };
         let outcome = match &reply {
             Reply::Refused(_) => "refused",
             _ if answer_lost => "answer lost",

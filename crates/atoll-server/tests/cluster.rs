@@ -426,8 +426,15 @@ async fn a_dead_catalog_voter_is_replaced_by_a_node_that_joined() {
         .unwrap_or_else(|e| fail(&cluster, format!("GetItem with nodes 1 and 2 dead: {e}")));
     assert_eq!(got, Some(second), "the item after two deaths");
 
-    // Node 1 comes back: it follows the catalog again (as a learner), is
-    // marked up, and deletes the Raft state of the replica that moved away.
+    // The table node 1 held a replica of goes while it is down. Node 1
+    // comes back: it follows the catalog again (as a learner), is marked
+    // up, and deletes that replica's Raft state.
+    survivor
+        .delete_table()
+        .table_name(TABLE)
+        .send()
+        .await
+        .unwrap_or_else(|e| fail(&cluster, format!("DeleteTable: {}", error_text(e))));
     tokio::task::block_in_place(|| cluster.restart(1, JOIN_TIMEOUT));
     let endpoint = cluster.endpoint(4);
     eventually(REPAIR_TIMEOUT, || async {
@@ -452,7 +459,7 @@ async fn a_dead_catalog_voter_is_replaced_by_a_node_that_joined() {
         cluster
             .node_log(1)
             .contains("deleted the Raft state of a partition no longer placed here"),
-        "node 1 kept the state of its moved replica:\n{}",
+        "node 1 kept the state of a dropped table's replica:\n{}",
         cluster.logs()
     );
     eprintln!("done after {:?}", began.elapsed());

@@ -39,9 +39,15 @@ impl Cluster {
         if leading.get(&me).copied().unwrap_or(0) <= share {
             return;
         }
+        // Not a group with a member catching up (a replica joining empty
+        // waits for a snapshot this leader's log was compacted for).
         let best = handles
             .iter()
-            .filter(|handle| handle.group.is_leader())
+            .filter(|handle| {
+                handle.group.is_leader()
+                    && handle.group.learners().is_empty()
+                    && handle.group.members_caught_up()
+            })
             .flat_map(|handle| {
                 handle
                     .group

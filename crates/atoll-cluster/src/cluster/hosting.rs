@@ -274,10 +274,30 @@ impl Cluster {
                 break;
             };
             match self
-                .forward(target, &super::rpc::ClusterRequest::CompactLog { group })
+                .forward(
+                    target,
+                    &super::rpc::ClusterRequest::CompactLog {
+                        group,
+                        any_replica: false,
+                    },
+                )
                 .await
             {
-                Ok(super::rpc::ClusterReply::Compacted) => return Ok(()),
+                Ok(super::rpc::ClusterReply::Compacted) => {
+                    // The other replicas too, so that a later leader also
+                    // sends a snapshot (best effort: one that is down now
+                    // may still lead later with its log whole).
+                    for other in others.iter().filter(|node| **node != target) {
+                        let request = super::rpc::ClusterRequest::CompactLog {
+                            group,
+                            any_replica: true,
+                        };
+                        if let Err(e) = self.forward(*other, &request).await {
+                            tracing::debug!(group, node = other, error = %e, "a replica did not compact its log");
+                        }
+                    }
+                    return Ok(());
+                }
                 Ok(super::rpc::ClusterReply::NotLeader { leader }) => hint = leader,
                 Ok(other) => last_error = Some(other.into_error(group, target)),
                 Err(e) => last_error = Some(e),
@@ -419,14 +439,19 @@ impl Cluster {
     /// Deletes the Raft state of groups this node neither hosts nor is
     /// placed on: partitions of tables dropped, or replicas moved away,
     /// while it was down (nobody told it; it would keep their logs forever).
+    /// Only on a catalog caught up with its leader (a lagging one may not
+    /// know of a placement here yet), and only groups whose table is gone
+    /// or whose membership, as last applied here, no longer names this
+    /// node: a voter that forgot its votes could elect a wrong leader.
     pub(super) async fn forget_orphaned_groups(&self) -> Result<(), ClusterError> {
+        self.try_catch_up_catalog().await?;
         let _pass = self.hosting.lock().await;
         let me = self.node.node_id();
-        let placed_here = |group: GroupId| {
-            self.catalog.tables().iter().any(|table| {
-                table.partitions.iter().any(|p| p.group_id == group)
-                    && self.catalog.replicas(group).contains(&me)
-            })
+        let in_catalog = |group: GroupId| {
+            self.catalog
+                .tables()
+                .iter()
+                .any(|table| table.partitions.iter().any(|p| p.group_id == group))
         };
         let joining = self
             .joining
@@ -434,10 +459,12 @@ impl Cluster {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         for group in self.node.groups_on_disk()? {
-            let orphaned = group != CATALOG_GROUP_ID
+            let candidate = group != CATALOG_GROUP_ID
                 && self.handle(group).is_none()
                 && !joining.contains_key(&group)
-                && !placed_here(group);
+                && !(in_catalog(group) && self.catalog.replicas(group).contains(&me));
+            let orphaned = candidate
+                && (!in_catalog(group) || !self.node.applied_membership_names(group, me)?);
             if !orphaned {
                 continue;
             }

@@ -54,24 +54,27 @@ pub(super) enum ClusterRequest {
     Stats { group: GroupId },
     /// Host a new replica of a partition (its leader is about to add it).
     HostReplica { group: GroupId },
-    /// The catalog's applied index once its leader confirmed it still
-    /// leads (to the catalog's leader).
-    CatalogIndex,
-    /// Snapshot a partition and purge its log (to its leader), so that a
-    /// replica joining empty is sent the snapshot.
-    CompactLog { group: GroupId },
-    /// Admit a new node to the catalog group (to its leader; any member
-    /// passes it on). The node then registers itself.
-    Join {
-        node_id: NodeId,
-        cluster_addr: String,
-    },
     /// Read items of a partition in row-key order.
     ReadRange {
         group: GroupId,
         token: u64,
         range: RangeRequest,
         consistent: bool,
+    },
+    // Variants are only ever appended: postcard numbers them in order, and
+    // nodes of two versions talk during a rolling upgrade.
+    /// The catalog's applied index once its leader confirmed it still
+    /// leads (to the catalog's leader).
+    CatalogIndex,
+    /// Snapshot a partition and purge its log (to its leader, or with
+    /// `any_replica` to any replica), so that a replica joining empty is
+    /// sent the snapshot, by this leader or a later one.
+    CompactLog { group: GroupId, any_replica: bool },
+    /// Admit a new node to the catalog group (to its leader; any member
+    /// passes it on). The node then registers itself.
+    Join {
+        node_id: NodeId,
+        cluster_addr: String,
     },
 }
 
@@ -121,17 +124,6 @@ pub(super) enum ClusterReply {
     Range(RangeChunk),
     /// The replica is hosted here.
     Hosted,
-    /// The leader snapshotted the partition and purged its log.
-    Compacted,
-    /// The catalog leader's applied index, after a read barrier.
-    CatalogIndex {
-        applied_index: u64,
-    },
-    /// The node is a member of the catalog group, whose leader had applied
-    /// `applied_index` when it answered.
-    Joined {
-        applied_index: u64,
-    },
     /// A partition's item count and size.
     Stats {
         item_count: u64,
@@ -149,6 +141,18 @@ pub(super) enum ClusterReply {
     Failed {
         message: String,
         retryable: bool,
+    },
+    // Appended only (see `ClusterRequest`).
+    /// The replica snapshotted the partition and purged its log.
+    Compacted,
+    /// The catalog leader's applied index, after a read barrier.
+    CatalogIndex {
+        applied_index: u64,
+    },
+    /// The node is a member of the catalog group, whose leader had applied
+    /// `applied_index` when it answered.
+    Joined {
+        applied_index: u64,
     },
 }
 
@@ -289,11 +293,11 @@ impl Cluster {
                     Err(e) => ClusterReply::from_error(e.into()),
                 }
             }
-            ClusterRequest::CompactLog { group } => {
+            ClusterRequest::CompactLog { group, any_replica } => {
                 let Some(handle) = self.handle(group) else {
                     return ClusterReply::NotHosted;
                 };
-                if !handle.group.is_leader() {
+                if !any_replica && !handle.group.is_leader() {
                     return ClusterReply::NotLeader {
                         leader: handle.group.current_leader(),
                     };
