@@ -252,10 +252,17 @@ impl Cluster {
                     outcome.map_err(|r| r.into_error(""))?;
                     return Ok(());
                 }
-                Err(e) => {
+                Err(e)
+                    if e.is_retryable()
+                        || matches!(
+                            e,
+                            ClusterError::Replication(ReplicationError::OutcomeUnknown(_))
+                        ) =>
+                {
                     tracing::info!(error = %e, "registering this node failed; trying again");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
+                Err(e) => return Err(e),
             }
         }
     }

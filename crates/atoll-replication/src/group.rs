@@ -210,6 +210,19 @@ impl Group {
             })
     }
 
+    /// Whether the group's membership is a joint one (a voter change is
+    /// half done).
+    pub fn in_joint_membership(&self) -> bool {
+        self.raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .get_joint_config()
+            .len()
+            > 1
+    }
+
     /// The group's learners: members that receive the log but do not vote.
     pub fn learners(&self) -> Vec<NodeId> {
         self.raft

@@ -132,13 +132,28 @@ impl Cluster {
             });
             joining.keys().copied().collect()
         };
+        // A replica the catalog no longer names here is destroyed, unless
+        // its group's membership (as applied here) still has this node as a
+        // voter: the catalog lags a voter change whose leader failed before
+        // recording it (the leader mends the record, see `repair`).
+        let live_groups: std::collections::BTreeSet<GroupId> = self
+            .catalog
+            .tables()
+            .iter()
+            .filter(|t| t.status != TableStatus::Deleting)
+            .flat_map(|t| t.partitions.iter().map(|p| p.group_id))
+            .collect();
         let unwanted: Vec<GroupId> = self
             .partitions
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .filter(|group| !wanted.contains_key(group) && !joining.contains(group))
-            .copied()
+            .iter()
+            .filter(|(group, handle)| {
+                let still_voter =
+                    live_groups.contains(group) && handle.group.voters().contains(&me);
+                !(wanted.contains_key(group) || joining.contains(group) || still_voter)
+            })
+            .map(|(group, _)| *group)
             .collect();
         for group in unwanted {
             self.destroy_partition(group).await?;
@@ -177,7 +192,9 @@ impl Cluster {
                 }
                 outcome
             };
-            if wait {
+            // A seed waits for compactions and a snapshot, which may take
+            // long: it never holds up a pass (nor the lock it holds).
+            if wait && how != StartFrom::Snapshot {
                 starts.push(start);
             } else {
                 tokio::spawn(start);

@@ -97,6 +97,30 @@ pub(super) async fn watch_replicas(cluster: Weak<Cluster>, dead_after: Duration)
                     }
                 }
             }
+            // The catalog's record follows the voters: a leader that failed
+            // between a voter change and its record left them apart.
+            if all_answer
+                && handle.group.learners().is_empty()
+                && !handle.group.in_joint_membership()
+                && handle.group.members_caught_up()
+            {
+                let mut voters = handle.group.voters();
+                let mut recorded = cluster.catalog.replicas(group);
+                voters.sort_unstable();
+                recorded.sort_unstable();
+                if voters != recorded {
+                    tracing::info!(group, ?voters, ?recorded, "recording a partition's voters");
+                    let recorded = cluster
+                        .propose_catalog(CatalogCommand::SetReplicas {
+                            group_id: group,
+                            replicas: voters,
+                        })
+                        .await;
+                    if let Err(e) = recorded {
+                        tracing::warn!(group, error = %e, "recording a partition's voters failed");
+                    }
+                }
+            }
             // Only a group whose replicas all answer grows: one that lacks
             // a copy for a dead node is mended above, after the dead time.
             if all_answer && handle.group.voters().len() < wanted_copies {
