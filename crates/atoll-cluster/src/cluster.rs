@@ -593,11 +593,7 @@ impl Cluster {
                 stats.size_bytes += handle.stats.size_bytes();
                 continue;
             }
-            let me = self.node.node_id();
-            for node in self.catalog.replicas(group) {
-                if node == me {
-                    continue;
-                }
+            for node in self.other_replicas(group) {
                 if let Ok(rpc::ClusterReply::Stats {
                     item_count,
                     size_bytes,

@@ -1,50 +1,17 @@
 //! Table lifecycle and routing on the real engine, across restarts.
 
+mod common;
+
 use std::sync::Arc;
 
 use atoll_cluster::{Cluster, ClusterError, ClusterOptions, TableUpdate};
-use atoll_model::table::{
-    BillingMode, KeyAttribute, KeySchema, ScalarType, TableClass, TableDefinition, TableStatus,
-    Throughput,
-};
 use atoll_model::{
     AttributeValue, Item, encode_item, encode_row_key, item_size_bytes, partition_token,
 };
 use atoll_partition::{PartitionCommand, WriteOp};
 use atoll_replication::NodeOptions;
 use atoll_storage::{Storage, StorageOptions};
-
-fn definition(name: &str) -> TableDefinition {
-    let pk = KeyAttribute {
-        name: "pk".into(),
-        scalar_type: ScalarType::S,
-    };
-    TableDefinition {
-        name: name.into(),
-        table_id: String::new(),
-        region: "us-east-1".into(),
-        key_schema: KeySchema {
-            partition_key: pk.clone(),
-            sort_key: None,
-        },
-        attribute_definitions: vec![pk],
-        billing_mode: BillingMode::Provisioned,
-        throughput: Throughput {
-            read_capacity_units: 5,
-            write_capacity_units: 5,
-            ..Throughput::default()
-        },
-        last_on_demand_switch_ms: None,
-        table_class: TableClass::Standard,
-        deletion_protection: false,
-        stream: None,
-        tags: Vec::new(),
-        created_ms: 0,
-        status: TableStatus::Creating,
-        keyspace: String::new(),
-        partitions: Vec::new(),
-    }
-}
+use common::definition;
 
 async fn open(dir: &std::path::Path) -> Arc<Cluster> {
     let storage = Storage::open(dir, StorageOptions::default()).expect("storage");

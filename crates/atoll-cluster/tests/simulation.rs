@@ -18,16 +18,14 @@
 //! number of nemesis steps (about 100 ms of simulated time each);
 //! `SIM_TRACE_FILE=PATH` writes a failing run's whole trace there.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use atoll_cluster::{Cluster, ClusterOptions};
-use atoll_model::table::{
-    BillingMode, KeyAttribute, KeySchema, ScalarType, TableClass, TableDefinition, TableStatus,
-    Throughput,
-};
 use atoll_model::{
     AttributeValue, Item, Number, encode_item, encode_row_key, item_size_bytes, partition_token,
 };
@@ -54,34 +52,6 @@ const FILLER_PADDING_BYTES: usize = 100;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// After healing, the cluster must serve every key within this.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn definition() -> TableDefinition {
-    let pk = KeyAttribute {
-        name: "pk".into(),
-        scalar_type: ScalarType::S,
-    };
-    TableDefinition {
-        name: TABLE.into(),
-        table_id: String::new(),
-        region: "us-east-1".into(),
-        key_schema: KeySchema {
-            partition_key: pk.clone(),
-            sort_key: None,
-        },
-        attribute_definitions: vec![pk],
-        billing_mode: BillingMode::PayPerRequest,
-        throughput: Throughput::default(),
-        last_on_demand_switch_ms: None,
-        table_class: TableClass::Standard,
-        deletion_protection: false,
-        stream: None,
-        tags: Vec::new(),
-        created_ms: 0,
-        status: TableStatus::Creating,
-        keyspace: String::new(),
-        partitions: Vec::new(),
-    }
-}
 
 /// SplitMix64, for the clients' own choices (each client has its own, so
 /// they do not depend on the order in which tasks run).
@@ -426,23 +396,8 @@ struct Run {
     via_joiner: usize,
 }
 
-static PANICS: AtomicU32 = AtomicU32::new(0);
-
-/// Counts panics anywhere in a run, including in tasks nobody joins.
-fn count_panics() {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            PANICS.fetch_add(1, Ordering::SeqCst);
-            default(info);
-        }));
-    });
-}
-
 fn simulate(seed: u64, steps: u32) -> Run {
-    count_panics();
-    let panics_before = PANICS.load(Ordering::SeqCst);
+    let panics_before = atoll_replication::sim::panics_so_far();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -451,7 +406,7 @@ fn simulate(seed: u64, steps: u32) -> Run {
     let run = runtime.block_on(simulate_run(seed, steps));
     drop(runtime);
     assert_eq!(
-        PANICS.load(Ordering::SeqCst),
+        atoll_replication::sim::panics_so_far(),
         panics_before,
         "seed {seed}: a task panicked during the run (see above)"
     );
@@ -485,7 +440,7 @@ async fn simulate_run(seed: u64, steps: u32) -> Run {
     }
     let first = sim.node(1).expect("node 1 runs");
     first
-        .create_table(definition())
+        .create_table(common::definition(TABLE))
         .await
         .unwrap_or_else(|e| panic!("seed {seed}: CreateTable: {e}"));
     for id in NODES {

@@ -289,3 +289,20 @@ impl SimNetwork {
         Ok(reply)
     }
 }
+
+static PANICS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Panics in this process so far, counted from the first call on: a run
+/// compares the count before and after, to fail on panics in tasks nobody
+/// joins (openraft's replication tasks).
+pub fn panics_so_far() -> u32 {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            default(info);
+        }));
+    });
+    PANICS.load(std::sync::atomic::Ordering::SeqCst)
+}

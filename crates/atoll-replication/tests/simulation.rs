@@ -11,8 +11,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Once};
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use atoll_replication::sim::{Faults, SimNetwork};
@@ -73,27 +73,11 @@ async fn restart(sim: &mut SimNode, id: NodeId, network: &Arc<SimNetwork>, seed:
     sim.group = Some(group);
 }
 
-/// Panics anywhere in a run, including in tasks whose panic nobody joins
-/// (openraft's replication tasks): a run with any fails.
-static PANICS: AtomicU32 = AtomicU32::new(0);
-
-fn count_panics() {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            PANICS.fetch_add(1, Ordering::SeqCst);
-            default(info);
-        }));
-    });
-}
-
 fn simulate(seed: u64, steps: u32) -> Run {
-    count_panics();
-    let panics_before = PANICS.load(Ordering::SeqCst);
+    let panics_before = atoll_replication::sim::panics_so_far();
     let run = simulate_run(seed, steps);
     assert_eq!(
-        PANICS.load(Ordering::SeqCst),
+        atoll_replication::sim::panics_so_far(),
         panics_before,
         "seed {seed}: a task panicked during the run (see above)"
     );

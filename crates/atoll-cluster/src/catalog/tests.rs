@@ -8,6 +8,35 @@ fn catalog(storage: &Storage) -> CatalogStateMachine {
     CatalogStateMachine::open(storage.keyspace("catalog").unwrap()).unwrap()
 }
 
+/// A CREATING table `name` (id `id-<name>`, keyspace `t_<name>`).
+fn definition(name: &str) -> TableDefinition {
+    let key = KeyAttribute {
+        name: "pk".into(),
+        scalar_type: ScalarType::S,
+    };
+    TableDefinition {
+        name: name.into(),
+        table_id: format!("id-{name}"),
+        region: "us-east-1".into(),
+        key_schema: KeySchema {
+            partition_key: key.clone(),
+            sort_key: None,
+        },
+        attribute_definitions: vec![key],
+        billing_mode: BillingMode::PayPerRequest,
+        throughput: Throughput::default(),
+        last_on_demand_switch_ms: None,
+        table_class: TableClass::Standard,
+        deletion_protection: false,
+        stream: None,
+        tags: Vec::new(),
+        created_ms: 0,
+        status: TableStatus::Creating,
+        keyspace: format!("t_{name}"),
+        partitions: Vec::new(),
+    }
+}
+
 fn run(storage: &Storage, work: impl FnOnce(&mut ApplyContext)) {
     let mut ctx = ApplyContext::new();
     work(&mut ctx);
@@ -18,32 +47,8 @@ fn run(storage: &Storage, work: impl FnOnce(&mut ApplyContext)) {
 
 #[test]
 fn an_export_replaces_another_catalog() {
-    let key = KeyAttribute {
-        name: "pk".into(),
-        scalar_type: ScalarType::S,
-    };
     let create = |name: &str| CatalogCommand::CreateTable {
-        definition: Box::new(TableDefinition {
-            name: name.into(),
-            table_id: format!("id-{name}"),
-            region: "us-east-1".into(),
-            key_schema: KeySchema {
-                partition_key: key.clone(),
-                sort_key: None,
-            },
-            attribute_definitions: vec![key.clone()],
-            billing_mode: BillingMode::PayPerRequest,
-            throughput: Throughput::default(),
-            last_on_demand_switch_ms: None,
-            table_class: TableClass::Standard,
-            deletion_protection: false,
-            stream: None,
-            tags: Vec::new(),
-            created_ms: 0,
-            status: TableStatus::Creating,
-            keyspace: format!("t_{name}"),
-            partitions: Vec::new(),
-        }),
+        definition: Box::new(definition(name)),
     };
     let (leader_storage, follower_storage) = (Storage::in_memory(), Storage::in_memory());
     let (leader, follower) = (catalog(&leader_storage), catalog(&follower_storage));
@@ -84,31 +89,6 @@ fn an_export_replaces_another_catalog() {
 
 #[test]
 fn placements_survive_a_reopen() {
-    let key = KeyAttribute {
-        name: "pk".into(),
-        scalar_type: ScalarType::S,
-    };
-    let definition = TableDefinition {
-        name: "t".into(),
-        table_id: "id-t".into(),
-        region: "us-east-1".into(),
-        key_schema: KeySchema {
-            partition_key: key.clone(),
-            sort_key: None,
-        },
-        attribute_definitions: vec![key],
-        billing_mode: BillingMode::PayPerRequest,
-        throughput: Throughput::default(),
-        last_on_demand_switch_ms: None,
-        table_class: TableClass::Standard,
-        deletion_protection: false,
-        stream: None,
-        tags: Vec::new(),
-        created_ms: 0,
-        status: TableStatus::Creating,
-        keyspace: "t_t".into(),
-        partitions: Vec::new(),
-    };
     let storage = Storage::in_memory();
     let catalog_before = catalog(&storage);
     run(&storage, |ctx| {
@@ -128,7 +108,7 @@ fn placements_survive_a_reopen() {
             .execute(
                 ctx,
                 CatalogCommand::CreateTableBy {
-                    definition: Box::new(definition),
+                    definition: Box::new(definition("t")),
                     proposer: 2,
                 },
             )

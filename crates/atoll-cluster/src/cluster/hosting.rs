@@ -274,12 +274,7 @@ impl Cluster {
     /// snapshot the group and purge its log.
     async fn compact_at_leader(&self, group: GroupId) -> Result<(), ClusterError> {
         let me = self.node.node_id();
-        let others: Vec<NodeId> = self
-            .catalog
-            .replicas(group)
-            .into_iter()
-            .filter(|node| *node != me)
-            .collect();
+        let others = self.other_replicas(group);
         let mut hint = None;
         let mut last_error = None;
         for attempt in 0..others.len() * 3 {

@@ -79,14 +79,19 @@ impl Cluster {
         if let Some(leader) = self.cached_leader(group) {
             return Some(Target::Remote(leader));
         }
-        let others: Vec<NodeId> = self
-            .catalog
+        let others = self.other_replicas(group);
+        let index = attempt as usize % others.len().max(1);
+        others.get(index).copied().map(Target::Remote)
+    }
+
+    /// The nodes other than this one that the catalog places `group` on.
+    pub(super) fn other_replicas(&self, group: GroupId) -> Vec<NodeId> {
+        let me = self.node.node_id();
+        self.catalog
             .replicas(group)
             .into_iter()
             .filter(|node| *node != me)
-            .collect();
-        let index = attempt as usize % others.len().max(1);
-        others.get(index).copied().map(Target::Remote)
+            .collect()
     }
 
     pub(super) fn cached_leader(&self, group: GroupId) -> Option<NodeId> {
