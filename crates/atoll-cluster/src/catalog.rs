@@ -12,7 +12,9 @@ use std::sync::{Arc, RwLock};
 use atoll_model::table::{
     BillingMode, PartitionDefinition, StreamSettings, TableClass, TableDefinition, TableStatus,
 };
-use atoll_replication::{ApplyContext, ApplyOutput, GroupStateMachine};
+use atoll_replication::{
+    ApplyContext, ApplyOutput, GroupStateMachine, ImportWriter, SnapshotReader, SnapshotWriter,
+};
 use atoll_storage::{Keyspace, ReadView, StorageError};
 use serde::{Deserialize, Serialize};
 
@@ -620,24 +622,33 @@ impl GroupStateMachine for CatalogStateMachine {
     }
 
     /// Every record of the catalog keyspace (tables and the next group id).
-    fn export(&self, view: &ReadView) -> Result<Vec<u8>, StorageError> {
-        let mut records = Vec::new();
+    fn export(&self, view: &ReadView, out: &mut SnapshotWriter<'_>) -> Result<(), StorageError> {
         for pair in view.range(&self.keyspace, Bound::Unbounded, Bound::Unbounded) {
             let (key, value) = pair?;
-            records.push((key.to_vec(), value.to_vec()));
+            out.record(&key, &value)?;
         }
-        postcard::to_stdvec(&records).map_err(corrupt)
+        Ok(())
     }
 
-    /// Replaces every record, and the tables held in memory, with the export's.
-    fn import(&self, ctx: &mut ApplyContext, data: &[u8]) -> Result<(), StorageError> {
-        let records: Vec<(Vec<u8>, Vec<u8>)> = postcard::from_bytes(data).map_err(corrupt)?;
+    /// Replaces every record, and the tables held in memory, with the
+    /// export's (a catalog is small: its records are read whole).
+    fn import(
+        &self,
+        input: &mut SnapshotReader,
+        out: &mut ImportWriter,
+    ) -> Result<(), StorageError> {
+        let mut records = BTreeMap::new();
+        while let Some((key, value)) = input.next_record()? {
+            records.insert(key, value);
+        }
         for pair in self
             .keyspace
             .range(Bound::Unbounded, Bound::Unbounded, false)
         {
             let (key, _) = pair?;
-            ctx.delete(&self.keyspace, key.to_vec());
+            if !records.contains_key(key.as_ref()) {
+                out.delete(&self.keyspace, key.to_vec())?;
+            }
         }
         let mut tables = BTreeMap::new();
         let mut next_group_id = FIRST_PARTITION_GROUP_ID;
@@ -652,7 +663,7 @@ impl GroupStateMachine for CatalogStateMachine {
                     .map_err(|_| corrupt("bad next group id"))?;
                 next_group_id = u64::from_be_bytes(bytes);
             }
-            ctx.put(&self.keyspace, key.clone(), value.clone());
+            out.put(&self.keyspace, key.clone(), value.clone())?;
         }
         let placements =
             Placements::load(records.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?;

@@ -5,9 +5,10 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use atoll_replication::{ApplyContext, ApplyOutput, GroupStateMachine};
+use atoll_replication::{
+    ApplyContext, ApplyOutput, GroupStateMachine, ImportWriter, SnapshotReader, SnapshotWriter,
+};
 use atoll_storage::{Keyspace, ReadView, StorageError};
-use serde::{Deserialize, Serialize};
 
 use atoll_expr::Env;
 use atoll_model::{Item, MAX_ITEM_SIZE_BYTES, encode_item, item_size_bytes};
@@ -102,14 +103,6 @@ fn scan_stats(items: &Keyspace, first: u64, last: u64) -> Result<(u64, u64), Par
         size += u64::from(stored_size(&value)?);
     }
     Ok((count, size))
-}
-
-/// A partition's whole state as a snapshot carries it: its token range and
-/// its stored items (row key, stored value), in row-key order.
-#[derive(Serialize, Deserialize)]
-struct PartitionExport {
-    range: TokenRange,
-    items: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// The state machine of one partition of one table.
@@ -521,52 +514,87 @@ impl GroupStateMachine for PartitionStateMachine {
         Ok(ApplyOutput::new(output))
     }
 
-    fn export(&self, view: &ReadView) -> Result<Vec<u8>, StorageError> {
-        let range = self.range();
+    /// The range as of `view` (a split applied since must not narrow what
+    /// the view holds), then every item in it, in row-key order.
+    fn export(&self, view: &ReadView, out: &mut SnapshotWriter<'_>) -> Result<(), StorageError> {
+        let key = range_key(self.group_id);
+        let recorded = view
+            .range(
+                &self.stats_keyspace,
+                Bound::Included(key.clone()),
+                Bound::Included(key),
+            )
+            .next()
+            .transpose()?;
+        let range = match recorded {
+            Some((_, bytes)) => decode_range(&bytes).map_err(corrupt)?,
+            None => self.range(),
+        };
+        out.header(&encode_range(range))?;
         let (start, end) = row_key_bounds(range.0, range.1);
         let end = end.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut items = Vec::new();
         for pair in view.range(&self.items, Bound::Included(start), end) {
             let (key, value) = pair?;
-            items.push((key.to_vec(), value.to_vec()));
+            out.record(&key, &value)?;
         }
-        postcard::to_stdvec(&PartitionExport { range, items })
-            .map_err(|e| corrupt(PartitionError::Corrupt(e.to_string())))
+        Ok(())
     }
 
-    /// Replaces this replica's items in the exported range with the
-    /// export's, takes the export's range, and recounts the statistics.
-    fn import(&self, ctx: &mut ApplyContext, data: &[u8]) -> Result<(), StorageError> {
-        let export: PartitionExport = postcard::from_bytes(data)
-            .map_err(|e| corrupt(PartitionError::Corrupt(e.to_string())))?;
+    /// Makes this replica's items in the exported range the export's (a
+    /// merge of the two sorted key sequences: each key is written once,
+    /// and an item in both is overwritten, never missing meanwhile), takes
+    /// the export's range, and recounts the statistics.
+    fn import(
+        &self,
+        input: &mut SnapshotReader,
+        out: &mut ImportWriter,
+    ) -> Result<(), StorageError> {
+        let range = decode_range(input.header()).map_err(corrupt)?;
         // Only the export's range is replaced: tokens outside it (given away
         // by a split this replica had not applied) belong to another
         // partition, whose items may share this keyspace.
-        let (first, last) = export.range;
-        let (start, end) = row_key_bounds(first, last);
+        let (start, end) = row_key_bounds(range.0, range.1);
         let end = end.map_or(Bound::Unbounded, Bound::Excluded);
-        for pair in self.items.range(Bound::Included(start), end, false) {
-            let (key, _) = pair?;
-            ctx.delete(&self.items, key.to_vec());
-        }
-        let mut size_bytes = 0u64;
-        let item_count = export.items.len() as u64;
-        for (key, value) in export.items {
+        let mut existing = self.items.range(Bound::Included(start), end, false);
+        let mut next_existing = move || -> Result<Option<Vec<u8>>, StorageError> {
+            Ok(existing.next().transpose()?.map(|(key, _)| key.to_vec()))
+        };
+        let mut stale = next_existing()?;
+        let (mut item_count, mut size_bytes) = (0u64, 0u64);
+        let mut previous: Option<Vec<u8>> = None;
+        while let Some((key, value)) = input.next_record()? {
+            let in_range = row_key_token(&key).is_some_and(|t| range.0 <= t && t <= range.1);
+            if !in_range || previous.as_ref().is_some_and(|p| key <= *p) {
+                return Err(corrupt(PartitionError::Corrupt(
+                    "a snapshot's items are out of order or out of its range".into(),
+                )));
+            }
+            while let Some(old) = stale.take_if(|old| *old <= key) {
+                if old < key {
+                    out.delete(&self.items, old)?;
+                }
+                stale = next_existing()?;
+            }
             size_bytes += u64::from(stored_size(&value).map_err(corrupt)?);
-            ctx.put(&self.items, key, value);
+            item_count += 1;
+            out.put(&self.items, key.clone(), value)?;
+            previous = Some(key);
+        }
+        while let Some(old) = stale {
+            out.delete(&self.items, old)?;
+            stale = next_existing()?;
         }
         self.stats.set(item_count, size_bytes);
-        *self.range.lock().unwrap_or_else(|e| e.into_inner()) = export.range;
-        ctx.put(
+        *self.range.lock().unwrap_or_else(|e| e.into_inner()) = range;
+        out.put(
             &self.stats_keyspace,
             self.group_id.to_be_bytes().to_vec(),
             self.stats.encode(),
-        );
-        ctx.put(
+        )?;
+        out.put(
             &self.stats_keyspace,
             range_key(self.group_id),
-            encode_range(export.range),
-        );
-        Ok(())
+            encode_range(range),
+        )
     }
 }

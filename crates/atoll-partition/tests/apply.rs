@@ -345,13 +345,8 @@ fn an_export_replaces_another_replicas_range_and_recounts() {
         put(&item("only-here", "stale"), ReturnValues::None),
     ]);
     let view = leader.storage.read_view();
-    let data = leader.sm.export(&view).expect("export");
-    let mut ctx = ApplyContext::new();
-    follower.sm.import(&mut ctx, &data).expect("import");
-    follower
-        .storage
-        .commit(ctx.into_batch(), Durability::Buffered)
-        .expect("commit");
+    atoll_replication::transfer_state(&leader.sm, &view, &follower.sm, &follower.storage)
+        .expect("export and import");
 
     assert_eq!(follower.get("k3"), Some(item("k3", "leader")));
     assert_eq!(follower.get("only-here"), None);

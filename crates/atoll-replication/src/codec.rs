@@ -47,6 +47,8 @@ pub(crate) enum MetaTag {
     Applied = 4,
     Membership = 5,
     Snapshot = 6,
+    /// A received snapshot's meta while it is being imported.
+    Installing = 7,
 }
 
 /// Converts any error into the `io::Error` openraft's storage traits expect.

@@ -28,6 +28,8 @@ pub struct Group {
     // Serialises this node's membership changes of the group: each reads
     // the voters and writes a new set, and two at once would lose one.
     pub(crate) membership_change: std::sync::Arc<tokio::sync::Mutex<()>>,
+    // Raised while this replica imports a snapshot (see `GroupSm`).
+    pub(crate) installing_snapshot: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Group {
@@ -413,6 +415,13 @@ impl Group {
             .membership()
             .voter_ids()
             .collect()
+    }
+
+    /// Whether this replica is importing a snapshot: its state is then part
+    /// old, part new, and reads belong elsewhere.
+    pub fn is_installing_snapshot(&self) -> bool {
+        self.installing_snapshot
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The index of the last entry applied to this replica's state machine.

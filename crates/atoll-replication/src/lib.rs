@@ -16,6 +16,7 @@ mod log_writer;
 mod node;
 mod service;
 pub mod sim;
+mod snapshot;
 mod state_machine;
 mod transport;
 
@@ -27,6 +28,7 @@ pub use error::ReplicationError;
 pub use group::Group;
 pub use node::{NodeOptions, RaftNode};
 pub use service::{ServiceFuture, ServiceHandler};
+pub use snapshot::{ImportWriter, SnapshotReader, SnapshotWriter, transfer_state};
 pub use state_machine::{ApplyContext, GroupStateMachine};
 
 /// Identifies a Raft group (a partition, or the metadata catalog) on every node.

@@ -15,7 +15,8 @@ use crate::group::Group;
 use crate::log_store::{GroupLogStore, LogShared};
 use crate::log_writer::LogWriterHandle;
 use crate::service::{AddressBook, ServiceHandler, ServicePool};
-use crate::state_machine::{GroupSm, GroupStateMachine};
+use crate::snapshot::remove_partial_spools;
+use crate::state_machine::{GroupSm, GroupStateMachine, delete_group_records};
 use crate::transport::{self, TcpNetwork};
 use crate::{GroupId, NodeId, TypeConfig};
 
@@ -97,6 +98,9 @@ impl RaftNode {
     /// when `raft_listen_addr` is set, the transport that peers connect to
     /// (this needs a Tokio runtime).
     pub fn open(storage: Storage, options: NodeOptions) -> Result<Arc<RaftNode>, ReplicationError> {
+        if let Some(dir) = storage.spool_dir() {
+            remove_partial_spools(&dir).map_err(stopped)?;
+        }
         let log_ks = storage.log_keyspace(RAFT_LOG_KEYSPACE)?;
         let meta_ks = storage.keyspace(RAFT_META_KEYSPACE)?;
         let sm_meta = storage.keyspace(SM_META_KEYSPACE)?;
@@ -161,6 +165,11 @@ impl RaftNode {
     /// The Raft instance of group `id`, for the transport.
     pub(crate) fn raft_of(&self, id: GroupId) -> Option<Raft> {
         self.group(id).map(|group| group.raft)
+    }
+
+    /// Where snapshots being received are spooled (`None`: in memory).
+    pub(crate) fn spool_dir(&self) -> Option<std::path::PathBuf> {
+        self.storage.spool_dir()
     }
 
     /// This node's id.
@@ -394,8 +403,16 @@ impl RaftNode {
             )));
         }
         let log = GroupLogStore::open(id, self.log.clone()).map_err(stopped)?;
-        let state_machine =
-            GroupSm::open(id, self.storage.clone(), self.sm_meta.clone(), sm).map_err(stopped)?;
+        let installing_snapshot = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut state_machine = GroupSm::open(
+            id,
+            self.storage.clone(),
+            self.sm_meta.clone(),
+            sm,
+            installing_snapshot.clone(),
+        )
+        .map_err(stopped)?;
+        state_machine.resume_install().await.map_err(stopped)?;
         let network = TcpNetwork {
             group: id,
             local: self.options.node_id,
@@ -422,6 +439,7 @@ impl RaftNode {
             raft,
             log,
             membership_change: Arc::default(),
+            installing_snapshot,
         };
         {
             // Checked again under the lock `stop` empties the groups with:
@@ -482,22 +500,13 @@ impl RaftNode {
         GroupLogStore::open(id, self.log.clone())
             .and_then(|log| log.destroy())
             .map_err(stopped)?;
-        let mut batch = atoll_storage::WriteBatch::new();
-        for tag in [MetaTag::Applied, MetaTag::Membership, MetaTag::Snapshot] {
-            batch.delete(&self.sm_meta, meta_key(id, tag).to_vec());
-        }
-        self.storage
-            .commit(batch, atoll_storage::Durability::Buffered)?;
+        delete_group_records(&self.storage, &self.sm_meta, id).map_err(stopped)?;
         self.log.writer.barrier().await.map_err(stopped)?;
         Ok(())
     }
 
     /// Stops group `id` and deletes its log and records (the caller drops its data).
-    pub async fn destroy_group(
-        &self,
-        id: GroupId,
-        sm: Arc<dyn GroupStateMachine>,
-    ) -> Result<(), ReplicationError> {
+    pub async fn destroy_group(&self, id: GroupId) -> Result<(), ReplicationError> {
         let group = self
             .groups
             .write()
@@ -511,9 +520,7 @@ impl RaftNode {
             None => GroupLogStore::open(id, self.log.clone()).map_err(stopped)?,
         };
         log.destroy().map_err(stopped)?;
-        GroupSm::open(id, self.storage.clone(), self.sm_meta.clone(), sm)
-            .and_then(|sm| sm.destroy())
-            .map_err(stopped)?;
+        delete_group_records(&self.storage, &self.sm_meta, id).map_err(stopped)?;
         self.log.writer.barrier().await.map_err(stopped)?;
         Ok(())
     }

@@ -10,10 +10,10 @@ use std::io;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use crate::NodeId;
 use crate::error::ReplicationError;
 use crate::node::RaftNode;
 use crate::transport::{Envelope, Reply, Request, dispatch};
-use crate::{GroupId, NodeId};
 
 /// Faults the network injects.
 #[derive(Clone, Debug, Default)]
@@ -26,7 +26,7 @@ pub struct Faults {
     pub cut: BTreeSet<(NodeId, NodeId)>,
 }
 
-type Incoming = Option<(GroupId, Vec<u8>)>;
+type Incoming = Option<crate::snapshot::IncomingSnapshot>;
 
 /// A link, one way, a stream on it (a group, or a service call's payload)
 /// and a kind of message.

@@ -4,8 +4,13 @@
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use atoll_storage::{Bytes, Durability, Keyspace, ReadView, Storage, StorageError, WriteBatch};
+
+use crate::snapshot::{
+    GroupSnapshot, ImportWriter, SnapshotReader, SnapshotWriter, Spool, installing_path, read_spool,
+};
 use futures_util::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StoredMembership};
@@ -26,17 +31,24 @@ pub trait GroupStateMachine: Send + Sync + 'static {
         command: &[u8],
     ) -> Result<ApplyOutput, StorageError>;
 
-    /// The group's whole state as `view` sees it, in the form `import`
-    /// takes: what a snapshot sends to a replica that is too far behind.
-    fn export(&self, view: &ReadView) -> Result<Vec<u8>, StorageError> {
-        let _ = view;
+    /// Writes the group's whole state as `view` sees it to `out`, in the
+    /// form `import` reads: what a snapshot sends to a replica that is too
+    /// far behind. Records are written as they are read, never gathered.
+    fn export(&self, view: &ReadView, out: &mut SnapshotWriter<'_>) -> Result<(), StorageError> {
+        let _ = (view, out);
         Err(unsupported("exporting this group's state"))
     }
 
-    /// Replaces the group's whole state with `data` from `export`; the
-    /// writes go into `ctx`, committed with the snapshot's position.
-    fn import(&self, ctx: &mut ApplyContext, data: &[u8]) -> Result<(), StorageError> {
-        let _ = (ctx, data);
+    /// Replaces the group's whole state with the export `input` reads;
+    /// the writes go through `out`, whose last batch commits with the
+    /// snapshot's position. An import that stops half-way (a crash) is
+    /// started again from the beginning, on whatever it had written.
+    fn import(
+        &self,
+        input: &mut SnapshotReader,
+        out: &mut ImportWriter,
+    ) -> Result<(), StorageError> {
+        let _ = (input, out);
         Err(unsupported("importing this group's state"))
     }
 }
@@ -130,42 +142,6 @@ impl ApplyContext {
     }
 }
 
-/// A snapshot's data. A group's state already lives in the engine, so a
-/// local snapshot is an engine view at the snapshot's log position, exported
-/// only when a replica needs it; one received from a leader is that export.
-pub enum GroupSnapshot {
-    /// This replica's state at the snapshot point.
-    Local {
-        /// The engine as it was at the snapshot point.
-        view: ReadView,
-        /// The group's state machine, which knows what of the engine is its state.
-        sm: Arc<dyn GroupStateMachine>,
-    },
-    /// A leader's export, to install.
-    Received(Vec<u8>),
-}
-
-impl GroupSnapshot {
-    /// The exported state (reads the engine view of a local snapshot).
-    pub(crate) fn export(self) -> Result<Vec<u8>, StorageError> {
-        match self {
-            GroupSnapshot::Local { view, sm } => sm.export(&view),
-            GroupSnapshot::Received(data) => Ok(data),
-        }
-    }
-}
-
-impl std::fmt::Debug for GroupSnapshot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            GroupSnapshot::Local { .. } => f.write_str("GroupSnapshot::Local"),
-            GroupSnapshot::Received(data) => {
-                write!(f, "GroupSnapshot::Received({} bytes)", data.len())
-            }
-        }
-    }
-}
-
 /// openraft's view of a group's state machine.
 pub(crate) struct GroupSm {
     group: GroupId,
@@ -174,15 +150,20 @@ pub(crate) struct GroupSm {
     inner: Arc<dyn GroupStateMachine>,
     applied: Option<LogId>,
     membership: typ::StoredMembership,
+    // Set while a received snapshot is imported, in batches: a local read
+    // meanwhile would see the state half old, half new.
+    installing: Arc<AtomicBool>,
 }
 
 impl GroupSm {
-    /// Loads the applied state of `group`.
+    /// Loads the applied state of `group`; `installing` is raised while a
+    /// snapshot is being imported.
     pub(crate) fn open(
         group: GroupId,
         storage: Storage,
         sm_meta: Keyspace,
         inner: Arc<dyn GroupStateMachine>,
+        installing: Arc<AtomicBool>,
     ) -> io::Result<Self> {
         let applied = match sm_meta
             .get(&meta_key(group, MetaTag::Applied))
@@ -205,19 +186,154 @@ impl GroupSm {
             inner,
             applied,
             membership,
+            installing,
         })
     }
 
-    /// Removes the group's applied-state records.
-    pub(crate) fn destroy(&self) -> io::Result<()> {
-        let mut batch = WriteBatch::new();
-        for tag in [MetaTag::Applied, MetaTag::Membership, MetaTag::Snapshot] {
-            batch.delete(&self.sm_meta, meta_key(self.group, tag).to_vec());
-        }
-        self.storage
-            .commit(batch, Durability::Buffered)
-            .map_err(io_error)
+    /// Finishes an install that a crash interrupted (its marker is still
+    /// there) by importing the kept snapshot again, before the group
+    /// starts: the state is part old, part new until then. Removes a kept
+    /// snapshot whose install had finished.
+    pub(crate) async fn resume_install(&mut self) -> io::Result<()> {
+        // The in-memory engine installs in one go and keeps no spool.
+        let Some(dir) = self.storage.spool_dir() else {
+            return Ok(());
+        };
+        let path = installing_path(&dir, self.group);
+        let marker = self
+            .sm_meta
+            .get(&meta_key(self.group, MetaTag::Installing))
+            .map_err(io_error)?;
+        let Some(marker) = marker else {
+            return remove_if_present(&path);
+        };
+        let meta: SnapshotMeta = decode(&marker)?;
+        tracing::warn!(
+            group = self.group,
+            "importing again a snapshot whose install a stop interrupted"
+        );
+        let parts = self.install_parts();
+        let (meta_owned, kept) = (meta.clone(), path.clone());
+        blocking(&self.storage, move || {
+            import_and_commit(&parts, &meta_owned, read_spool(&kept)?)
+        })
+        .await??;
+        remove_if_present(&path)?;
+        self.applied = meta.last_log_id;
+        self.membership = meta.last_membership;
+        Ok(())
     }
+
+    fn install_parts(&self) -> InstallParts {
+        InstallParts {
+            group: self.group,
+            storage: self.storage.clone(),
+            sm_meta: self.sm_meta.clone(),
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// Removes group `group`'s applied-state records and any snapshot kept for
+/// an install (its state machine's own data is the caller's to drop).
+pub(crate) fn delete_group_records(
+    storage: &Storage,
+    sm_meta: &Keyspace,
+    group: GroupId,
+) -> io::Result<()> {
+    let mut batch = WriteBatch::new();
+    for tag in [
+        MetaTag::Applied,
+        MetaTag::Membership,
+        MetaTag::Snapshot,
+        MetaTag::Installing,
+    ] {
+        batch.delete(sm_meta, meta_key(group, tag).to_vec());
+    }
+    storage
+        .commit(batch, Durability::Buffered)
+        .map_err(io_error)?;
+    match storage.spool_dir() {
+        Some(dir) => remove_if_present(&installing_path(&dir, group)),
+        None => Ok(()),
+    }
+}
+
+fn remove_if_present(path: &std::path::Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// What installing a snapshot needs, taken to a blocking thread.
+struct InstallParts {
+    group: GroupId,
+    storage: Storage,
+    sm_meta: Keyspace,
+    inner: Arc<dyn GroupStateMachine>,
+}
+
+/// Installs a received snapshot. A spooled one is first kept under the
+/// group's name and marked as being installed, durably: a crash during the
+/// import (which commits in many batches) is then finished at the next
+/// start, instead of leaving a state that matches no log position.
+fn install_received(parts: &InstallParts, meta: &SnapshotMeta, spool: Spool) -> io::Result<()> {
+    let file = match spool {
+        Spool::Memory(_) => return import_and_commit(parts, meta, spool.reader()?),
+        Spool::File(file) => file,
+    };
+    let dir = parts
+        .storage
+        .spool_dir()
+        .ok_or_else(|| io::Error::other("a spooled snapshot on an engine without a spool"))?;
+    let kept = installing_path(&dir, parts.group);
+    file.keep_as(&kept)?;
+    let mut marker = WriteBatch::new();
+    marker.put(
+        &parts.sm_meta,
+        meta_key(parts.group, MetaTag::Installing).to_vec(),
+        encode(meta)?,
+    );
+    parts
+        .storage
+        .commit(marker, Durability::Synced)
+        .map_err(io_error)?;
+    import_and_commit(parts, meta, read_spool(&kept)?)?;
+    remove_if_present(&kept)
+}
+
+/// Imports the snapshot `reader` reads, then commits its position with
+/// the last of the import's writes (and lifts the install marker), synced:
+/// the log behind the snapshot is gone, so the state must be durable.
+fn import_and_commit(
+    parts: &InstallParts,
+    meta: &SnapshotMeta,
+    mut reader: SnapshotReader,
+) -> io::Result<()> {
+    let mut out = ImportWriter::new(parts.storage.clone());
+    parts
+        .inner
+        .import(&mut reader, &mut out)
+        .map_err(io_error)?;
+    reader.expect_end()?;
+    let mut batch = out.into_batch();
+    let records = [
+        (MetaTag::Applied, encode(&meta.last_log_id)?),
+        (MetaTag::Membership, encode(&meta.last_membership)?),
+        (MetaTag::Snapshot, encode(meta)?),
+    ];
+    for (tag, value) in records {
+        batch.put(&parts.sm_meta, meta_key(parts.group, tag).to_vec(), value);
+    }
+    batch.delete(
+        &parts.sm_meta,
+        meta_key(parts.group, MetaTag::Installing).to_vec(),
+    );
+    parts
+        .storage
+        .commit(batch, Durability::Synced)
+        .map_err(io_error)
 }
 
 /// Builds snapshots of a group.
@@ -372,32 +488,18 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
         meta: &SnapshotMeta,
         snapshot: GroupSnapshot,
     ) -> Result<(), io::Error> {
-        let GroupSnapshot::Received(data) = snapshot else {
+        let GroupSnapshot::Received(spool) = snapshot else {
             return Err(io::Error::other("a local snapshot cannot be installed"));
         };
-        let (group, storage, sm_meta, inner) = (
-            self.group,
-            self.storage.clone(),
-            self.sm_meta.clone(),
-            self.inner.clone(),
-        );
+        let parts = self.install_parts();
         let meta_owned = meta.clone();
-        blocking(&self.storage, move || -> io::Result<()> {
-            let mut ctx = ApplyContext::new();
-            inner.import(&mut ctx, &data).map_err(io_error)?;
-            let mut batch = ctx.into_batch();
-            let records = [
-                (MetaTag::Applied, encode(&meta_owned.last_log_id)?),
-                (MetaTag::Membership, encode(&meta_owned.last_membership)?),
-                (MetaTag::Snapshot, encode(&meta_owned)?),
-            ];
-            for (tag, value) in records {
-                batch.put(&sm_meta, meta_key(group, tag).to_vec(), value);
-            }
-            // The log behind the snapshot is gone: the state must be durable.
-            storage.commit(batch, Durability::Synced).map_err(io_error)
+        self.installing.store(true, Ordering::SeqCst);
+        let outcome = blocking(&self.storage, move || {
+            install_received(&parts, &meta_owned, spool)
         })
-        .await??;
+        .await;
+        self.installing.store(false, Ordering::SeqCst);
+        outcome??;
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         Ok(())

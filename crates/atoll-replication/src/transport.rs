@@ -7,8 +7,9 @@
 //! `Refused` when it is not the node asked for or does not host the group.
 //!
 //! A snapshot (for a follower behind the leader's purged log) travels as a
-//! series of chunks on the same connection; the receiver assembles them in
-//! memory and installs the whole when the last arrives.
+//! series of chunks on the same connection, exported as they are sent; the
+//! receiver spools them to a file (see `snapshot`) and installs the whole
+//! when the last arrives.
 
 use std::future::Future;
 use std::io;
@@ -28,7 +29,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::codec::{decode, encode};
 use crate::node::RaftNode;
-use crate::state_machine::GroupSnapshot;
+use crate::snapshot::{ChunkSource, GroupSnapshot, IncomingSnapshot};
 use crate::{GroupId, NodeId, TypeConfig};
 
 /// Largest frame either side accepts; a longer length prefix is a broken or
@@ -38,16 +39,12 @@ const MAX_FRAME_BYTES: u32 = 64 * 1024 * 1024;
 /// Time allowed to open a connection to a peer.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Bytes of snapshot per chunk.
-const SNAPSHOT_CHUNK_BYTES: usize = 4 * 1024 * 1024;
-
-/// Largest snapshot a node accepts. Snapshots are assembled in memory, so
-/// this bounds what a peer can make it hold (partitions split at 10 GB of
-/// items; streaming snapshots through a file is a follow-up).
-const MAX_SNAPSHOT_BYTES: usize = 1024 * 1024 * 1024;
-
-/// Time allowed to install a received snapshot.
+/// Time allowed to install a received snapshot, at the least.
 const SNAPSHOT_INSTALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The slowest import of a snapshot the sender waits for: a partition
+/// near its 10 GB split size takes minutes to import on a slow disk.
+const SLOWEST_IMPORT_BYTES_PER_S: u64 = 8 * 1024 * 1024;
 
 /// The target of a service call that whichever node listens may answer.
 pub(crate) const ANY_NODE: NodeId = NodeId::MAX;
@@ -150,8 +147,8 @@ async fn serve_connection(stream: TcpStream, node: Weak<RaftNode>) -> io::Result
     stream.set_nodelay(true)?;
     let (reader, writer) = stream.into_split();
     let (mut reader, mut writer) = (BufReader::new(reader), BufWriter::new(writer));
-    // A snapshot being received on this connection: its group and bytes so far.
-    let mut incoming: Option<(GroupId, Vec<u8>)> = None;
+    // A snapshot being received on this connection.
+    let mut incoming: Option<IncomingSnapshot> = None;
     loop {
         let frame = match read_frame(&mut reader).await {
             Ok(frame) => frame,
@@ -170,7 +167,7 @@ async fn serve_connection(stream: TcpStream, node: Weak<RaftNode>) -> io::Result
 pub(crate) async fn dispatch(
     node: &RaftNode,
     envelope: Envelope,
-    incoming: &mut Option<(GroupId, Vec<u8>)>,
+    incoming: &mut Option<IncomingSnapshot>,
 ) -> Reply {
     if node.is_stopped() {
         return Reply::Refused(format!("node {} has stopped", node.node_id()));
@@ -225,29 +222,35 @@ pub(crate) async fn dispatch(
         } => {
             let group = envelope.group;
             if offset == 0 {
-                *incoming = Some((group, Vec::new()));
+                *incoming = match IncomingSnapshot::start(group, node.spool_dir()).await {
+                    Ok(started) => Some(started),
+                    Err(e) => return Reply::Refused(format!("cannot spool a snapshot: {e}")),
+                };
             }
-            let Some((receiving, buffer)) = incoming.as_mut() else {
+            let Some(receiving) = incoming.as_mut() else {
                 return Reply::Refused("snapshot chunk without its beginning".into());
             };
-            if *receiving != group || buffer.len() as u64 != offset {
+            if receiving.group() != group || receiving.received_bytes() != offset {
                 *incoming = None;
                 return Reply::Refused("snapshot chunk out of order".into());
             }
-            if buffer.len() + data.len() > MAX_SNAPSHOT_BYTES {
+            if let Err(e) = receiving.append(&data).await {
                 *incoming = None;
-                return Reply::Refused(format!("snapshot larger than {MAX_SNAPSHOT_BYTES} bytes"));
+                return Reply::Refused(format!("cannot spool a snapshot: {e}"));
             }
-            buffer.extend_from_slice(&data);
             if !done {
                 return Reply::ChunkReceived;
             }
-            let Some((_, data)) = incoming.take() else {
+            let Some(received) = incoming.take() else {
                 return Reply::Refused("snapshot lost".into());
+            };
+            let spool = match received.finish().await {
+                Ok(spool) => spool,
+                Err(e) => return Reply::Refused(format!("cannot spool a snapshot: {e}")),
             };
             let snapshot = openraft::Snapshot {
                 meta,
-                snapshot: GroupSnapshot::Received(data),
+                snapshot: GroupSnapshot::Received(spool),
             };
             match raft.install_full_snapshot(vote, snapshot).await {
                 Ok(response) => Reply::Snapshot(response),
@@ -480,33 +483,39 @@ impl RaftNetworkV2<TypeConfig> for TcpPeer {
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let meta = snapshot.meta;
-        let data = if self.simulated.is_some() {
-            // In a simulation everything runs on one thread, in order.
-            snapshot.snapshot.export()
-        } else {
-            tokio::task::spawn_blocking(move || snapshot.snapshot.export())
-                .await
-                .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?
-        }
-        .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
-        let chunks: Vec<&[u8]> = if data.is_empty() {
-            vec![&[]]
-        } else {
-            data.chunks(SNAPSHOT_CHUNK_BYTES).collect()
+        let network_error = |e: &io::Error| StreamingError::Network(NetworkError::new(e));
+        // In a simulation everything runs on one thread, in order.
+        let mut chunks = ChunkSource::start(snapshot.snapshot, self.simulated.is_some());
+        let mut current = match chunks.next().await {
+            Some(chunk) => chunk.map_err(|e| network_error(&e))?,
+            None => {
+                return Err(network_error(&io::Error::other(
+                    "an export without a chunk",
+                )));
+            }
         };
-        let last = chunks.len() - 1;
         let mut offset = 0u64;
-        for (index, chunk) in chunks.into_iter().enumerate() {
-            let done = index == last;
+        loop {
+            // One chunk ahead, to know which is the last.
+            let next = chunks
+                .next()
+                .await
+                .transpose()
+                .map_err(|e| network_error(&e))?;
+            let done = next.is_none();
+            let length = current.len() as u64;
             let request = Request::SnapshotChunk {
                 vote,
                 meta: meta.clone(),
                 offset,
-                data: chunk.to_vec(),
+                data: current,
                 done,
             };
             let timeout = if done {
-                option.hard_ttl().max(SNAPSHOT_INSTALL_TIMEOUT)
+                let import_s = (offset + length) / SLOWEST_IMPORT_BYTES_PER_S;
+                option
+                    .hard_ttl()
+                    .max(SNAPSHOT_INSTALL_TIMEOUT + Duration::from_secs(import_s))
             } else {
                 option.hard_ttl().max(CONNECT_TIMEOUT)
             };
@@ -514,8 +523,8 @@ impl RaftNetworkV2<TypeConfig> for TcpPeer {
                 Ok(Reply::ChunkReceived) if !done => {}
                 Ok(Reply::Snapshot(response)) if done => return Ok(response),
                 Ok(_) => {
-                    return Err(StreamingError::Network(NetworkError::new(
-                        &io::Error::other("unexpected reply to a snapshot chunk"),
+                    return Err(network_error(&io::Error::other(
+                        "unexpected reply to a snapshot chunk",
                     )));
                 }
                 Err(CallError::Unreachable(e)) => {
@@ -527,10 +536,15 @@ impl RaftNetworkV2<TypeConfig> for TcpPeer {
                     )));
                 }
             }
-            offset += chunk.len() as u64;
+            offset += length;
+            match next {
+                Some(chunk) => current = chunk,
+                None => {
+                    return Err(network_error(&io::Error::other(
+                        "snapshot sent without a final chunk",
+                    )));
+                }
+            }
         }
-        Err(StreamingError::Network(NetworkError::new(
-            &io::Error::other("snapshot sent without a final chunk"),
-        )))
     }
 }

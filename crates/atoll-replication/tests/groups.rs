@@ -82,6 +82,6 @@ async fn writes_commit_apply_and_survive_restart() {
         *after.downcast::<Option<Vec<u8>>>().unwrap(),
         Some(b"2".to_vec())
     );
-    node.destroy_group(7, kv.clone()).await.unwrap();
+    node.destroy_group(7).await.unwrap();
     assert!(node.group(7).is_none());
 }

@@ -11,7 +11,7 @@ mod error;
 mod memory;
 
 use std::ops::Bound;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use error::StorageError;
@@ -68,6 +68,7 @@ enum Engine {
     Fjall {
         db: fjall::Database,
         options: Arc<StorageOptions>,
+        path: Arc<Path>,
     },
     Memory(Arc<MemoryEngine>),
 }
@@ -138,17 +139,28 @@ impl Storage {
             engine: Engine::Fjall {
                 db,
                 options: Arc::new(options),
+                path: Arc::from(path),
             },
         })
     }
 
-    /// A volatile engine for unit tests.
+    /// A directory of the caller's own, beside the engine's files, for data
+    /// too large to hold in memory (a snapshot being received); `None` for
+    /// the in-memory engine. The engine reads only its own subdirectories.
+    pub fn spool_dir(&self) -> Option<PathBuf> {
+        match &self.engine {
+            Engine::Fjall { path, .. } => Some(path.join("spool")),
+            Engine::Memory(_) => None,
+        }
+    }
+
     /// Whether this is the in-memory engine (tests and simulations: its
     /// commits are immediate, so callers may run them inline).
     pub fn is_in_memory(&self) -> bool {
         matches!(self.engine, Engine::Memory(_))
     }
 
+    /// A volatile engine for unit tests.
     pub fn in_memory() -> Storage {
         Storage {
             engine: Engine::Memory(Arc::new(MemoryEngine::default())),
@@ -175,7 +187,7 @@ impl Storage {
             return Err(StorageError::InvalidKeyspaceName(name.to_string()));
         }
         let inner = match &self.engine {
-            Engine::Fjall { db, options } => {
+            Engine::Fjall { db, options, .. } => {
                 let memtable_bytes = options.max_memtable_size_bytes;
                 KeyspaceInner::Fjall(db.keyspace(name, || {
                     let create = fjall::KeyspaceCreateOptions::default()

@@ -61,10 +61,8 @@ fn an_export_replaces_another_catalog() {
         follower.execute(ctx, create("stale")).unwrap().unwrap();
     });
 
-    let data = leader.export(&leader_storage.read_view()).unwrap();
-    run(&follower_storage, |ctx| {
-        follower.import(ctx, &data).unwrap()
-    });
+    let view = leader_storage.read_view();
+    atoll_replication::transfer_state(&leader, &view, &follower, &follower_storage).unwrap();
     let names = |c: &CatalogStateMachine| -> Vec<String> {
         c.tables().iter().map(|t| t.name.clone()).collect()
     };

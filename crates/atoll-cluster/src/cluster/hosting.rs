@@ -404,15 +404,15 @@ impl Cluster {
     /// Stops and deletes this node's replica of `group` (its table is gone,
     /// or the replica moved to another node).
     async fn destroy_partition(&self, group: GroupId) -> Result<(), ClusterError> {
-        let Some(handle) = self
+        let hosted = self
             .partitions
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&group)
-        else {
+            .remove(&group);
+        if hosted.is_none() {
             return Ok(());
-        };
-        self.node.destroy_group(group, handle.sm.clone()).await?;
+        }
+        self.node.destroy_group(group).await?;
         let mut batch = atoll_storage::WriteBatch::new();
         for key in PartitionStateMachine::record_keys(group) {
             batch.delete(&self.stats_keyspace, key);
@@ -431,8 +431,7 @@ impl Cluster {
             if self.handle(partition.group_id).is_some() {
                 self.destroy_partition(partition.group_id).await?;
             } else if self.node.has_group_state(partition.group_id)? {
-                let sm = self.partition_state_machine(table, partition)?;
-                self.node.destroy_group(partition.group_id, sm).await?;
+                self.node.destroy_group(partition.group_id).await?;
             }
         }
         if self.storage.keyspace_names().contains(&table.keyspace) {

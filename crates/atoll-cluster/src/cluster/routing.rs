@@ -64,8 +64,10 @@ impl Cluster {
                 return Some(Target::Local(handle));
             }
             // A replica that joined empty has nothing to read until its
-            // first snapshot or entry: another replica answers meanwhile.
-            let caught_up = handle.group.applied_index().is_some();
+            // first snapshot or entry, and one importing a snapshot holds a
+            // mix of old and new: another replica answers meanwhile.
+            let caught_up =
+                handle.group.applied_index().is_some() && !handle.group.is_installing_snapshot();
             if !needs_leader && caught_up {
                 return Some(Target::Local(handle));
             }

@@ -1,8 +1,11 @@
 //! A key-value state machine the replication tests drive groups with.
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use atoll_replication::{ApplyContext, ApplyOutput, GroupStateMachine};
+use atoll_replication::{
+    ApplyContext, ApplyOutput, GroupStateMachine, ImportWriter, SnapshotReader, SnapshotWriter,
+};
 use atoll_storage::{Keyspace, ReadView, StorageError};
 
 /// A command "key=value" sets key and returns the old value (`Option<Vec<u8>>`).
@@ -28,26 +31,34 @@ impl GroupStateMachine for Kv {
         Ok(ApplyOutput::new(old))
     }
 
-    fn export(&self, view: &ReadView) -> Result<Vec<u8>, StorageError> {
-        let mut pairs = Vec::new();
+    fn export(&self, view: &ReadView, out: &mut SnapshotWriter<'_>) -> Result<(), StorageError> {
         for pair in view.range(&self.keyspace, Bound::Unbounded, Bound::Unbounded) {
             let (key, value) = pair?;
-            pairs.push((key.to_vec(), value.to_vec()));
+            out.record(&key, &value)?;
         }
-        Ok(postcard::to_stdvec(&pairs).expect("encode"))
+        Ok(())
     }
 
-    fn import(&self, ctx: &mut ApplyContext, data: &[u8]) -> Result<(), StorageError> {
-        let pairs: Vec<(Vec<u8>, Vec<u8>)> = postcard::from_bytes(data).expect("decode");
+    fn import(
+        &self,
+        input: &mut SnapshotReader,
+        out: &mut ImportWriter,
+    ) -> Result<(), StorageError> {
+        let mut pairs = BTreeMap::new();
+        while let Some((key, value)) = input.next_record()? {
+            pairs.insert(key, value);
+        }
         for pair in self
             .keyspace
             .range(Bound::Unbounded, Bound::Unbounded, false)
         {
             let (key, _) = pair?;
-            ctx.delete(&self.keyspace, key.to_vec());
+            if !pairs.contains_key(key.as_ref()) {
+                out.delete(&self.keyspace, key.to_vec())?;
+            }
         }
         for (key, value) in pairs {
-            ctx.put(&self.keyspace, key, value);
+            out.put(&self.keyspace, key, value)?;
         }
         Ok(())
     }
