@@ -10,6 +10,7 @@ mod error;
 mod read;
 mod state_machine;
 mod stored;
+mod stored_keys;
 
 pub use command::{
     ItemWrite, PartitionCommand, PartitionOutput, ReturnValues, WriteAction, WriteOp,

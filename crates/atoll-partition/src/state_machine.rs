@@ -18,6 +18,7 @@ use crate::command::{
 };
 use crate::error::PartitionError;
 use crate::stored::{stored_item, stored_size, stored_value};
+use crate::stored_keys::StoredKeys;
 
 /// Item count and total item size of a partition, maintained by `apply`.
 #[derive(Debug, Default)]
@@ -555,11 +556,8 @@ impl GroupStateMachine for PartitionStateMachine {
         // partition, whose items may share this keyspace.
         let (start, end) = row_key_bounds(range.0, range.1);
         let end = end.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut existing = self.items.range(Bound::Included(start), end, false);
-        let mut next_existing = move || -> Result<Option<Vec<u8>>, StorageError> {
-            Ok(existing.next().transpose()?.map(|(key, _)| key.to_vec()))
-        };
-        let mut stale = next_existing()?;
+        let mut stored = StoredKeys::new(&self.items, start, end);
+        let mut stale = stored.next(None)?;
         let (mut item_count, mut size_bytes) = (0u64, 0u64);
         let mut previous: Option<Vec<u8>> = None;
         while let Some((key, value)) = input.next_record()? {
@@ -573,7 +571,7 @@ impl GroupStateMachine for PartitionStateMachine {
                 if old < key {
                     out.delete(&self.items, old)?;
                 }
-                stale = next_existing()?;
+                stale = stored.next(previous.as_deref())?;
             }
             size_bytes += u64::from(stored_size(&value).map_err(corrupt)?);
             item_count += 1;
@@ -582,7 +580,7 @@ impl GroupStateMachine for PartitionStateMachine {
         }
         while let Some(old) = stale {
             out.delete(&self.items, old)?;
-            stale = next_existing()?;
+            stale = stored.next(previous.as_deref())?;
         }
         self.stats.set(item_count, size_bytes);
         *self.range.lock().unwrap_or_else(|e| e.into_inner()) = range;

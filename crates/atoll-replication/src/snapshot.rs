@@ -30,6 +30,16 @@ pub(crate) const CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// Bytes of writes an import gathers before it commits them.
 const IMPORT_BATCH_BYTES: usize = 8 * 1024 * 1024;
 
+/// Unflushed engine bytes above which an import waits for flushes: the
+/// engine lets memtables queue up without bound while a bulk writer
+/// outruns them (measured: half of a 1 GB import held in memory).
+const IMPORT_MAX_UNFLUSHED_BYTES: u64 = 96 * 1024 * 1024;
+
+/// How long an import waits on flushes that make no progress before going
+/// on regardless (unflushed bytes of other writers may never be flushed
+/// while they stay below a memtable's size).
+const IMPORT_FLUSH_STALL_MS: u64 = 2_000;
+
 /// Largest header, key or value a reader accepts: a longer length is a
 /// corrupt spool, refused before it is allocated.
 const MAX_PART_BYTES: u32 = 64 * 1024 * 1024;
@@ -262,6 +272,7 @@ impl ImportWriter {
             let full = std::mem::take(&mut self.batch);
             self.pending_bytes = 0;
             self.storage.commit(full, Durability::Buffered)?;
+            self.wait_for_flushes();
             // Tests stop an import here, after some of it is written, as a
             // crash would (without the `failpoints` feature: nothing).
             fail::fail_point!("snapshot-import-interrupted", |_| Err(io::Error::other(
@@ -270,6 +281,21 @@ impl ImportWriter {
             .into()));
         }
         Ok(())
+    }
+
+    fn wait_for_flushes(&self) {
+        let mut lowest = self.storage.unflushed_bytes();
+        let mut since_progress = std::time::Instant::now();
+        while lowest > IMPORT_MAX_UNFLUSHED_BYTES
+            && since_progress.elapsed() < std::time::Duration::from_millis(IMPORT_FLUSH_STALL_MS)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            let now = self.storage.unflushed_bytes();
+            if now < lowest {
+                lowest = now;
+                since_progress = std::time::Instant::now();
+            }
+        }
     }
 
     /// The writes not committed yet.

@@ -301,6 +301,16 @@ impl Storage {
         Ok(())
     }
 
+    /// Bytes written to memtables and not yet flushed to tables (0 in
+    /// memory): what a bulk writer waits on so its writes do not outrun the
+    /// engine's flushes.
+    pub fn unflushed_bytes(&self) -> u64 {
+        match &self.engine {
+            Engine::Fjall { db, .. } => db.write_buffer_size(),
+            Engine::Memory(_) => 0,
+        }
+    }
+
     /// Bytes the engine occupies on disk (0 in memory).
     pub fn disk_space_bytes(&self) -> u64 {
         match &self.engine {
