@@ -137,6 +137,8 @@ pub struct Cluster {
     split_load_ops_per_second: f64,
     // Where peers reach this node's inter-node port.
     advertise_addr: String,
+    // Whether a replica move this node started for balance is under way.
+    moving_replica: std::sync::atomic::AtomicBool,
     // Seed of table ids in a simulation (`NodeOptions::rng_seed`), and how
     // many were drawn.
     rng_seed: Option<u64>,
@@ -179,6 +181,7 @@ impl Cluster {
             lifecycle: tokio::sync::Mutex::new(()),
             hosting: tokio::sync::Mutex::new(()),
             joining: std::sync::Mutex::new(BTreeMap::new()),
+            moving_replica: std::sync::atomic::AtomicBool::new(false),
             advertise_addr: options.node.advertise_addr.clone(),
             rng_seed: options.node.rng_seed,
             table_ids_drawn: std::sync::atomic::AtomicU64::new(0),

@@ -63,6 +63,43 @@ pub fn addition_for(nodes: &[NodeInfo], current: &[NodeId]) -> Option<NodeId> {
     best_addition(nodes, current, candidates)
 }
 
+/// A replica move that evens out load, as (from, to): of the `movable`
+/// members of `current`, the one on the node holding the most replicas, to
+/// the node `replacement_for` would rebuild it on, when that node holds at
+/// least two replicas fewer (so the move narrows the spread rather than
+/// swapping its ends) and the move does not put two replicas in one zone
+/// where they were apart. `None` when no move is worth its copy.
+pub fn rebalance_move(
+    nodes: &[NodeInfo],
+    current: &[NodeId],
+    movable: &[NodeId],
+) -> Option<(NodeId, NodeId)> {
+    let count = |id: NodeId| nodes.iter().find(|n| n.id == id).map(|n| n.replica_count);
+    let from = movable
+        .iter()
+        .copied()
+        .filter(|id| current.contains(id))
+        .filter_map(|id| Some((count(id)?, id)))
+        .max_by_key(|(count, id)| (*count, std::cmp::Reverse(*id)))
+        .map(|(_, id)| id)?;
+    let to = replacement_for(nodes, current, from)?;
+    let narrows = count(to)? + 2 <= count(from)?;
+    let remaining: Vec<NodeId> = current.iter().copied().filter(|id| *id != from).collect();
+    let zone_shared = |id: NodeId| {
+        let zone = nodes
+            .iter()
+            .find(|n| n.id == id)
+            .and_then(|n| n.zone.as_deref());
+        zone.is_some_and(|zone| {
+            nodes
+                .iter()
+                .any(|n| remaining.contains(&n.id) && n.zone.as_deref() == Some(zone))
+        })
+    };
+    let keeps_zones_apart = !zone_shared(to) || zone_shared(from);
+    (narrows && keeps_zones_apart).then_some((from, to))
+}
+
 /// Among `candidates`, the one in a zone `holders` do not use, then with the
 /// fewest replicas, then with the lowest id.
 fn best_addition(
@@ -144,6 +181,45 @@ mod tests {
         assert_eq!(replacement_for(&nodes, &[1, 2, 3], 3), Some(5));
         // No free node: nothing to move to.
         assert_eq!(replacement_for(&nodes[..3], &[1, 2, 3], 3), None);
+    }
+
+    #[test]
+    fn a_replica_moves_from_the_fullest_node_to_an_emptier_one() {
+        let nodes = [
+            node(1, None, 4),
+            node(2, None, 5),
+            node(3, None, 4),
+            node(4, None, 0),
+        ];
+        // Node 1 leads (not movable): node 2's copy goes to the new node 4.
+        assert_eq!(rebalance_move(&nodes, &[1, 2, 3], &[2, 3]), Some((2, 4)));
+        // A spread of one is left alone: moving would only swap its ends.
+        let even = [
+            node(1, None, 3),
+            node(2, None, 3),
+            node(3, None, 3),
+            node(4, None, 2),
+        ];
+        assert_eq!(rebalance_move(&even, &[1, 2, 3], &[2, 3]), None);
+        // Nothing movable, or no node outside the partition: no move.
+        assert_eq!(rebalance_move(&nodes, &[1, 2, 3], &[]), None);
+        assert_eq!(rebalance_move(&nodes[..3], &[1, 2, 3], &[2, 3]), None);
+    }
+
+    #[test]
+    fn a_move_never_puts_two_replicas_in_one_zone() {
+        let nodes = [
+            node(1, Some("a"), 4),
+            node(2, Some("b"), 6),
+            node(3, Some("c"), 4),
+            node(4, Some("a"), 0),
+            node(5, Some("b"), 3),
+        ];
+        // Node 2 (zone b) is fullest; node 4 is emptiest, but zone a already
+        // holds a copy: the copy goes to node 5, zone b again.
+        assert_eq!(rebalance_move(&nodes, &[1, 2, 3], &[2, 3]), Some((2, 5)));
+        // Without node 5, no move keeps the zones apart.
+        assert_eq!(rebalance_move(&nodes[..4], &[1, 2, 3], &[2, 3]), None);
     }
 
     #[test]

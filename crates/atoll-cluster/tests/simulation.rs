@@ -37,8 +37,8 @@ use atoll_storage::Storage;
 /// The nodes that form the cluster.
 const NODES: [NodeId; 3] = [1, 2, 3];
 /// A node that joins the running cluster (`--join`) a third of the way in:
-/// it holds no partition replica (three nodes hold them all), so it
-/// forwards every request it is given.
+/// it holds no partition replica at first (three nodes hold them all), so
+/// it forwards what it is given until leaders move replicas onto it.
 const JOINER: NodeId = 4;
 const ALL_NODES: [NodeId; 4] = [1, 2, 3, JOINER];
 const TABLE: &str = "sim";
@@ -394,6 +394,8 @@ struct Run {
     table_partitions: usize,
     /// Requests answered through the node that joined.
     via_joiner: usize,
+    /// Replicas the node that joined holds at the end (moved for balance).
+    joiner_replicas: usize,
 }
 
 fn simulate(seed: u64, steps: u32) -> Run {
@@ -562,6 +564,13 @@ async fn simulate_run(seed: u64, steps: u32) -> Run {
         .map(|t| t.partitions.len())
         .unwrap_or(0);
     network.record(format!("{partitions_now} partitions"));
+    let joiner_replicas = settled
+        .report()
+        .nodes
+        .iter()
+        .find(|n| n.id == JOINER)
+        .map_or(0, |n| n.replica_count);
+    network.record(format!("node {JOINER} holds {joiner_replicas} replicas"));
     if !wrong.is_empty()
         && let Some(path) = std::env::var_os("SIM_TRACE_FILE")
     {
@@ -617,6 +626,7 @@ async fn simulate_run(seed: u64, steps: u32) -> Run {
         crashes,
         partitions,
         table_partitions: partitions_now,
+        joiner_replicas,
         via_joiner: network
             .trace()
             .iter()
@@ -650,10 +660,11 @@ fn routed_requests_stay_linearizable_under_simulated_faults() {
     for seed in seeds() {
         let run = simulate(seed, steps());
         println!(
-            "seed {seed}: {} writes acknowledged, {} consistent reads, {} requests through the node that joined, {} crashes, {} network partitions, {} table partitions, {} events",
+            "seed {seed}: {} writes acknowledged, {} consistent reads, {} requests through the node that joined, {} replicas moved onto it, {} crashes, {} network partitions, {} table partitions, {} events",
             run.acknowledged_writes,
             run.reads,
             run.via_joiner,
+            run.joiner_replicas,
             run.crashes,
             run.partitions,
             run.table_partitions,

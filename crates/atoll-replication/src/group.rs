@@ -406,6 +406,26 @@ impl Group {
         self.raft.metrics().borrow_watched().current_leader
     }
 
+    /// On the leader, after confirming it still leads: every member
+    /// (voters and learners) of the last membership the group committed.
+    /// A node missing from it may delete its replica: no quorum needs it,
+    /// and a removed member is never told so by the group itself.
+    pub async fn committed_members(&self) -> Result<Vec<NodeId>, ReplicationError> {
+        self.read_barrier().await?;
+        self.raft
+            .with_raft_state(|state| {
+                state
+                    .membership_state
+                    .committed()
+                    .membership()
+                    .nodes()
+                    .map(|(id, _)| *id)
+                    .collect()
+            })
+            .await
+            .map_err(stopped)
+    }
+
     /// The group's voters, as this replica's membership config names them.
     pub fn voters(&self) -> Vec<NodeId> {
         self.raft

@@ -1,15 +1,21 @@
-//! Leadership balance: a node that leads more partitions than its share
+//! Balance. Leaderships: a node that leads more partitions than its share
 //! hands one leadership at a time to a voter of that partition that leads
 //! fewer. Failovers and restarts pile leaderships onto the nodes that
 //! stayed up; a leader does a partition's writes and consistent reads, so
-//! an even spread is an even load.
+//! an even spread is an even load. Replicas: a node that joins a full
+//! cluster holds nothing until leaders move replicas of their partitions
+//! onto it, one move at a time per leader node, until no node holds two
+//! replicas more than another that could take one.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use atoll_replication::NodeId;
 
-use super::Cluster;
 use super::repair::SILENCE;
+use super::{Cluster, PartitionHandle};
+use crate::placement::rebalance_move;
 
 impl Cluster {
     /// Moves at most one leadership away from this node when it leads more
@@ -67,5 +73,87 @@ impl Cluster {
             );
             handle.group.transfer_leadership(voter).await;
         }
+    }
+}
+
+impl Cluster {
+    /// Starts at most one replica move (see the module doc) from a
+    /// partition this node leads, unless one it started is still under way:
+    /// a move copies a whole partition, which must not hold up the repair
+    /// loop that calls this. Only followers' replicas move; the leader's
+    /// own moves after leadership balance has handed it over.
+    pub(super) fn balance_replicas(self: &Arc<Self>, wanted_copies: usize) {
+        if self.moving_replica.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some((handle, from, to)) = self.replica_move(wanted_copies) else {
+            self.moving_replica.store(false, Ordering::Release);
+            return;
+        };
+        let cluster = self.clone();
+        tokio::spawn(async move {
+            let group = handle.group.id();
+            match cluster.place_replica(&handle, to, Some(from)).await {
+                Ok(true) => tracing::info!(group, from, to, "moved a replica for balance"),
+                Ok(false) => {
+                    tracing::debug!(group, to, "the node chosen for a replica would not host it")
+                }
+                Err(e) => {
+                    tracing::warn!(group, from, to, error = %e, "moving a replica for balance failed")
+                }
+            }
+            cluster.moving_replica.store(false, Ordering::Release);
+        });
+    }
+
+    /// The move that narrows the spread of replica counts most, among the
+    /// settled partitions this node leads: every member answering and
+    /// caught up, no learner, no change under way, a full set of voters.
+    fn replica_move(&self, wanted_copies: usize) -> Option<(PartitionHandle, NodeId, NodeId)> {
+        let me = self.node.node_id();
+        let nodes = self.live_node_loads();
+        let count = |id: NodeId| {
+            nodes
+                .iter()
+                .find(|n| n.id == id)
+                .map_or(0, |n| n.replica_count)
+        };
+        let handles: Vec<PartitionHandle> = self
+            .partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|handle| {
+                let group = &handle.group;
+                group.is_leader()
+                    && group.learners().is_empty()
+                    && !group.in_joint_membership()
+                    && group.members_caught_up()
+                    && group.voters().len() >= wanted_copies
+                    && group
+                        .follower_silence()
+                        .iter()
+                        .all(|(_, silence)| silence.is_some_and(|s| s < SILENCE))
+            })
+            .cloned()
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|handle| {
+                let voters = handle.group.voters();
+                let mut recorded = self.catalog.replicas(handle.group.id());
+                recorded.sort_unstable();
+                let mut sorted = voters.clone();
+                sorted.sort_unstable();
+                // A partition whose record lags its voters is mended first.
+                if recorded != sorted {
+                    return None;
+                }
+                let movable: Vec<NodeId> = voters.iter().copied().filter(|v| *v != me).collect();
+                let (from, to) = rebalance_move(&nodes, &voters, &movable)?;
+                Some((count(from) - count(to), handle, from, to))
+            })
+            .max_by_key(|(gap, handle, ..)| (*gap, std::cmp::Reverse(handle.group.id())))
+            .map(|(_, handle, from, to)| (handle, from, to))
     }
 }

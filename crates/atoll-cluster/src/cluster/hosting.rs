@@ -10,6 +10,7 @@ use atoll_model::table::{PartitionDefinition, TableDefinition, TableStatus};
 use atoll_partition::PartitionStateMachine;
 use atoll_replication::{Group, GroupId, NodeId, RaftNode, ReplicationError};
 
+use super::rpc::{ClusterReply, ClusterRequest};
 use super::{CATALOG_GROUP_ID, Cluster, ClusterOptions, PartitionHandle, TABLE_KEYSPACE_PREFIX};
 use crate::catalog::CatalogStateMachine;
 use crate::error::ClusterError;
@@ -143,18 +144,33 @@ impl Cluster {
             .filter(|t| t.status != TableStatus::Deleting)
             .flat_map(|t| t.partitions.iter().map(|p| p.group_id))
             .collect();
-        let unwanted: Vec<GroupId> = self
+        // Such a voter may also have been removed without ever hearing of
+        // it (the group stops replicating to a removed member): it asks the
+        // group's leader, and goes if the committed membership lacks it.
+        let mut unwanted = Vec::new();
+        let mut maybe_removed = Vec::new();
+        for (group, handle) in self
             .partitions
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .filter(|(group, handle)| {
-                let still_voter =
-                    live_groups.contains(group) && handle.group.voters().contains(&me);
-                !(wanted.contains_key(group) || joining.contains(group) || still_voter)
-            })
-            .map(|(group, _)| *group)
-            .collect();
+        {
+            if wanted.contains_key(group) || joining.contains(group) {
+                continue;
+            }
+            let still_voter = live_groups.contains(group) && handle.group.voters().contains(&me);
+            if !still_voter {
+                unwanted.push(*group);
+            } else if !handle.group.is_leader() {
+                maybe_removed.push((*group, handle.group.current_leader()));
+            }
+        }
+        for (group, leader) in maybe_removed {
+            if self.removed_from_group(group, leader).await {
+                tracing::info!(group, "the group removed this replica; deleting it");
+                unwanted.push(group);
+            }
+        }
         for group in unwanted {
             self.destroy_partition(group).await?;
         }
@@ -475,7 +491,9 @@ impl Cluster {
                 && !joining.contains_key(&group)
                 && !(in_catalog(group) && self.catalog.replicas(group).contains(&me));
             let orphaned = candidate
-                && (!in_catalog(group) || !self.node.applied_membership_names(group, me)?);
+                && (!in_catalog(group)
+                    || !self.node.applied_membership_names(group, me)?
+                    || self.removed_from_group(group, None).await);
             if !orphaned {
                 continue;
             }
@@ -492,6 +510,35 @@ impl Cluster {
             );
         }
         Ok(())
+    }
+
+    /// Whether `group`'s leader (asked at `leader`, as this replica last
+    /// knew it, then at the replicas the catalog names) confirms that its
+    /// last committed membership lacks this node. `false` when no leader
+    /// answers: a replica is only ever deleted on the group's word.
+    async fn removed_from_group(&self, group: GroupId, leader: Option<NodeId>) -> bool {
+        let me = self.node.node_id();
+        let mut ask: Vec<NodeId> = leader.into_iter().collect();
+        for replica in self.catalog.replicas(group) {
+            if !ask.contains(&replica) {
+                ask.push(replica);
+            }
+        }
+        let mut asked = 0;
+        while let Some(node) = ask.get(asked).copied() {
+            asked += 1;
+            if node == me {
+                continue;
+            }
+            match self.forward(node, &ClusterRequest::Members { group }).await {
+                Ok(ClusterReply::Members { members }) => return !members.contains(&me),
+                Ok(ClusterReply::NotLeader {
+                    leader: Some(leader),
+                }) if !ask.contains(&leader) => ask.push(leader),
+                _ => {}
+            }
+        }
+        false
     }
 
     /// Drops table keyspaces no live table uses: a crash during DeleteTable

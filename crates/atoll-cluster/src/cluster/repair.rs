@@ -3,7 +3,8 @@
 //! another node (a zone its other replicas do not use first, then the least
 //! loaded), so the partition gets back to three copies. A partition with
 //! fewer copies than the replication factor (created while the cluster had
-//! fewer nodes) gains one on a node that joined since, the same way.
+//! fewer nodes) gains one on a node that joined since, the same way. The
+//! same steps move a replica to an emptier node for balance (`balance.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
@@ -52,10 +53,6 @@ pub(super) async fn watch_replicas(cluster: Weak<Cluster>, dead_after: Duration)
         {
             tracing::warn!(error = %e, "changing the catalog's voters failed; will try again");
         }
-        ticks += 1;
-        if ticks.is_multiple_of(BALANCE_EVERY_TICKS) {
-            cluster.balance_leadership().await;
-        }
         let live_nodes = cluster
             .catalog
             .nodes()
@@ -63,6 +60,12 @@ pub(super) async fn watch_replicas(cluster: Weak<Cluster>, dead_after: Duration)
             .filter(|n| !cluster.catalog.is_down(n.node_id))
             .count();
         let wanted_copies = REPLICATION_FACTOR.min(live_nodes);
+        ticks += 1;
+        if ticks.is_multiple_of(BALANCE_EVERY_TICKS) {
+            cluster.balance_leadership().await;
+        }
+        // Each check: a move takes its own time, and only one runs at once.
+        cluster.balance_replicas(wanted_copies);
         let leading: Vec<PartitionHandle> = cluster
             .partitions
             .read()
@@ -148,21 +151,9 @@ impl Cluster {
         handle: &PartitionHandle,
         dead: Option<NodeId>,
     ) -> Result<Option<NodeId>, ClusterError> {
-        let group = handle.group.id();
-        let voters = handle.group.voters();
-        let mut excluded = voters.clone();
+        let mut excluded = handle.group.voters();
         loop {
-            let nodes: Vec<NodeInfo> = self
-                .catalog
-                .nodes()
-                .into_iter()
-                .filter(|n| !self.catalog.is_down(n.node_id))
-                .map(|n| NodeInfo {
-                    id: n.node_id,
-                    zone: n.zone,
-                    replica_count: self.replica_count(n.node_id),
-                })
-                .collect();
+            let nodes = self.live_node_loads();
             let chosen = match dead {
                 Some(dead) => replacement_for(&nodes, &excluded, dead),
                 None => addition_for(&nodes, &excluded),
@@ -171,27 +162,57 @@ impl Cluster {
                 return Ok(None);
             };
             excluded.push(new);
-            match self
-                .forward(new, &ClusterRequest::HostReplica { group })
-                .await
-            {
-                Ok(ClusterReply::Hosted) => {}
-                Ok(_) | Err(_) => continue,
+            if self.place_replica(handle, new, dead).await? {
+                return Ok(Some(new));
             }
-            let addr = self.node.peer_addr(new).unwrap_or_default();
-            match dead {
-                Some(dead) => handle.group.replace_voter(dead, new, addr).await?,
-                None => handle.group.add_voter(new, addr).await?,
-            }
-            let replicas = handle.group.voters();
-            self.propose_catalog(CatalogCommand::SetReplicas {
-                group_id: group,
-                replicas,
-            })
-            .await?
-            .map_err(|r| r.into_error(""))?;
-            return Ok(Some(new));
         }
+    }
+
+    /// Puts a replica of `handle`'s group on `new`, in place of the one on
+    /// `replacing` when given: asks `new` to host the group, changes the
+    /// voters (the new replica first catches up from a snapshot), then
+    /// records the new replica set. `false` when `new` would not host it.
+    pub(super) async fn place_replica(
+        self: &Arc<Self>,
+        handle: &PartitionHandle,
+        new: NodeId,
+        replacing: Option<NodeId>,
+    ) -> Result<bool, ClusterError> {
+        let group = handle.group.id();
+        match self
+            .forward(new, &ClusterRequest::HostReplica { group })
+            .await
+        {
+            Ok(ClusterReply::Hosted) => {}
+            Ok(_) | Err(_) => return Ok(false),
+        }
+        let addr = self.node.peer_addr(new).unwrap_or_default();
+        match replacing {
+            Some(old) => handle.group.replace_voter(old, new, addr).await?,
+            None => handle.group.add_voter(new, addr).await?,
+        }
+        let replicas = handle.group.voters();
+        self.propose_catalog(CatalogCommand::SetReplicas {
+            group_id: group,
+            replicas,
+        })
+        .await?
+        .map_err(|r| r.into_error(""))?;
+        Ok(true)
+    }
+
+    /// The live nodes as placement sees them: zone and replica count.
+    pub(super) fn live_node_loads(&self) -> Vec<NodeInfo> {
+        self.catalog
+            .nodes()
+            .into_iter()
+            .filter(|n| !self.catalog.is_down(n.node_id))
+            .map(|n| NodeInfo {
+                id: n.node_id,
+                zone: n.zone,
+                replica_count: self.replica_count(n.node_id),
+            })
+            .collect()
     }
 
     fn replica_count(&self, node: NodeId) -> usize {

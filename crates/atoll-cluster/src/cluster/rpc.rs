@@ -76,6 +76,10 @@ pub(super) enum ClusterRequest {
         node_id: NodeId,
         cluster_addr: String,
     },
+    /// The members of a partition's last committed membership (to its
+    /// leader): a replica the catalog no longer names asks before it
+    /// deletes itself.
+    Members { group: GroupId },
 }
 
 /// A row-key range to read and how much of it.
@@ -153,6 +157,11 @@ pub(super) enum ClusterReply {
     /// `applied_index` when it answered.
     Joined {
         applied_index: u64,
+    },
+    /// The members (voters and learners) of the group's last committed
+    /// membership, as its leader knows them.
+    Members {
+        members: Vec<NodeId>,
     },
 }
 
@@ -233,6 +242,7 @@ impl Cluster {
             ClusterRequest::ReadItem { .. }
             | ClusterRequest::ReadRange { .. }
             | ClusterRequest::Stats { .. }
+            | ClusterRequest::Members { .. }
             | ClusterRequest::CatalogIndex => FORWARDED_READ_TIMEOUT,
             ClusterRequest::Join { .. } | ClusterRequest::CompactLog { .. } => JOIN_TIMEOUT,
             _ => FORWARD_TIMEOUT,
@@ -304,6 +314,20 @@ impl Cluster {
                 }
                 match handle.group.compact_log().await {
                     Ok(()) => ClusterReply::Compacted,
+                    Err(e) => ClusterReply::from_error(e.into()),
+                }
+            }
+            ClusterRequest::Members { group } => {
+                let Some(handle) = self.handle(group) else {
+                    return ClusterReply::NotHosted;
+                };
+                if !handle.group.is_leader() {
+                    return ClusterReply::NotLeader {
+                        leader: handle.group.current_leader(),
+                    };
+                }
+                match handle.group.committed_members().await {
+                    Ok(members) => ClusterReply::Members { members },
                     Err(e) => ClusterReply::from_error(e.into()),
                 }
             }
