@@ -1,5 +1,5 @@
 //! A cluster as its users see it: nodes that join raise the replication
-//! factor, a dead catalog voter is replaced by a node that joined, a dead
+//! factor and then take a share of the replicas, a dead catalog voter is replaced by a node that joined, a dead
 //! node's replicas are rebuilt on another node, a rolling
 //! restart under load fails no request, and a table that splits keeps every
 //! item on every node.
@@ -217,7 +217,7 @@ async fn nodes_that_join_raise_the_replication_factor() {
     const GROWTH_TIMEOUT: Duration = Duration::from_secs(30);
     let _exclusive = exclusive();
     let began = Instant::now();
-    let mut cluster = ServeCluster::start_alone(3, &[]);
+    let mut cluster = ServeCluster::start_alone(4, &[]);
     let client_of = |cluster: &ServeCluster, id: u8| retrying_client(&cluster.endpoint(id));
     let fail = |cluster: &ServeCluster, what: String| -> ! { panic!("{what}\n{}", cluster.logs()) };
     create_table(&client_of(&cluster, 1), TABLE, ScalarAttributeType::S, None).await;
@@ -281,6 +281,32 @@ async fn nodes_that_join_raise_the_replication_factor() {
     let report = admin(&cluster.endpoint(3)).await;
     let nodes = report["nodes"].as_array().map_or(0, Vec::len);
     assert_eq!(nodes, 3, "node 3's admin view lists every node: {report:#}");
+
+    // A fourth node joins a cluster whose partitions all have three copies:
+    // replicas move onto it until every node holds three of the twelve,
+    // and every item is still there, read through the new node.
+    tokio::task::block_in_place(|| cluster.join(4, JOIN_TIMEOUT));
+    let endpoint = cluster.endpoint(4);
+    eventually(BALANCE_TIMEOUT, || async {
+        let report = admin(&endpoint).await;
+        let held: BTreeMap<u64, u64> = report["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| Some((n["id"].as_u64()?, n["replica_count"].as_u64()?)))
+            .collect();
+        if held.len() == 4 && held.values().all(|count| *count == 3) {
+            Ok(())
+        } else {
+            Err(format!("replicas by node: {held:?}"))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| fail(&cluster, format!("replicas not balanced: {e}")));
+    eprintln!("replicas balanced onto node 4 after {:?}", began.elapsed());
+    reads_exactly(&client_of(&cluster, 4), TABLE, &expected, true)
+        .await
+        .unwrap_or_else(|e| fail(&cluster, format!("after the moves: {e}")));
 
     // A table created through one node is there at once through the
     // others: a lookup that misses first catches up with the catalog.
