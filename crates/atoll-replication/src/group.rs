@@ -273,6 +273,12 @@ impl Group {
         Ok(())
     }
 
+    /// Whether this replica has purged any of its log (since its start,
+    /// the log holds every entry otherwise).
+    pub fn log_purged(&self) -> bool {
+        self.raft.metrics().borrow_watched().purged.is_some()
+    }
+
     /// On the leader: each other voter, with how long ago it last
     /// acknowledged a heartbeat or entries (`None`: not since this node
     /// became leader). Empty on a follower.

@@ -31,6 +31,29 @@ enum StartFrom {
     NotYet,
 }
 
+/// How long a new split-off replica waits to apply its first entry before
+/// purging its log's start.
+const FIRST_APPLY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Snapshots `group` and purges its log once it has applied an entry (a
+/// snapshot needs one); see `Cluster::start_partition`.
+async fn purge_log_start(group: Group) {
+    let waited = tokio::time::Instant::now();
+    while group.applied_index().is_none() {
+        if waited.elapsed() > FIRST_APPLY_TIMEOUT {
+            tracing::warn!(
+                group = group.id(),
+                "a split-off replica applied nothing; its log start stays"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if let Err(e) = group.compact_log().await {
+        tracing::warn!(group = group.id(), error = %e, "purging a split-off replica's log start failed");
+    }
+}
+
 /// Starts (or recovers) this node's replica of the catalog. With a cluster,
 /// waits for as long as it takes a quorum of its members to come up.
 pub(super) async fn start_catalog(
@@ -408,11 +431,20 @@ impl Cluster {
                 (node, addr)
             })
             .collect();
-        let founder = self.catalog.origin(group_id).founder;
+        let origin = self.catalog.origin(group_id);
         let group = self
             .node
-            .start_group_founded_by(group_id, sm.clone(), members, founder)
+            .start_group_founded_by(group_id, sm.clone(), members, origin.founder)
             .await?;
+        // A split-off partition's first state came from its parent's
+        // handoff, not from its log: a leader still holding the log from
+        // its start would send a replica joining empty (`seed_partition`)
+        // those entries rather than a snapshot. So every replica started
+        // from a handoff purges that start at once (again after a restart,
+        // if it had not yet), and `seed_partition` has the leader compact too.
+        if origin.split_from.is_some() && !group.log_purged() {
+            tokio::spawn(purge_log_start(group.clone()));
+        }
         self.insert_handle(group, sm);
         Ok(())
     }
