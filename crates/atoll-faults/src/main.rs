@@ -53,6 +53,11 @@ struct Args {
     /// Working directory (data and logs); a temporary one by default.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// The nodes' `--dead-node-after-ms`: by default longer than any run,
+    /// so replicas stay put; a few seconds has faults rebuild replicas on
+    /// other nodes and the returning nodes drop theirs.
+    #[arg(long, default_value_t = 600_000)]
+    dead_node_after_ms: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -85,7 +90,16 @@ async fn run(args: Args) -> Result<u8, Box<dyn std::error::Error>> {
     };
     std::fs::create_dir_all(&dir)?;
     let mut rng = StdRng::seed_from_u64(args.seed);
-    let cluster = Arc::new(Cluster::start(&args.atoll_bin, args.nodes, &dir, &mut rng).await?);
+    let cluster = Arc::new(
+        Cluster::start(
+            &args.atoll_bin,
+            args.nodes,
+            &dir,
+            args.dead_node_after_ms,
+            &mut rng,
+        )
+        .await?,
+    );
     println!("{} nodes serving; logs in {}", args.nodes, dir.display());
     let outcome = exercise(&args, &cluster, &mut rng).await;
     cluster.stop_all().await;

@@ -37,11 +37,13 @@ fn free_port(rng: &mut StdRng) -> u16 {
 }
 
 impl Cluster {
-    /// Starts `count` nodes with proxies on every link and waits until all serve.
+    /// Starts `count` nodes with proxies on every link and waits until all
+    /// serve; a node silent for `dead_node_after_ms` has its replicas rebuilt.
     pub async fn start(
         bin: &Path,
         count: u8,
         dir: &Path,
+        dead_node_after_ms: u64,
         rng: &mut StdRng,
     ) -> Result<Cluster, HarnessError> {
         let api_port = free_port(rng);
@@ -75,9 +77,8 @@ impl Cluster {
                 peers.join(","),
                 "--data-dir".into(),
                 dir.join(format!("node-{id}")).display().to_string(),
-                // Faults make nodes silent for seconds; their replicas stay put.
                 "--dead-node-after-ms".into(),
-                "600000".into(),
+                dead_node_after_ms.to_string(),
             ];
             endpoints.insert(id, format!("http://127.0.0.{id}:{api_port}"));
             let log = dir.join(format!("node-{id}.log"));
