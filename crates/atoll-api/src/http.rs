@@ -16,6 +16,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+use atoll_cluster::ClusterError;
+
 use crate::auth::authenticate;
 use crate::error::{ApiError, ErrorKind};
 use crate::operation::Operation;
@@ -126,6 +128,39 @@ fn json_content_type(request: &Request<Incoming>) -> Option<HeaderValue> {
 /// Path of the admin view (nodes, tables, partitions) as JSON.
 pub const ADMIN_PATH: &str = "/atoll/admin";
 
+/// Path that starts decommissioning a node: `POST` with `?node=ID`.
+pub const DECOMMISSION_PATH: &str = "/atoll/admin/decommission";
+
+/// Answers `POST DECOMMISSION_PATH?node=ID`: 200 once the catalog records
+/// the node as leaving, 400 for a missing or unknown node or the last one,
+/// 503 when the catalog cannot be reached now. Atoll's own, like the admin
+/// view: no DynamoDB client sends it.
+async fn decommission(api: &Api, query: Option<&str>) -> Response<Full<Bytes>> {
+    let json = HeaderValue::from_static("application/json");
+    let answer = |status: u16, body: serde_json::Value| {
+        respond(status, Some(&json), body.to_string().into_bytes())
+    };
+    let node = query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("node="))
+        .and_then(|id| id.parse::<u64>().ok());
+    let Some(node) = node else {
+        return answer(
+            400,
+            serde_json::json!({"message": "name the node to decommission: ?node=ID"}),
+        );
+    };
+    match api.cluster.decommission(node).await {
+        Ok(()) => answer(200, serde_json::json!({"node_id": node, "leaving": true})),
+        Err(e) if e.is_retryable() => answer(503, serde_json::json!({"message": e.to_string()})),
+        Err(e @ (ClusterError::UnknownNode(_) | ClusterError::LastNode(_))) => {
+            answer(400, serde_json::json!({"message": e.to_string()}))
+        }
+        Err(e) => answer(503, serde_json::json!({"message": e.to_string()})),
+    }
+}
+
 async fn handle(api: Arc<Api>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let default_type = HeaderValue::from_static("application/x-amz-json-1.0");
     let cors = request.headers().contains_key("origin");
@@ -161,6 +196,9 @@ async fn route(
             ),
             Err(_) => respond(500, None, Vec::new()),
         };
+    }
+    if request.method() == Method::POST && request.uri().path() == DECOMMISSION_PATH {
+        return decommission(api, request.uri().query()).await;
     }
     if request.method() == Method::OPTIONS && request.headers().contains_key("origin") {
         return cors_preflight(&request);

@@ -155,6 +155,18 @@ pub enum CatalogCommand {
         /// Down, or up again.
         down: bool,
     },
+    /// Start decommissioning a registered node: its replicas and its
+    /// catalog seat move to other nodes.
+    SetNodeLeaving {
+        /// The node.
+        node_id: u64,
+    },
+    /// Forget a decommissioned node for good (refused while a partition's
+    /// replicas include it); its id may not register again.
+    RemoveNode {
+        /// The node.
+        node_id: u64,
+    },
     // New commands go last: postcard numbers variants in order, and the
     // log holds commands written by older versions.
 }
@@ -168,6 +180,8 @@ pub(crate) enum Rejection {
     DeletionProtected,
     ThroughputUnchanged,
     TooManyTags,
+    // Appended only: rejections travel in forwarded replies.
+    NodeRemoved,
 }
 
 impl Rejection {
@@ -179,6 +193,7 @@ impl Rejection {
             Rejection::DeletionProtected => ClusterError::DeletionProtected(name.to_string()),
             Rejection::ThroughputUnchanged => ClusterError::ThroughputUnchanged,
             Rejection::TooManyTags => ClusterError::TooManyTags,
+            Rejection::NodeRemoved => ClusterError::NodeRemoved(name.to_string()),
         }
     }
 }
@@ -276,6 +291,16 @@ impl CatalogStateMachine {
     /// Whether node `node_id` is marked down (`SetNodeDown`).
     pub(crate) fn is_down(&self, node_id: u64) -> bool {
         self.placements.is_down(node_id)
+    }
+
+    /// Whether node `node_id` is being decommissioned (`SetNodeLeaving`).
+    pub(crate) fn is_leaving(&self, node_id: u64) -> bool {
+        self.placements.is_leaving(node_id)
+    }
+
+    /// Whether node `node_id` was decommissioned (`RemoveNode`).
+    pub(crate) fn is_removed(&self, node_id: u64) -> bool {
+        self.placements.is_removed(node_id)
     }
 
     /// The nodes holding group `group_id`'s replicas.
@@ -424,7 +449,21 @@ impl CatalogStateMachine {
                 at_token,
                 founder,
             } => self.split(ctx, name, table_id, group_id, at_token, founder),
+            CatalogCommand::SetNodeLeaving { node_id } => {
+                self.placements.set_leaving(ctx, &self.keyspace, node_id);
+                Ok(Ok(None))
+            }
+            CatalogCommand::RemoveNode { node_id } => {
+                if self.placements.remove_node(ctx, &self.keyspace, node_id) {
+                    Ok(Ok(None))
+                } else {
+                    Ok(Err(Rejection::InUse))
+                }
+            }
             CatalogCommand::RegisterNode { node } => {
+                if self.placements.is_removed(node.node_id) {
+                    return Ok(Err(Rejection::NodeRemoved));
+                }
                 if !self.placements.is_registered(node.node_id) {
                     // Groups with no replica record live on the first
                     // registered nodes; a new node must not change that.

@@ -17,6 +17,7 @@ use crate::error::ClusterError;
 
 mod admin;
 mod balance;
+mod decommission;
 mod hosting;
 mod membership;
 mod repair;
@@ -165,6 +166,11 @@ impl Cluster {
         let catalog = Arc::new(CatalogStateMachine::open(
             storage.keyspace(CATALOG_KEYSPACE)?,
         )?);
+        // A decommissioned node's catalog recorded its removal: the
+        // cluster will not take it back, so it does not start at all.
+        if catalog.is_removed(options.node.node_id) {
+            return Err(ClusterError::NodeRemoved(options.node.node_id.to_string()));
+        }
         let catalog_group = hosting::start_catalog(&node, &catalog, &options).await?;
         let split_check_interval = options.split_check_interval;
         let cluster = Arc::new(Cluster {
@@ -252,7 +258,7 @@ impl Cluster {
                 .await
             {
                 Ok(outcome) => {
-                    outcome.map_err(|r| r.into_error(""))?;
+                    outcome.map_err(|r| r.into_error(&record.node_id.to_string()))?;
                     return Ok(());
                 }
                 Err(e)

@@ -39,6 +39,17 @@ pub enum ClusterError {
         /// Table name.
         table: String,
     },
+    /// A node id that was decommissioned tried to register again.
+    #[error(
+        "node {0} was decommissioned and may not rejoin under that id; start it with a new --node-id and an empty data directory"
+    )]
+    NodeRemoved(String),
+    /// A node the request named is not registered.
+    #[error("node {0} is not a registered node of the cluster")]
+    UnknownNode(u64),
+    /// Decommissioning the node would leave no node to hold the data.
+    #[error("node {0} is the last node of the cluster; it cannot be decommissioned")]
+    LastNode(u64),
     /// Replication failed.
     #[error(transparent)]
     Replication(#[from] atoll_replication::ReplicationError),

@@ -191,6 +191,41 @@ impl Group {
         Ok(())
     }
 
+    /// On the leader: takes voter `node` out of the group; it stays on as a
+    /// learner (still following the log) when `keep_as_learner`.
+    pub async fn remove_voter(
+        &self,
+        node: NodeId,
+        keep_as_learner: bool,
+    ) -> Result<(), ReplicationError> {
+        let _change = self.membership_change.lock().await;
+        if !self.voters().contains(&node) {
+            return Ok(());
+        }
+        let voters: std::collections::BTreeSet<NodeId> =
+            self.voters().into_iter().filter(|id| *id != node).collect();
+        self.raft
+            .change_membership(voters, keep_as_learner)
+            .await
+            .map_err(|e| self.membership_error(e))?;
+        Ok(())
+    }
+
+    /// On the leader: takes learner `node` out of the group (it no longer
+    /// receives the log).
+    pub async fn remove_learner(&self, node: NodeId) -> Result<(), ReplicationError> {
+        let _change = self.membership_change.lock().await;
+        if !self.learners().contains(&node) {
+            return Ok(());
+        }
+        let nodes = std::collections::BTreeSet::from([node]);
+        self.raft
+            .change_membership(openraft::ChangeMembers::RemoveNodes(nodes), false)
+            .await
+            .map_err(|e| self.membership_error(e))?;
+        Ok(())
+    }
+
     /// On the leader: whether every other member has acknowledged entries
     /// up to close to the end of the log (none is catching up, e.g. from
     /// a snapshot). False on a follower.

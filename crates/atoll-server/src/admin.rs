@@ -1,7 +1,8 @@
 //! `atoll admin`: fetches a node's admin view (`GET /atoll/admin`) and
-//! prints it as a table, or as the JSON the node sent with `--json`.
+//! prints it as a table, or as the JSON the node sent with `--json`;
+//! `atoll admin decommission ID` starts removing a node for good.
 
-use clap::Args;
+use clap::{Args, Subcommand};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -16,6 +17,21 @@ pub struct AdminArgs {
     /// Print the node's JSON as it came.
     #[arg(long)]
     pub json: bool,
+    /// What to do instead of showing the view.
+    #[command(subcommand)]
+    pub action: Option<AdminAction>,
+}
+
+/// Changes `atoll admin` makes to a cluster.
+#[derive(Subcommand, Debug)]
+pub enum AdminAction {
+    /// Remove a node for good: its replicas and catalog seat move to other
+    /// nodes, then the cluster forgets it and it stops by itself. Its id
+    /// may not join again.
+    Decommission {
+        /// The node's id.
+        node: u64,
+    },
 }
 
 type AdminError = Box<dyn std::error::Error>;
@@ -25,7 +41,23 @@ pub fn run(args: AdminArgs) -> Result<(), AdminError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let body = runtime.block_on(fetch(&args.endpoint))?;
+    if let Some(AdminAction::Decommission { node }) = args.action {
+        let path = format!("{}?node={node}", atoll_api::DECOMMISSION_PATH);
+        let body = runtime.block_on(send(&args.endpoint, hyper::Method::POST, &path))?;
+        if args.json {
+            println!("{body}");
+        } else {
+            println!(
+                "node {node} is leaving: its replicas move to other nodes, then it stops (watch with `atoll admin`)"
+            );
+        }
+        return Ok(());
+    }
+    let body = runtime.block_on(send(
+        &args.endpoint,
+        hyper::Method::GET,
+        atoll_api::ADMIN_PATH,
+    ))?;
     if args.json {
         println!("{body}");
         return Ok(());
@@ -35,7 +67,7 @@ pub fn run(args: AdminArgs) -> Result<(), AdminError> {
     Ok(())
 }
 
-async fn fetch(endpoint: &str) -> Result<String, AdminError> {
+async fn send(endpoint: &str, method: hyper::Method, path: &str) -> Result<String, AdminError> {
     let authority = endpoint
         .strip_prefix("http://")
         .ok_or("the endpoint must be an http:// URL")?
@@ -44,14 +76,20 @@ async fn fetch(endpoint: &str) -> Result<String, AdminError> {
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
-    let request = hyper::Request::get(atoll_api::ADMIN_PATH)
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
         .header("host", authority)
         .body(Empty::<Bytes>::new())?;
     let response = sender.send_request(request).await?;
     let status = response.status();
     let body = response.into_body().collect().await?.to_bytes();
     if !status.is_success() {
-        return Err(format!("{endpoint} answered {status}").into());
+        let message = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        return Err(format!("{endpoint} answered {status} {message}").into());
     }
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
@@ -68,10 +106,10 @@ fn render(report: &Value) -> String {
             n["raft_addr"].as_str().unwrap_or("-"),
             n["zone"].as_str().unwrap_or("-"),
             n["replica_count"],
-            if n["down"].as_bool() == Some(true) {
-                " DOWN"
-            } else {
-                ""
+            match (n["down"].as_bool(), n["leaving"].as_bool()) {
+                (Some(true), _) => " DOWN",
+                (_, Some(true)) => " LEAVING",
+                _ => "",
             },
         ));
     }

@@ -114,7 +114,16 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
         let mut stdout = std::io::stdout();
         writeln!(stdout, "atoll: listening on http://{local_addr}")?;
         stdout.flush()?;
-        atoll_api::serve(listener, api, shutdown_signal()).await?;
+        let removed = cluster.clone();
+        let stop = async move {
+            tokio::select! {
+                () = shutdown_signal() => {},
+                () = removed.decommissioned() => {
+                    tracing::info!("this node was decommissioned: the cluster no longer places anything here");
+                },
+            }
+        };
+        atoll_api::serve(listener, api, stop).await?;
         tracing::info!("shutting down");
         tokio::time::timeout(Duration::from_secs(10), cluster.shutdown())
             .await

@@ -1,5 +1,6 @@
 //! A cluster as its users see it: nodes that join raise the replication
-//! factor and then take a share of the replicas, a dead catalog voter is replaced by a node that joined, a dead
+//! factor and then take a share of the replicas, a decommissioned node
+//! leaves for good, a dead catalog voter is replaced by a node that joined, a dead
 //! node's replicas are rebuilt on another node, a rolling
 //! restart under load fails no request, and a table that splits keeps every
 //! item on every node.
@@ -215,6 +216,8 @@ async fn nodes_that_join_raise_the_replication_factor() {
     const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
     /// A snapshot to the new replica and a catalog change, per partition.
     const GROWTH_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Three replicas and a catalog seat move, then the node is forgotten.
+    const DECOMMISSION_TIMEOUT: Duration = Duration::from_secs(40);
     let _exclusive = exclusive();
     let began = Instant::now();
     let mut cluster = ServeCluster::start_alone(4, &[]);
@@ -358,11 +361,75 @@ async fn nodes_that_join_raise_the_replication_factor() {
             )
         });
 
+    // Node 2, a catalog voter holding three replicas, is decommissioned
+    // through the CLI: its replicas and its catalog seat move to the other
+    // nodes, the cluster forgets it, it stops by itself, and its id cannot
+    // come back. Every item is still there.
+    let admin_cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_atoll"))
+            .args(["admin", "--endpoint", &cluster.endpoint(3)])
+            .args(args)
+            .output()
+            .expect("run atoll admin")
+    };
+    let unknown = admin_cli(&["decommission", "9"]);
+    assert!(
+        !unknown.status.success()
+            && String::from_utf8_lossy(&unknown.stderr).contains("node 9 is not a registered node"),
+        "decommissioning an unknown node: {unknown:?}"
+    );
+    let started = admin_cli(&["decommission", "2"]);
+    assert!(
+        started.status.success()
+            && String::from_utf8_lossy(&started.stdout).contains("node 2 is leaving"),
+        "atoll admin decommission 2: {started:?}"
+    );
+    let endpoint = cluster.endpoint(3);
+    eventually(DECOMMISSION_TIMEOUT, || async {
+        let report = admin(&endpoint).await;
+        let nodes: Vec<u64> = report["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n["id"].as_u64())
+            .collect();
+        let placements: Vec<Vec<u64>> = report["tables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|t| t["partitions"].as_array().cloned().unwrap_or_default())
+            .map(|p| replicas(&p))
+            .collect();
+        let drained = placements.iter().all(|r| r.len() == 3 && !r.contains(&2));
+        if nodes == [1, 3, 4] && drained {
+            Ok(())
+        } else {
+            Err(format!("nodes {nodes:?}, replicas {placements:?}"))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| fail(&cluster, format!("node 2 not decommissioned: {e}")));
+    eprintln!("node 2 decommissioned after {:?}", began.elapsed());
+    let exited = tokio::task::block_in_place(|| cluster.wait_exit(2, DECOMMISSION_TIMEOUT));
+    assert!(
+        exited.is_some_and(|status| status.success()),
+        "node 2 did not stop by itself once decommissioned: {exited:?}\n{}",
+        cluster.logs()
+    );
+    reads_exactly(&client_of(&cluster, 3), TABLE, &expected, true)
+        .await
+        .unwrap_or_else(|e| fail(&cluster, format!("after decommissioning node 2: {e}")));
+    let (refused, log) = tokio::task::block_in_place(|| cluster.start_refused(2, JOIN_TIMEOUT));
+    assert!(
+        refused.is_some_and(|status| !status.success()) && log.contains("was decommissioned"),
+        "a decommissioned node started again: {refused:?}\n{log}"
+    );
+
     // Without the node that started alone, the others hold a quorum of the
     // catalog and of every partition: tables are created, items written,
     // and every item is read from the replicas that joined.
     tokio::task::block_in_place(|| cluster.kill9(1));
-    let survivor = client_of(&cluster, 2);
+    let survivor = client_of(&cluster, 3);
     create_table(&survivor, "after_join", ScalarAttributeType::S, None).await;
     for i in ITEMS..ITEMS + 10 {
         let item = item([("pk", s(&format!("item-{i:03}"))), ("n", n(&i.to_string()))]);

@@ -1,7 +1,7 @@
 //! The catalog's record of the cluster's nodes and of which nodes hold each
 //! partition's replicas: the part of the partition map that says where.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::RwLock;
 
 use atoll_replication::{ApplyContext, GroupId, NodeId};
@@ -14,12 +14,16 @@ pub(super) const NODE_KEY_PREFIX: &[u8] = b"node:";
 pub(super) const REPLICAS_KEY_PREFIX: &[u8] = b"replicas:";
 pub(super) const ORIGIN_KEY_PREFIX: &[u8] = b"origin:";
 pub(super) const DOWN_KEY_PREFIX: &[u8] = b"down:";
+pub(super) const LEAVING_KEY_PREFIX: &[u8] = b"leaving:";
+pub(super) const REMOVED_KEY_PREFIX: &[u8] = b"removed:";
 /// Every prefix of the records `Placements` holds (all are loaded at open).
-pub(super) const PLACEMENT_KEY_PREFIXES: [&[u8]; 4] = [
+pub(super) const PLACEMENT_KEY_PREFIXES: [&[u8]; 6] = [
     NODE_KEY_PREFIX,
     REPLICAS_KEY_PREFIX,
     ORIGIN_KEY_PREFIX,
     DOWN_KEY_PREFIX,
+    LEAVING_KEY_PREFIX,
+    REMOVED_KEY_PREFIX,
 ];
 
 /// How a partition's group came to be, which decides how its replicas start.
@@ -63,7 +67,12 @@ pub(super) struct Placements {
     replicas: RwLock<BTreeMap<GroupId, Vec<NodeId>>>,
     origins: RwLock<BTreeMap<GroupId, GroupOrigin>>,
     // Nodes silent for the dead-node time, as the catalog's leader saw them.
-    down: RwLock<std::collections::BTreeSet<NodeId>>,
+    down: RwLock<BTreeSet<NodeId>>,
+    // Nodes being decommissioned: their replicas move away.
+    leaving: RwLock<BTreeSet<NodeId>>,
+    // Ids of decommissioned nodes, which may never register again (a node
+    // with that id would come back as a member that forgot its votes).
+    removed: RwLock<BTreeSet<NodeId>>,
 }
 
 impl Placements {
@@ -96,6 +105,16 @@ impl Placements {
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(id);
+        } else if let Some(id) = id_of_key(LEAVING_KEY_PREFIX, key) {
+            self.leaving
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id);
+        } else if let Some(id) = id_of_key(REMOVED_KEY_PREFIX, key) {
+            self.removed
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id);
         } else if let Some(id) = id_of_key(ORIGIN_KEY_PREFIX, key) {
             let origin: GroupOrigin = postcard::from_bytes(value).map_err(super::corrupt)?;
             self.origins
@@ -120,6 +139,79 @@ impl Placements {
             .unwrap_or_else(|e| e.into_inner());
         *self.down.write().unwrap_or_else(|e| e.into_inner()) =
             other.down.into_inner().unwrap_or_else(|e| e.into_inner());
+        *self.leaving.write().unwrap_or_else(|e| e.into_inner()) = other
+            .leaving
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+        *self.removed.write().unwrap_or_else(|e| e.into_inner()) = other
+            .removed
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+    }
+
+    /// Whether node `node_id` is being decommissioned.
+    pub(super) fn is_leaving(&self, node_id: NodeId) -> bool {
+        self.leaving
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&node_id)
+    }
+
+    /// Whether node `node_id` was decommissioned.
+    pub(super) fn is_removed(&self, node_id: NodeId) -> bool {
+        self.removed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&node_id)
+    }
+
+    /// Marks registered node `node_id` as leaving (its replicas move away).
+    pub(super) fn set_leaving(&self, ctx: &mut ApplyContext, keyspace: &Keyspace, node_id: NodeId) {
+        if !self.is_registered(node_id) {
+            return;
+        }
+        ctx.put(keyspace, id_key(LEAVING_KEY_PREFIX, node_id), Vec::new());
+        self.leaving
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(node_id);
+    }
+
+    /// Forgets node `node_id` for good, unless a partition's replicas
+    /// still include it (`false`).
+    pub(super) fn remove_node(
+        &self,
+        ctx: &mut ApplyContext,
+        keyspace: &Keyspace,
+        node_id: NodeId,
+    ) -> bool {
+        let holds_replicas = self
+            .replicas
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .any(|set| set.contains(&node_id));
+        if holds_replicas {
+            return false;
+        }
+        for prefix in [NODE_KEY_PREFIX, DOWN_KEY_PREFIX, LEAVING_KEY_PREFIX] {
+            ctx.delete(keyspace, id_key(prefix, node_id));
+        }
+        ctx.put(keyspace, id_key(REMOVED_KEY_PREFIX, node_id), Vec::new());
+        self.nodes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&node_id);
+        for set in [&self.down, &self.leaving] {
+            set.write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&node_id);
+        }
+        self.removed
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(node_id);
+        true
     }
 
     /// Whether node `node_id` is marked down.
@@ -299,14 +391,15 @@ impl Placements {
 
     /// Replicas for a new partition: three registered nodes over distinct
     /// zones, the least loaded first (fewer when fewer nodes registered).
-    /// Nodes marked down are left out, unless every node is.
+    /// Nodes marked down or leaving are left out, unless every node is.
     pub(super) fn place_new(&self) -> Vec<NodeId> {
         let replicas = self.replicas.read().unwrap_or_else(|e| e.into_inner());
         let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
-        let all_down = nodes.keys().all(|id| self.is_down(*id));
+        let unavailable = |id: NodeId| self.is_down(id) || self.is_leaving(id);
+        let none_available = nodes.keys().all(|id| unavailable(*id));
         let nodes: Vec<NodeInfo> = nodes
             .values()
-            .filter(|node| all_down || !self.is_down(node.node_id))
+            .filter(|node| none_available || !unavailable(node.node_id))
             .map(|node| NodeInfo {
                 id: node.node_id,
                 zone: node.zone.clone(),

@@ -154,6 +154,8 @@ pub struct NodeReport {
     pub replica_count: usize,
     /// Whether the catalog marks it down (silent for the dead-node time).
     pub down: bool,
+    /// Whether it is being decommissioned (its replicas move away).
+    pub leaving: bool,
 }
 
 /// A table and its partitions.
@@ -256,6 +258,7 @@ impl Cluster {
                 zone: node.zone,
                 replica_count: replica_count(node.node_id),
                 down: self.catalog.is_down(node.node_id),
+                leaving: self.catalog.is_leaving(node.node_id),
             })
             .collect()
     }

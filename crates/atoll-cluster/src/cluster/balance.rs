@@ -15,7 +15,7 @@ use atoll_replication::NodeId;
 
 use super::repair::SILENCE;
 use super::{Cluster, PartitionHandle};
-use crate::placement::rebalance_move;
+use crate::placement::{rebalance_move, replacement_for};
 
 impl Cluster {
     /// Moves at most one leadership away from this node when it leads more
@@ -59,7 +59,9 @@ impl Cluster {
                     .group
                     .follower_silence()
                     .into_iter()
-                    .filter(|(_, silence)| silence.is_some_and(|s| s < SILENCE))
+                    .filter(|(voter, silence)| {
+                        silence.is_some_and(|s| s < SILENCE) && !self.catalog.is_leaving(*voter)
+                    })
                     .map(move |(voter, _)| (handle, voter))
             })
             .map(|(handle, voter)| (leading.get(&voter).copied().unwrap_or(0), voter, handle))
@@ -77,11 +79,12 @@ impl Cluster {
 }
 
 impl Cluster {
-    /// Starts at most one replica move (see the module doc) from a
-    /// partition this node leads, unless one it started is still under way:
-    /// a move copies a whole partition, which must not hold up the repair
-    /// loop that calls this. Only followers' replicas move; the leader's
-    /// own moves after leadership balance has handed it over.
+    /// Starts at most one replica move (see the module doc, and
+    /// `decommission.rs` for leaving nodes) from a partition this node
+    /// leads, unless one it started is still under way: a move copies a
+    /// whole partition, which must not hold up the repair loop that calls
+    /// this. Only followers' replicas move; the leader's own moves after
+    /// leadership balance has handed it over.
     pub(super) fn balance_replicas(self: &Arc<Self>, wanted_copies: usize) {
         if self.moving_replica.swap(true, Ordering::AcqRel) {
             return;
@@ -93,23 +96,38 @@ impl Cluster {
         let cluster = self.clone();
         tokio::spawn(async move {
             let group = handle.group.id();
-            match cluster.place_replica(&handle, to, Some(from)).await {
-                Ok(true) => tracing::info!(group, from, to, "moved a replica for balance"),
+            let outcome = match to {
+                Some(to) => cluster.place_replica(&handle, to, Some(from)).await,
+                None => cluster
+                    .drop_leaving_replica(&handle, from)
+                    .await
+                    .map(|()| true),
+            };
+            match outcome {
+                Ok(true) => tracing::info!(group, from, ?to, "moved a replica"),
                 Ok(false) => {
-                    tracing::debug!(group, to, "the node chosen for a replica would not host it")
+                    tracing::debug!(
+                        group,
+                        ?to,
+                        "the node chosen for a replica would not host it"
+                    )
                 }
-                Err(e) => {
-                    tracing::warn!(group, from, to, error = %e, "moving a replica for balance failed")
-                }
+                Err(e) => tracing::warn!(group, from, ?to, error = %e, "moving a replica failed"),
             }
             cluster.moving_replica.store(false, Ordering::Release);
         });
     }
 
-    /// The move that narrows the spread of replica counts most, among the
-    /// settled partitions this node leads: every member answering and
-    /// caught up, no learner, no change under way, a full set of voters.
-    fn replica_move(&self, wanted_copies: usize) -> Option<(PartitionHandle, NodeId, NodeId)> {
+    /// The replica to move, from the settled partitions this node leads
+    /// (every member answering and caught up, no learner, no change under
+    /// way, a full set of voters, the catalog's record equal to them): one
+    /// on a leaving node first — to the node a dead one's would be rebuilt
+    /// on, or nowhere (`None`: dropped) when no node is free — else the
+    /// move that narrows the spread of replica counts most.
+    fn replica_move(
+        &self,
+        wanted_copies: usize,
+    ) -> Option<(PartitionHandle, NodeId, Option<NodeId>)> {
         let me = self.node.node_id();
         let nodes = self.live_node_loads();
         let count = |id: NodeId| {
@@ -125,11 +143,16 @@ impl Cluster {
             .values()
             .filter(|handle| {
                 let group = &handle.group;
+                let mut recorded = self.catalog.replicas(group.id());
+                recorded.sort_unstable();
+                let mut voters = group.voters();
+                voters.sort_unstable();
                 group.is_leader()
                     && group.learners().is_empty()
                     && !group.in_joint_membership()
                     && group.members_caught_up()
-                    && group.voters().len() >= wanted_copies
+                    && voters.len() >= wanted_copies
+                    && recorded == voters
                     && group
                         .follower_silence()
                         .iter()
@@ -137,23 +160,26 @@ impl Cluster {
             })
             .cloned()
             .collect();
+        for handle in &handles {
+            let voters = handle.group.voters();
+            let leaving = voters
+                .iter()
+                .copied()
+                .find(|v| *v != me && self.catalog.is_leaving(*v));
+            if let Some(leaving) = leaving {
+                let to = replacement_for(&nodes, &voters, leaving);
+                return Some((handle.clone(), leaving, to));
+            }
+        }
         handles
             .into_iter()
             .filter_map(|handle| {
                 let voters = handle.group.voters();
-                let mut recorded = self.catalog.replicas(handle.group.id());
-                recorded.sort_unstable();
-                let mut sorted = voters.clone();
-                sorted.sort_unstable();
-                // A partition whose record lags its voters is mended first.
-                if recorded != sorted {
-                    return None;
-                }
                 let movable: Vec<NodeId> = voters.iter().copied().filter(|v| *v != me).collect();
                 let (from, to) = rebalance_move(&nodes, &voters, &movable)?;
                 Some((count(from) - count(to), handle, from, to))
             })
             .max_by_key(|(gap, handle, ..)| (*gap, std::cmp::Reverse(handle.group.id())))
-            .map(|(_, handle, from, to)| (handle, from, to))
+            .map(|(_, handle, from, to)| (handle, from, Some(to)))
     }
 }

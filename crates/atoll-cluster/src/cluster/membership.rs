@@ -115,6 +115,12 @@ impl Cluster {
                 retryable: false,
             };
         }
+        if self.catalog.is_removed(node_id) {
+            return ClusterReply::Failed {
+                message: ClusterError::NodeRemoved(node_id.to_string()).to_string(),
+                retryable: false,
+            };
+        }
         let as_voter = self.catalog_group.voters().len() < REPLICATION_FACTOR;
         self.node.learn_peer_addr(node_id, cluster_addr.clone());
         match self
@@ -185,15 +191,46 @@ impl Cluster {
                 tracing::info!(node, down = dead, "marked a node");
             }
         }
-        let Some(learner) = group
+        let me = self.node.node_id();
+        if self.catalog.is_leaving(me) {
+            // A leaving leader hands the catalog over; the next one moves
+            // this node's seat.
+            let successor = group
+                .voters()
+                .into_iter()
+                .find(|id| *id != me && answering(id) && !self.catalog.is_leaving(*id));
+            if let Some(successor) = successor {
+                group.transfer_leadership(successor).await;
+            }
+            return Ok(());
+        }
+        let leaving_voter = group
+            .voters()
+            .into_iter()
+            .find(|id| self.catalog.is_leaving(*id));
+        let learner = group
             .learners()
             .into_iter()
-            .filter(|id| registered.contains(id) && answering(id))
-            .min()
-        else {
+            .filter(|id| registered.contains(id) && answering(id) && !self.catalog.is_leaving(*id))
+            .min();
+        let Some(learner) = learner else {
+            if let Some(leaving) = leaving_voter
+                && group.voters().len() > 1
+            {
+                // No node to take the seat: the catalog has one voter fewer.
+                group.remove_voter(leaving, true).await?;
+                tracing::info!(node = leaving, "a leaving node gave up its catalog vote");
+            }
             return Ok(());
         };
-        if let Some(dead) = dead_voter {
+        if let Some(leaving) = leaving_voter.filter(|_| dead_voter.is_none()) {
+            group.swap_voter_for_learner(leaving, learner, true).await?;
+            tracing::info!(
+                node = leaving,
+                new = learner,
+                "a leaving node's catalog vote moved"
+            );
+        } else if let Some(dead) = dead_voter {
             // The dead voter stays a learner: should it come back, it still
             // follows the catalog.
             group.swap_voter_for_learner(dead, learner, true).await?;

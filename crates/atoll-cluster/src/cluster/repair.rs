@@ -53,11 +53,14 @@ pub(super) async fn watch_replicas(cluster: Weak<Cluster>, dead_after: Duration)
         {
             tracing::warn!(error = %e, "changing the catalog's voters failed; will try again");
         }
+        if let Err(e) = cluster.remove_drained_nodes().await {
+            tracing::warn!(error = %e, "removing decommissioned nodes failed; will try again");
+        }
         let live_nodes = cluster
             .catalog
             .nodes()
             .iter()
-            .filter(|n| !cluster.catalog.is_down(n.node_id))
+            .filter(|n| cluster.is_available(n.node_id))
             .count();
         let wanted_copies = REPLICATION_FACTOR.min(live_nodes);
         ticks += 1;
@@ -77,6 +80,9 @@ pub(super) async fn watch_replicas(cluster: Weak<Cluster>, dead_after: Duration)
         let now = Instant::now();
         let mut seen = Vec::new();
         for handle in leading {
+            if cluster.hand_over_if_leaving(&handle).await {
+                continue;
+            }
             let group = handle.group.id();
             let mut all_answer = true;
             for (node, silence) in handle.group.follower_silence() {
@@ -201,12 +207,13 @@ impl Cluster {
         Ok(true)
     }
 
-    /// The live nodes as placement sees them: zone and replica count.
+    /// The nodes that may take replicas (up, not leaving) as placement
+    /// sees them: zone and replica count.
     pub(super) fn live_node_loads(&self) -> Vec<NodeInfo> {
         self.catalog
             .nodes()
             .into_iter()
-            .filter(|n| !self.catalog.is_down(n.node_id))
+            .filter(|n| self.is_available(n.node_id))
             .map(|n| NodeInfo {
                 id: n.node_id,
                 zone: n.zone,

@@ -498,6 +498,32 @@ impl ServeCluster {
         }
     }
 
+    /// Waits (up to `timeout`) for node `id` to exit by itself; `None` if
+    /// it still runs.
+    pub fn wait_exit(&mut self, id: u8, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.children.get_mut(&id).expect("node is running");
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait().expect("waitpid") {
+                self.children.remove(&id);
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Runs `atoll serve` for node `id` as `restart` would, expecting it to
+    /// refuse to start; returns its exit status and log.
+    pub fn start_refused(&mut self, id: u8, timeout: Duration) -> (Option<ExitStatus>, String) {
+        let _lines = self.spawn(id);
+        let status = self.wait_exit(id, timeout);
+        if status.is_none() {
+            self.kill9(id);
+        }
+        (status, self.node_log(id))
+    }
+
     /// `kill -9` of node `id`; returns once it is gone.
     pub fn kill9(&mut self, id: u8) {
         let mut child = self.children.remove(&id).expect("node is running");
