@@ -155,3 +155,55 @@ fn placements_survive_a_reopen() {
     assert_eq!(reopened.replicas(child), vec![1, 2, 3]);
     assert_eq!(reopened.nodes().len(), 3);
 }
+
+#[test]
+fn a_node_is_forgotten_only_once_no_partition_names_it_and_never_returns() {
+    let storage = Storage::in_memory();
+    let catalog = catalog(&storage);
+    let node = |node_id: u64| NodeRecord {
+        node_id,
+        cluster_addr: format!("n{node_id}:1"),
+        api_addr: format!("n{node_id}:2"),
+        zone: None,
+    };
+    run(&storage, |ctx| {
+        for id in [1, 2, 3, 4] {
+            let registered = catalog.execute(ctx, CatalogCommand::RegisterNode { node: node(id) });
+            assert!(matches!(registered, Ok(Ok(None))));
+        }
+        let leaving = catalog.execute(ctx, CatalogCommand::SetNodeLeaving { node_id: 2 });
+        assert!(matches!(leaving, Ok(Ok(None))));
+        let created = catalog.execute(
+            ctx,
+            CatalogCommand::CreateTableBy {
+                definition: Box::new(definition("t")),
+                proposer: 1,
+            },
+        );
+        assert!(matches!(created, Ok(Ok(Some(_)))));
+    });
+    assert!(catalog.is_leaving(2));
+    let group = catalog.tables()[0].partitions[0].group_id;
+    // New partitions leave the leaving node out.
+    let mut placed = catalog.replicas(group);
+    placed.sort_unstable();
+    assert_eq!(placed, vec![1, 3, 4]);
+    // Node 3 still holds a replica: it cannot be forgotten.
+    run(&storage, |ctx| {
+        let refused = catalog.execute(ctx, CatalogCommand::RemoveNode { node_id: 3 });
+        assert!(matches!(refused, Ok(Err(Rejection::InUse))));
+        let removed = catalog.execute(ctx, CatalogCommand::RemoveNode { node_id: 2 });
+        assert!(matches!(removed, Ok(Ok(None))));
+    });
+    let reopened = super::CatalogStateMachine::open(storage.keyspace("catalog").unwrap()).unwrap();
+    for c in [&catalog, &reopened] {
+        let ids: Vec<u64> = c.nodes().iter().map(|n| n.node_id).collect();
+        assert_eq!(ids, vec![1, 3, 4]);
+        assert!(c.is_removed(2) && !c.is_leaving(2));
+    }
+    run(&storage, |ctx| {
+        let again = reopened.execute(ctx, CatalogCommand::RegisterNode { node: node(2) });
+        assert!(matches!(again, Ok(Err(Rejection::NodeRemoved))));
+    });
+    assert_eq!(reopened.nodes().len(), 3);
+}
