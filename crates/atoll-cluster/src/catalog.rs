@@ -167,6 +167,14 @@ pub enum CatalogCommand {
         /// The node.
         node_id: u64,
     },
+    /// Record that a joining node was admitted as `incarnation` (refused
+    /// when that id was admitted as another).
+    AdmitNode {
+        /// The node.
+        node_id: u64,
+        /// Drawn by the node when it first joined.
+        incarnation: u64,
+    },
     // New commands go last: postcard numbers variants in order, and the
     // log holds commands written by older versions.
 }
@@ -296,6 +304,11 @@ impl CatalogStateMachine {
     /// Whether node `node_id` is being decommissioned (`SetNodeLeaving`).
     pub(crate) fn is_leaving(&self, node_id: u64) -> bool {
         self.placements.is_leaving(node_id)
+    }
+
+    /// The incarnation node `node_id` was first admitted as (`AdmitNode`).
+    pub(crate) fn admitted_incarnation(&self, node_id: u64) -> Option<u64> {
+        self.placements.admitted_incarnation(node_id)
     }
 
     /// Whether node `node_id` was decommissioned (`RemoveNode`).
@@ -452,6 +465,19 @@ impl CatalogStateMachine {
             CatalogCommand::SetNodeLeaving { node_id } => {
                 self.placements.set_leaving(ctx, &self.keyspace, node_id);
                 Ok(Ok(None))
+            }
+            CatalogCommand::AdmitNode {
+                node_id,
+                incarnation,
+            } => {
+                if self
+                    .placements
+                    .admit(ctx, &self.keyspace, node_id, incarnation)
+                {
+                    Ok(Ok(None))
+                } else {
+                    Ok(Err(Rejection::Exists))
+                }
             }
             CatalogCommand::RemoveNode { node_id } => {
                 if self.placements.remove_node(ctx, &self.keyspace, node_id) {

@@ -171,7 +171,7 @@ impl Cluster {
         if catalog.is_removed(options.node.node_id) {
             return Err(ClusterError::NodeRemoved(options.node.node_id.to_string()));
         }
-        let catalog_group = hosting::start_catalog(&node, &catalog, &options).await?;
+        let catalog_group = hosting::start_catalog(&storage, &node, &catalog, &options).await?;
         let split_check_interval = options.split_check_interval;
         let cluster = Arc::new(Cluster {
             split_size_bytes: options.split_size_bytes,

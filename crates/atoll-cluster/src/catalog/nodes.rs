@@ -16,14 +16,16 @@ pub(super) const ORIGIN_KEY_PREFIX: &[u8] = b"origin:";
 pub(super) const DOWN_KEY_PREFIX: &[u8] = b"down:";
 pub(super) const LEAVING_KEY_PREFIX: &[u8] = b"leaving:";
 pub(super) const REMOVED_KEY_PREFIX: &[u8] = b"removed:";
+pub(super) const ADMITTED_KEY_PREFIX: &[u8] = b"admitted:";
 /// Every prefix of the records `Placements` holds (all are loaded at open).
-pub(super) const PLACEMENT_KEY_PREFIXES: [&[u8]; 6] = [
+pub(super) const PLACEMENT_KEY_PREFIXES: [&[u8]; 7] = [
     NODE_KEY_PREFIX,
     REPLICAS_KEY_PREFIX,
     ORIGIN_KEY_PREFIX,
     DOWN_KEY_PREFIX,
     LEAVING_KEY_PREFIX,
     REMOVED_KEY_PREFIX,
+    ADMITTED_KEY_PREFIX,
 ];
 
 /// How a partition's group came to be, which decides how its replicas start.
@@ -73,6 +75,8 @@ pub(super) struct Placements {
     // Ids of decommissioned nodes, which may never register again (a node
     // with that id would come back as a member that forgot its votes).
     removed: RwLock<BTreeSet<NodeId>>,
+    // The incarnation each joined node was first admitted as.
+    admitted: RwLock<BTreeMap<NodeId, u64>>,
 }
 
 impl Placements {
@@ -110,6 +114,14 @@ impl Placements {
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(id);
+        } else if let Some(id) = id_of_key(ADMITTED_KEY_PREFIX, key) {
+            let incarnation = <[u8; 8]>::try_from(value)
+                .map(u64::from_be_bytes)
+                .map_err(|_| super::corrupt("an admission record is not 8 bytes"))?;
+            self.admitted
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, incarnation);
         } else if let Some(id) = id_of_key(REMOVED_KEY_PREFIX, key) {
             self.removed
                 .write()
@@ -147,6 +159,44 @@ impl Placements {
             .removed
             .into_inner()
             .unwrap_or_else(|e| e.into_inner());
+        *self.admitted.write().unwrap_or_else(|e| e.into_inner()) = other
+            .admitted
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+    }
+
+    /// The incarnation node `node_id` was first admitted as (`None`: it
+    /// never joined, or joined before incarnations were recorded).
+    pub(super) fn admitted_incarnation(&self, node_id: NodeId) -> Option<u64> {
+        self.admitted
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&node_id)
+            .copied()
+    }
+
+    /// Records that node `node_id` was admitted as `incarnation`; `false`
+    /// (nothing written) when it was admitted as another one before.
+    pub(super) fn admit(
+        &self,
+        ctx: &mut ApplyContext,
+        keyspace: &Keyspace,
+        node_id: NodeId,
+        incarnation: u64,
+    ) -> bool {
+        let mut admitted = self.admitted.write().unwrap_or_else(|e| e.into_inner());
+        match admitted.get(&node_id) {
+            Some(recorded) => *recorded == incarnation,
+            None => {
+                ctx.put(
+                    keyspace,
+                    id_key(ADMITTED_KEY_PREFIX, node_id),
+                    incarnation.to_be_bytes().to_vec(),
+                );
+                admitted.insert(node_id, incarnation);
+                true
+            }
+        }
     }
 
     /// Whether node `node_id` is being decommissioned.

@@ -207,3 +207,34 @@ fn a_node_is_forgotten_only_once_no_partition_names_it_and_never_returns() {
     });
     assert_eq!(reopened.nodes().len(), 3);
 }
+
+#[test]
+fn a_node_id_is_admitted_as_one_incarnation_only() {
+    let storage = Storage::in_memory();
+    let catalog = catalog(&storage);
+    let admit = |c: &CatalogStateMachine, incarnation: u64| {
+        let mut outcome = None;
+        run(&storage, |ctx| {
+            outcome = Some(c.execute(
+                ctx,
+                CatalogCommand::AdmitNode {
+                    node_id: 5,
+                    incarnation,
+                },
+            ));
+        });
+        outcome
+    };
+    assert!(matches!(admit(&catalog, 11), Some(Ok(Ok(None)))));
+    // A retried join of the same incarnation is admitted again.
+    assert!(matches!(admit(&catalog, 11), Some(Ok(Ok(None)))));
+    // The same id after losing its data (a new incarnation) is not, even
+    // after the catalog reopens.
+    let reopened = super::CatalogStateMachine::open(storage.keyspace("catalog").unwrap()).unwrap();
+    assert_eq!(reopened.admitted_incarnation(5), Some(11));
+    assert!(matches!(
+        admit(&reopened, 12),
+        Some(Ok(Err(Rejection::Exists)))
+    ));
+    assert_eq!(reopened.admitted_incarnation(5), Some(11));
+}

@@ -10,8 +10,11 @@
 //!   forgets it (`RemoveNode`, after which its id may not register again)
 //!   and drops it from the catalog group; the node then stops by itself.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use atoll_replication::NodeId;
 
@@ -22,6 +25,10 @@ use crate::error::ClusterError;
 
 /// How often a node checks whether the catalog has forgotten it.
 const REMOVED_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How long a forgotten node stays silent before the catalog group drops
+/// it (it stops within `REMOVED_CHECK_INTERVAL` of applying its removal).
+const REMOVED_NODE_SILENCE: Duration = Duration::from_secs(2);
 
 impl Cluster {
     /// Starts decommissioning node `node_id` (see the module doc); returns
@@ -112,8 +119,14 @@ impl Cluster {
 
     /// On the catalog's leader: forgets leaving nodes that no partition
     /// names any more and that hold no catalog vote, and drops them from
-    /// the catalog group.
-    pub(super) async fn remove_drained_nodes(&self) -> Result<(), ClusterError> {
+    /// the catalog group once they have gone silent (`silent_since`, kept by
+    /// `tend_catalog_voters`): until then they still receive the log, and
+    /// with it the news of their removal, on which they stop. A learner
+    /// dropped at once would never hear of it and keep running.
+    pub(super) async fn remove_drained_nodes(
+        &self,
+        silent_since: &BTreeMap<NodeId, Instant>,
+    ) -> Result<(), ClusterError> {
         let group = &self.catalog_group;
         if !group.is_leader() {
             return Ok(());
@@ -141,7 +154,10 @@ impl Cluster {
         }
         // Learners the catalog has forgotten stop following it.
         for learner in group.learners() {
-            if self.catalog.is_removed(learner) {
+            let stopped = silent_since
+                .get(&learner)
+                .is_some_and(|since| since.elapsed() >= REMOVED_NODE_SILENCE);
+            if self.catalog.is_removed(learner) && stopped {
                 group.remove_learner(learner).await?;
             }
         }

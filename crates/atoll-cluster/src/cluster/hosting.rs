@@ -9,6 +9,7 @@ use std::time::Duration;
 use atoll_model::table::{PartitionDefinition, TableDefinition, TableStatus};
 use atoll_partition::PartitionStateMachine;
 use atoll_replication::{Group, GroupId, NodeId, RaftNode, ReplicationError};
+use atoll_storage::Storage;
 
 use super::rpc::{ClusterReply, ClusterRequest};
 use super::{CATALOG_GROUP_ID, Cluster, ClusterOptions, PartitionHandle, TABLE_KEYSPACE_PREFIX};
@@ -57,6 +58,7 @@ async fn purge_log_start(group: Group) {
 /// Starts (or recovers) this node's replica of the catalog. With a cluster,
 /// waits for as long as it takes a quorum of its members to come up.
 pub(super) async fn start_catalog(
+    storage: &Storage,
     node: &Arc<RaftNode>,
     catalog: &Arc<CatalogStateMachine>,
     options: &ClusterOptions,
@@ -68,7 +70,8 @@ pub(super) async fn start_catalog(
     // joins a running cluster (its catalog comes from that cluster).
     let (members, founder) = if let Some(seed) = &options.join {
         if !node.has_group_state(CATALOG_GROUP_ID)? {
-            return super::membership::join_catalog(node, catalog, seed).await;
+            let incarnation = super::membership::incarnation(storage, options.node.rng_seed)?;
+            return super::membership::join_catalog(node, catalog, seed, incarnation).await;
         }
         (alone, NodeId::MAX)
     } else if options.initial_members.len() <= 1 {

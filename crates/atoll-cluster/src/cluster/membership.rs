@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use atoll_replication::{Group, NodeId, RaftNode};
+use atoll_storage::{Durability, Storage, WriteBatch};
 
 use super::rpc::{ClusterReply, ClusterRequest, JOIN_TIMEOUT};
 use super::{CATALOG_GROUP_ID, CATALOG_RETRY, Cluster};
@@ -25,19 +26,51 @@ use crate::placement::REPLICATION_FACTOR;
 /// How long a joining node waits between attempts to reach the cluster.
 const JOIN_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Keyspace of facts about this node itself.
+const NODE_KEYSPACE: &str = "node";
+/// Key of this node's incarnation in `NODE_KEYSPACE`.
+const INCARNATION_KEY: &[u8] = b"incarnation";
+
+/// This node's incarnation: a random number drawn the first time it joins a
+/// cluster and kept on disk (fsynced before it asks), so the catalog's
+/// leader can tell a retried join from the same id coming back with its
+/// data lost (drawn from the seed in a simulation).
+pub(super) fn incarnation(storage: &Storage, rng_seed: Option<u64>) -> Result<u64, ClusterError> {
+    let keyspace = storage.keyspace(NODE_KEYSPACE)?;
+    if let Some(bytes) = keyspace.get(INCARNATION_KEY)?
+        && let Ok(bytes) = <[u8; 8]>::try_from(bytes.as_ref())
+    {
+        return Ok(u64::from_be_bytes(bytes));
+    }
+    let drawn = match rng_seed {
+        Some(seed) => seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+        None => uuid::Uuid::new_v4().as_u64_pair().0 | 1,
+    };
+    let mut batch = WriteBatch::new();
+    batch.put(
+        &keyspace,
+        INCARNATION_KEY.to_vec(),
+        drawn.to_be_bytes().to_vec(),
+    );
+    storage.commit(batch, Durability::Synced)?;
+    Ok(drawn)
+}
+
 /// Joins the cluster that the node at `seed_addr` (its inter-node address)
 /// belongs to: hosts an empty replica of the catalog, asks to be admitted
-/// (retrying until some member answers), and returns once this replica has
-/// applied the catalog as the leader knew it then.
+/// as `incarnation` (retrying until some member answers), and returns once
+/// this replica has applied the catalog as the leader knew it then.
 pub(super) async fn join_catalog(
     node: &Arc<RaftNode>,
     catalog: &Arc<CatalogStateMachine>,
     seed_addr: &str,
+    incarnation: u64,
 ) -> Result<Group, ClusterError> {
     let group = node.join_group(CATALOG_GROUP_ID, catalog.clone()).await?;
-    let request = ClusterRequest::Join {
+    let request = ClusterRequest::JoinAs {
         node_id: node.node_id(),
         cluster_addr: node.advertise_addr().to_string(),
+        incarnation,
     };
     let payload =
         postcard::to_stdvec(&request).map_err(|e| ClusterError::Catalog(e.to_string()))?;
@@ -91,14 +124,26 @@ impl Cluster {
     /// Admits node `node_id` (reached at `cluster_addr`) to the catalog
     /// group: on its leader, adds it (as a voter while there are fewer than
     /// three); elsewhere, passes the request to the leader.
-    pub(super) async fn admit(&self, node_id: NodeId, cluster_addr: String) -> ClusterReply {
+    pub(super) async fn admit(
+        &self,
+        node_id: NodeId,
+        cluster_addr: String,
+        incarnation: Option<u64>,
+    ) -> ClusterReply {
         if !self.catalog_group.is_leader() {
             let Some(leader) = self.catalog_group.current_leader() else {
                 return ClusterReply::NotLeader { leader: None };
             };
-            let request = ClusterRequest::Join {
-                node_id,
-                cluster_addr,
+            let request = match incarnation {
+                Some(incarnation) => ClusterRequest::JoinAs {
+                    node_id,
+                    cluster_addr,
+                    incarnation,
+                },
+                None => ClusterRequest::Join {
+                    node_id,
+                    cluster_addr,
+                },
             };
             return self
                 .forward(leader, &request)
@@ -120,6 +165,43 @@ impl Cluster {
                 message: ClusterError::NodeRemoved(node_id.to_string()).to_string(),
                 retryable: false,
             };
+        }
+        // The first admission of an id records its incarnation; the same id
+        // with another one lost its data after being admitted (perhaps as a
+        // voter) and before registering. (A `Join` from a node of an older
+        // version carries none and is not checked.)
+        if let Some(incarnation) = incarnation {
+            match self.catalog.admitted_incarnation(node_id) {
+                Some(recorded) if recorded != incarnation => {
+                    return ClusterReply::Failed {
+                        message: format!(
+                            "node id {node_id} was admitted before and has since lost its data; a node that lost its data must join under a new id"
+                        ),
+                        retryable: false,
+                    };
+                }
+                Some(_) => {}
+                None => {
+                    let recorded = self
+                        .propose_catalog_here(CatalogCommand::AdmitNode {
+                            node_id,
+                            incarnation,
+                        })
+                        .await;
+                    match recorded {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(_)) => {
+                            return ClusterReply::Failed {
+                                message: format!(
+                                    "node id {node_id} was admitted under another incarnation"
+                                ),
+                                retryable: false,
+                            };
+                        }
+                        Err(e) => return retry_join(e),
+                    }
+                }
+            }
         }
         let as_voter = self.catalog_group.voters().len() < REPLICATION_FACTOR;
         self.node.learn_peer_addr(node_id, cluster_addr.clone());

@@ -53,7 +53,7 @@ pub(super) async fn watch_replicas(cluster: Weak<Cluster>, dead_after: Duration)
         {
             tracing::warn!(error = %e, "changing the catalog's voters failed; will try again");
         }
-        if let Err(e) = cluster.remove_drained_nodes().await {
+        if let Err(e) = cluster.remove_drained_nodes(&catalog_silent_since).await {
             tracing::warn!(error = %e, "removing decommissioned nodes failed; will try again");
         }
         let live_nodes = cluster

@@ -80,6 +80,13 @@ pub(super) enum ClusterRequest {
     /// leader): a replica the catalog no longer names asks before it
     /// deletes itself.
     Members { group: GroupId },
+    /// `Join`, as incarnation `incarnation` of the node (drawn when it
+    /// first joined): the same id with another incarnation lost its data.
+    JoinAs {
+        node_id: NodeId,
+        cluster_addr: String,
+        incarnation: u64,
+    },
 }
 
 /// A row-key range to read and how much of it.
@@ -244,7 +251,9 @@ impl Cluster {
             | ClusterRequest::Stats { .. }
             | ClusterRequest::Members { .. }
             | ClusterRequest::CatalogIndex => FORWARDED_READ_TIMEOUT,
-            ClusterRequest::Join { .. } | ClusterRequest::CompactLog { .. } => JOIN_TIMEOUT,
+            ClusterRequest::Join { .. }
+            | ClusterRequest::JoinAs { .. }
+            | ClusterRequest::CompactLog { .. } => JOIN_TIMEOUT,
             _ => FORWARD_TIMEOUT,
         };
         let reply = self.node.call_service(node, payload, timeout).await?;
@@ -289,7 +298,12 @@ impl Cluster {
             ClusterRequest::Join {
                 node_id,
                 cluster_addr,
-            } => self.admit(node_id, cluster_addr).await,
+            } => self.admit(node_id, cluster_addr, None).await,
+            ClusterRequest::JoinAs {
+                node_id,
+                cluster_addr,
+                incarnation,
+            } => self.admit(node_id, cluster_addr, Some(incarnation)).await,
             ClusterRequest::CatalogIndex => {
                 if !self.catalog_group.is_leader() {
                     return ClusterReply::NotLeader {
