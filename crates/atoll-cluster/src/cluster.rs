@@ -138,6 +138,9 @@ pub struct Cluster {
     split_load_ops_per_second: f64,
     // Where peers reach this node's inter-node port.
     advertise_addr: String,
+    // When the last catalog catch-up that succeeded began (see
+    // `catch_up_catalog`); held while one runs.
+    catalog_catch_up: tokio::sync::Mutex<Option<tokio::time::Instant>>,
     // Whether a replica move this node started for balance is under way.
     moving_replica: std::sync::atomic::AtomicBool,
     // Seed of table ids in a simulation (`NodeOptions::rng_seed`), and how
@@ -187,6 +190,7 @@ impl Cluster {
             lifecycle: tokio::sync::Mutex::new(()),
             hosting: tokio::sync::Mutex::new(()),
             joining: std::sync::Mutex::new(BTreeMap::new()),
+            catalog_catch_up: tokio::sync::Mutex::new(None),
             moving_replica: std::sync::atomic::AtomicBool::new(false),
             advertise_addr: options.node.advertise_addr.clone(),
             rng_seed: options.node.rng_seed,
@@ -438,10 +442,22 @@ impl Cluster {
 
     /// Waits until this node's catalog has applied what the catalog's
     /// leader had when asked. Best effort: without an answer in time the
-    /// node goes on with what it has.
+    /// node goes on with what it has. Catch-ups run one at a time, and one
+    /// that began after this call did serves it too: a burst of requests
+    /// for a missing table costs the catalog's leader one or two round
+    /// trips, not one each.
     async fn catch_up_catalog(&self) {
-        if let Err(e) = self.try_catch_up_catalog().await {
-            tracing::debug!(error = %e, "could not catch up with the catalog's leader");
+        let asked = tokio::time::Instant::now();
+        let mut last_began = self.catalog_catch_up.lock().await;
+        if last_began.is_some_and(|began| began >= asked) {
+            return;
+        }
+        let began = tokio::time::Instant::now();
+        match self.try_catch_up_catalog().await {
+            Ok(()) => *last_began = Some(began),
+            Err(e) => {
+                tracing::debug!(error = %e, "could not catch up with the catalog's leader");
+            }
         }
     }
 
