@@ -618,18 +618,9 @@ impl Cluster {
                 stats.size_bytes += handle.stats.size_bytes();
                 continue;
             }
-            for node in self.other_replicas(group) {
-                if let Ok(rpc::ClusterReply::Stats {
-                    item_count,
-                    size_bytes,
-                }) = self
-                    .forward(node, &rpc::ClusterRequest::Stats { group })
-                    .await
-                {
-                    stats.item_count += item_count;
-                    stats.size_bytes += size_bytes;
-                    break;
-                }
+            if let Some((item_count, size_bytes)) = self.remote_stats(group).await {
+                stats.item_count += item_count;
+                stats.size_bytes += size_bytes;
             }
         }
         stats

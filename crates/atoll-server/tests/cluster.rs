@@ -310,6 +310,20 @@ async fn nodes_that_join_raise_the_replication_factor() {
     reads_exactly(&client_of(&cluster, 4), TABLE, &expected, true)
         .await
         .unwrap_or_else(|e| fail(&cluster, format!("after the moves: {e}")));
+    // Every node's admin view counts the table's items, the one node that
+    // holds no replica of its partition too (it asks one that does).
+    for id in 1..=4 {
+        let report = admin(&cluster.endpoint(id)).await;
+        let counted: u64 = partitions(&report, TABLE)
+            .iter()
+            .filter_map(|p| p["item_count"].as_u64())
+            .sum();
+        assert_eq!(
+            counted,
+            expected.len() as u64,
+            "{TABLE}'s items in node {id}'s admin view: {report:#}"
+        );
+    }
 
     // A table created through one node is there at once through the
     // others: a lookup that misses first catches up with the catalog.

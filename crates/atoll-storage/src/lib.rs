@@ -206,9 +206,9 @@ impl Storage {
                         // default; data bulk-imported from a snapshot sits
                         // there (measured: 1.4 GB on disk for 0.8 GB of
                         // items, against 0.3 GB once compacted deeper).
-                        create.data_block_compression_policy(
-                            fjall::config::CompressionPolicy::all(fjall::CompressionType::Lz4),
-                        )
+                        create.data_block_compression_policy(fjall::config::CompressionPolicy::all(
+                            fjall::CompressionType::Lz4,
+                        ))
                     }
                 })?)
             }

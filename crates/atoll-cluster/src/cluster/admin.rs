@@ -2,14 +2,17 @@
 //! sizes, leaders, replicas and request rates, as `GET /atoll/admin` and
 //! `atoll admin` show them.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use tokio::time::Instant;
 
 use serde::Serialize;
 
+use atoll_replication::GroupId;
+
 use super::Cluster;
+use super::rpc::{ClusterReply, ClusterRequest};
 
 /// The counts at the last sample, and the rates since the one before.
 #[derive(Clone, Copy, Debug)]
@@ -195,7 +198,53 @@ pub struct PartitionReport {
 }
 
 impl Cluster {
-    /// The admin view from this node.
+    /// `report`, with the item count and size of each partition this node
+    /// holds no replica of asked of a replica that does (all at once): the
+    /// view `GET /atoll/admin` serves.
+    pub async fn report_now(&self) -> ClusterReport {
+        let mut report = self.report();
+        let remote: Vec<GroupId> = report
+            .tables
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .map(|p| p.group_id)
+            .filter(|group| self.handle(*group).is_none())
+            .collect();
+        let answers =
+            futures_util::future::join_all(remote.iter().map(|group| self.remote_stats(*group)))
+                .await;
+        let found: BTreeMap<GroupId, (u64, u64)> = remote
+            .into_iter()
+            .zip(answers)
+            .filter_map(|(group, stats)| Some((group, stats?)))
+            .collect();
+        for partition in report.tables.iter_mut().flat_map(|t| &mut t.partitions) {
+            if let Some((item_count, size_bytes)) = found.get(&partition.group_id) {
+                partition.item_count = *item_count;
+                partition.size_bytes = *size_bytes;
+            }
+        }
+        report
+    }
+
+    /// A partition's item count and size as the first of its other
+    /// replicas that answers knows them.
+    pub(super) async fn remote_stats(&self, group: GroupId) -> Option<(u64, u64)> {
+        for node in self.other_replicas(group) {
+            if let Ok(ClusterReply::Stats {
+                item_count,
+                size_bytes,
+            }) = self.forward(node, &ClusterRequest::Stats { group }).await
+            {
+                return Some((item_count, size_bytes));
+            }
+        }
+        None
+    }
+
+    /// The admin view from this node: partitions it holds no replica of
+    /// show no items (see `report_now`) and, like all, the request rates
+    /// this node served.
     pub fn report(&self) -> ClusterReport {
         let tables: Vec<TableReport> = self
             .catalog
