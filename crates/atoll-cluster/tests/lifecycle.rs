@@ -216,3 +216,65 @@ async fn a_split_stopped_after_its_fence_is_finished_by_the_next_check_or_restar
     }
     cluster.shutdown().await;
 }
+
+/// The first log index of `group` still stored on this node, if any.
+fn first_log_index(cluster: &Cluster, group: u64) -> Option<u64> {
+    let log = cluster
+        .storage()
+        .log_keyspace("raft_log")
+        .expect("log keyspace");
+    let (key, _) = log.prefix(&group.to_be_bytes()).next()?.expect("log entry");
+    let index: [u8; 8] = key.get(8..16)?.try_into().ok()?;
+    Some(u64::from_be_bytes(index))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_off_partition_purges_the_start_of_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::open(
+        Storage::open(dir.path(), StorageOptions::default()).expect("storage"),
+        ClusterOptions {
+            node: NodeOptions::default(),
+            split_load_ops_per_second: 0.0,
+            ..ClusterOptions::default()
+        },
+    )
+    .await
+    .expect("cluster");
+    cluster.create_table(definition("purged")).await.unwrap();
+    let items = write_items(&cluster, "purged", 40).await;
+    let parent = cluster.table("purged").unwrap().partitions[0].group_id;
+    // A partition that never split keeps its log from the start.
+    assert_eq!(first_log_index(&cluster, parent), Some(0));
+    cluster
+        .split_partition("purged", parent, items[20].0)
+        .await
+        .unwrap();
+    let child = cluster.table("purged").unwrap().partitions[1].group_id;
+    // The split-off partition's state came from the handoff, not its log:
+    // its log's start goes, so no replica could ever be sent it in place
+    // of a snapshot.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let led = |cluster: &Cluster| {
+        cluster.report().tables[0]
+            .partitions
+            .iter()
+            .any(|p| p.group_id == child && p.leader.is_some())
+    };
+    while !led(&cluster) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the split-off partition has no leader"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    while first_log_index(&cluster, child) == Some(0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the split-off partition still holds its log from index {:?}",
+            first_log_index(&cluster, child)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    cluster.shutdown().await;
+}
