@@ -337,16 +337,24 @@ impl Cluster {
         &self,
         command: CatalogCommand,
     ) -> Result<CatalogOutcome, ClusterError> {
+        Ok(self.propose_catalog_here_indexed(command).await?.0)
+    }
+
+    /// `propose_catalog_here`, also returning the log index it was applied at.
+    async fn propose_catalog_here_indexed(
+        &self,
+        command: CatalogCommand,
+    ) -> Result<(CatalogOutcome, u64), ClusterError> {
         let bytes =
             postcard::to_stdvec(&command).map_err(|e| ClusterError::Catalog(e.to_string()))?;
-        let output = self
+        let (output, index) = self
             .catalog_group
-            .propose(bytes::Bytes::from(bytes))
+            .propose_indexed(bytes::Bytes::from(bytes))
             .await?;
         let outcome = output
             .downcast::<CatalogOutcome>()
             .ok_or_else(|| ClusterError::Catalog("catalog command produced no outcome".into()))?;
-        Ok((*outcome).clone())
+        Ok(((*outcome).clone(), index))
     }
 
     async fn propose_catalog_remotely(

@@ -54,8 +54,19 @@ impl Group {
     /// Replicates `command`, waits until it is durable on a quorum and applied,
     /// and returns what applying it produced.
     pub async fn propose(&self, command: bytes::Bytes) -> Result<ApplyOutput, ReplicationError> {
+        Ok(self.propose_indexed(command).await?.0)
+    }
+
+    /// `propose`, also returning the log index the command was applied at
+    /// (this node's applied-index metric may not show it yet when the
+    /// output arrives: a peer told to wait for that metric would wait for
+    /// too little).
+    pub async fn propose_indexed(
+        &self,
+        command: bytes::Bytes,
+    ) -> Result<(ApplyOutput, u64), ReplicationError> {
         match self.raft.client_write(LogCommand(command)).await {
-            Ok(response) => Ok(response.data),
+            Ok(response) => Ok((response.data, response.log_id.index)),
             // Refused before it was appended, or appended and then truncated
             // by a new leader: either way it was not applied and will not be.
             Err(RaftError::APIError(
@@ -88,6 +99,12 @@ impl Group {
 
     /// Returns once this node may serve a linearizable read of the group.
     pub async fn read_barrier(&self) -> Result<(), ReplicationError> {
+        self.read_barrier_index().await.map(|_| ())
+    }
+
+    /// `read_barrier`, returning the log index a linearizable read sees
+    /// (everything committed before the barrier began).
+    pub async fn read_barrier_index(&self) -> Result<u64, ReplicationError> {
         let barrier = async {
             let mut outcome = self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await;
             if outcome.is_err() && self.is_leader() {
@@ -107,7 +124,7 @@ impl Group {
                 ))
             })?;
         match outcome {
-            Ok(_) => Ok(()),
+            Ok(read) => Ok(read.index()),
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
                 Err(ReplicationError::NotLeader {
                     group: self.id,

@@ -272,10 +272,12 @@ impl Cluster {
                         leader: self.catalog_group.current_leader(),
                     };
                 }
-                match self.propose_catalog_here(command).await {
-                    Ok(outcome) => ClusterReply::Catalog {
+                // The entry's own index: the applied-index metric may not
+                // show it yet, and the caller waits for what is named here.
+                match self.propose_catalog_here_indexed(command).await {
+                    Ok((outcome, index)) => ClusterReply::Catalog {
                         outcome: outcome.map(|t| t.map(|t| Box::new((*t).clone()))),
-                        applied_index: self.catalog_group.applied_index().unwrap_or(0),
+                        applied_index: index.max(self.catalog_group.applied_index().unwrap_or(0)),
                     },
                     Err(e) => ClusterReply::from_error(e),
                 }
@@ -310,9 +312,9 @@ impl Cluster {
                         leader: self.catalog_group.current_leader(),
                     };
                 }
-                match self.catalog_group.read_barrier().await {
-                    Ok(()) => ClusterReply::CatalogIndex {
-                        applied_index: self.catalog_group.applied_index().unwrap_or(0),
+                match self.catalog_group.read_barrier_index().await {
+                    Ok(index) => ClusterReply::CatalogIndex {
+                        applied_index: index.max(self.catalog_group.applied_index().unwrap_or(0)),
                     },
                     Err(e) => ClusterReply::from_error(e.into()),
                 }
