@@ -212,8 +212,11 @@ impl Cluster {
         {
             Ok(()) => {
                 tracing::info!(node = node_id, as_voter, "admitted a node to the cluster");
+                // What a read now would see (the applied-index metric may lag).
+                let applied = self.catalog_group.applied_index().unwrap_or(0);
+                let seen = self.catalog_group.read_barrier_index().await.unwrap_or(0);
                 ClusterReply::Joined {
-                    applied_index: self.catalog_group.applied_index().unwrap_or(0),
+                    applied_index: applied.max(seen),
                 }
             }
             Err(e) => retry_join(e.into()),
