@@ -143,20 +143,22 @@ impl Cluster {
             .values()
             .filter(|handle| {
                 let group = &handle.group;
-                let mut recorded = self.catalog.replicas(group.id());
-                recorded.sort_unstable();
-                let mut voters = group.voters();
-                voters.sort_unstable();
-                group.is_leader()
+                let settled = group.is_leader()
                     && group.learners().is_empty()
                     && !group.in_joint_membership()
                     && group.members_caught_up()
-                    && voters.len() >= wanted_copies
-                    && recorded == voters
                     && group
                         .follower_silence()
                         .iter()
-                        .all(|(_, silence)| silence.is_some_and(|s| s < SILENCE))
+                        .all(|(_, silence)| silence.is_some_and(|s| s < SILENCE));
+                if !settled {
+                    return false;
+                }
+                let mut voters = group.voters();
+                voters.sort_unstable();
+                let mut recorded = self.catalog.replicas(group.id());
+                recorded.sort_unstable();
+                voters.len() >= wanted_copies && recorded == voters
             })
             .cloned()
             .collect();

@@ -134,14 +134,8 @@ impl Cluster {
         let voters = group.voters();
         for node in self.catalog.nodes() {
             let id = node.node_id;
-            let drained = self.catalog.is_leaving(id)
-                && !voters.contains(&id)
-                && !self
-                    .catalog
-                    .tables()
-                    .iter()
-                    .flat_map(|t| t.partitions.iter())
-                    .any(|p| self.catalog.replicas(p.group_id).contains(&id));
+            let drained =
+                self.catalog.is_leaving(id) && !voters.contains(&id) && self.replica_count(id) == 0;
             if !drained {
                 continue;
             }

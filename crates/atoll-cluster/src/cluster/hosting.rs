@@ -39,16 +39,12 @@ const FIRST_APPLY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Snapshots `group` and purges its log once it has applied an entry (a
 /// snapshot needs one); see `Cluster::start_partition`.
 async fn purge_log_start(group: Group) {
-    let waited = tokio::time::Instant::now();
-    while group.applied_index().is_none() {
-        if waited.elapsed() > FIRST_APPLY_TIMEOUT {
-            tracing::warn!(
-                group = group.id(),
-                "a split-off replica applied nothing; its log start stays"
-            );
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    if group.wait_applied(0, FIRST_APPLY_TIMEOUT).await.is_err() {
+        tracing::warn!(
+            group = group.id(),
+            "a split-off replica applied nothing; its log start stays"
+        );
+        return;
     }
     if let Err(e) = group.compact_log().await {
         tracing::warn!(group = group.id(), error = %e, "purging a split-off replica's log start failed");

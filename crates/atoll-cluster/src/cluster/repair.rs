@@ -222,7 +222,8 @@ impl Cluster {
             .collect()
     }
 
-    fn replica_count(&self, node: NodeId) -> usize {
+    /// Partitions whose replica set, as the catalog records it, includes `node`.
+    pub(super) fn replica_count(&self, node: NodeId) -> usize {
         self.catalog
             .tables()
             .iter()
