@@ -86,6 +86,24 @@ out=$(ddb get-item --table-name "$TABLE" --key '{"pk": {"S": "batch"}, "sk": {"N
 [[ -n "$out" ]] || out='{}' # the CLI prints nothing for an empty response
 check "deleted item is gone" "$(json_get '"Item" in d' <<<"$out")" "False"
 
+# An update that only removes creates no item (DynamoDB's rule, issue 20).
+out=$(ddb update-item --table-name "$TABLE" --key '{"pk": {"S": "nobody"}, "sk": {"N": "1"}}' \
+    --update-expression 'REMOVE a, b.c' --return-values ALL_NEW)
+[[ -n "$out" ]] || out='{}'
+check "REMOVE on a missing item returns no attributes" "$(json_get '"Attributes" in d' <<<"$out")" "False"
+out=$(ddb get-item --table-name "$TABLE" --key '{"pk": {"S": "nobody"}, "sk": {"N": "1"}}' --consistent-read)
+[[ -n "$out" ]] || out='{}'
+check "REMOVE on a missing item creates nothing" "$(json_get '"Item" in d' <<<"$out")" "False"
+
+# Tagging answers with an empty body, which the CLI takes.
+ARN="arn:aws:dynamodb:us-east-1:000000000000:table/$TABLE"
+ddb tag-resource --resource-arn "$ARN" --tags Key=team,Value=cli
+out=$(ddb list-tags-of-resource --resource-arn "$ARN")
+check "tag-resource then list" "$(json_get 'd["Tags"]' <<<"$out")" "[{'Key': 'team', 'Value': 'cli'}]"
+ddb untag-resource --resource-arn "$ARN" --tag-keys team
+out=$(ddb list-tags-of-resource --resource-arn "$ARN")
+check "untag-resource then list" "$(json_get 'd["Tags"]' <<<"$out")" "[]"
+
 # Errors: non-zero exit and the exception name on stderr.
 set +e
 err=$(ddb get-item --table-name "no-such-table-$$" --key '{"pk": {"S": "x"}}' 2>&1 >/dev/null)

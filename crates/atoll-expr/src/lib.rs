@@ -46,7 +46,8 @@ pub use error::ExprError;
 pub use eval::{check_condition_operands, evaluate, resolve};
 pub use projection::project;
 pub use update::{
-    apply_update, apply_update_to_new_item, check_update_operands, updated_attributes,
+    apply_update, apply_update_to_new_item, check_update_operands, creates_missing_item,
+    updated_attributes,
 };
 
 use std::collections::HashMap;

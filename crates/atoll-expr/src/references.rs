@@ -42,7 +42,7 @@ use crate::validate::Validator;
 const MAX_KEY_LENGTH: usize = 255;
 
 /// The longest attribute name, in UTF-8 bytes.
-const MAX_NAME_BYTES: usize = 65535;
+const MAX_NAME_BYTES: usize = atoll_model::MAX_ATTRIBUTE_NAME_BYTES;
 
 /// The limit on an expression's length plus the size of every placeholder
 /// use (DynamoDB Local's `MAX_EXPRESSION_TREE_SIZE`).

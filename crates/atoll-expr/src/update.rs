@@ -68,11 +68,41 @@ pub fn apply_update(update: &Update, item: &Item, env: &Env) -> Result<Item, Exp
 }
 
 /// [`apply_update`] for an item that does not exist yet (`key` holds its key
-/// attributes). The difference is DynamoDB's: REMOVE of a nested path whose
-/// parent is missing is then silently ignored instead of being an invalid
-/// document path (verified; Alternator records it as a known difference).
-pub fn apply_update_to_new_item(update: &Update, key: &Item, env: &Env) -> Result<Item, ExprError> {
-    apply::apply(update, key, env, false)
+/// attributes): the item to create, or `None` when the update creates
+/// nothing. Two differences are DynamoDB's:
+/// - REMOVE of a nested path whose parent is missing is silently ignored
+///   instead of being an invalid document path (verified; Alternator
+///   records it as a known difference);
+/// - an update whose actions only remove (REMOVE, legacy DELETE without a
+///   value) or only delete from sets (DELETE) creates no item, while an
+///   update with no action at all creates the key-only item (see
+///   [`creates_missing_item`]).
+///
+/// Every error the update would raise is still raised, so a refused update
+/// is refused whether or not it would have created the item.
+pub fn apply_update_to_new_item(
+    update: &Update,
+    key: &Item,
+    env: &Env,
+) -> Result<Option<Item>, ExprError> {
+    let created = apply::apply(update, key, env, false)?;
+    Ok(creates_missing_item(update).then_some(created))
+}
+
+/// Whether `update` applied to an item that does not exist creates it.
+///
+/// DynamoDB's rule, the one place Atoll states it: an update creates a
+/// missing item when it has no action at all (a bare UpdateItem, or empty
+/// `AttributeUpdates`: the key-only item) or when one of its actions writes a
+/// value (SET, ADD, legacy PUT or ADD). An update made only of REMOVEs and
+/// set DELETEs writes nothing, so the item stays missing (the service today;
+/// older emulators created a key-only item).
+pub fn creates_missing_item(update: &Update) -> bool {
+    update.actions.is_empty()
+        || update
+            .actions
+            .iter()
+            .any(|action| matches!(action, UpdateAction::Set(..) | UpdateAction::Add(..)))
 }
 
 /// The targets of `update`'s actions, in written order.
@@ -172,9 +202,19 @@ fn arithmetic(
     } else {
         left.checked_sub(right)
     };
-    result
-        .map(AttributeValue::N)
-        .map_err(|error| ExprError::validation(error.message()))
+    result.map(AttributeValue::N).map_err(arithmetic_error)
+}
+
+/// The error of a sum or difference outside what a Number holds. DynamoDB
+/// reports a result that needs more than 38 significant digits (`1e50 + 1`)
+/// as an overflow, not with the precision text a stored literal gets
+/// (verified: Alternator's `test_update_expression_plus_imprecise`).
+pub(crate) fn arithmetic_error(error: atoll_model::NumberError) -> ExprError {
+    let error = match error {
+        atoll_model::NumberError::Precision => atoll_model::NumberError::Overflow,
+        other => other,
+    };
+    ExprError::validation(error.message())
 }
 
 /// An operand of SET, or `None` for a path the item does not have.

@@ -21,7 +21,7 @@ pub use keycodec::{
 pub use number::Number;
 pub use record::{decode_item, encode_item};
 pub use size::{
-    MAX_ITEM_SIZE_BYTES, MAX_NESTING_DEPTH, MAX_PARTITION_KEY_SIZE_BYTES, MAX_SORT_KEY_SIZE_BYTES,
-    attribute_value_size_bytes, item_size_bytes,
+    MAX_ATTRIBUTE_NAME_BYTES, MAX_ITEM_SIZE_BYTES, MAX_NESTING_DEPTH, MAX_PARTITION_KEY_SIZE_BYTES,
+    MAX_SORT_KEY_SIZE_BYTES, attribute_value_size_bytes, item_size_bytes,
 };
 pub use value::{AttributeValue, Item};

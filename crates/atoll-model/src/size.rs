@@ -22,6 +22,10 @@ pub const MAX_ITEM_SIZE_BYTES: usize = 400 * 1024;
 pub const MAX_PARTITION_KEY_SIZE_BYTES: usize = 2048;
 /// Largest sort key value.
 pub const MAX_SORT_KEY_SIZE_BYTES: usize = 1024;
+/// Longest attribute name, in UTF-8 bytes (65,536 is refused, though
+/// DynamoDB's documentation says 64 KB). Key attributes have their own
+/// 255-byte limit, checked where tables are defined.
+pub const MAX_ATTRIBUTE_NAME_BYTES: usize = 65_535;
 /// Deepest nesting DynamoDB accepts, as [`AttributeValue::nesting_depth`] counts it.
 pub const MAX_NESTING_DEPTH: usize = 32;
 

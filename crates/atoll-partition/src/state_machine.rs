@@ -375,15 +375,24 @@ impl PartitionStateMachine {
                 (Some(value), new_item, *size_bytes)
             }
             WriteAction::Delete => (None, None, 0),
-            // A missing item is created from its key even when the update only
-            // removes (dynalite's tests, made against DynamoDB, show the key-only item).
+            // A missing item is created from its key, unless the update only
+            // removes (atoll_expr::creates_missing_item holds the rule).
             WriteAction::Update { key, update } => {
                 let applied = match &old_item {
-                    Some(old) => atoll_expr::apply_update(update, old, &env),
+                    Some(old) => atoll_expr::apply_update(update, old, &env).map(Some),
                     None => atoll_expr::apply_update_to_new_item(update, key, &env),
                 };
                 let new_item = match applied {
-                    Ok(item) => item,
+                    Ok(Some(item)) => item,
+                    // Nothing to write: the item stays missing.
+                    Ok(None) => {
+                        debug_assert!(stored.is_none());
+                        return Ok(PartitionOutput::Written {
+                            returned: None,
+                            old_size_bytes,
+                            new_size_bytes: 0,
+                        });
+                    }
                     Err(e) => return Ok(rejected(e)),
                 };
                 let size_bytes = item_size_bytes(&new_item);

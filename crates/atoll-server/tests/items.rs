@@ -1243,3 +1243,92 @@ async fn concurrent_puts_to_one_key_swap_atomically() {
     );
     assert!(seen == all, "some version was lost, duplicated or torn");
 }
+
+/// Attribute names are 1 to 65,535 bytes, wherever a request names an item
+/// attribute: an item's names (nested map keys for the length), the keys of
+/// AttributeUpdates, AttributesToGet. Nothing is written.
+#[tokio::test]
+async fn attribute_names_must_be_1_to_65535_bytes() {
+    use aws_sdk_dynamodb::types::{AttributeAction, AttributeValueUpdate};
+    let client = client();
+    let table = "items-names";
+    create_table(&client, table, Sat::S, None).await;
+    let longest = "n".repeat(65_535);
+    let too_long = "n".repeat(65_536);
+    let long_text =
+        "1 validation error detected: Attribute name is too large, must be less than 65536 bytes";
+    let empty_text = "1 validation error detected: Empty attribute name";
+
+    // The longest name is stored, at the top and nested.
+    let nested = |name: &str| AttributeValue::M(HashMap::from([(name.to_string(), s("v"))]));
+    put(
+        &client,
+        table,
+        item([
+            ("pk", s("longest")),
+            (&longest, n("1")),
+            ("m", nested(&longest)),
+        ]),
+    )
+    .await;
+    let got = get(&client, table, item([("pk", s("longest"))]))
+        .await
+        .unwrap();
+    assert_eq!(got[&longest], n("1"));
+
+    let refused_items = [
+        (item([("pk", s("long")), (&too_long, n("1"))]), long_text),
+        (
+            item([("pk", s("long")), ("m", nested(&too_long))]),
+            long_text,
+        ),
+        (item([("pk", s("long")), ("", n("1"))]), empty_text),
+    ];
+    for (it, text) in refused_items {
+        assert_error(
+            client
+                .put_item()
+                .table_name(table)
+                .set_item(Some(it))
+                .send()
+                .await,
+            "ValidationException",
+            text,
+        );
+    }
+    let put_action = |value| {
+        AttributeValueUpdate::builder()
+            .action(AttributeAction::Put)
+            .value(value)
+            .build()
+    };
+    for (name, text) in [(too_long.as_str(), long_text), ("", empty_text)] {
+        assert_error(
+            client
+                .update_item()
+                .table_name(table)
+                .key("pk", s("long"))
+                .attribute_updates(name, put_action(n("1")))
+                .send()
+                .await,
+            "ValidationException",
+            text,
+        );
+        let err = api_error(
+            client
+                .get_item()
+                .table_name(table)
+                .key("pk", s("longest"))
+                .attributes_to_get(name)
+                .send()
+                .await,
+        );
+        assert_eq!(err.code, "ValidationException", "{err:?}");
+        assert_eq!(
+            err.message,
+            text.trim_start_matches("1 validation error detected: "),
+            "GetItem does not wrap its errors"
+        );
+    }
+    assert_eq!(get(&client, table, item([("pk", s("long"))])).await, None);
+}

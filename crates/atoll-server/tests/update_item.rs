@@ -307,15 +307,20 @@ async fn arithmetic_is_exact_to_38_digits() {
     assert_eq!(new, Some(item([("z", n("0"))])));
 
     // A result that needs a 39th digit, or leaves DynamoDB's range, is
-    // refused and nothing is written. The texts are DynamoDB's number
-    // errors (item-api-behaviour.md §3.3); whether runtime errors carry the
-    // envelope is unpinned, so both forms are accepted.
+    // refused and nothing is written. DynamoDB calls both an overflow
+    // (Alternator's test_update_expression_plus_imprecise, run against it);
+    // whether runtime errors carry the envelope is unpinned, so both forms
+    // are accepted.
+    let overflow =
+        "Number overflow. Attempting to store a number with magnitude larger than supported range";
     let cases = [
+        ("SET a = a + :tiny", ex().val(":tiny", n("0.1")), overflow),
         (
-            "SET a = a + :tiny",
-            ex().val(":tiny", n("0.1")),
-            "Attempting to store more than 38 significant digits in a Number",
+            "SET b = :big - :one",
+            ex().val(":big", n("1e50")).val(":one", n("1")),
+            overflow,
         ),
+        ("ADD a :tiny", ex().val(":tiny", n("0.1")), overflow),
         (
             "SET h = :huge + :huge",
             ex().val(":huge", n("9.9E125")),
@@ -351,8 +356,6 @@ async fn arithmetic_is_exact_to_38_digits() {
         &ex().val(":huge", n("-9.9E125")),
     )
     .await;
-    let overflow =
-        "Number overflow. Attempting to store a number with magnitude larger than supported range";
     assert!(
         err.code == VE && (err.message == overflow || err.message == enveloped(overflow)),
         "{err:?}"
@@ -1019,40 +1022,86 @@ async fn updating_a_missing_item_creates_it() {
     );
 }
 
-/// The update starts from the key and writes the result, even when every
-/// action is a no-op on it (item-api-behaviour.md §3.3 "Missing item").
+/// An update that only removes attributes or deletes from sets creates no
+/// item and returns nothing, whatever ReturnValues asks (DynamoDB today;
+/// older emulators wrote the key-only item). A nested REMOVE is no error on
+/// a missing item. An update with something to write does create it.
 #[tokio::test]
-
-async fn remove_or_delete_alone_creates_a_key_only_item() {
+async fn remove_or_delete_alone_creates_nothing() {
     let client = client();
     let table = "upd-create-noop";
     create_table(&client, table, Sat::S, Some(Sat::N)).await;
     let key = |k: &str| item([("pk", s(k)), ("sk", n("1"))]);
-    update(
-        &client,
-        table,
-        &key("remove"),
-        "REMOVE x",
-        &ex(),
+    let set_a = ex().val(":s", ss(&["a"]));
+    let cases = [
+        ("REMOVE x", ex()),
+        ("REMOVE x.y, z[2], m.n.o", ex()),
+        ("DELETE s :s", set_a.clone()),
+        ("REMOVE x DELETE s :s", set_a.clone()),
+    ];
+    let return_values = [
         ReturnValue::None,
-    )
-    .await;
-    update(
-        &client,
-        table,
-        &key("delete"),
-        "DELETE s :s",
-        &ex().val(":s", ss(&["a"])),
-        ReturnValue::None,
-    )
-    .await;
-    assert_eq!(
-        (
-            get(&client, table, key("remove")).await,
-            get(&client, table, key("delete")).await
-        ),
-        (Some(key("remove")), Some(key("delete")))
+        ReturnValue::AllOld,
+        ReturnValue::UpdatedOld,
+        ReturnValue::AllNew,
+        ReturnValue::UpdatedNew,
+    ];
+    for (i, (expression, x)) in cases.iter().enumerate() {
+        for rv in &return_values {
+            let k = key(&format!("noop-{i}"));
+            let got = update(&client, table, &k, expression, x, rv.clone()).await;
+            assert_eq!(got, None, "{expression} with {rv:?}");
+            assert_eq!(get(&client, table, k).await, None, "{expression} created");
+        }
+    }
+    // A condition on the missing item is still evaluated.
+    let err = api_error(
+        client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(key("cond")))
+            .update_expression("REMOVE x")
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await,
     );
+    assert_eq!(err.code, CCF, "{err:?}");
+    // The legacy DELETE, with and without a value, creates nothing either.
+    let out = ok(client
+        .update_item()
+        .table_name(table)
+        .set_key(Some(key("legacy")))
+        .attribute_updates("x", au(AttributeAction::Delete, None))
+        .attribute_updates("s", au(AttributeAction::Delete, Some(ss(&["a"]))))
+        .return_values(ReturnValue::AllNew)
+        .send()
+        .await);
+    assert_eq!(out.attributes, None);
+    assert_eq!(get(&client, table, key("legacy")).await, None);
+    // Empty AttributeUpdates: the key-only item, as with no update at all.
+    ok(client
+        .update_item()
+        .table_name(table)
+        .set_key(Some(key("empty")))
+        .set_attribute_updates(Some(HashMap::new()))
+        .send()
+        .await);
+    assert_eq!(get(&client, table, key("empty")).await, Some(key("empty")));
+    // A SET beside the removals creates the item, the removals ignored.
+    let got = update(
+        &client,
+        table,
+        &key("mixed"),
+        "REMOVE x.y SET a = :s DELETE t :s",
+        &set_a,
+        ReturnValue::AllNew,
+    )
+    .await;
+    let want = item([("pk", s("mixed")), ("sk", n("1")), ("a", ss(&["a"]))]);
+    assert_eq!(got, Some(want.clone()));
+    assert_eq!(get(&client, table, key("mixed")).await, Some(want));
+    let scanned = ok(client.scan().table_name(table).send().await);
+    assert_eq!(scanned.count, 2, "{:?}", scanned.items);
 }
 
 #[tokio::test]
@@ -1408,6 +1457,46 @@ async fn legacy_attribute_updates() {
         get(&client, table, pk("new")).await,
         Some(item([("pk", s("new")), ("n", n("2"))]))
     );
+}
+
+/// An Action DynamoDB does not know is a constraint violation, reported
+/// with the request's other ones; nothing is written.
+#[tokio::test]
+async fn unknown_attribute_update_actions_are_refused() {
+    let client = client();
+    let table = "upd-legacy-action";
+    create_table(&client, table, Sat::S, None).await;
+    let err = api_error(
+        client
+            .update_item()
+            .table_name(table)
+            .key("pk", s("k"))
+            .attribute_updates("a", au(AttributeAction::from("DUNNO"), Some(n("1"))))
+            .send()
+            .await,
+    );
+    assert_eq!(err.code, VE);
+    assert_eq!(
+        err.message,
+        "1 validation error detected: Value 'DUNNO' at 'attributeUpdates.a.member.action' failed to satisfy constraint: Member must satisfy enum value set: [ADD, PUT, DELETE]"
+    );
+    let err = api_error(
+        client
+            .update_item()
+            .table_name(table)
+            .key("pk", s("k"))
+            .attribute_updates("a", au(AttributeAction::from("put"), Some(n("1"))))
+            .return_values(ReturnValue::from("EVERYTHING"))
+            .send()
+            .await,
+    );
+    assert!(
+        err.message.starts_with("2 validation errors detected: ")
+            && err.message.contains("'attributeUpdates.a.member.action'")
+            && err.message.contains("'returnValues'"),
+        "{err:?}"
+    );
+    assert_eq!(get(&client, table, pk("k")).await, None);
 }
 
 #[tokio::test]

@@ -43,8 +43,6 @@ impl Expressions {
     }
 }
 
-/// Maps an expression error to the wire: write operations wrap it in
-/// DynamoDB's validation envelope, reads do not.
 /// The legacy `AttributesToGet` list as a projection, if the request has one.
 pub(crate) fn attributes_to_get(
     input: &Object,
@@ -58,11 +56,16 @@ pub(crate) fn attributes_to_get(
         .filter_map(serde_json::Value::as_str)
         .map(str::to_string)
         .collect();
+    for name in &names {
+        crate::attribute::check_attribute_name(name, layer)?;
+    }
     atoll_expr::legacy::attributes_to_get(&names)
         .map(Some)
         .map_err(|e| expression_error(e, layer))
 }
 
+/// Maps an expression error to the wire: write operations wrap it in
+/// DynamoDB's validation envelope, reads do not.
 pub(crate) fn expression_error(error: atoll_expr::ExprError, layer: Layer) -> ApiError {
     match layer {
         Layer::Current { enveloped: true } => layer.error(error.message()),

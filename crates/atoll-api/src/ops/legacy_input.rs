@@ -155,6 +155,7 @@ pub(crate) fn attribute_updates(
     };
     let mut out = Vec::with_capacity(map.len());
     for (name, entry) in entries(Some(map)) {
+        crate::attribute::check_attribute_name(name, layer)?;
         out.push((
             name.clone(),
             AttributeValueUpdate {
@@ -166,6 +167,29 @@ pub(crate) fn attribute_updates(
         ));
     }
     Ok(Some(out))
+}
+
+/// Wire names of the legacy update actions, in the API model's order.
+const ATTRIBUTE_ACTIONS: &[&str] = &["ADD", "PUT", "DELETE"];
+
+/// Constraint check of `AttributeUpdates`: an `Action`, when given, must be
+/// one DynamoDB knows (unverified: the order DynamoDB lists them in).
+pub(crate) fn check_attribute_update_constraints(
+    violations: &mut crate::constraints::Violations,
+    input: &Object,
+) {
+    for (name, entry) in entries(input::object(input, "AttributeUpdates")) {
+        if let Some(action) = input::string(entry, "Action")
+            && AttributeAction::parse(action).is_none()
+        {
+            violations.add(
+                "attributeUpdates",
+                crate::constraints::Shown::Text(action),
+                &format!("attributeUpdates.{name}.member.action"),
+                &crate::constraints::enum_constraint(ATTRIBUTE_ACTIONS),
+            );
+        }
+    }
 }
 
 /// `ConditionalOperator`.

@@ -89,6 +89,7 @@ pub(crate) async fn update_item(api: &Api, input: &Object) -> ApiResult<Value> {
         input::string(input, "ConditionalOperator"),
         &["OR", "AND"],
     );
+    super::legacy_input::check_attribute_update_constraints(&mut violations, input);
     check_enum(
         &mut violations,
         "returnValuesOnConditionCheckFailure",

@@ -260,8 +260,7 @@ fn add(
 }
 
 fn add_numbers(a: &Number, b: &Number) -> Result<Number, ExprError> {
-    a.checked_add(b)
-        .map_err(|error| ExprError::validation(error.message()))
+    a.checked_add(b).map_err(super::arithmetic_error)
 }
 
 /// The elements of `a`, then those of `b` not already present: DynamoDB

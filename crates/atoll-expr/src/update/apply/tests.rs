@@ -6,6 +6,7 @@ use crate::eval::test_support::*;
 use crate::update::tests::{ok, run};
 use crate::update::{
     INCORRECT_TYPE, INVALID_PATH, LEGACY_TYPE_MISMATCH, apply_update, apply_update_to_new_item,
+    creates_missing_item,
 };
 
 #[test]
@@ -157,13 +158,22 @@ fn removal_under_a_missing_item_is_ignored() {
     let key = item(vec![("pk", s("k"))]);
     let env = Placeholders::default().value(":v", s("x"));
     let env = env.env();
+    // Removals alone create nothing.
     let after = apply_update_to_new_item(
         &update(vec![remove("x.y"), remove("x[0]"), remove("z")]),
         &key,
         &env,
     )
     .expect("applies");
-    assert_eq!(after, key);
+    assert_eq!(after, None);
+    // With a SET beside them, the item is created and the removals ignored.
+    let after = apply_update_to_new_item(
+        &update(vec![remove("x.y"), set("a", op(v(":v")))]),
+        &key,
+        &env,
+    )
+    .expect("applies");
+    assert_eq!(after, Some(item(vec![("pk", s("k")), ("a", s("x"))])));
     let error =
         apply_update_to_new_item(&update(vec![set("x.y", op(v(":v")))]), &key, &env).unwrap_err();
     assert_eq!(error.message(), INVALID_PATH);
@@ -174,6 +184,28 @@ fn removal_under_a_missing_item_is_ignored() {
             .message(),
         INVALID_PATH
     );
+}
+
+#[test]
+fn only_writing_actions_create_a_missing_item() {
+    assert!(creates_missing_item(&update(vec![])));
+    assert!(creates_missing_item(&update(vec![set("a", op(v(":v")))])));
+    assert!(creates_missing_item(&update(vec![
+        remove("x"),
+        add("n", ":one")
+    ])));
+    assert!(!creates_missing_item(&update(vec![remove("x")])));
+    assert!(!creates_missing_item(&update(vec![delete("s", ":ss")])));
+    assert!(!creates_missing_item(&update(vec![
+        remove("x.y"),
+        delete("s", ":ss")
+    ])));
+    // Errors still fire on an update that would create nothing.
+    let key = item(vec![("pk", s("k"))]);
+    let values = Placeholders::default().value(":n", n("1"));
+    let error = apply_update_to_new_item(&update(vec![delete("s", ":n")]), &key, &values.env())
+        .unwrap_err();
+    assert!(error.message().contains("operator: DELETE"), "{error:?}");
 }
 
 fn string_set() -> impl Strategy<Value = Vec<String>> {
