@@ -254,6 +254,37 @@ class Boto3EndToEnd(unittest.TestCase):
         )
         self.ddb.put_item(TableName=self.table, Item={"pk": {"S": "big"}, "sk": {"N": "1"}, "data": {"S": big[1:]}})
 
+    def test_compressed_requests(self):
+        """boto3 compresses request bodies where the service model says so;
+        turned on here for every operation, from the first byte."""
+        config = botocore.config.Config(
+            retries={"max_attempts": 1, "mode": "standard"},
+            request_min_compression_size_bytes=1,
+        )
+        # A session of its own: the service model edited below is shared by
+        # every client of a session.
+        squeezed = boto3.session.Session().client(
+            "dynamodb",
+            endpoint_url=ENDPOINT,
+            region_name="us-east-1",
+            aws_access_key_id="AKIDATOLLPYTHON",
+            aws_secret_access_key="atoll-python-secret",
+            config=config,
+        )
+        model = squeezed.meta.service_model._service_description["operations"]
+        for operation in model.values():
+            operation["requestcompression"] = {"encodings": ["gzip"]}
+        sent = []
+        squeezed.meta.events.register(
+            "before-send.dynamodb.*",
+            lambda request, **_: sent.append(request.headers.get("Content-Encoding")),
+        )
+        key = {"pk": {"S": unique("gz")}, "sk": {"N": "1"}}
+        item = dict(key, long={"S": "x" * 20000})
+        squeezed.put_item(TableName=self.table, Item=item)
+        got = squeezed.get_item(TableName=self.table, Key=key, ConsistentRead=True)
+        self.assertEqual(got["Item"], item)
+        self.assertIn("gzip", [h.decode() if isinstance(h, bytes) else h for h in sent])
 
 
 @unittest.skipUnless(ENDPOINT, "set ATOLL_ENDPOINT to a running atoll server")

@@ -1,15 +1,17 @@
 //! The HTTP layer: DynamoDB's checks on method, path, headers and body, then
-//! dispatch, then a response with request id and CRC32.
+//! dispatch, then a response with request id, CRC32, compression and CORS.
+
+pub mod coding;
+mod cors;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::io::Read;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue, SERVER};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -23,8 +25,14 @@ use crate::error::{ApiError, ErrorKind};
 use crate::operation::Operation;
 use crate::{Api, RequestContext};
 
-/// Largest request body DynamoDB accepts.
+/// Largest request body DynamoDB accepts (after decompression too).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// Largest request line, and largest header block, DynamoDB's front door
+/// accepts; past either it answers a bare 400 (Alternator's
+/// `test_manual_requests.py`, run against DynamoDB).
+const MAX_REQUEST_LINE_BYTES: usize = 16 * 1024;
+/// See [`MAX_REQUEST_LINE_BYTES`].
+const MAX_HEADER_BYTES: usize = 16 * 1024;
 const REQUEST_ID_LENGTH: usize = 52;
 const NOT_FOUND_BODY: &str = "<UnknownOperationException/>\n";
 
@@ -93,26 +101,73 @@ fn request_id() -> HeaderValue {
     HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
-fn respond(
+/// A response before the envelope every response shares (request id,
+/// CRC32, `Server`, compression, CORS) is put around it by [`finish`].
+struct Answer {
     status: u16,
-    content_type: Option<&HeaderValue>,
+    content_type: Option<HeaderValue>,
     body: Vec<u8>,
-) -> Response<Full<Bytes>> {
+    /// Headers of this answer alone (a CORS preflight's).
+    headers: HeaderMap,
+}
+
+fn respond(status: u16, content_type: Option<&HeaderValue>, body: Vec<u8>) -> Answer {
+    Answer {
+        status,
+        content_type: content_type.cloned(),
+        body,
+        headers: HeaderMap::new(),
+    }
+}
+
+fn error_response(error: &ApiError, content_type: &HeaderValue) -> Answer {
+    respond(error.kind.status(), Some(content_type), error.body())
+}
+
+/// What of the request shapes every answer to it.
+struct Envelope {
+    /// The request came from a browser page (it sent `Origin`).
+    cross_origin: bool,
+    /// The coding the client accepts for the response, if any.
+    coding: Option<coding::Coding>,
+}
+
+/// The HTTP response for `answer`: compressed when the client accepts it
+/// and the body is large enough, with its CRC32 over the bytes sent (as
+/// DynamoDB computes it), a request id and DynamoDB's `Server` header.
+fn finish(answer: Answer, envelope: &Envelope) -> Response<Full<Bytes>> {
+    let Answer {
+        status,
+        content_type,
+        mut body,
+        headers: own_headers,
+    } = answer;
+    let mut content_coding = None;
+    if let Some(coding) = envelope.coding
+        && body.len() >= coding::RESPONSE_COMPRESSION_THRESHOLD_BYTES
+    {
+        body = coding::compress(coding, &body);
+        content_coding = Some(coding);
+    }
     let crc = crc32fast::hash(&body);
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
+    headers.insert(SERVER, HeaderValue::from_static("Server"));
     headers.insert("x-amzn-requestid", request_id());
     headers.insert("x-amz-crc32", HeaderValue::from(crc));
     if let Some(content_type) = content_type {
-        headers.insert(CONTENT_TYPE, content_type.clone());
+        headers.insert(CONTENT_TYPE, content_type);
     }
+    if let Some(coding) = content_coding {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static(coding.name()));
+    }
+    if envelope.cross_origin {
+        cors::add_response_headers(headers);
+    }
+    headers.extend(own_headers);
     response
-}
-
-fn error_response(error: &ApiError, content_type: &HeaderValue) -> Response<Full<Bytes>> {
-    respond(error.kind.status(), Some(content_type), error.body())
 }
 
 /// The JSON content type of the request, if it is one DynamoDB accepts.
@@ -135,7 +190,7 @@ pub const DECOMMISSION_PATH: &str = "/atoll/admin/decommission";
 /// the node as leaving, 400 for a missing or unknown node or the last one,
 /// 503 when the catalog cannot be reached now. Atoll's own, like the admin
 /// view: no DynamoDB client sends it.
-async fn decommission(api: &Api, query: Option<&str>) -> Response<Full<Bytes>> {
+async fn decommission(api: &Api, query: Option<&str>) -> Answer {
     let json = HeaderValue::from_static("application/json");
     let answer = |status: u16, body: serde_json::Value| {
         respond(status, Some(&json), body.to_string().into_bytes())
@@ -163,21 +218,35 @@ async fn decommission(api: &Api, query: Option<&str>) -> Response<Full<Bytes>> {
 
 async fn handle(api: Arc<Api>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let default_type = HeaderValue::from_static("application/x-amz-json-1.0");
-    let cors = request.headers().contains_key("origin");
-    let mut response = route(&api, request, &default_type).await;
-    if cors {
-        response
-            .headers_mut()
-            .insert("access-control-allow-origin", HeaderValue::from_static("*"));
-    }
-    response
+    let envelope = Envelope {
+        cross_origin: request.headers().contains_key(hyper::header::ORIGIN),
+        coding: coding::response_coding(request.headers()),
+    };
+    let answer = route(&api, request, &default_type).await;
+    finish(answer, &envelope)
 }
 
-async fn route(
-    api: &Api,
-    request: Request<Incoming>,
-    default_type: &HeaderValue,
-) -> Response<Full<Bytes>> {
+/// Whether the request line or the header block is longer than DynamoDB's
+/// front door takes. Sizes are those of the HTTP/1.1 text the client sent.
+fn exceeds_front_door_limits(request: &Request<Incoming>) -> bool {
+    let target_bytes = request
+        .uri()
+        .path_and_query()
+        .map_or(request.uri().path().len(), |p| p.as_str().len());
+    // "METHOD TARGET HTTP/1.1\r\n"
+    let request_line_bytes = request.method().as_str().len() + target_bytes + 12;
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    request_line_bytes > MAX_REQUEST_LINE_BYTES || header_bytes > MAX_HEADER_BYTES
+}
+
+async fn route(api: &Api, request: Request<Incoming>, default_type: &HeaderValue) -> Answer {
+    if exceeds_front_door_limits(&request) {
+        return respond(400, None, Vec::new());
+    }
     if request.method() == Method::GET && request.uri().path() == "/" {
         let body = format!(
             "healthy: dynamodb.{}.amazonaws.com ",
@@ -200,8 +269,9 @@ async fn route(
     if request.method() == Method::POST && request.uri().path() == DECOMMISSION_PATH {
         return decommission(api, request.uri().query()).await;
     }
-    if request.method() == Method::OPTIONS && request.headers().contains_key("origin") {
-        return cors_preflight(&request);
+    if request.method() == Method::OPTIONS && request.headers().contains_key(hyper::header::ORIGIN)
+    {
+        return cors::preflight(request.headers());
     }
     if request.method() != Method::POST || request.uri().path() != "/" {
         return respond(404, None, NOT_FOUND_BODY.as_bytes().to_vec());
@@ -223,9 +293,16 @@ async fn route(
     else {
         return respond(404, None, NOT_FOUND_BODY.as_bytes().to_vec());
     };
-    let body = match decode_content_encoding(&parts.headers, body) {
+    let body = match coding::decode_request_body(&parts.headers, body, MAX_BODY_BYTES) {
         Ok(body) => body,
-        Err(error) => return error_response(&error, &content_type),
+        Err(coding::DecodeError::TooLarge) => return respond(413, None, Vec::new()),
+        // DynamoDB answers an unknown coding, or a body that is not what its
+        // coding says, with an InternalServerError (Alternator's
+        // test_compressed_request.py, run against it).
+        Err(error) => {
+            tracing::debug!(?error, "request body could not be decoded");
+            return error_response(&ApiError::internal("Internal server error"), &content_type);
+        }
     };
     // A body nested deeper than the JSON parser goes is refused after the
     // target and authentication checks, with DynamoDB's nesting error.
@@ -320,51 +397,6 @@ fn json_nesting_exceeds(body: &[u8], limit: usize) -> bool {
         }
     }
     false
-}
-
-fn decode_content_encoding(headers: &hyper::HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
-    let encoding = headers
-        .get("content-encoding")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .unwrap_or_default();
-    match encoding {
-        "" | "identity" => Ok(body),
-        "gzip" => {
-            let mut decoded = Vec::new();
-            let limit = (MAX_BODY_BYTES + 1) as u64;
-            flate2::read::GzDecoder::new(body.as_ref())
-                .take(limit)
-                .read_to_end(&mut decoded)
-                .map_err(|_| ApiError::bare(ErrorKind::Serialization))?;
-            if decoded.len() > MAX_BODY_BYTES {
-                return Err(ApiError::bare(ErrorKind::Serialization));
-            }
-            Ok(Bytes::from(decoded))
-        }
-        _ => Err(ApiError::bare(ErrorKind::Serialization)),
-    }
-}
-
-fn cors_preflight(request: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let mut response = respond(200, None, Vec::new());
-    let headers = response.headers_mut();
-    headers.insert("access-control-max-age", HeaderValue::from_static("172800"));
-    for (asked, allowed) in [
-        (
-            "access-control-request-headers",
-            "access-control-allow-headers",
-        ),
-        (
-            "access-control-request-method",
-            "access-control-allow-methods",
-        ),
-    ] {
-        if let Some(value) = request.headers().get(asked) {
-            headers.insert(allowed, value.clone());
-        }
-    }
-    response
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use atoll_cluster::Cluster;
 
 pub use error::{ApiError, ErrorKind};
-pub use http::{ADMIN_PATH, DECOMMISSION_PATH, serve};
+pub use http::{ADMIN_PATH, DECOMMISSION_PATH, coding, serve};
 pub use operation::Operation;
 
 /// Parsed expressions kept per node.

@@ -106,8 +106,12 @@ pub(crate) async fn dispatch(
         Operation::DescribeEndpoints => json(Ok(json!({
             "Endpoints": [{"Address": api.config.endpoint_address, "CachePeriodInMinutes": 1440}]
         }))),
-        Operation::TagResource => json(tags::tag_resource(api, context, input).await),
-        Operation::UntagResource => json(tags::untag_resource(api, context, input).await),
+        Operation::TagResource => tags::tag_resource(api, context, input)
+            .await
+            .map(|()| Output::Raw(Vec::new())),
+        Operation::UntagResource => tags::untag_resource(api, context, input)
+            .await
+            .map(|()| Output::Raw(Vec::new())),
         Operation::ListTagsOfResource => {
             json(tags::list_tags_of_resource(api, context, input).await)
         }

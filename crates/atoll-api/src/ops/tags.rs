@@ -138,29 +138,45 @@ async fn table_of_arn(
     if *account != ACCOUNT_ID {
         return Err(access_denied(action, arn));
     }
-    match api.cluster.table_now(table).await {
-        Some(t) if t.status != TableStatus::Deleting => Ok(table.to_string()),
-        // Real DynamoDB answers a missing table's ARN as one it may not touch.
-        _ => Err(access_denied(action, arn)),
+    // The live service (2026): a table being created is not found yet; one
+    // being deleted is in use for the operations that change it.
+    match api.cluster.table_now(table).await.map(|t| t.status) {
+        Some(TableStatus::Active | TableStatus::Updating) => Ok(table.to_string()),
+        Some(TableStatus::Deleting) if action != "ListTagsOfResource" => {
+            Err(super::tables::being_deleted(table))
+        }
+        _ => Err(resource_not_found(arn)),
     }
 }
 
-fn tag_error(error: atoll_cluster::ClusterError, name: &str) -> ApiError {
+/// ResourceNotFoundException for a tagged resource (the live service's
+/// text since about 2023; it spelled `ResourcArn` before).
+fn resource_not_found(arn: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::ResourceNotFound,
+        format!("Requested resource not found: ResourceArn: {arn} not found"),
+    )
+}
+
+fn tag_error(error: atoll_cluster::ClusterError, input: &Object) -> ApiError {
     match error {
         atoll_cluster::ClusterError::TooManyTags => ApiError::validation(
             "Number of Tags exceed the current limit for the provided ResourceArn",
         ),
-        atoll_cluster::ClusterError::TableNotFound(_) => ApiError::table_not_found(name),
+        // Deleted between the check and the change.
+        atoll_cluster::ClusterError::TableNotFound(_) => {
+            resource_not_found(input::string(input, "ResourceArn").unwrap_or_default())
+        }
         other => super::cluster_error(other),
     }
 }
 
-/// TagResource.
+/// TagResource. DynamoDB answers success with an empty body, not `{}`.
 pub(crate) async fn tag_resource(
     api: &Api,
     context: &RequestContext,
     input: &Object,
-) -> ApiResult<Value> {
+) -> ApiResult<()> {
     check_members(TAG_RESOURCE, input)?;
     if !input::has(input, "Tags") {
         return Err(ApiError::validation(
@@ -200,16 +216,15 @@ pub(crate) async fn tag_resource(
     api.cluster
         .tag_table(&table, tags)
         .await
-        .map_err(|e| tag_error(e, &table))?;
-    Ok(json!({}))
+        .map_err(|e| tag_error(e, input))
 }
 
-/// UntagResource.
+/// UntagResource. DynamoDB answers success with an empty body, not `{}`.
 pub(crate) async fn untag_resource(
     api: &Api,
     context: &RequestContext,
     input: &Object,
-) -> ApiResult<Value> {
+) -> ApiResult<()> {
     check_members(UNTAG_RESOURCE, input)?;
     if !input::has(input, "TagKeys") {
         return Err(ApiError::validation(
@@ -243,8 +258,7 @@ pub(crate) async fn untag_resource(
     api.cluster
         .untag_table(&table, keys)
         .await
-        .map_err(|e| tag_error(e, &table))?;
-    Ok(json!({}))
+        .map_err(|e| tag_error(e, input))
 }
 
 /// ListTagsOfResource.
