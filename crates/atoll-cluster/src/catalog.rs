@@ -644,6 +644,13 @@ fn apply_update(
             next.throughput.write_capacity_units = 0;
             next.last_on_demand_switch_ms = Some(now_ms);
         }
+        // A table created on demand has been on demand since its creation;
+        // DynamoDB still dates that after it moves to provisioned.
+        if switching_mode && mode == BillingMode::Provisioned {
+            next.last_on_demand_switch_ms = current
+                .last_on_demand_switch_ms
+                .or(Some(current.created_ms));
+        }
     }
     if let Some((read, write)) = update.throughput {
         let old_read = current.throughput.read_capacity_units;

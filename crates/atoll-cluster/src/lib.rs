@@ -17,3 +17,12 @@ pub use cluster::{
     RangeChunk, RangeItem, RangeRequest, TableReport, TableStats,
 };
 pub use error::ClusterError;
+
+/// Arms the fail points the `FAILPOINTS` environment variable names
+/// (fail-rs's `name=action;...`) for the life of the process, so tests can
+/// stop the real binary at chosen steps. Builds without the `failpoints`
+/// feature (every release build) have no fail points, and this does nothing.
+pub fn arm_fail_points_from_env() {
+    #[cfg(feature = "failpoints")]
+    std::mem::forget(fail::FailScenario::setup());
+}

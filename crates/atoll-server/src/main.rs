@@ -46,6 +46,7 @@ fn bench(command: atoll_bench::BenchCommand) -> Result<(), Box<dyn std::error::E
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    atoll_cluster::arm_fail_points_from_env();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).map_err(Into::into),
         Command::Bench { command } => bench(command),

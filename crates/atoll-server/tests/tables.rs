@@ -1193,3 +1193,289 @@ async fn describe_endpoints_returns_one_cached_endpoint() {
     assert!(!endpoints[0].address().is_empty());
     assert_eq!(endpoints[0].cache_period_in_minutes(), 1440);
 }
+
+// ---------------------------------------------------------------------------
+// Details DynamoDB users meet (issue 20)
+// ---------------------------------------------------------------------------
+
+/// DeleteTable describes the table in fewer words than DescribeTable: no key
+/// schema, attribute definitions or creation time (Alternator's
+/// test_delete_table_description*, run against DynamoDB).
+#[test]
+fn delete_table_returns_dynamodb_s_short_description() {
+    let addr = shared_server().addr();
+    let create = serde_json::json!({
+        "TableName": "tables-short-delete",
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+    });
+    assert_eq!(
+        raw(addr, &RawRequest::op("CreateTable", &create)).status,
+        200
+    );
+    let name = serde_json::json!({"TableName": "tables-short-delete"});
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while raw(addr, &RawRequest::op("DescribeTable", &name)).json()["Table"]["TableStatus"]
+        != "ACTIVE"
+    {
+        assert!(Instant::now() < deadline, "table not ACTIVE");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let resp = raw(addr, &RawRequest::op("DeleteTable", &name));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let desc = resp.json()["TableDescription"].clone();
+    let mut fields: Vec<&str> = desc
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "BillingModeSummary",
+            "ItemCount",
+            "ProvisionedThroughput",
+            "TableArn",
+            "TableId",
+            "TableName",
+            "TableSizeBytes",
+            "TableStatus",
+        ]
+    );
+    assert_eq!(desc["TableStatus"], "DELETING");
+    assert_eq!(desc["BillingModeSummary"]["BillingMode"], "PAY_PER_REQUEST");
+    assert!(desc["BillingModeSummary"]["LastUpdateToPayPerRequestDateTime"].is_number());
+    assert_eq!(
+        desc["ProvisionedThroughput"],
+        serde_json::json!({"NumberOfDecreasesToday": 0, "ReadCapacityUnits": 0, "WriteCapacityUnits": 0})
+    );
+}
+
+/// `LastUpdateToPayPerRequestDateTime` is the creation time of a table
+/// created on demand, and the time of the switch for one switched to it.
+#[tokio::test]
+async fn billing_mode_summary_dates_the_move_to_on_demand() {
+    let client = client();
+    create_table(&client, "tables-billing-ppr", Sat::S, None).await;
+    let desc = describe(&client, "tables-billing-ppr").await;
+    let summary = desc.billing_mode_summary().expect("BillingModeSummary");
+    assert_eq!(summary.billing_mode(), Some(&BillingMode::PayPerRequest));
+    assert_eq!(
+        summary.last_update_to_pay_per_request_date_time(),
+        desc.creation_date_time()
+    );
+
+    let name = "tables-billing-switch";
+    ok(client
+        .create_table()
+        .table_name(name)
+        .key_schema(key_element("pk", KeyType::Hash))
+        .attribute_definitions(attr_def("pk", Sat::S))
+        .provisioned_throughput(throughput(5, 5))
+        .send()
+        .await);
+    wait_active(&client, name).await;
+    assert_eq!(describe(&client, name).await.billing_mode_summary(), None);
+    let before_switch = now_secs();
+    let updated = ok(client
+        .update_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await)
+    .table_description
+    .expect("TableDescription");
+    wait_active(&client, name).await;
+    for desc in [updated, describe(&client, name).await] {
+        let summary = desc.billing_mode_summary().expect("BillingModeSummary");
+        assert_eq!(summary.billing_mode(), Some(&BillingMode::PayPerRequest));
+        let switched = summary
+            .last_update_to_pay_per_request_date_time()
+            .expect("LastUpdateToPayPerRequestDateTime")
+            .as_secs_f64();
+        assert!(
+            switched >= before_switch - 1.0 && switched <= now_secs() + 1.0,
+            "switch dated {switched}, asked at {before_switch}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn duplicate_attribute_definitions_name_the_attribute() {
+    let client = client();
+    for second in [Sat::S, Sat::N] {
+        assert_error(
+            client
+                .create_table()
+                .table_name("tables-duplicate-defs")
+                .billing_mode(BillingMode::PayPerRequest)
+                .key_schema(key_element("pk", KeyType::Hash))
+                .attribute_definitions(attr_def("pk", Sat::S))
+                .attribute_definitions(attr_def("pk", second))
+                .send()
+                .await,
+            "ValidationException",
+            "Attribute Name is duplicated: pk",
+        );
+    }
+    assert_table_absent(&client, "tables-duplicate-defs").await;
+}
+
+/// A malformed ARN, one of a table that does not exist, and one of another
+/// account get DynamoDB's three different answers.
+#[tokio::test]
+async fn tagging_tells_bad_arns_from_missing_tables() {
+    let client = client();
+    let missing = "arn:aws:dynamodb:us-east-1:000000000000:table/tables-no-such";
+    let not_found = format!("Requested resource not found: ResourceArn: {missing} not found");
+    assert_error(
+        client
+            .tag_resource()
+            .resource_arn(missing)
+            .tags(tag("k", "v"))
+            .send()
+            .await,
+        "ResourceNotFoundException",
+        &not_found,
+    );
+    assert_error(
+        client
+            .untag_resource()
+            .resource_arn(missing)
+            .tag_keys("k")
+            .send()
+            .await,
+        "ResourceNotFoundException",
+        &not_found,
+    );
+    assert_error(
+        client
+            .list_tags_of_resource()
+            .resource_arn(missing)
+            .send()
+            .await,
+        "ResourceNotFoundException",
+        &not_found,
+    );
+    assert_error(
+        client
+            .tag_resource()
+            .resource_arn("junk")
+            .tags(tag("k", "v"))
+            .send()
+            .await,
+        "ValidationException",
+        "One or more parameter values were invalid: ARNs must start with 'arn:': junk",
+    );
+    let foreign = "arn:aws:dynamodb:us-east-1:111111111111:table/tables-no-such";
+    let err = api_error(
+        client
+            .list_tags_of_resource()
+            .resource_arn(foreign)
+            .send()
+            .await,
+    );
+    assert_eq!(err.code, "AccessDeniedException", "{err:?}");
+}
+
+/// While a table is being created or deleted, DynamoDB answers requests on
+/// it by its state. Atoll finishes both before answering, so fail points
+/// hold each step for a while.
+#[tokio::test]
+async fn tables_being_created_or_deleted_are_in_use() {
+    let server = TestServer::start_with_fail_points(
+        "table-activate-hold-ms=return(2000);table-delete-hold-ms=return(2000)",
+    );
+    let client = server.client();
+    let name = "tables-held";
+    let arn = format!("arn:aws:dynamodb:us-east-1:000000000000:table/{name}");
+    let create = || {
+        client
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key_element("pk", KeyType::Hash))
+            .attribute_definitions(attr_def("pk", Sat::S))
+            .send()
+    };
+    let wait_status = |status: TableStatus| {
+        let client = client.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            // The table may not exist yet: the spawned request may not have run.
+            while client
+                .describe_table()
+                .table_name(name)
+                .send()
+                .await
+                .ok()
+                .and_then(|out| out.table?.table_status)
+                != Some(status.clone())
+            {
+                assert!(Instant::now() < deadline, "never {status:?}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+
+    let creating = tokio::spawn(create());
+    wait_status(TableStatus::Creating).await;
+    let being_created = format!(
+        "Attempt to change a resource which is still in use: Table is being created: {name}"
+    );
+    assert_error(create().await, "ResourceInUseException", &being_created);
+    assert_error(
+        client.delete_table().table_name(name).send().await,
+        "ResourceInUseException",
+        &being_created,
+    );
+    assert_error(
+        client
+            .tag_resource()
+            .resource_arn(&arn)
+            .tags(tag("k", "v"))
+            .send()
+            .await,
+        "ResourceNotFoundException",
+        &format!("Requested resource not found: ResourceArn: {arn} not found"),
+    );
+    ok(creating.await.expect("CreateTable task"));
+    wait_status(TableStatus::Active).await;
+
+    let deleting = tokio::spawn(client.delete_table().table_name(name).send());
+    wait_status(TableStatus::Deleting).await;
+    assert_error(
+        create().await,
+        "ResourceInUseException",
+        &format!("Table already exists: {name}"),
+    );
+    let being_deleted = format!(
+        "Attempt to change a resource which is still in use: Table is being deleted: {name}"
+    );
+    assert_error(
+        client.delete_table().table_name(name).send().await,
+        "ResourceInUseException",
+        &being_deleted,
+    );
+    assert_error(
+        client
+            .tag_resource()
+            .resource_arn(&arn)
+            .tags(tag("k", "v"))
+            .send()
+            .await,
+        "ResourceInUseException",
+        &being_deleted,
+    );
+    let deleted = ok(deleting.await.expect("DeleteTable task"));
+    assert_eq!(
+        deleted.table_description().and_then(|d| d.table_status()),
+        Some(&TableStatus::Deleting)
+    );
+    wait_gone(&client, name).await;
+    // The name is free again.
+    ok(create().await);
+}

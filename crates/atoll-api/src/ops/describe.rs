@@ -68,39 +68,17 @@ pub(crate) fn table_description(
         json!(status.unwrap_or(table.status).as_str()),
     );
     d.insert("CreationDateTime".into(), seconds(table.created_ms));
-    let mut throughput = Map::new();
-    if let Some(ms) = table.throughput.last_increase_ms {
-        throughput.insert("LastIncreaseDateTime".into(), seconds(ms));
-    }
-    if let Some(ms) = table.throughput.last_decrease_ms {
-        throughput.insert("LastDecreaseDateTime".into(), seconds(ms));
-    }
-    throughput.insert(
-        "NumberOfDecreasesToday".into(),
-        json!(table.throughput.decreases_today),
+    d.insert(
+        "ProvisionedThroughput".into(),
+        provisioned_throughput(table),
     );
-    throughput.insert(
-        "ReadCapacityUnits".into(),
-        json!(table.throughput.read_capacity_units),
-    );
-    throughput.insert(
-        "WriteCapacityUnits".into(),
-        json!(table.throughput.write_capacity_units),
-    );
-    d.insert("ProvisionedThroughput".into(), Value::Object(throughput));
     d.insert("TableSizeBytes".into(), json!(stats.size_bytes));
     d.insert("ItemCount".into(), json!(stats.item_count));
     let arn = table_arn(region, &table.name);
     d.insert("TableArn".into(), json!(arn));
     d.insert("TableId".into(), json!(table.table_id));
-    if table.billing_mode == BillingMode::PayPerRequest || table.last_on_demand_switch_ms.is_some()
-    {
-        let mut summary = Map::new();
-        summary.insert("BillingMode".into(), json!(table.billing_mode.as_str()));
-        if let Some(ms) = table.last_on_demand_switch_ms {
-            summary.insert("LastUpdateToPayPerRequestDateTime".into(), seconds(ms));
-        }
-        d.insert("BillingModeSummary".into(), Value::Object(summary));
+    if let Some(summary) = billing_mode_summary(table) {
+        d.insert("BillingModeSummary".into(), summary);
     }
     if let Some(stream) = &table.stream {
         if stream.enabled {
@@ -139,6 +117,69 @@ pub(crate) fn table_description(
     };
     d.insert("WarmThroughput".into(), warm);
     Value::Object(d)
+}
+
+/// The description DeleteTable returns: DynamoDB leaves out the key schema,
+/// attribute definitions, indexes and creation time it shows elsewhere
+/// (Alternator's test_delete_table_description*, run against it).
+pub(crate) fn deleted_table_description(
+    table: &TableDefinition,
+    region: &str,
+    stats: TableStats,
+) -> Value {
+    let mut d = Map::new();
+    d.insert("TableName".into(), json!(table.name));
+    d.insert("TableStatus".into(), json!(TableStatus::Deleting.as_str()));
+    d.insert(
+        "ProvisionedThroughput".into(),
+        provisioned_throughput(table),
+    );
+    d.insert("TableSizeBytes".into(), json!(stats.size_bytes));
+    d.insert("ItemCount".into(), json!(stats.item_count));
+    d.insert("TableArn".into(), json!(table_arn(region, &table.name)));
+    d.insert("TableId".into(), json!(table.table_id));
+    if let Some(summary) = billing_mode_summary(table) {
+        d.insert("BillingModeSummary".into(), summary);
+    }
+    Value::Object(d)
+}
+
+fn provisioned_throughput(table: &TableDefinition) -> Value {
+    let mut throughput = Map::new();
+    if let Some(ms) = table.throughput.last_increase_ms {
+        throughput.insert("LastIncreaseDateTime".into(), seconds(ms));
+    }
+    if let Some(ms) = table.throughput.last_decrease_ms {
+        throughput.insert("LastDecreaseDateTime".into(), seconds(ms));
+    }
+    throughput.insert(
+        "NumberOfDecreasesToday".into(),
+        json!(table.throughput.decreases_today),
+    );
+    throughput.insert(
+        "ReadCapacityUnits".into(),
+        json!(table.throughput.read_capacity_units),
+    );
+    throughput.insert(
+        "WriteCapacityUnits".into(),
+        json!(table.throughput.write_capacity_units),
+    );
+    Value::Object(throughput)
+}
+
+/// `BillingModeSummary`, for a table that has been on demand at some time.
+/// `LastUpdateToPayPerRequestDateTime` is the last switch to on demand, or
+/// the creation of a table created on demand (DynamoDB's, per Alternator's
+/// test_describe_table_billing; tables created before Atoll recorded it
+/// fall back to their creation time).
+fn billing_mode_summary(table: &TableDefinition) -> Option<Value> {
+    let on_demand_since_ms = table
+        .last_on_demand_switch_ms
+        .or((table.billing_mode == BillingMode::PayPerRequest).then_some(table.created_ms))?;
+    Some(json!({
+        "BillingMode": table.billing_mode.as_str(),
+        "LastUpdateToPayPerRequestDateTime": seconds(on_demand_since_ms),
+    }))
 }
 
 #[cfg(test)]

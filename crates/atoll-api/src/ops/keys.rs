@@ -53,6 +53,22 @@ pub(crate) fn attribute_definitions(list: Option<&Vec<Value>>) -> Vec<AttributeD
         .collect()
 }
 
+/// Refuses an attribute defined twice, whatever its types: DynamoDB's
+/// "Attribute Name is duplicated: p" (the live service, 2026; no envelope).
+pub(crate) fn check_duplicate_definitions(
+    definitions: &[AttributeDefinitionInput],
+) -> ApiResult<()> {
+    let mut seen = std::collections::HashSet::new();
+    for name in definitions.iter().filter_map(|d| d.name.as_deref()) {
+        if !seen.insert(name) {
+            return Err(ApiError::validation(format!(
+                "Attribute Name is duplicated: {name}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Java's rendering of a key schema list, as DynamoDB echoes it in messages.
 fn render_key_schema(elements: &[KeyElement]) -> String {
     let rendered: Vec<String> = elements

@@ -7,14 +7,15 @@ use atoll_model::table::{
 };
 use serde_json::{Value, json};
 
-use super::describe::{stream_label, table_description};
+use super::describe::{deleted_table_description, stream_label, table_description};
 use super::indexes::{
     check_global_indexes, check_index_constraints, check_local_indexes, index_inputs,
 };
 use super::items::resolve_table_name;
 use super::keys::{
     KeyElement, attribute_definitions, check_attribute_definition_constraints,
-    check_key_schema_constraints, check_key_schema_semantics, defined_type, key_elements,
+    check_duplicate_definitions, check_key_schema_constraints, check_key_schema_semantics,
+    defined_type, key_elements,
 };
 use super::table_settings::{
     ATTRIBUTE_DEFINITIONS, GLOBAL_INDEXES, GSI_UPDATES, KEY_SCHEMA, LOCAL_INDEXES,
@@ -142,6 +143,26 @@ fn control_plane_error(error: ClusterError, name: &str) -> ApiError {
     }
 }
 
+/// ResourceInUseException for a table still being created.
+fn being_created(name: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::ResourceInUse,
+        format!(
+            "Attempt to change a resource which is still in use: Table is being created: {name}"
+        ),
+    )
+}
+
+/// ResourceInUseException for a table still being deleted.
+pub(crate) fn being_deleted(name: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::ResourceInUse,
+        format!(
+            "Attempt to change a resource which is still in use: Table is being deleted: {name}"
+        ),
+    )
+}
+
 /// CreateTable.
 pub(crate) async fn create_table(
     api: &Api,
@@ -205,6 +226,7 @@ pub(crate) async fn create_table(
         (_, Some(pt)) => check_throughput_bounds(pt)?,
         _ => {}
     }
+    check_duplicate_definitions(&definitions)?;
     if table_keys.len() > definitions.len() {
         return Err(ApiError::validation(
             "Invalid KeySchema: Some index key attribute have no definition",
@@ -316,11 +338,17 @@ pub(crate) async fn create_table(
             "Secondary indexes (LocalSecondaryIndexes, GlobalSecondaryIndexes)",
         ));
     }
-    if api.cluster.table(name).is_some() {
-        return Err(ApiError::new(
-            ErrorKind::ResourceInUse,
-            format!("Table already exists: {name}"),
-        ));
+    // DynamoDB's texts by the state of the table holding the name; one still
+    // being deleted "already exists" (live service, 2026).
+    match api.cluster.table(name).map(|t| t.status) {
+        Some(TableStatus::Creating) => return Err(being_created(name)),
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorKind::ResourceInUse,
+                format!("Table already exists: {name}"),
+            ));
+        }
+        None => {}
     }
 
     let key_attribute = |element: Option<&KeyElement>| -> Option<KeyAttribute> {
@@ -361,6 +389,8 @@ pub(crate) async fn create_table(
                 .max(0) as u64,
             ..Throughput::default()
         },
+        // Recorded by switches; a table created on demand is dated by its
+        // creation (describe.rs), which the cluster fixes.
         last_on_demand_switch_ms: None,
         table_class: table_class.unwrap_or(TableClass::Standard),
         deletion_protection: input::boolean(input, "DeletionProtectionEnabled").unwrap_or(false),
@@ -423,13 +453,10 @@ pub(crate) async fn delete_table(
         .table_now(name)
         .await
         .ok_or_else(|| ApiError::table_not_found(name))?;
-    if table.status == TableStatus::Creating {
-        return Err(ApiError::new(
-            ErrorKind::ResourceInUse,
-            format!(
-                "Attempt to change a resource which is still in use: Table is being created: {name}"
-            ),
-        ));
+    match table.status {
+        TableStatus::Creating => return Err(being_created(name)),
+        TableStatus::Deleting => return Err(being_deleted(name)),
+        TableStatus::Active | TableStatus::Updating => {}
     }
     let stats = api.cluster.table_stats(&table).await;
     let deleted = api
@@ -437,9 +464,7 @@ pub(crate) async fn delete_table(
         .delete_table(name)
         .await
         .map_err(|e| control_plane_error(e, name))?;
-    Ok(
-        json!({"TableDescription": table_description(&deleted, &context.region, stats, Some(TableStatus::Deleting))}),
-    )
+    Ok(json!({"TableDescription": deleted_table_description(&deleted, &context.region, stats)}))
 }
 
 /// ListTables.

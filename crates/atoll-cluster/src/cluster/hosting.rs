@@ -473,6 +473,7 @@ impl Cluster {
     /// has the catalog forget the table. Every node holding a replica does
     /// its part when it sees the table DELETING; forgetting twice is harmless.
     pub(super) async fn finish_delete(&self, table: &TableDefinition) -> Result<(), ClusterError> {
+        hold_for_tests("table-delete-hold-ms").await;
         let pass = self.hosting.lock().await;
         for partition in &table.partitions {
             if self.handle(partition.group_id).is_some() {
@@ -613,6 +614,27 @@ impl Cluster {
             self.read_item(table, partition.start_token, &[], true)
                 .await?;
         }
+        hold_for_tests("table-activate-hold-ms").await;
         self.set_status(table, TableStatus::Active).await
     }
+}
+
+/// Waits as long as fail point `name` says (`return(MS)`), for tests that
+/// need a step of a lifecycle to take time (a table held in CREATING or
+/// DELETING).
+/// Without the `failpoints` feature it returns at once.
+async fn hold_for_tests(name: &str) {
+    #[cfg(feature = "failpoints")]
+    {
+        let hold_ms = (|| {
+            fail::fail_point!(name, |ms: Option<String>| ms
+                .and_then(|ms| ms.parse::<u64>().ok()));
+            None
+        })();
+        if let Some(ms) = hold_ms {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
+    }
+    #[cfg(not(feature = "failpoints"))]
+    let _ = name;
 }

@@ -51,6 +51,8 @@ pub struct TestServer {
     starts: u32,
     /// Flags after the defaults, kept for restarts.
     extra_args: Vec<String>,
+    /// Fail points armed in the server (`FAILPOINTS`), kept for restarts.
+    fail_points: Option<String>,
 }
 
 impl TestServer {
@@ -64,12 +66,26 @@ impl TestServer {
         let scratch = scratch_dir();
         let data_dir = scratch.path().join("data");
         let args = args.iter().map(|a| a.to_string()).collect();
-        Self::spawn(scratch, data_dir, 1, args)
+        Self::spawn(scratch, data_dir, 1, args, None)
+    }
+
+    /// Starts a server whose fail points `fail_points` arms (fail-rs's
+    /// `FAILPOINTS` syntax: `name=action;...`).
+    pub fn start_with_fail_points(fail_points: &str) -> TestServer {
+        let scratch = scratch_dir();
+        let data_dir = scratch.path().join("data");
+        Self::spawn(
+            scratch,
+            data_dir,
+            1,
+            Vec::new(),
+            Some(fail_points.to_string()),
+        )
     }
 
     /// Starts a server on `data_dir` (which outlives the server).
     pub fn start_in(data_dir: &Path) -> TestServer {
-        Self::spawn(scratch_dir(), data_dir.to_path_buf(), 1, Vec::new())
+        Self::spawn(scratch_dir(), data_dir.to_path_buf(), 1, Vec::new(), None)
     }
 
     fn spawn(
@@ -77,6 +93,7 @@ impl TestServer {
         data_dir: PathBuf,
         starts: u32,
         extra_args: Vec<String>,
+        fail_points: Option<String>,
     ) -> TestServer {
         let stderr_path = scratch.path().join(format!("stderr-{starts}.log"));
         let stderr = File::create(&stderr_path).expect("create stderr log");
@@ -93,9 +110,13 @@ impl TestServer {
             .env_remove("ATOLL_DATA_DIR")
             .env_remove("ATOLL_REGION")
             .env_remove("ATOLL_NODE_ID")
+            .env_remove("FAILPOINTS")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr));
+        if let Some(fail_points) = &fail_points {
+            cmd.env("FAILPOINTS", fail_points);
+        }
         let mut child = spawn_tied_to_this_process(cmd);
 
         // Forward stdout lines; keep draining after the listening line so the
@@ -152,6 +173,7 @@ impl TestServer {
             stdout_lines,
             starts,
             extra_args,
+            fail_points,
         }
     }
 
@@ -239,7 +261,13 @@ impl TestServer {
         }
         let scratch = std::mem::replace(&mut self.scratch, scratch_dir());
         let data_dir = self.data_dir.clone();
-        let next = Self::spawn(scratch, data_dir, self.starts + 1, self.extra_args.clone());
+        let next = Self::spawn(
+            scratch,
+            data_dir,
+            self.starts + 1,
+            self.extra_args.clone(),
+            self.fail_points.clone(),
+        );
         // The replaced value is an empty scratch dir: dropping it is harmless.
         *self = next;
     }
