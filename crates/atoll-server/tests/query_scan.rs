@@ -1342,6 +1342,39 @@ async fn exclusive_start_key_errors() {
         VE,
         "The provided starting key is invalid: The provided key element does not match the schema",
     );
+    // A key value no key may hold says why, behind the same prefix.
+    let empty = "The provided starting key is invalid: One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty string value. Key: pk";
+    assert_error(
+        q("pk = :p")
+            .exclusive_start_key("pk", s(""))
+            .exclusive_start_key("sk", s("a"))
+            .send()
+            .await,
+        VE,
+        empty,
+    );
+    assert_error(
+        client
+            .scan()
+            .table_name(table)
+            .exclusive_start_key("pk", s(""))
+            .exclusive_start_key("sk", s("a"))
+            .send()
+            .await,
+        VE,
+        empty,
+    );
+    assert_error(
+        client
+            .scan()
+            .table_name(table)
+            .exclusive_start_key("pk", s(&"p".repeat(2049)))
+            .exclusive_start_key("sk", s("a"))
+            .send()
+            .await,
+        VE,
+        "The provided starting key is invalid: One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of2048 bytes",
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -235,6 +235,10 @@ fn check_start_key(
             Some(_) => {}
         }
     }
+    // Shape and types are right; an empty or oversized value is refused as
+    // a GetItem key would be, behind the start key's prefix (dynalite's
+    // tests, made against DynamoDB).
+    super::keys::check_key(schema, key).map_err(super::scan::invalid_start_key)?;
     let same_partition = key.get(&schema.partition_key.name) == Some(partition);
     let sort_condition = schema.sort_key.as_ref().and_then(|sort| {
         conditions

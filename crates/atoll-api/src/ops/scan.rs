@@ -260,14 +260,9 @@ pub(crate) async fn scan(api: &Api, input: &Object) -> ApiResult<super::Output> 
     let (first_token, last_token) = segment_tokens(segment, total_segments);
     let (mut start, end) = token_bounds(first_token, last_token);
     if let Some(key) = &start_key {
-        let mismatch = || {
-            ApiError::validation(
-                "The provided starting key is invalid: The provided key element does not match the schema",
-            )
-        };
-        if super::keys::check_key(&table.key_schema, key).is_err() {
-            return Err(mismatch());
-        }
+        // A key of the wrong shape "does not match the schema"; an empty
+        // or oversized key value says why. Both behind DynamoDB's prefix.
+        super::keys::check_key(&table.key_schema, key).map_err(invalid_start_key)?;
         let (token, row_key) = locate(&table.key_schema, key)?;
         if token < first_token || token > last_token {
             return Err(ApiError::validation(format!(
@@ -355,4 +350,12 @@ pub(crate) fn tighter_end(a: Bound<Vec<u8>>, b: Bound<Vec<u8>>) -> Bound<Vec<u8>
             }
         }
     }
+}
+
+/// A key error of an `ExclusiveStartKey`, behind DynamoDB's prefix.
+pub(crate) fn invalid_start_key(error: ApiError) -> ApiError {
+    ApiError::validation(format!(
+        "The provided starting key is invalid: {}",
+        error.message.unwrap_or_default()
+    ))
 }
