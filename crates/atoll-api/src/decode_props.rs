@@ -143,6 +143,7 @@ fn api(runtime: &tokio::runtime::Runtime) -> Arc<Api> {
                 default_region: "us-east-1".into(),
                 endpoint_address: "localhost:8000".into(),
                 message_style: crate::MessageStyle::default(),
+                metrics: None,
             },
         )
     })

@@ -65,6 +65,12 @@ impl ErrorKind {
         }
     }
 
+    /// The error's name without its namespace (`ValidationException`).
+    pub fn short_name(self) -> &'static str {
+        let full = self.type_name();
+        full.rsplit('#').next().unwrap_or(full)
+    }
+
     /// The HTTP status DynamoDB answers with.
     pub fn status(self) -> u16 {
         match self {

@@ -7,6 +7,7 @@ mod cors;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -17,6 +18,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use atoll_cluster::ClusterError;
 
@@ -91,14 +93,15 @@ pub async fn serve(
 /// How long a stopping server waits for the requests it is answering.
 const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
-fn request_id() -> HeaderValue {
+/// A new `x-amzn-RequestId`: 52 characters of `[0-9A-Z]`, as DynamoDB's.
+fn new_request_id() -> Arc<str> {
     const ALPHABET: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
     let mut id = [0u8; REQUEST_ID_LENGTH];
-    // Written into a fixed buffer: no String, no per-character push.
     for byte in id.iter_mut() {
         *byte = ALPHABET[fastrand::usize(..ALPHABET.len())];
     }
-    HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    // Every byte is ASCII, so this never falls back.
+    Arc::from(std::str::from_utf8(&id).unwrap_or("0"))
 }
 
 /// A response before the envelope every response shares (request id,
@@ -109,6 +112,8 @@ struct Answer {
     body: Vec<u8>,
     /// Headers of this answer alone (a CORS preflight's).
     headers: HeaderMap,
+    /// The DynamoDB error answered, if any (for metrics).
+    error: Option<ErrorKind>,
 }
 
 fn respond(status: u16, content_type: Option<&HeaderValue>, body: Vec<u8>) -> Answer {
@@ -117,11 +122,14 @@ fn respond(status: u16, content_type: Option<&HeaderValue>, body: Vec<u8>) -> An
         content_type: content_type.cloned(),
         body,
         headers: HeaderMap::new(),
+        error: None,
     }
 }
 
 fn error_response(error: &ApiError, content_type: &HeaderValue) -> Answer {
-    respond(error.kind.status(), Some(content_type), error.body())
+    let mut answer = respond(error.kind.status(), Some(content_type), error.body());
+    answer.error = Some(error.kind);
+    answer
 }
 
 /// What of the request shapes every answer to it.
@@ -135,12 +143,13 @@ struct Envelope {
 /// The HTTP response for `answer`: compressed when the client accepts it
 /// and the body is large enough, with its CRC32 over the bytes sent (as
 /// DynamoDB computes it), a request id and DynamoDB's `Server` header.
-fn finish(answer: Answer, envelope: &Envelope) -> Response<Full<Bytes>> {
+fn finish(answer: Answer, envelope: &Envelope, request_id: &str) -> Response<Full<Bytes>> {
     let Answer {
         status,
         content_type,
         mut body,
         headers: own_headers,
+        error: _,
     } = answer;
     let mut content_coding = None;
     if let Some(coding) = envelope.coding
@@ -155,7 +164,9 @@ fn finish(answer: Answer, envelope: &Envelope) -> Response<Full<Bytes>> {
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
     headers.insert(SERVER, HeaderValue::from_static("Server"));
-    headers.insert("x-amzn-requestid", request_id());
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert("x-amzn-requestid", id);
+    }
     headers.insert("x-amz-crc32", HeaderValue::from(crc));
     if let Some(content_type) = content_type {
         headers.insert(CONTENT_TYPE, content_type);
@@ -182,6 +193,23 @@ fn json_content_type(request: &Request<Incoming>) -> Option<HeaderValue> {
 
 /// Path of the admin view (nodes, tables, partitions) as JSON.
 pub const ADMIN_PATH: &str = "/atoll/admin";
+
+/// Path of the Prometheus metrics of this node (`GET`).
+pub const METRICS_PATH: &str = "/metrics";
+
+/// `GET /metrics`: this node's metrics in the Prometheus text format, its
+/// cluster gauges (partitions, Raft groups, storage) read now.
+fn metrics_answer(api: &Api) -> Answer {
+    let Some(export) = &api.config.metrics else {
+        return respond(404, None, NOT_FOUND_BODY.as_bytes().to_vec());
+    };
+    api.cluster.record_metrics();
+    respond(
+        200,
+        Some(&HeaderValue::from_static("text/plain; version=0.0.4")),
+        export.render().into_bytes(),
+    )
+}
 
 /// Path that starts decommissioning a node: `POST` with `?node=ID`.
 pub const DECOMMISSION_PATH: &str = "/atoll/admin/decommission";
@@ -217,13 +245,38 @@ async fn decommission(api: &Api, query: Option<&str>) -> Answer {
 }
 
 async fn handle(api: Arc<Api>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let started = Instant::now();
     let default_type = HeaderValue::from_static("application/x-amz-json-1.0");
     let envelope = Envelope {
         cross_origin: request.headers().contains_key(hyper::header::ORIGIN),
         coding: coding::response_coding(request.headers()),
     };
-    let answer = route(&api, request, &default_type).await;
-    finish(answer, &envelope)
+    let request_id = new_request_id();
+    // Every log line of this request, here and on nodes it is forwarded to
+    // (the id travels with forwarded requests), names it: the request-id
+    // scope below is read by the node's log formatter. The span adds the
+    // operation and table at debug level; at info an enabled span per
+    // request cost 8% of GetItem throughput (measured), so it is debug.
+    let span = tracing::debug_span!(
+        "request",
+        request_id = %request_id,
+        op = tracing::field::Empty,
+        table = tracing::field::Empty,
+    );
+    let mut operation = None;
+    let work = route(&api, request, &default_type, &mut operation);
+    let work = atoll_cluster::with_request_id(request_id.clone(), work);
+    let answer = if span.is_disabled() {
+        work.await
+    } else {
+        work.instrument(span.clone()).await
+    };
+    if let Some(operation) = operation {
+        api.request_metrics
+            .record(operation, answer.error, started.elapsed());
+    }
+    span.in_scope(|| tracing::debug!(status = answer.status, "answered"));
+    finish(answer, &envelope, &request_id)
 }
 
 /// Whether the request line or the header block is longer than DynamoDB's
@@ -243,7 +296,14 @@ fn exceeds_front_door_limits(request: &Request<Incoming>) -> bool {
     request_line_bytes > MAX_REQUEST_LINE_BYTES || header_bytes > MAX_HEADER_BYTES
 }
 
-async fn route(api: &Api, request: Request<Incoming>, default_type: &HeaderValue) -> Answer {
+/// Answers `request`; `operation` learns the DynamoDB operation once the
+/// target names one.
+async fn route(
+    api: &Api,
+    request: Request<Incoming>,
+    default_type: &HeaderValue,
+    operation_seen: &mut Option<Operation>,
+) -> Answer {
     if exceeds_front_door_limits(&request) {
         return respond(400, None, Vec::new());
     }
@@ -265,6 +325,9 @@ async fn route(api: &Api, request: Request<Incoming>, default_type: &HeaderValue
             ),
             Err(_) => respond(500, None, Vec::new()),
         };
+    }
+    if request.method() == Method::GET && request.uri().path() == METRICS_PATH {
+        return metrics_answer(api);
     }
     if request.method() == Method::POST && request.uri().path() == DECOMMISSION_PATH {
         return decommission(api, request.uri().query()).await;
@@ -329,6 +392,8 @@ async fn route(api: &Api, request: Request<Incoming>, default_type: &HeaderValue
     let Some(operation) = Operation::from_target(target) else {
         return error_response(&ApiError::bare(ErrorKind::UnknownOperation), &content_type);
     };
+    *operation_seen = Some(operation);
+    tracing::Span::current().record("op", operation.name());
     let caller = match authenticate(&parts.headers, parts.uri.query()) {
         Ok(caller) => caller,
         Err(error) => return error_response(&error, &content_type),
@@ -344,6 +409,9 @@ async fn route(api: &Api, request: Request<Incoming>, default_type: &HeaderValue
     let Some(Value::Object(input)) = parsed else {
         return error_response(&ApiError::bare(ErrorKind::Serialization), &content_type);
     };
+    if let Some(table) = input.get("TableName").and_then(Value::as_str) {
+        tracing::Span::current().record("table", table);
+    }
     let context = RequestContext {
         region: caller.region,
     };

@@ -6,6 +6,11 @@
 //! (through `atoll-cluster`) → JSON response. Each step answers with
 //! DynamoDB's own error when it fails, in DynamoDB's order.
 
+// A request's future nests every operation's handler inside the request
+// span and the request-id scope; its layout takes deeper type queries than
+// the compiler's default allows (no runtime cost).
+#![recursion_limit = "256"]
+
 mod attribute;
 mod auth;
 mod constraints;
@@ -14,6 +19,7 @@ mod decode_props;
 mod error;
 mod http;
 mod input;
+mod observe;
 mod operation;
 mod ops;
 mod shape;
@@ -23,7 +29,8 @@ use std::sync::Arc;
 use atoll_cluster::Cluster;
 
 pub use error::{ApiError, ErrorKind};
-pub use http::{ADMIN_PATH, DECOMMISSION_PATH, coding, serve};
+pub use http::{ADMIN_PATH, DECOMMISSION_PATH, METRICS_PATH, coding, serve};
+pub use observe::MetricsExport;
 pub use operation::Operation;
 
 /// Parsed expressions kept per node.
@@ -38,6 +45,8 @@ pub struct ApiConfig {
     pub endpoint_address: String,
     /// Which wording of validation messages to use.
     pub message_style: MessageStyle,
+    /// What `GET /metrics` renders; `None` answers it as an unknown path.
+    pub metrics: Option<MetricsExport>,
 }
 
 /// DynamoDB is rolling out a new validation layer region by region (2026):
@@ -69,6 +78,8 @@ pub struct Api {
     config: ApiConfig,
     /// Parsed expressions by text, so a hot request does not parse again.
     expressions: atoll_expr::ExpressionCache,
+    /// Counters and latency of requests.
+    request_metrics: observe::RequestMetrics,
 }
 
 impl Api {
@@ -78,6 +89,7 @@ impl Api {
             cluster,
             config,
             expressions: atoll_expr::ExpressionCache::new(EXPRESSION_CACHE_ENTRIES),
+            request_metrics: observe::RequestMetrics::new(),
         })
     }
 }

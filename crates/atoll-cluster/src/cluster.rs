@@ -20,6 +20,7 @@ mod balance;
 mod decommission;
 mod hosting;
 mod membership;
+mod observe;
 mod repair;
 mod routing;
 mod rpc;

@@ -9,6 +9,7 @@ mod catalog;
 mod cluster;
 mod error;
 pub mod placement;
+mod trace;
 
 pub use catalog::{CatalogCommand, NodeRecord, TableUpdate};
 pub use cluster::{
@@ -17,6 +18,7 @@ pub use cluster::{
     RangeChunk, RangeItem, RangeRequest, TableReport, TableStats,
 };
 pub use error::ClusterError;
+pub use trace::{current_request_id, with_request_id};
 
 /// Arms the fail points the `FAILPOINTS` environment variable names
 /// (fail-rs's `name=action;...`) for the life of the process, so tests can

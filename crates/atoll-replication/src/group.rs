@@ -19,6 +19,35 @@ const READ_BARRIER_TIMEOUT: Duration = Duration::from_secs(2);
 /// reading the entries.
 const PURGE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A replica's view of its group at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupStatus {
+    /// The term this replica is in.
+    pub term: u64,
+    /// Whether this replica leads the group.
+    pub is_leader: bool,
+    /// Entries in this replica's log it has not applied yet.
+    pub apply_lag_entries: u64,
+}
+
+/// Counts the leaderships group `id` goes through, as this replica sees
+/// them (`atoll_raft_leader_changes_total`). Waits on openraft's server
+/// metrics, which change with votes and leaders only (not with each
+/// write), so it sleeps between elections; it ends with the group.
+pub(crate) async fn count_leader_changes(id: GroupId, raft: Raft) {
+    let mut server = raft.server_metrics();
+    let mut leader = server.borrow_watched().current_leader;
+    let changes = metrics::counter!("atoll_raft_leader_changes_total", "group" => id.to_string());
+    while server.changed().await.is_ok() {
+        let now = server.borrow_watched().current_leader;
+        if now.is_some() && now != leader {
+            changes.increment(1);
+            tracing::debug!(leader = ?now, "group has a new leader");
+        }
+        leader = now;
+    }
+}
+
 /// One Raft group hosted on this node.
 #[derive(Clone)]
 pub struct Group {
@@ -500,6 +529,18 @@ impl Group {
     pub fn is_installing_snapshot(&self) -> bool {
         self.installing_snapshot
             .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// What this replica knows of its group now, for metrics.
+    pub fn status(&self) -> GroupStatus {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let applied = metrics.last_applied.as_ref().map_or(0, |id| id.index);
+        GroupStatus {
+            term: metrics.current_term,
+            is_leader: metrics.current_leader == Some(metrics.id),
+            apply_lag_entries: metrics.last_log_index.unwrap_or(0).saturating_sub(applied),
+        }
     }
 
     /// The index of the last entry applied to this replica's state machine.

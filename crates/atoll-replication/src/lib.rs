@@ -25,7 +25,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use error::ReplicationError;
-pub use group::Group;
+pub use group::{Group, GroupStatus};
 pub use node::{NodeOptions, RaftNode};
 pub use service::{ServiceFuture, ServiceHandler};
 pub use snapshot::{ImportWriter, SnapshotReader, SnapshotWriter, transfer_state};

@@ -73,6 +73,29 @@ pub(crate) struct Writer {
     storage: Storage,
     log_ks: Keyspace,
     meta_ks: Keyspace,
+    metrics: WriterMetrics,
+}
+
+/// What the writer records of each batch: how much one fsync carries is
+/// what group commit buys, and the fsync's time is the floor of a write's
+/// latency.
+struct WriterMetrics {
+    /// Requests (appends and record writes, of any group) per batch.
+    batch_requests: metrics::Histogram,
+    /// Storage entries per batch.
+    batch_entries: metrics::Histogram,
+    /// Time to commit a batch that must be durable, fsync included.
+    fsync_seconds: metrics::Histogram,
+}
+
+impl WriterMetrics {
+    fn register() -> WriterMetrics {
+        WriterMetrics {
+            batch_requests: metrics::histogram!("atoll_log_writer_batch_requests"),
+            batch_entries: metrics::histogram!("atoll_log_writer_batch_entries"),
+            fsync_seconds: metrics::histogram!("atoll_log_fsync_seconds"),
+        }
+    }
 }
 
 impl LogWriterHandle {
@@ -82,6 +105,7 @@ impl LogWriterHandle {
             storage,
             log_ks,
             meta_ks,
+            metrics: WriterMetrics::register(),
         };
         if writer.storage.is_in_memory() {
             return Ok(LogWriterHandle::Inline(Arc::new(writer)));
@@ -132,6 +156,7 @@ impl Writer {
     /// completes each.
     fn write(&self, requests: Vec<WriteRequest>) {
         let (storage, log_ks, meta_ks) = (&self.storage, &self.log_ks, &self.meta_ks);
+        let request_count = requests.len();
         let mut batch = WriteBatch::new();
         let mut completions = Vec::with_capacity(requests.len());
         let mut needs_sync = false;
@@ -200,9 +225,18 @@ impl Writer {
         } else {
             Durability::Buffered
         };
+        let entries = batch.len();
+        let committing = std::time::Instant::now();
         if let Err(e) = storage.commit(batch, durability) {
             result = Err(e.to_string());
         }
+        if needs_sync {
+            self.metrics
+                .fsync_seconds
+                .record(committing.elapsed().as_secs_f64());
+        }
+        self.metrics.batch_requests.record(request_count as f64);
+        self.metrics.batch_entries.record(entries as f64);
         if let Err(e) = &result {
             tracing::error!(error = %e, "raft log write failed");
         }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tracing::Instrument;
 
 use atoll_storage::{Keyspace, Storage};
 use openraft::error::{InitializeError, RaftError};
@@ -447,6 +448,10 @@ impl RaftNode {
             let mut groups = self.groups.write().unwrap_or_else(|e| e.into_inner());
             if !self.is_stopped() {
                 groups.insert(id, group.clone());
+                tokio::spawn(
+                    crate::group::count_leader_changes(id, group.raft.clone())
+                        .instrument(tracing::info_span!("leader_changes", group = id)),
+                );
                 return Ok(group);
             }
         }

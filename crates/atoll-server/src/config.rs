@@ -24,6 +24,10 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `atoll=debug` [default: info].
     #[arg(long, env = "ATOLL_LOG_LEVEL", value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// Log line format: `text` for people, `json` (one object a line, with
+    /// the span fields such as `request_id`) for log collectors [default: text].
+    #[arg(long, env = "ATOLL_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
     /// This node's id, stable across restarts [default: 1].
     #[arg(long, env = "ATOLL_NODE_ID")]
     pub node_id: Option<u64>,
@@ -76,6 +80,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     region: Option<String>,
     log_level: Option<String>,
+    log_format: Option<String>,
     node_id: Option<u64>,
     message_style: Option<String>,
     partition_split_bytes: Option<u64>,
@@ -89,6 +94,15 @@ struct FileConfig {
     dead_node_after_ms: Option<u64>,
 }
 
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
 /// Resolved settings.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -100,6 +114,8 @@ pub struct ServeConfig {
     pub region: String,
     /// Log filter.
     pub log_level: String,
+    /// Log line format.
+    pub log_format: LogFormat,
     /// Node id.
     pub node_id: u64,
     /// Wording of validation errors.
@@ -220,6 +236,17 @@ impl ServeArgs {
                 .log_level
                 .or(file.log_level)
                 .unwrap_or_else(|| "info".into()),
+            log_format: match self.log_format.or(file.log_format).as_deref() {
+                None | Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        setting: "log format",
+                        value: other.to_string(),
+                        expected: "text or json",
+                    });
+                }
+            },
             node_id,
             partition_split_bytes: self
                 .partition_split_bytes

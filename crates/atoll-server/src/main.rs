@@ -3,6 +3,7 @@
 mod admin;
 mod config;
 mod dev_cluster;
+mod logging;
 mod serve;
 
 use clap::{Parser, Subcommand};

@@ -8,6 +8,7 @@ use atoll_cluster::{Cluster, ClusterOptions};
 use atoll_replication::NodeOptions;
 use atoll_storage::{Storage, StorageOptions};
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use crate::config::ServeArgs;
 
@@ -42,13 +43,8 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
             config.log_level
         )
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&filter)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    crate::logging::init(&filter, config.log_format);
+    let metrics = install_metrics_recorder();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -102,7 +98,11 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
                 default_region: config.region.clone(),
                 endpoint_address: local_addr.to_string(),
                 message_style: config.message_style,
+                metrics: Some(metrics.export),
             },
+        );
+        tokio::spawn(
+            keep_metrics_up(metrics.handle).instrument(tracing::info_span!("metrics_upkeep")),
         );
         tracing::info!(
             address = %local_addr,
@@ -130,6 +130,64 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
             .map_err(|_| std::io::Error::other("shutdown timed out"))?;
         Ok(())
     })
+}
+
+/// Bucket bounds of latency histograms (seconds): 100 µs to 10 s.
+const LATENCY_BUCKETS_SECONDS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+/// Bucket bounds of the log writer's batch sizes.
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+/// How often histogram samples are folded into their buckets.
+const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The recorder every crate's `metrics` calls reach, and its renderer.
+struct Metrics {
+    export: atoll_api::MetricsExport,
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+/// Installs the process's Prometheus recorder (histograms as buckets, not
+/// summaries: cheaper to record, and aggregatable across nodes).
+fn install_metrics_recorder() -> Metrics {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let builder = PrometheusBuilder::new();
+    let builder = builder
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS_SECONDS)
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Prefix("atoll_log_writer_batch_".into()),
+                BATCH_BUCKETS,
+            )
+        });
+    let recorder = match builder {
+        Ok(builder) => builder.build_recorder(),
+        // Only an empty bucket list fails, and these are not empty.
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics buckets refused; histograms become summaries");
+            PrometheusBuilder::new().build_recorder()
+        }
+    };
+    let handle = recorder.handle();
+    if metrics::set_global_recorder(recorder).is_err() {
+        tracing::warn!("a metrics recorder was already installed");
+    }
+    let render = handle.clone();
+    Metrics {
+        export: atoll_api::MetricsExport::new(move || render.render()),
+        handle,
+    }
+}
+
+/// Folds histogram samples into their buckets now and then, so that they
+/// do not pile up between scrapes (or without any scrape).
+async fn keep_metrics_up(handle: metrics_exporter_prometheus::PrometheusHandle) {
+    let mut tick = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
 }
 
 async fn shutdown_signal() {

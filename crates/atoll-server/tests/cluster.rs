@@ -1244,3 +1244,66 @@ async fn a_table_splits_across_the_cluster_and_keeps_every_item() {
     }
     eprintln!("done after {:?}", began.elapsed());
 }
+
+/// A write sent to a node that does not lead the item's partition is
+/// forwarded to the leader; both nodes log their part of it under the
+/// client's `x-amzn-RequestId`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forwarded_request_is_logged_under_its_request_id_on_both_nodes() {
+    use aws_sdk_dynamodb::operation::RequestId;
+    const LOG_FILTER: &str =
+        "info,atoll_api=debug,atoll_cluster=debug,openraft=warn,fjall=warn,lsm_tree=warn";
+    let _exclusive = exclusive();
+    let cluster = DevCluster::start(3, &["--log-level", LOG_FILTER]);
+    let table = "traced";
+    create_table(&cluster.client(1), table, ScalarAttributeType::S, None).await;
+    for id in cluster.ids() {
+        wait_visible(&cluster.client(id), table)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    }
+    // The leader may move between the look and the write: try again then.
+    let mut last = String::new();
+    for attempt in 0..5 {
+        let report = admin(cluster.endpoint(1)).await;
+        let leader = partitions(&report, table)
+            .first()
+            .and_then(|p| p["leader"].as_u64())
+            .and_then(|id| u8::try_from(id).ok());
+        let Some(leader) = leader else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let via = cluster.ids().find(|id| *id != leader).expect("three nodes");
+        let out = cluster
+            .client(via)
+            .put_item()
+            .table_name(table)
+            .item("pk", s(&format!("traced-{attempt}")))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutItem: {}", DisplayErrorContext(e)));
+        let request_id = out.request_id().expect("x-amzn-RequestId").to_string();
+        let logged = |node: u8| cluster.node_log(node).contains(&request_id);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !(logged(via) && logged(leader)) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if logged(via) && logged(leader) {
+            let line = cluster
+                .node_log(leader)
+                .lines()
+                .find(|line| line.contains(&request_id))
+                .unwrap_or_default()
+                .to_string();
+            assert!(line.contains("forwarded"), "{line}");
+            return;
+        }
+        last = format!(
+            "request {request_id} through node {via} (leader {leader}): logged by via {}, by leader {}",
+            logged(via),
+            logged(leader)
+        );
+    }
+    panic!("{last}\n{}", cluster.logs());
+}

@@ -348,3 +348,88 @@ fn tag_and_untag_answer_with_an_empty_body() {
     );
     assert_eq!(listed.json(), json!({"Tags": []}));
 }
+
+/// The value of the sample `name{labels}` (labels as rendered, in order).
+fn sample(metrics: &str, name_and_labels: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn scrape() -> String {
+    let resp = raw(addr(), &RawRequest::get("/metrics"));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(
+        resp.header("Content-Type")
+            .is_some_and(|t| t.starts_with("text/plain")),
+        "{:?}",
+        resp.header("Content-Type")
+    );
+    resp.text()
+}
+
+#[test]
+fn metrics_count_requests_errors_latency_and_partition_traffic() {
+    let t = "door-metrics";
+    table(t);
+    let before = scrape();
+    for i in 0..3 {
+        let put = json!({"TableName": t, "Item": {"pk": {"S": format!("m{i}")}}});
+        assert_eq!(raw(addr(), &RawRequest::op("PutItem", &put)).status, 200);
+    }
+    let missing = json!({"TableName": "door-no-table", "Key": {"pk": {"S": "x"}}});
+    assert_eq!(
+        raw(addr(), &RawRequest::op("GetItem", &missing)).status,
+        400
+    );
+    let failing = json!({
+        "TableName": t,
+        "Item": {"pk": {"S": "m0"}},
+        "ConditionExpression": "attribute_not_exists(pk)",
+    });
+    assert_eq!(
+        raw(addr(), &RawRequest::op("PutItem", &failing)).status,
+        400
+    );
+    let after = scrape();
+
+    let grew = |name: &str, by: f64| {
+        let (was, now) = (sample(&before, name), sample(&after, name));
+        assert!(now - was >= by, "{name}: {was} -> {now}\n{after}");
+    };
+    grew(r#"atoll_requests_total{operation="PutItem"}"#, 4.0);
+    grew(
+        r#"atoll_successful_request_latency_seconds_count{operation="PutItem"}"#,
+        3.0,
+    );
+    grew(
+        r#"atoll_user_errors_total{operation="GetItem",error="ResourceNotFoundException"}"#,
+        1.0,
+    );
+    grew(
+        r#"atoll_conditional_check_failed_requests_total{operation="PutItem"}"#,
+        1.0,
+    );
+    grew("atoll_log_fsync_seconds_count", 3.0);
+    assert!(
+        after.contains(
+            r#"atoll_successful_request_latency_seconds_bucket{operation="PutItem",le="0.01"}"#
+        ),
+        "latency is a histogram with buckets:\n{after}"
+    );
+    // Scrape-time gauges: the table's partition, the catalog group.
+    let writes = after
+        .lines()
+        .find(|line| line.starts_with(&format!("atoll_partition_writes_total{{table=\"{t}\"")))
+        .unwrap_or_else(|| panic!("no partition writes of {t}:\n{after}"));
+    let written: f64 = writes.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(written >= 4.0, "{writes}");
+    assert_eq!(
+        sample(&after, r#"atoll_raft_is_leader{group="0"}"#),
+        1.0,
+        "{after}"
+    );
+    assert!(sample(&after, "atoll_storage_disk_bytes") > 0.0, "{after}");
+}

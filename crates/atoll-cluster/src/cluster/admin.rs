@@ -49,6 +49,16 @@ impl Traffic {
         self.remember(n, token);
     }
 
+    /// Reads counted since the replica started here.
+    pub(super) fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    /// Writes counted since the replica started here.
+    pub(super) fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
     /// Counts a write for `token`.
     pub(super) fn count_write(&self, token: u64) {
         let n = self.writes.fetch_add(1, Ordering::Relaxed);

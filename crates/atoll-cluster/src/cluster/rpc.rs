@@ -16,9 +16,12 @@ use atoll_partition::{PartitionCommand, PartitionOutput};
 use atoll_replication::{GroupId, NodeId, ReplicationError, ServiceFuture, ServiceHandler};
 use serde::{Deserialize, Serialize};
 
+use tracing::Instrument;
+
 use super::Cluster;
 use crate::catalog::{CatalogCommand, Rejection};
 use crate::error::ClusterError;
+use crate::trace::{RequestTrailer, current_request_id, with_request_id};
 
 /// How long a forwarded request may take before its outcome counts as
 /// unknown (a write waits for a quorum; a leader cut off from its peers
@@ -220,8 +223,32 @@ impl ServiceHandler for Endpoint {
     fn handle(&self, payload: Vec<u8>) -> ServiceFuture {
         let cluster = self.cluster.clone();
         Box::pin(async move {
-            let reply = match (cluster.upgrade(), postcard::from_bytes(&payload)) {
-                (Some(cluster), Ok(request)) => cluster.answer(request).await,
+            let decoded = postcard::take_from_bytes::<ClusterRequest>(&payload);
+            let reply = match (cluster.upgrade(), decoded) {
+                (Some(cluster), Ok((request, trailer))) => {
+                    // The client request this one serves, when the sender named it.
+                    let request_id = postcard::from_bytes::<RequestTrailer>(trailer)
+                        .map(|t| t.request_id)
+                        .unwrap_or_default();
+                    // Debug, as the receiving node's `request` span; the
+                    // request-id scope names the request at every level.
+                    let span = tracing::debug_span!(
+                        "forwarded",
+                        request_id = %request_id,
+                        kind = request.kind(),
+                    );
+                    let work = async move {
+                        tracing::debug!("answering a forwarded request");
+                        cluster.answer(request).await
+                    };
+                    if request_id.is_empty() {
+                        work.instrument(span).await
+                    } else {
+                        with_request_id(request_id.into(), work)
+                            .instrument(span)
+                            .await
+                    }
+                }
                 (None, _) => ClusterReply::Failed {
                     message: "node stopping".into(),
                     retryable: true,
@@ -236,6 +263,24 @@ impl ServiceHandler for Endpoint {
     }
 }
 
+impl ClusterRequest {
+    /// A short name of the request's kind, for logs.
+    fn kind(&self) -> &'static str {
+        match self {
+            ClusterRequest::Catalog(_) => "catalog",
+            ClusterRequest::Write { .. } => "write",
+            ClusterRequest::ReadItem { .. } => "read_item",
+            ClusterRequest::Stats { .. } => "stats",
+            ClusterRequest::HostReplica { .. } => "host_replica",
+            ClusterRequest::ReadRange { .. } => "read_range",
+            ClusterRequest::CatalogIndex => "catalog_index",
+            ClusterRequest::CompactLog { .. } => "compact_log",
+            ClusterRequest::Join { .. } | ClusterRequest::JoinAs { .. } => "join",
+            ClusterRequest::Members { .. } => "members",
+        }
+    }
+}
+
 impl Cluster {
     /// Sends `request` to node `node` and decodes its reply.
     pub(super) async fn forward(
@@ -243,8 +288,15 @@ impl Cluster {
         node: NodeId,
         request: &ClusterRequest,
     ) -> Result<ClusterReply, ClusterError> {
-        let payload =
+        let mut payload =
             postcard::to_stdvec(request).map_err(|e| ClusterError::Catalog(e.to_string()))?;
+        if let Some(request_id) = current_request_id() {
+            let trailer = RequestTrailer {
+                request_id: request_id.to_string(),
+            };
+            payload = postcard::to_extend(&trailer, payload)
+                .map_err(|e| ClusterError::Catalog(e.to_string()))?;
+        }
         let timeout = match request {
             ClusterRequest::ReadItem { .. }
             | ClusterRequest::ReadRange { .. }

@@ -345,6 +345,11 @@ impl DevCluster {
         read_log(&self.stderr_path)
     }
 
+    /// All of node `id`'s log.
+    pub fn node_log(&self, id: u8) -> String {
+        read_log(&self.dir.join(format!("node-{id}.log")))
+    }
+
     /// dev-cluster's stderr and the tail of every node log.
     pub fn logs(&self) -> String {
         format!(
