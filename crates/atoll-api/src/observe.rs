@@ -7,13 +7,11 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use metrics::{Counter, Histogram, counter, histogram};
+use metrics::{Histogram, counter, histogram};
 
 use crate::error::ErrorKind;
 use crate::operation::Operation;
 
-/// Requests answered, by operation.
-const REQUESTS: &str = "atoll_requests_total";
 /// Latency of requests answered without error, by operation (seconds).
 const SUCCESSFUL_REQUEST_LATENCY: &str = "atoll_successful_request_latency_seconds";
 /// Requests refused for the client's fault (4xx), by operation and error.
@@ -45,11 +43,13 @@ impl std::fmt::Debug for MetricsExport {
 }
 
 /// Per-operation handles, registered at an operation's first request:
-/// recording is then an atomic add and a histogram sample, not a registry
-/// lookup, and operations nobody calls stay out of `/metrics`.
+/// recording is then one histogram sample, not a registry lookup, and
+/// operations nobody calls stay out of `/metrics`. Requests answered are
+/// the latency histogram's `_count` plus the error counters: a counter of
+/// all requests beside them cost 1% of GetItem throughput (measured).
 pub(crate) struct RequestMetrics {
     /// Indexed by the operation's position in [`Operation::ALL`].
-    by_operation: Box<[OnceLock<(Counter, Histogram)>]>,
+    by_operation: Box<[OnceLock<Histogram>]>,
 }
 
 impl RequestMetrics {
@@ -66,17 +66,11 @@ impl RequestMetrics {
         let Some(slot) = self.by_operation.get(operation as usize) else {
             return;
         };
-        let (requests, latency) = slot.get_or_init(|| {
-            let name = operation.name();
-            (
-                counter!(REQUESTS, "operation" => name),
-                histogram!(SUCCESSFUL_REQUEST_LATENCY, "operation" => name),
-            )
-        });
-        requests.increment(1);
         let name = operation.name();
         match error {
-            None => latency.record(took.as_secs_f64()),
+            None => slot
+                .get_or_init(|| histogram!(SUCCESSFUL_REQUEST_LATENCY, "operation" => name))
+                .record(took.as_secs_f64()),
             Some(ErrorKind::ConditionalCheckFailed) => {
                 counter!(CONDITIONAL_CHECK_FAILED, "operation" => name).increment(1);
             }

@@ -1,12 +1,12 @@
 //! The node's log output: tracing's formatter, with the id of the client
 //! request a line was written for.
 //!
-//! A request's work runs inside `atoll_cluster::with_request_id` on every
-//! node it touches; the formatter reads that scope, so every line written
-//! for a request names it, at any level, without a span per request (an
-//! enabled span per request cost 8% of GetItem throughput; the `request`
-//! span is debug level). Lines already inside a span say nothing more: at
-//! debug the span names the request itself.
+//! With debug logging on for the API, a request's work runs inside
+//! `atoll_cluster::with_request_id` on every node it touches (forwarded
+//! requests carry the id); the formatter reads that scope, so a line
+//! written for the request on a node whose own filter shows no span still
+//! names it. Lines inside a span say nothing more: the span names the
+//! request itself.
 
 use std::fmt;
 
