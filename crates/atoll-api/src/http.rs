@@ -272,9 +272,24 @@ async fn handle(api: Arc<Api>, request: Request<Incoming>) -> Response<Full<Byte
     );
     let mut operation = None;
     let answer = if span.is_disabled() {
-        route(&api, request, &default_type, &request_id, &mut operation).await
+        route(
+            &api,
+            request,
+            &default_type,
+            &request_id,
+            &span,
+            &mut operation,
+        )
+        .await
     } else {
-        let work = route(&api, request, &default_type, &request_id, &mut operation);
+        let work = route(
+            &api,
+            request,
+            &default_type,
+            &request_id,
+            &span,
+            &mut operation,
+        );
         atoll_cluster::with_request_id(request_id.clone(), work)
             .instrument(span.clone())
             .await
@@ -305,12 +320,14 @@ fn exceeds_front_door_limits(request: &Request<Incoming>) -> bool {
 }
 
 /// Answers request `request_id`; `operation_seen` learns the DynamoDB
-/// operation once the target names one.
+/// operation once the target names one, and `span` (when enabled) the
+/// operation and table.
 async fn route(
     api: &Api,
     request: Request<Incoming>,
     default_type: &HeaderValue,
     request_id: &str,
+    span: &tracing::Span,
     operation_seen: &mut Option<Operation>,
 ) -> Answer {
     if exceeds_front_door_limits(&request) {
@@ -402,7 +419,7 @@ async fn route(
         return error_response(&ApiError::bare(ErrorKind::UnknownOperation), &content_type);
     };
     *operation_seen = Some(operation);
-    tracing::Span::current().record("op", operation.name());
+    span.record("op", operation.name());
     let caller = match authenticate(&parts.headers, parts.uri.query()) {
         Ok(caller) => caller,
         Err(error) => return error_response(&error, &content_type),
@@ -418,8 +435,11 @@ async fn route(
     let Some(Value::Object(input)) = parsed else {
         return error_response(&ApiError::bare(ErrorKind::Serialization), &content_type);
     };
-    if let Some(table) = input.get("TableName").and_then(Value::as_str) {
-        tracing::Span::current().record("table", table);
+    // Looked up only for an enabled span: at info every request skips it.
+    if !span.is_disabled()
+        && let Some(table) = input.get("TableName").and_then(Value::as_str)
+    {
+        span.record("table", table);
     }
     let context = RequestContext {
         region: caller.region,

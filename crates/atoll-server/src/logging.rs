@@ -29,25 +29,21 @@ pub fn init(filter: &str, format: LogFormat) {
         LogFormat::Text => builder
             .event_format(WithRequestId {
                 inner: Format::default(),
-                json: false,
             })
             .init(),
         LogFormat::Json => builder
             .fmt_fields(JsonFields::new())
             .event_format(WithRequestId {
                 inner: Format::default().json(),
-                json: true,
             })
             .init(),
     }
 }
 
 /// A formatter that adds the current request's id to lines written
-/// outside any span.
+/// outside any span: a `request_id=` prefix in text, a member in JSON.
 struct WithRequestId<F> {
     inner: F,
-    /// The inner formatter writes JSON objects: the id becomes a member.
-    json: bool,
 }
 
 impl<S, N> FormatEvent<S, N> for WithRequestId<Format<Full>>
@@ -79,7 +75,6 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        debug_assert!(self.json);
         let Some(id) = request_id_to_add(ctx) else {
             return self.inner.format_event(ctx, writer, event);
         };
@@ -161,7 +156,6 @@ mod tests {
             .with_ansi(false)
             .event_format(WithRequestId {
                 inner: Format::default().with_ansi(false),
-                json: false,
             })
             .finish();
         tracing::subscriber::with_default(subscriber, log_lines);
@@ -184,7 +178,6 @@ mod tests {
             .fmt_fields(JsonFields::new())
             .event_format(WithRequestId {
                 inner: Format::default().json(),
-                json: true,
             })
             .finish();
         tracing::subscriber::with_default(subscriber, log_lines);
