@@ -1,5 +1,7 @@
 //! Errors as DynamoDB puts them on the wire: a `__type`, a message, a status.
 
+use atoll_cluster::ClusterError;
+use atoll_cluster::data::WriteRejection;
 use serde_json::{Map, Value};
 
 /// Every error kind Atoll answers with, named as DynamoDB names it.
@@ -150,6 +152,77 @@ impl ApiError {
         )
     }
 
+    /// ResourceNotFoundException for a tagged resource (the live service's
+    /// text since about 2023; it spelled `ResourcArn` before).
+    pub fn resource_not_found(arn: &str) -> Self {
+        ApiError::new(
+            ErrorKind::ResourceNotFound,
+            format!("Requested resource not found: ResourceArn: {arn} not found"),
+        )
+    }
+
+    /// ResourceInUseException for CreateTable of a name taken.
+    pub fn table_exists(name: &str) -> Self {
+        ApiError::new(
+            ErrorKind::ResourceInUse,
+            format!("Table already exists: {name}"),
+        )
+    }
+
+    /// ResourceInUseException for a table still being created.
+    pub fn being_created(name: &str) -> Self {
+        ApiError::new(
+            ErrorKind::ResourceInUse,
+            format!(
+                "Attempt to change a resource which is still in use: Table is being created: {name}"
+            ),
+        )
+    }
+
+    /// ResourceInUseException for a table still being deleted.
+    pub fn being_deleted(name: &str) -> Self {
+        ApiError::new(
+            ErrorKind::ResourceInUse,
+            format!(
+                "Attempt to change a resource which is still in use: Table is being deleted: {name}"
+            ),
+        )
+    }
+
+    /// ResourceInUseException for a table still being updated.
+    pub fn being_updated(name: &str) -> Self {
+        ApiError::new(
+            ErrorKind::ResourceInUse,
+            format!(
+                "Attempt to change a resource which is still in use: Table: {name} is in the process of being updated."
+            ),
+        )
+    }
+
+    /// A tag request that would leave a resource with more than 50 tags.
+    pub fn too_many_tags() -> Self {
+        ApiError::validation("Number of Tags exceed the current limit for the provided ResourceArn")
+    }
+
+    /// A PutItem or batch put of an item over 400 KB.
+    pub fn item_too_large() -> Self {
+        ApiError::validation("Item size has exceeded the maximum allowed size")
+    }
+
+    /// A ConditionalCheckFailedException, with the item when it was asked for.
+    pub fn conditional_check_failed(old: Option<Value>) -> Self {
+        let mut error = ApiError::new(
+            ErrorKind::ConditionalCheckFailed,
+            "The conditional request failed",
+        );
+        error.extra = old.map(|item| {
+            let mut extra = Map::new();
+            extra.insert("Item".into(), item);
+            extra
+        });
+        error
+    }
+
     /// An InternalServerError for a fault inside Atoll (logged by the caller).
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError::new(ErrorKind::InternalServerError, message)
@@ -189,3 +262,57 @@ impl std::error::Error for ApiError {}
 
 /// Result of a request handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// What a request was doing when a lower layer failed: DynamoDB words the
+/// same failure differently for item, table and tag requests.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Doing<'a> {
+    /// An item request (GetItem, PutItem, Query, BatchWriteItem, ...).
+    Items,
+    /// A table request (CreateTable, UpdateTable, DeleteTable) on `name`.
+    Table(&'a str),
+    /// A tag request on the resource `arn`.
+    Tags(&'a str),
+}
+
+impl ApiError {
+    /// The one mapping of the cluster's errors (local or from another node)
+    /// to DynamoDB's wire errors.
+    pub(crate) fn from_cluster(error: ClusterError, doing: Doing<'_>) -> ApiError {
+        use ClusterError as E;
+        match (error, doing) {
+            // A partition disappears with its table: a request racing
+            // DeleteTable sees the table as gone.
+            (E::TableNotFound(_) | E::NoPartition { .. }, Doing::Items) => {
+                ApiError::item_table_not_found()
+            }
+            (E::TableNotFound(_), Doing::Table(name)) => ApiError::table_not_found(name),
+            (E::TableNotFound(_), Doing::Tags(arn)) => ApiError::resource_not_found(arn),
+            (E::TableExists(name), _) => ApiError::table_exists(&name),
+            (E::TableInUse(name), Doing::Items | Doing::Tags(_)) => ApiError::being_created(&name),
+            (E::TableInUse(name), Doing::Table(_)) => ApiError::being_updated(&name),
+            (E::DeletionProtected(_), _) => ApiError::validation(
+                "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first.",
+            ),
+            (E::TooManyTags, _) => ApiError::too_many_tags(),
+            (E::KeyMismatch, _) => {
+                ApiError::validation("The provided key element does not match the schema")
+            }
+            (E::Rejected(WriteRejection::Expression(message)), _) => ApiError::validation(message),
+            (E::Rejected(WriteRejection::ItemTooLarge), _) => {
+                ApiError::validation("Item size to update has exceeded the maximum allowed size")
+            }
+            (e, _) if e.is_retryable() => {
+                ApiError::new(ErrorKind::ServiceUnavailable, e.to_string())
+            }
+            (e, _) => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+/// Item requests are the common case: `?` on a cluster call maps as one.
+impl From<ClusterError> for ApiError {
+    fn from(error: ClusterError) -> ApiError {
+        ApiError::from_cluster(error, Doing::Items)
+    }
+}

@@ -3,7 +3,7 @@
 //! A request walks: HTTP checks → JSON parse → `X-Amz-Target` → authentication
 //! → type check against the operation's input shape → constraint validation →
 //! operation-specific validation → catalog lookup → routing to the partition
-//! (through `atoll-cluster`) → JSON response. Each step answers with
+//! (through `atoll_cluster::DataPlane`) → JSON response. Each step answers with
 //! DynamoDB's own error when it fails, in DynamoDB's order.
 
 // A request's future nests every operation's handler inside the request
@@ -26,7 +26,7 @@ mod shape;
 
 use std::sync::Arc;
 
-use atoll_cluster::Cluster;
+use atoll_cluster::{Cluster, DataPlane};
 
 pub use error::{ApiError, ErrorKind};
 pub use http::{ADMIN_PATH, DECOMMISSION_PATH, METRICS_PATH, coding, serve};
@@ -74,7 +74,10 @@ impl Api {
 
 /// The API service: shared by all connections.
 pub struct Api {
+    /// Tables, their lifecycles and the node's admin view.
     cluster: Arc<Cluster>,
+    /// Item reads and writes.
+    data: DataPlane,
     config: ApiConfig,
     /// Parsed expressions by text, so a hot request does not parse again.
     expressions: atoll_expr::ExpressionCache,
@@ -86,6 +89,7 @@ impl Api {
     /// The API over `cluster`.
     pub fn new(cluster: Arc<Cluster>, config: ApiConfig) -> Arc<Api> {
         Arc::new(Api {
+            data: DataPlane::new(cluster.clone()),
             cluster,
             config,
             expressions: atoll_expr::ExpressionCache::new(EXPRESSION_CACHE_ENTRIES),

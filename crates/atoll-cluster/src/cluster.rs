@@ -27,7 +27,8 @@ mod rpc;
 mod splits;
 
 pub use admin::{ClusterReport, NodeReport, PartitionReport, TableReport};
-pub use rpc::{RangeChunk, RangeItem, RangeRequest};
+pub(crate) use rpc::RangeRequest;
+pub use rpc::{RangeChunk, RangeItem};
 
 const CATALOG_GROUP_ID: GroupId = 0;
 const CATALOG_KEYSPACE: &str = "catalog";

@@ -2,11 +2,12 @@
 //! the partitions of each table and the Raft groups serving them, and the
 //! lifecycle of tables (create, update, tag, delete).
 //!
-//! Data-plane requests find their partition here: `Cluster::write` and
-//! `Cluster::read_item` route by token to the partition's group.
+//! Data-plane requests go through [`DataPlane`] (module [`data`]), which
+//! routes them to the partitions that own their keys.
 
 mod catalog;
 mod cluster;
+pub mod data;
 mod error;
 pub mod placement;
 mod trace;
@@ -15,8 +16,9 @@ pub use catalog::{CatalogCommand, NodeRecord, TableUpdate};
 pub use cluster::{
     Cluster, ClusterOptions, ClusterReport, DEFAULT_DEAD_NODE_AFTER,
     DEFAULT_SPLIT_LOAD_OPS_PER_SECOND, DEFAULT_SPLIT_SIZE_BYTES, NodeReport, PartitionReport,
-    RangeChunk, RangeItem, RangeRequest, TableReport, TableStats,
+    RangeChunk, RangeItem, TableReport, TableStats,
 };
+pub use data::DataPlane;
 pub use error::ClusterError;
 pub use trace::{current_request_id, with_request_id};
 

@@ -4,11 +4,9 @@ mod common;
 
 use std::sync::Arc;
 
-use atoll_cluster::{Cluster, ClusterError, ClusterOptions, TableUpdate};
-use atoll_model::{
-    AttributeValue, Item, encode_item, encode_row_key, item_size_bytes, partition_token,
-};
-use atoll_partition::{PartitionCommand, WriteOp};
+use atoll_cluster::data::{BatchWrite, ItemKey};
+use atoll_cluster::{Cluster, ClusterError, ClusterOptions, DataPlane, TableUpdate};
+use atoll_model::{AttributeValue, Item, item_size_bytes, partition_token};
 use atoll_replication::NodeOptions;
 use atoll_storage::{Storage, StorageOptions};
 use common::definition;
@@ -30,10 +28,9 @@ async fn open(dir: &std::path::Path) -> Arc<Cluster> {
 async fn tables_and_items_survive_restarts_and_deletion_removes_everything() {
     let dir = tempfile::tempdir().unwrap();
     let pk = AttributeValue::S("k".into());
-    let row_key = encode_row_key(&pk, None).unwrap();
-    let token = partition_token(&pk).unwrap();
     let mut item = Item::new();
     item.insert("pk".into(), pk.clone());
+    let row_key = ItemKey::of(&definition("orders").key_schema, &item).unwrap();
     {
         let cluster = open(dir.path()).await;
         let created = cluster.create_table(definition("orders")).await.unwrap();
@@ -43,17 +40,14 @@ async fn tables_and_items_survive_restarts_and_deletion_removes_everything() {
             Err(ClusterError::TableExists(_))
         ));
         let table = cluster.active_table("orders").unwrap();
-        cluster
-            .write(
+        DataPlane::new(cluster.clone())
+            .write_batch(
                 &table,
-                token,
-                &PartitionCommand::Batch {
-                    ops: vec![WriteOp::Put {
-                        row_key: row_key.clone(),
-                        record: encode_item(&item),
-                        size_bytes: item_size_bytes(&item) as u32,
-                    }],
-                },
+                vec![BatchWrite::put(
+                    row_key.clone(),
+                    &item,
+                    item_size_bytes(&item) as u32,
+                )],
             )
             .await
             .unwrap();
@@ -73,8 +67,8 @@ async fn tables_and_items_survive_restarts_and_deletion_removes_everything() {
     let cluster = open(dir.path()).await;
     let table = cluster.active_table("orders").unwrap();
     assert_eq!(
-        cluster
-            .read_item(&table, token, &row_key, true)
+        DataPlane::new(cluster.clone())
+            .get_item(&table, &row_key, true)
             .await
             .unwrap(),
         Some(item)
@@ -104,27 +98,28 @@ async fn tables_and_items_survive_restarts_and_deletion_removes_everything() {
     assert!(cluster.table_names().is_empty());
 }
 
-/// Writes items `k0..k{count}` to `table` one batch each, returning (token, row key) per item.
-async fn write_items(cluster: &Cluster, name: &str, count: usize) -> Vec<(u64, Vec<u8>, Item)> {
+/// Writes items `k0..k{count}` to `table` one batch each, returning (token, key) per item.
+async fn write_items(
+    cluster: &Arc<Cluster>,
+    name: &str,
+    count: usize,
+) -> Vec<(u64, ItemKey, Item)> {
     let table = cluster.active_table(name).unwrap();
     let mut written = Vec::new();
     for i in 0..count {
         let pk = AttributeValue::S(format!("k{i}"));
         let mut item = Item::new();
         item.insert("pk".into(), pk.clone());
-        let row_key = encode_row_key(&pk, None).unwrap();
+        let row_key = ItemKey::of(&table.key_schema, &item).unwrap();
         let token = partition_token(&pk).unwrap();
-        cluster
-            .write(
+        DataPlane::new(cluster.clone())
+            .write_batch(
                 &table,
-                token,
-                &PartitionCommand::Batch {
-                    ops: vec![WriteOp::Put {
-                        row_key: row_key.clone(),
-                        record: encode_item(&item),
-                        size_bytes: item_size_bytes(&item) as u32,
-                    }],
-                },
+                vec![BatchWrite::put(
+                    row_key.clone(),
+                    &item,
+                    item_size_bytes(&item) as u32,
+                )],
             )
             .await
             .unwrap();
@@ -166,18 +161,15 @@ async fn a_split_stopped_after_its_fence_is_finished_by_the_next_check_or_restar
     // A write into the fenced half still succeeds: the periodic check
     // records the split and starts the new partition while the write retries.
     let table = cluster.active_table("halves").unwrap();
-    let (token, row_key, item) = items[45].clone();
-    cluster
-        .write(
+    let (_, row_key, item) = items[45].clone();
+    DataPlane::new(cluster.clone())
+        .write_batch(
             &table,
-            token,
-            &PartitionCommand::Batch {
-                ops: vec![WriteOp::Put {
-                    row_key,
-                    record: encode_item(&item),
-                    size_bytes: item_size_bytes(&item) as u32,
-                }],
-            },
+            vec![BatchWrite::put(
+                row_key,
+                &item,
+                item_size_bytes(&item) as u32,
+            )],
         )
         .await
         .unwrap();
@@ -204,10 +196,10 @@ async fn a_split_stopped_after_its_fence_is_finished_by_the_next_check_or_restar
     assert_eq!(table.partitions.len(), 3);
     assert_eq!(table.partitions[2].start_token, at_token);
     assert_eq!(cluster.table_stats(&table).await.item_count, 60);
-    for (token, row_key, item) in &items {
+    for (_, row_key, item) in &items {
         assert_eq!(
-            cluster
-                .read_item(&table, *token, row_key, true)
+            DataPlane::new(cluster.clone())
+                .get_item(&table, row_key, true)
                 .await
                 .unwrap()
                 .as_ref(),

@@ -25,11 +25,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use atoll_cluster::{Cluster, ClusterOptions};
-use atoll_model::{
-    AttributeValue, Item, Number, encode_item, encode_row_key, item_size_bytes, partition_token,
-};
-use atoll_partition::{PartitionCommand, WriteOp};
+use atoll_cluster::data::{BatchWrite, ItemKey};
+use atoll_cluster::{Cluster, ClusterOptions, DataPlane};
+use atoll_model::{AttributeValue, Item, Number, item_size_bytes};
 use atoll_replication::sim::{Faults, SimNetwork};
 use atoll_replication::{NodeId, NodeOptions};
 use atoll_storage::Storage;
@@ -181,7 +179,7 @@ impl Sim {
 }
 
 async fn write(
-    cluster: &Cluster,
+    cluster: &Arc<Cluster>,
     key: &str,
     value: u64,
     padding_bytes: usize,
@@ -194,33 +192,26 @@ async fn write(
     if padding_bytes > 0 {
         item.insert("pad".into(), AttributeValue::S("x".repeat(padding_bytes)));
     }
-    let command = PartitionCommand::Batch {
-        ops: vec![WriteOp::Put {
-            row_key: encode_row_key(&pk, None).map_err(|e| e.to_string())?,
-            record: encode_item(&item),
-            size_bytes: item_size_bytes(&item) as u32,
-        }],
-    };
-    let token = partition_token(&pk).map_err(|e| e.to_string())?;
-    match tokio::time::timeout(REQUEST_TIMEOUT, cluster.write(&table, token, &command)).await {
+    let key = ItemKey::of(&table.key_schema, &item).map_err(|e| e.to_string())?;
+    let writes = vec![BatchWrite::put(key, &item, item_size_bytes(&item) as u32)];
+    let data = DataPlane::new(cluster.clone());
+    match tokio::time::timeout(REQUEST_TIMEOUT, data.write_batch(&table, writes)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("timed out".into()),
     }
 }
 
-async fn read(cluster: &Cluster, key: &str) -> Result<u64, String> {
+async fn read(cluster: &Arc<Cluster>, key: &str) -> Result<u64, String> {
     let table = cluster.active_table(TABLE).map_err(|e| e.to_string())?;
-    let pk = AttributeValue::S(key.to_string());
-    let row_key = encode_row_key(&pk, None).map_err(|e| e.to_string())?;
-    let token = partition_token(&pk).map_err(|e| e.to_string())?;
-    let item = tokio::time::timeout(
-        REQUEST_TIMEOUT,
-        cluster.read_item(&table, token, &row_key, true),
-    )
-    .await
-    .map_err(|_| "timed out".to_string())?
-    .map_err(|e| e.to_string())?;
+    let mut key_item = Item::new();
+    key_item.insert("pk".into(), AttributeValue::S(key.to_string()));
+    let key = ItemKey::of(&table.key_schema, &key_item).map_err(|e| e.to_string())?;
+    let data = DataPlane::new(cluster.clone());
+    let item = tokio::time::timeout(REQUEST_TIMEOUT, data.get_item(&table, &key, true))
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())?;
     match item.as_ref().and_then(|item| item.get("v")) {
         None => Ok(0),
         Some(AttributeValue::N(v)) => v.to_string().parse().map_err(|_| format!("bad value {v}")),

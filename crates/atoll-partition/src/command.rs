@@ -126,6 +126,40 @@ impl PartitionCommand {
     }
 }
 
+/// Why a partition refused a command it could decode. Carries facts, not
+/// wording: the API says it in DynamoDB's words.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WriteRejection {
+    /// The condition or update expression failed on the stored item; the
+    /// text is the expression language's (`atoll_expr::ExprError`).
+    Expression(String),
+    /// The updated item would exceed DynamoDB's 400 KB item size.
+    ItemTooLarge,
+    /// A split point outside the partition's token range.
+    SplitPointOutside {
+        /// The split point asked for.
+        at_token: u64,
+        /// First token of the partition.
+        first: u64,
+        /// Last token of the partition.
+        last: u64,
+    },
+}
+
+impl std::fmt::Display for WriteRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteRejection::Expression(message) => f.write_str(message),
+            WriteRejection::ItemTooLarge => f.write_str("the updated item exceeds 400 KB"),
+            WriteRejection::SplitPointOutside {
+                at_token,
+                first,
+                last,
+            } => write!(f, "split point {at_token} is not inside {first}..={last}"),
+        }
+    }
+}
+
 /// What applying a command produced (sent back to a forwarding node as is).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum PartitionOutput {
@@ -145,12 +179,10 @@ pub enum PartitionOutput {
         /// DynamoDB size of the item (0 if there is none), for capacity.
         old_size_bytes: u32,
     },
-    /// The write is invalid for the item as it is (a ValidationException:
-    /// an update on a wrong type, an item grown past 400 KB); nothing was written.
-    Rejected {
-        /// DynamoDB's message.
-        message: String,
-    },
+    /// The command is invalid for the partition as it is (an update on a
+    /// wrong type, an item grown past 400 KB, a split point outside the
+    /// range); nothing was written.
+    Rejected(WriteRejection),
     /// The write's key is outside this partition's token range (the
     /// partition split); nothing was written, and the router retries on the
     /// partition that owns the key now.

@@ -14,6 +14,7 @@ mod stored_keys;
 
 pub use command::{
     ItemWrite, PartitionCommand, PartitionOutput, ReturnValues, WriteAction, WriteOp,
+    WriteRejection,
 };
 pub use error::PartitionError;
 pub use read::{ItemRange, StoredItem};

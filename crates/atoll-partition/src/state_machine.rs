@@ -15,6 +15,7 @@ use atoll_model::{Item, MAX_ITEM_SIZE_BYTES, encode_item, item_size_bytes};
 
 use crate::command::{
     ItemWrite, PartitionCommand, PartitionOutput, ReturnValues, WriteAction, WriteOp,
+    WriteRejection,
 };
 use crate::error::PartitionError;
 use crate::stored::{stored_item, stored_size, stored_value};
@@ -223,9 +224,13 @@ impl PartitionStateMachine {
             });
         }
         if at_token <= first {
-            return Ok(PartitionOutput::Rejected {
-                message: format!("split point {at_token} is not inside {first}..={last}"),
-            });
+            return Ok(PartitionOutput::Rejected(
+                WriteRejection::SplitPointOutside {
+                    at_token,
+                    first,
+                    last,
+                },
+            ));
         }
         let (start, end) = row_key_bounds(at_token, last);
         let end_bound = end.clone().map_or(Bound::Unbounded, Bound::Excluded);
@@ -353,16 +358,16 @@ impl PartitionStateMachine {
                     });
                 }
                 Err(e) => {
-                    return Ok(PartitionOutput::Rejected {
-                        message: e.message().to_string(),
-                    });
+                    return Ok(PartitionOutput::Rejected(WriteRejection::Expression(
+                        e.message().to_string(),
+                    )));
                 }
             }
         }
         // Everything that can fail happens before the first write to `ctx`:
         // a rejected write must leave nothing behind in the apply batch.
-        let rejected = |e: atoll_expr::ExprError| PartitionOutput::Rejected {
-            message: e.message().to_string(),
+        let rejected = |e: atoll_expr::ExprError| {
+            PartitionOutput::Rejected(WriteRejection::Expression(e.message().to_string()))
         };
         let (new_value, new_item, new_size_bytes) = match &write.action {
             WriteAction::Put { record, size_bytes } => {
@@ -397,10 +402,7 @@ impl PartitionStateMachine {
                 };
                 let size_bytes = item_size_bytes(&new_item);
                 if size_bytes > MAX_ITEM_SIZE_BYTES {
-                    return Ok(PartitionOutput::Rejected {
-                        message: "Item size to update has exceeded the maximum allowed size"
-                            .to_string(),
-                    });
+                    return Ok(PartitionOutput::Rejected(WriteRejection::ItemTooLarge));
                 }
                 let size_bytes = size_bytes as u32;
                 let value = stored_value(&encode_item(&new_item), size_bytes);

@@ -1,9 +1,11 @@
 //! BatchWriteItem and BatchGetItem.
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
+use std::sync::Arc;
 
-use atoll_model::{Item, encode_item, item_size_bytes};
-use atoll_partition::{PartitionCommand, PartitionOutput, WriteOp};
+use atoll_cluster::data;
+use atoll_model::table::TableDefinition;
+use atoll_model::{Item, item_size_bytes};
 use serde_json::{Map, Value, json};
 
 use super::capacity::{ReturnCapacity, read_units, write_units};
@@ -101,18 +103,68 @@ fn java_map_dump(tables: &Object) -> String {
     format!("{{{}}}", entries.join(", "))
 }
 
-/// The writes of one BatchWriteItem request that go to one partition.
-struct BatchCommand {
-    table_index: usize,
-    token: u64,
-    ops: Vec<WriteOp>,
-    new_sizes_bytes: Vec<u32>,
-}
-
 /// One write of a BatchWriteItem request.
 enum BatchWrite {
     Put(Item),
     Delete(Item),
+}
+
+/// Checks the keys of each table's writes (no key twice in a table), then
+/// writes every table's share at once; returns the write units consumed
+/// per table, charged on the larger of each item's old and new size.
+async fn execute_batch_writes(
+    api: &Api,
+    resolved: &[(Arc<TableDefinition>, Vec<BatchWrite>)],
+) -> ApiResult<Vec<(String, f64)>> {
+    let mut shares = Vec::with_capacity(resolved.len());
+    for (table, writes) in resolved {
+        let mut seen = HashSet::new();
+        let mut share = Vec::with_capacity(writes.len());
+        let mut new_sizes_bytes = Vec::with_capacity(writes.len());
+        for write in writes {
+            let (key, new_size_bytes) = match write {
+                BatchWrite::Put(item) => {
+                    check_batch_item_key(&table.key_schema, item)?;
+                    (
+                        locate(&table.key_schema, item)?,
+                        item_size_bytes(item) as u32,
+                    )
+                }
+                BatchWrite::Delete(key) => {
+                    check_key(&table.key_schema, key)?;
+                    (locate(&table.key_schema, key)?, 0)
+                }
+            };
+            if !seen.insert(key.clone()) {
+                return Err(ApiError::validation(
+                    "Provided list of item keys contains duplicates",
+                ));
+            }
+            share.push(match write {
+                BatchWrite::Put(item) => data::BatchWrite::put(key, item, new_size_bytes),
+                BatchWrite::Delete(_) => data::BatchWrite::delete(key),
+            });
+            new_sizes_bytes.push(new_size_bytes);
+        }
+        shares.push((table, share, new_sizes_bytes));
+    }
+    // Tables replicate independently; writing them together lets their
+    // log entries share the node's group commit.
+    let writes = shares
+        .into_iter()
+        .map(|(table, share, new_sizes_bytes)| async move {
+            let old_sizes_bytes = api.data.write_batch(table, share).await?;
+            let units: f64 = new_sizes_bytes
+                .iter()
+                .zip(old_sizes_bytes.iter().chain(std::iter::repeat(&0)))
+                .map(|(new, old)| write_units((*new).max(*old) as usize))
+                .sum();
+            Ok::<_, ApiError>((table.name.clone(), units))
+        });
+    futures_util::future::join_all(writes)
+        .await
+        .into_iter()
+        .collect()
 }
 
 /// BatchWriteItem.
@@ -212,9 +264,7 @@ pub(crate) async fn batch_write_item(api: &Api, input: &Object) -> ApiResult<Val
                         Layer::Older,
                     )?;
                     if item_size_bytes(&item) > atoll_model::MAX_ITEM_SIZE_BYTES {
-                        return Err(ApiError::validation(
-                            "Item size has exceeded the maximum allowed size",
-                        ));
+                        return Err(ApiError::item_too_large());
                     }
                     parsed.push(BatchWrite::Put(item));
                 }
@@ -238,94 +288,7 @@ pub(crate) async fn batch_write_item(api: &Api, input: &Object) -> ApiResult<Val
         let table = item_table(api, &name).await?;
         resolved.push((table, writes));
     }
-    // Key checks and duplicates, then one command per partition.
-    // One command per partition; each op remembers its table and new size
-    // so capacity can be charged on max(old, new) once the old sizes are known.
-    let mut commands: Vec<BatchCommand> = Vec::new();
-    for (table_index, (table, writes)) in resolved.iter().enumerate() {
-        let mut seen = std::collections::HashSet::new();
-        let mut by_partition: BTreeMap<u64, BatchCommand> = BTreeMap::new();
-        for write in writes {
-            let (op, token, new_size_bytes) = match write {
-                BatchWrite::Put(item) => {
-                    check_batch_item_key(&table.key_schema, item)?;
-                    let (token, row_key) = locate(&table.key_schema, item)?;
-                    let size_bytes = item_size_bytes(item) as u32;
-                    let op = WriteOp::Put {
-                        row_key,
-                        record: encode_item(item),
-                        size_bytes,
-                    };
-                    (op, token, size_bytes)
-                }
-                BatchWrite::Delete(key) => {
-                    check_key(&table.key_schema, key)?;
-                    let (token, row_key) = locate(&table.key_schema, key)?;
-                    (WriteOp::Delete { row_key }, token, 0)
-                }
-            };
-            if !seen.insert(op.row_key().to_vec()) {
-                return Err(ApiError::validation(
-                    "Provided list of item keys contains duplicates",
-                ));
-            }
-            let partition = table
-                .partition_for_token(token)
-                .map(|p| p.group_id)
-                .unwrap_or_default();
-            let command = by_partition
-                .entry(partition)
-                .or_insert_with(|| BatchCommand {
-                    table_index,
-                    token,
-                    ops: Vec::new(),
-                    new_sizes_bytes: Vec::new(),
-                });
-            command.ops.push(op);
-            command.new_sizes_bytes.push(new_size_bytes);
-        }
-        commands.extend(by_partition.into_values());
-    }
-    let mut units_by_table = vec![0.0; resolved.len()];
-    let tables: Vec<_> = resolved.iter().map(|(table, _)| table.clone()).collect();
-    let writes = commands.into_iter().map(|command| {
-        let table = tables.get(command.table_index).cloned();
-        async move {
-            let result = match table {
-                Some(table) => api
-                    .cluster
-                    .write(
-                        &table,
-                        command.token,
-                        &PartitionCommand::Batch { ops: command.ops },
-                    )
-                    .await
-                    .map_err(super::cluster_error),
-                None => Err(ApiError::internal("batch command of an unknown table")),
-            };
-            (command.table_index, command.new_sizes_bytes, result)
-        }
-    });
-    // Writes of different partitions replicate independently; running them
-    // together lets their log entries share the node's group commit.
-    for (table_index, new_sizes, result) in futures_util::future::join_all(writes).await {
-        let old_sizes = match result? {
-            PartitionOutput::BatchWritten { old_sizes_bytes } => old_sizes_bytes,
-            _ => return Err(ApiError::internal("unexpected outcome of a batch write")),
-        };
-        if let Some(units) = units_by_table.get_mut(table_index) {
-            *units += new_sizes
-                .iter()
-                .zip(old_sizes.iter().chain(std::iter::repeat(&0)))
-                .map(|(new, old)| write_units((*new).max(*old) as usize))
-                .sum::<f64>();
-        }
-    }
-    let units_by_table: Vec<(String, f64)> = resolved
-        .iter()
-        .map(|(table, _)| table.name.clone())
-        .zip(units_by_table)
-        .collect();
+    let units_by_table = execute_batch_writes(api, &resolved).await?;
     let mut response = Map::new();
     response.insert("UnprocessedItems".into(), json!({}));
     let consumed: Vec<Value> = units_by_table
@@ -460,12 +423,10 @@ pub(crate) async fn batch_get_item(api: &Api, input: &Object) -> ApiResult<Value
                 left.push(encode_map(key));
                 continue;
             }
-            let (token, row_key) = locate(&table.key_schema, key)?;
             let item = api
-                .cluster
-                .read_item(&table, token, &row_key, request.consistent)
-                .await
-                .map_err(super::cluster_error)?;
+                .data
+                .get_item(&table, &locate(&table.key_schema, key)?, request.consistent)
+                .await?;
             let size_bytes = item.as_ref().map_or(0, item_size_bytes);
             units += read_units(size_bytes, request.consistent);
             response_bytes += size_bytes;

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use atoll_cluster::data::{ReturnValues, SingleWrite, WriteAction, WriteOutcome};
 use atoll_model::table::TableDefinition;
-use atoll_model::{Item, encode_item, item_size_bytes};
-use atoll_partition::{ItemWrite, PartitionCommand, PartitionOutput, ReturnValues, WriteAction};
+use atoll_model::{Item, item_size_bytes};
 use serde_json::{Map, Value};
 
 use super::capacity::{ReturnCapacity, read_units, write_units};
@@ -13,7 +13,7 @@ use super::keys::{check_item_key, check_key, locate};
 use crate::Api;
 use crate::attribute::{Layer, decode_item, decode_map, encode_map};
 use crate::constraints::{Shown, Violations, check_table_name, enum_constraint};
-use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::error::{ApiError, ApiResult};
 use crate::input::{self, Object};
 use crate::shape::common::{ATTRIBUTE_MAP, BOOLEAN, STRING, STRING_LIST, STRING_MAP};
 use crate::shape::{Shape, check_members};
@@ -255,17 +255,11 @@ fn put_or_delete_return_values(return_values: Option<&str>) -> ApiResult<ReturnV
 pub(crate) async fn single_write(
     api: &Api,
     table: &TableDefinition,
-    token: u64,
-    write: ItemWrite,
+    write: SingleWrite,
     capacity: ReturnCapacity,
 ) -> ApiResult<Value> {
-    let output = api
-        .cluster
-        .write(table, token, &PartitionCommand::Write(Box::new(write)))
-        .await
-        .map_err(super::cluster_error)?;
-    match output {
-        PartitionOutput::Written {
+    match api.data.write_item(table, write).await? {
+        WriteOutcome::Written {
             returned,
             old_size_bytes,
             new_size_bytes,
@@ -280,24 +274,9 @@ pub(crate) async fn single_write(
             }
             Ok(Value::Object(response))
         }
-        PartitionOutput::ConditionFailed { old, .. } => {
-            let mut error = ApiError::new(
-                ErrorKind::ConditionalCheckFailed,
-                "The conditional request failed",
-            );
-            if let Some(old) = old {
-                let mut extra = Map::new();
-                extra.insert("Item".into(), encode_map(&old));
-                error.extra = Some(extra);
-            }
-            Err(error)
-        }
-        PartitionOutput::Rejected { message } => Err(ApiError::validation(message)),
-        PartitionOutput::BatchWritten { .. }
-        | PartitionOutput::WrongPartition
-        | PartitionOutput::Split { .. } => {
-            Err(ApiError::internal("unexpected outcome of a single write"))
-        }
+        WriteOutcome::ConditionFailed { old, .. } => Err(ApiError::conditional_check_failed(
+            old.as_ref().map(encode_map),
+        )),
     }
 }
 
@@ -319,20 +298,17 @@ pub(crate) async fn put_item(api: &Api, input: &Object) -> ApiResult<Value> {
     let return_values = put_or_delete_return_values(return_values)?;
     let size_bytes = item_size_bytes(&item);
     if size_bytes > atoll_model::MAX_ITEM_SIZE_BYTES {
-        return Err(ApiError::validation(
-            "Item size has exceeded the maximum allowed size",
-        ));
+        return Err(ApiError::item_too_large());
     }
     let (condition, expressions) =
         read_write_expressions(api, input, &[ExpressionKind::Condition])?;
     let name = input::string(input, "TableName").unwrap_or_default();
     let table = item_table(api, name).await?;
     check_item_key(&table.key_schema, &item)?;
-    let (token, row_key) = locate(&table.key_schema, &item)?;
-    let write = ItemWrite {
-        row_key,
+    let write = SingleWrite {
+        key: locate(&table.key_schema, &item)?,
         action: WriteAction::Put {
-            record: encode_item(&item),
+            item,
             size_bytes: size_bytes as u32,
         },
         condition,
@@ -341,7 +317,7 @@ pub(crate) async fn put_item(api: &Api, input: &Object) -> ApiResult<Value> {
         return_values,
         return_old_on_condition_failure: return_old_on_condition_failure(input),
     };
-    single_write(api, &table, token, write, capacity).await
+    single_write(api, &table, write, capacity).await
 }
 
 /// DeleteItem.
@@ -365,9 +341,8 @@ pub(crate) async fn delete_item(api: &Api, input: &Object) -> ApiResult<Value> {
     let name = input::string(input, "TableName").unwrap_or_default();
     let table = item_table(api, name).await?;
     check_key(&table.key_schema, &key)?;
-    let (token, row_key) = locate(&table.key_schema, &key)?;
-    let write = ItemWrite {
-        row_key,
+    let write = SingleWrite {
+        key: locate(&table.key_schema, &key)?,
         action: WriteAction::Delete,
         condition,
         names: expressions.names,
@@ -375,7 +350,7 @@ pub(crate) async fn delete_item(api: &Api, input: &Object) -> ApiResult<Value> {
         return_values,
         return_old_on_condition_failure: return_old_on_condition_failure(input),
     };
-    single_write(api, &table, token, write, capacity).await
+    single_write(api, &table, write, capacity).await
 }
 
 /// The projection of a read, from `ProjectionExpression` or from the legacy
@@ -463,12 +438,10 @@ pub(crate) async fn get_item(api: &Api, input: &Object) -> ApiResult<super::Outp
     let table = item_table(api, name).await?;
     check_key(&table.key_schema, &key)?;
     check_projection_keys(projection.as_ref(), &expressions, &table)?;
-    let (token, row_key) = locate(&table.key_schema, &key)?;
     let item = api
-        .cluster
-        .read_item(&table, token, &row_key, consistent)
-        .await
-        .map_err(super::cluster_error)?;
+        .data
+        .get_item(&table, &locate(&table.key_schema, &key)?, consistent)
+        .await?;
     let size_bytes = item.as_ref().map_or(0, item_size_bytes);
     let mut response = super::RawObject::with_capacity(size_bytes + 128);
     if let Some(item) = item {

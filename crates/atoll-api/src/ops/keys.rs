@@ -1,6 +1,7 @@
 //! Key schemas and attribute definitions in requests (tables and indexes), and
 //! the checks of key values in item requests.
 
+use atoll_cluster::data::ItemKey;
 use atoll_model::table::{KeySchema, ScalarType};
 use atoll_model::{AttributeValue, Item, MAX_PARTITION_KEY_SIZE_BYTES, MAX_SORT_KEY_SIZE_BYTES};
 use serde_json::Value;
@@ -344,14 +345,7 @@ pub(crate) fn check_key(schema: &KeySchema, key: &Item) -> ApiResult<()> {
     check_key_sizes(schema, partition, sort)
 }
 
-/// The partition token and row key of an item or key already checked against `schema`.
-pub(crate) fn locate(schema: &KeySchema, item: &Item) -> ApiResult<(u64, Vec<u8>)> {
-    let (partition, sort) = schema.key_values(item).ok_or_else(|| {
-        ApiError::validation("The provided key element does not match the schema")
-    })?;
-    let token =
-        atoll_model::partition_token(partition).map_err(|e| ApiError::internal(e.to_string()))?;
-    let row_key = atoll_model::encode_row_key(partition, sort)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok((token, row_key))
+/// Where the item or key (already checked against `schema`) lives.
+pub(crate) fn locate(schema: &KeySchema, item: &Item) -> ApiResult<ItemKey> {
+    ItemKey::of(schema, item).map_err(ApiError::from)
 }

@@ -192,21 +192,3 @@ fn check_expression_parameters(
     }
     Ok(())
 }
-
-/// Maps an error of the cluster to the wire for item operations.
-fn cluster_error(error: atoll_cluster::ClusterError) -> ApiError {
-    use atoll_cluster::ClusterError as E;
-    match error {
-        // A partition disappears with its table: a request racing DeleteTable
-        // sees the table as gone.
-        E::TableNotFound(_) | E::NoPartition { .. } => ApiError::item_table_not_found(),
-        E::TableInUse(name) => ApiError::new(
-            ErrorKind::ResourceInUse,
-            format!(
-                "Attempt to change a resource which is still in use: Table is being created: {name}"
-            ),
-        ),
-        e if e.is_retryable() => ApiError::new(ErrorKind::ServiceUnavailable, e.to_string()),
-        e => ApiError::internal(e.to_string()),
-    }
-}

@@ -2,10 +2,9 @@
 //! DynamoDB's `Limit` and 1 MB page limit (both applied before the filter),
 //! `LastEvaluatedKey`, and the bytes read for capacity.
 
-use std::ops::Bound;
 use std::sync::Arc;
 
-use atoll_cluster::RangeRequest;
+use atoll_cluster::data::{ItemKey, KeyRange};
 use atoll_model::Item;
 use atoll_model::table::TableDefinition;
 
@@ -15,22 +14,14 @@ use crate::error::ApiResult;
 /// Most data one Query or Scan page reads.
 const MAX_PAGE_BYTES: u64 = 1024 * 1024;
 
-/// A row-key range inside the partition owning `token`.
-pub(crate) struct RangeScan {
-    /// A token of the partition (to route the read).
-    pub token: u64,
-    /// Start of the range.
-    pub start: Bound<Vec<u8>>,
-    /// End of the range.
-    pub end: Bound<Vec<u8>>,
-}
-
 /// What to read.
 pub(crate) struct PagePlan {
     /// The table.
     pub table: Arc<TableDefinition>,
-    /// Ranges to read, in the order they are read.
-    pub ranges: Vec<RangeScan>,
+    /// The keys to read.
+    pub range: KeyRange,
+    /// Where the previous page stopped (`ExclusiveStartKey`).
+    pub exclusive_start: Option<ItemKey>,
     /// Descending order (Query with `ScanIndexForward=false`).
     pub reverse: bool,
     /// `Limit`: most items evaluated.
@@ -69,21 +60,25 @@ pub(crate) async fn read_page(
         plan.limit.is_some_and(|limit| page.scanned_count >= limit)
             || page.bytes_read >= MAX_PAGE_BYTES
     };
-    for range in &plan.ranges {
-        let request = RangeRequest {
-            start: range.start.clone(),
-            end: range.end.clone(),
-            reverse: plan.reverse,
-            max_items: plan
-                .limit
-                .map_or(usize::MAX, |limit| limit.saturating_sub(page.scanned_count)),
-            max_bytes: MAX_PAGE_BYTES.saturating_sub(page.bytes_read),
+    let mut cursor = api.data.range_cursor(
+        plan.table.clone(),
+        &plan.range,
+        plan.exclusive_start.as_ref(),
+        plan.reverse,
+        plan.consistent,
+    )?;
+    loop {
+        let max_items = plan
+            .limit
+            .map_or(usize::MAX, |limit| limit.saturating_sub(page.scanned_count));
+        let max_bytes = MAX_PAGE_BYTES.saturating_sub(page.bytes_read);
+        let Some(chunk) = api
+            .data
+            .next_chunk(&mut cursor, max_items, max_bytes)
+            .await?
+        else {
+            break;
         };
-        let chunk = api
-            .cluster
-            .read_range(&plan.table, range.token, request, plan.consistent)
-            .await
-            .map_err(super::cluster_error)?;
         for read in chunk.items {
             page.scanned_count += 1;
             page.bytes_read += u64::from(read.size_bytes);
@@ -102,59 +97,4 @@ pub(crate) async fn read_page(
         page.last_evaluated_key = last_key;
     }
     Ok(page)
-}
-
-/// The row key just after every key starting with `prefix`.
-pub(crate) fn after_prefix(prefix: &[u8]) -> Bound<Vec<u8>> {
-    atoll_storage::prefix_successor(prefix).map_or(Bound::Unbounded, Bound::Excluded)
-}
-
-/// Row-key bounds of a token range `[first, last]`.
-pub(crate) fn token_bounds(first: u64, last: u64) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
-    let start = Bound::Included(first.to_be_bytes().to_vec());
-    let end = match last.checked_add(1) {
-        Some(next) => Bound::Excluded(next.to_be_bytes().to_vec()),
-        None => Bound::Unbounded,
-    };
-    (start, end)
-}
-
-/// Token range `[first, last]` of parallel-scan segment `segment` of `total`.
-pub(crate) fn segment_tokens(segment: u64, total: u64) -> (u64, u64) {
-    let span: u128 = 1 << 64;
-    let first = (u128::from(segment) * span).div_ceil(u128::from(total.max(1)));
-    let next = (u128::from(segment + 1) * span).div_ceil(u128::from(total.max(1)));
-    (first as u64, (next - 1) as u64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::segment_tokens;
-
-    #[test]
-    fn segments_cover_all_tokens_without_overlap() {
-        for total in [1u64, 2, 3, 7, 1000, 1_000_000] {
-            let mut expected_first = 0u128;
-            let probes: Vec<u64> = if total <= 1000 {
-                (0..total).collect()
-            } else {
-                vec![0, 1, total / 2, total - 2, total - 1]
-            };
-            for segment in probes {
-                let (first, last) = segment_tokens(segment, total);
-                if total <= 1000 {
-                    assert_eq!(
-                        u128::from(first),
-                        expected_first,
-                        "segment {segment} of {total}"
-                    );
-                    expected_first = u128::from(last) + 1;
-                }
-                assert!(first <= last);
-            }
-            if total <= 1000 {
-                assert_eq!(expected_first, 1u128 << 64);
-            }
-        }
-    }
 }

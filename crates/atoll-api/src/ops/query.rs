@@ -1,24 +1,19 @@
 //! Query: one partition key, an optional sort-key condition, in sort order.
 
-use std::ops::Bound;
-
+use atoll_cluster::data::{KeyRange, SortKeyRange};
 use atoll_expr::ExpressionKind;
 use atoll_expr::ast::{Comparator, Condition, Operand, PathElement};
 use atoll_expr::legacy::{ComparisonOperator, LegacyCondition};
 use atoll_model::table::{KeySchema, TableDefinition};
-use atoll_model::{
-    AttributeValue, Item, encode_row_key, partition_token, row_key_prefix_for_partition,
-};
+use atoll_model::{AttributeValue, Item};
 
 use super::capacity::ReturnCapacity;
 use super::expressions::{Expressions, expression_error};
 use super::items::{READ_LAYER, check_data_table_name, item_table};
 use super::legacy_input::CONDITIONS;
-use super::pages::{PagePlan, RangeScan, after_prefix, read_page};
+use super::pages::{PagePlan, read_page};
 use super::reads::{check_select_constraint, exclusive_start_key, filter, page_response, select};
-use super::scan::{
-    check_attributes_to_get, check_index, check_index_and_attributes, tighter_end, tighter_start,
-};
+use super::scan::{check_attributes_to_get, check_index, check_index_and_attributes};
 use crate::Api;
 use crate::constraints::{Shown, Violations};
 use crate::error::{ApiError, ApiResult};
@@ -144,10 +139,7 @@ fn key_conditions_of(
     Ok(out)
 }
 
-/// The partition key value a Query reads, and its row-key range.
-type KeyRange = (AttributeValue, Bound<Vec<u8>>, Bound<Vec<u8>>);
-
-/// The row-key range of a query's key conditions (already checked against the schema).
+/// The keys a query's key conditions (already checked against the schema) select.
 fn key_range(schema: &KeySchema, conditions: &[(String, LegacyCondition)]) -> ApiResult<KeyRange> {
     let value_of = |name: &str| -> Option<(&LegacyCondition, &[AttributeValue])> {
         conditions
@@ -163,53 +155,36 @@ fn key_range(schema: &KeySchema, conditions: &[(String, LegacyCondition)]) -> Ap
                 schema.partition_key.name
             ))
         })?;
-    let encode = |sort: &AttributeValue| {
-        encode_row_key(&partition, Some(sort)).map_err(|e| ApiError::internal(e.to_string()))
+    let sort_condition = schema
+        .sort_key
+        .as_ref()
+        .and_then(|sort_key| value_of(&sort_key.name));
+    let Some((condition, values)) = sort_condition else {
+        return Ok(KeyRange::Partition {
+            partition,
+            sort: SortKeyRange::All,
+        });
     };
-    let prefix =
-        row_key_prefix_for_partition(&partition).map_err(|e| ApiError::internal(e.to_string()))?;
-    let whole = (Bound::Included(prefix.clone()), after_prefix(&prefix));
-    let Some(sort_key) = &schema.sort_key else {
-        return Ok((partition.clone(), whole.0, whole.1));
-    };
-    let Some((condition, values)) = value_of(&sort_key.name) else {
-        return Ok((partition.clone(), whole.0, whole.1));
-    };
-    let first = values
-        .first()
-        .ok_or_else(|| ApiError::validation("Query key condition not supported"))?;
-    let (start, end) = match condition.comparison_operator {
-        ComparisonOperator::Eq => (
-            Bound::Included(encode(first)?),
-            Bound::Included(encode(first)?),
-        ),
-        ComparisonOperator::Lt => (whole.0, Bound::Excluded(encode(first)?)),
-        ComparisonOperator::Le => (whole.0, Bound::Included(encode(first)?)),
-        ComparisonOperator::Gt => (Bound::Excluded(encode(first)?), whole.1),
-        ComparisonOperator::Ge => (Bound::Included(encode(first)?), whole.1),
+    let not_supported = || ApiError::validation("Query key condition not supported");
+    let first = values.first().cloned().ok_or_else(not_supported)?;
+    let sort = match condition.comparison_operator {
+        ComparisonOperator::Eq => SortKeyRange::Eq(first),
+        ComparisonOperator::Lt => SortKeyRange::Lt(first),
+        ComparisonOperator::Le => SortKeyRange::Le(first),
+        ComparisonOperator::Gt => SortKeyRange::Gt(first),
+        ComparisonOperator::Ge => SortKeyRange::Ge(first),
         ComparisonOperator::Between => {
-            let high = values
-                .get(1)
-                .ok_or_else(|| ApiError::validation("Query key condition not supported"))?;
-            (
-                Bound::Included(encode(first)?),
-                Bound::Included(encode(high)?),
-            )
+            let high = values.get(1).cloned().ok_or_else(not_supported)?;
+            SortKeyRange::Between(first, high)
         }
-        // Sort keys of S and B are stored as their raw bytes, so a prefix of
-        // the value is a prefix of the row key.
-        ComparisonOperator::BeginsWith => {
-            let start = encode(first)?;
-            let end = after_prefix(&start);
-            (Bound::Included(start), end)
-        }
+        ComparisonOperator::BeginsWith => SortKeyRange::BeginsWith(first),
         _ => {
             return Err(ApiError::validation(
                 "Attempted conditional constraint is not an indexable operation",
             ));
         }
     };
-    Ok((partition.clone(), start, end))
+    Ok(KeyRange::Partition { partition, sort })
 }
 
 /// DynamoDB's checks of a Query's ExclusiveStartKey against the table and the key conditions.
@@ -405,17 +380,15 @@ pub(crate) async fn query(api: &Api, input: &Object) -> ApiResult<super::Output>
     }
     atoll_expr::legacy::check_key_conditions(&key_conditions, schema)
         .map_err(|e| expression_error(e, READ_LAYER))?;
-    let (partition, mut start, mut end) = key_range(schema, &key_conditions)?;
+    let range = key_range(schema, &key_conditions)?;
     let reverse = input::boolean(input, "ScanIndexForward") == Some(false);
-    if let Some(key) = &start_key {
-        check_start_key(&table, key, &partition, &key_conditions)?;
-        let (_, row_key) = super::keys::locate(schema, key)?;
-        if reverse {
-            end = tighter_end(end, Bound::Excluded(row_key));
-        } else {
-            start = tighter_start(start, Bound::Excluded(row_key));
+    let exclusive_start = match (&start_key, &range) {
+        (Some(key), KeyRange::Partition { partition, .. }) => {
+            check_start_key(&table, key, partition, &key_conditions)?;
+            Some(super::keys::locate(schema, key)?)
         }
-    }
+        _ => None,
+    };
     let env = expressions.env();
     let mut key_paths: Vec<&atoll_expr::ast::Path> = Vec::new();
     if let Some(projection) = &projection {
@@ -435,11 +408,11 @@ pub(crate) async fn query(api: &Api, input: &Object) -> ApiResult<super::Output>
         atoll_expr::legacy::check_query_filter_keys(query_filter, schema)
             .map_err(|e| expression_error(e, READ_LAYER))?;
     }
-    let token = partition_token(&partition).map_err(|e| ApiError::internal(e.to_string()))?;
     let consistent = input::boolean(input, "ConsistentRead").unwrap_or(false);
     let plan = PagePlan {
         table: table.clone(),
-        ranges: vec![RangeScan { token, start, end }],
+        range,
+        exclusive_start,
         reverse,
         limit: limit.map(|l| l.max(1) as usize),
         consistent,

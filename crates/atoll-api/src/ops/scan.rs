@@ -1,7 +1,6 @@
 //! Scan, including parallel scan (segments are disjoint token ranges).
 
-use std::ops::Bound;
-
+use atoll_cluster::data::KeyRange;
 use atoll_expr::ExpressionKind;
 use serde_json::Value;
 
@@ -10,7 +9,7 @@ use super::expressions::expression_error;
 use super::items::{check_data_table_name, item_table};
 use super::keys::locate;
 use super::legacy_input::CONDITIONS;
-use super::pages::{PagePlan, RangeScan, read_page, segment_tokens, token_bounds};
+use super::pages::{PagePlan, read_page};
 use super::reads::{check_select_constraint, exclusive_start_key, filter, page_response, select};
 use crate::Api;
 use crate::attribute::Layer;
@@ -257,19 +256,18 @@ pub(crate) async fn scan(api: &Api, input: &Object) -> ApiResult<super::Output> 
     let name = input::string(input, "TableName").unwrap_or_default();
     let table = item_table(api, name).await?;
     check_index(input)?;
-    let (first_token, last_token) = segment_tokens(segment, total_segments);
-    let (mut start, end) = token_bounds(first_token, last_token);
+    let mut exclusive_start = None;
     if let Some(key) = &start_key {
         // A key of the wrong shape "does not match the schema"; an empty
         // or oversized key value says why. Both behind DynamoDB's prefix.
         super::keys::check_key(&table.key_schema, key).map_err(invalid_start_key)?;
-        let (token, row_key) = locate(&table.key_schema, key)?;
-        if token < first_token || token > last_token {
+        let key = locate(&table.key_schema, key)?;
+        if !key.in_segment(segment, total_segments) {
             return Err(ApiError::validation(format!(
                 "The provided starting key is invalid: Invalid ExclusiveStartKey. Please use ExclusiveStartKey with correct Segment. TotalSegments: {total_segments} Segment: {segment}"
             )));
         }
-        start = Bound::Excluded(row_key);
+        exclusive_start = Some(key);
     }
     let env = expressions.env();
     let mut key_paths: Vec<&atoll_expr::ast::Path> = Vec::new();
@@ -282,24 +280,13 @@ pub(crate) async fn scan(api: &Api, input: &Object) -> ApiResult<super::Output> 
     atoll_expr::eval::keys::check_key_paths(key_paths, &env, &table.key_schema, &[])
         .map_err(|e| expression_error(e, SCAN_LAYER))?;
     let consistent = input::boolean(input, "ConsistentRead").unwrap_or(false);
-    // Every partition overlapping the segment's token range, in token order.
-    let ranges = table
-        .partitions
-        .iter()
-        .filter(|p| p.end_token >= first_token && p.start_token <= last_token)
-        .map(|p| {
-            let (range_start, range_end) =
-                token_bounds(p.start_token.max(first_token), p.end_token.min(last_token));
-            RangeScan {
-                token: p.start_token,
-                start: tighter_start(range_start, start.clone()),
-                end: tighter_end(range_end, end.clone()),
-            }
-        })
-        .collect();
     let plan = PagePlan {
         table: table.clone(),
-        ranges,
+        range: KeyRange::Segment {
+            segment,
+            total: total_segments,
+        },
+        exclusive_start,
         reverse: false,
         limit: limit.map(|l| l.max(1) as usize),
         consistent,
@@ -320,36 +307,6 @@ pub(crate) async fn scan(api: &Api, input: &Object) -> ApiResult<super::Output> 
         capacity,
         consistent,
     )
-}
-
-/// The later of two range starts.
-pub(crate) fn tighter_start(a: Bound<Vec<u8>>, b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
-    match (&a, &b) {
-        (Bound::Unbounded, _) => b,
-        (_, Bound::Unbounded) => a,
-        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) => {
-            if x > y || (x == y && matches!(a, Bound::Excluded(_))) {
-                a
-            } else {
-                b
-            }
-        }
-    }
-}
-
-/// The earlier of two range ends.
-pub(crate) fn tighter_end(a: Bound<Vec<u8>>, b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
-    match (&a, &b) {
-        (Bound::Unbounded, _) => b,
-        (_, Bound::Unbounded) => a,
-        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) => {
-            if x < y || (x == y && matches!(a, Bound::Excluded(_))) {
-                a
-            } else {
-                b
-            }
-        }
-    }
 }
 
 /// A key error of an `ExclusiveStartKey`, behind DynamoDB's prefix.

@@ -1,6 +1,6 @@
 //! CreateTable, DescribeTable, ListTables, UpdateTable, DeleteTable.
 
-use atoll_cluster::{ClusterError, TableUpdate};
+use atoll_cluster::TableUpdate;
 use atoll_model::table::{
     BillingMode, KeyAttribute, KeySchema, StreamSettings, TableClass, TableDefinition, TableStatus,
     Throughput,
@@ -27,7 +27,7 @@ use super::tags::{check_tags, read_tags};
 use crate::constraints::{
     NAME_PATTERN_CONSTRAINT, Shown, Violations, check_table_name, is_valid_name,
 };
-use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::error::{ApiError, ApiResult, Doing};
 use crate::input::{self, Object};
 use crate::shape::common::{BOOLEAN, STRING};
 use crate::shape::{Shape, check_members};
@@ -118,49 +118,6 @@ fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-fn control_plane_error(error: ClusterError, name: &str) -> ApiError {
-    match error {
-        ClusterError::TableNotFound(_) => ApiError::table_not_found(name),
-        ClusterError::TableExists(_) => ApiError::new(
-            ErrorKind::ResourceInUse,
-            format!("Table already exists: {name}"),
-        ),
-        ClusterError::TableInUse(_) => ApiError::new(
-            ErrorKind::ResourceInUse,
-            format!(
-                "Attempt to change a resource which is still in use: Table: {name} is in the process of being updated."
-            ),
-        ),
-        ClusterError::DeletionProtected(_) => ApiError::validation(
-            "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first.",
-        ),
-        ClusterError::TooManyTags => ApiError::validation(
-            "Number of Tags exceed the current limit for the provided ResourceArn",
-        ),
-        other => super::cluster_error(other),
-    }
-}
-
-/// ResourceInUseException for a table still being created.
-fn being_created(name: &str) -> ApiError {
-    ApiError::new(
-        ErrorKind::ResourceInUse,
-        format!(
-            "Attempt to change a resource which is still in use: Table is being created: {name}"
-        ),
-    )
-}
-
-/// ResourceInUseException for a table still being deleted.
-pub(crate) fn being_deleted(name: &str) -> ApiError {
-    ApiError::new(
-        ErrorKind::ResourceInUse,
-        format!(
-            "Attempt to change a resource which is still in use: Table is being deleted: {name}"
-        ),
-    )
 }
 
 /// CreateTable.
@@ -341,12 +298,9 @@ pub(crate) async fn create_table(
     // DynamoDB's texts by the state of the table holding the name; one still
     // being deleted "already exists" (live service, 2026).
     match api.cluster.table(name).map(|t| t.status) {
-        Some(TableStatus::Creating) => return Err(being_created(name)),
+        Some(TableStatus::Creating) => return Err(ApiError::being_created(name)),
         Some(_) => {
-            return Err(ApiError::new(
-                ErrorKind::ResourceInUse,
-                format!("Table already exists: {name}"),
-            ));
+            return Err(ApiError::table_exists(name));
         }
         None => {}
     }
@@ -408,7 +362,7 @@ pub(crate) async fn create_table(
         .cluster
         .create_table(definition)
         .await
-        .map_err(|e| control_plane_error(e, name))?;
+        .map_err(|e| ApiError::from_cluster(e, Doing::Table(name)))?;
     let stats = api.cluster.table_stats(&created).await;
     Ok(json!({
         "TableDescription": table_description(&created, &context.region, stats, Some(TableStatus::Creating))
@@ -454,8 +408,8 @@ pub(crate) async fn delete_table(
         .await
         .ok_or_else(|| ApiError::table_not_found(name))?;
     match table.status {
-        TableStatus::Creating => return Err(being_created(name)),
-        TableStatus::Deleting => return Err(being_deleted(name)),
+        TableStatus::Creating => return Err(ApiError::being_created(name)),
+        TableStatus::Deleting => return Err(ApiError::being_deleted(name)),
         TableStatus::Active | TableStatus::Updating => {}
     }
     let stats = api.cluster.table_stats(&table).await;
@@ -463,7 +417,7 @@ pub(crate) async fn delete_table(
         .cluster
         .delete_table(name)
         .await
-        .map_err(|e| control_plane_error(e, name))?;
+        .map_err(|e| ApiError::from_cluster(e, Doing::Table(name)))?;
     Ok(json!({"TableDescription": deleted_table_description(&deleted, &context.region, stats)}))
 }
 
@@ -694,7 +648,7 @@ pub(crate) async fn update_table(
         .cluster
         .update_table(name, update)
         .await
-        .map_err(|e| control_plane_error(e, name))?;
+        .map_err(|e| ApiError::from_cluster(e, Doing::Table(name)))?;
     let stats = api.cluster.table_stats(&updated).await;
     let status = updating.then_some(TableStatus::Updating);
     Ok(json!({"TableDescription": table_description(&updated, &context.region, stats, status)}))

@@ -6,7 +6,7 @@ use atoll_model::table::{ACCOUNT_ID, TableStatus};
 use serde_json::{Value, json};
 
 use super::table_settings::TAGS;
-use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::error::{ApiError, ApiResult, Doing, ErrorKind};
 use crate::input::{self, Object};
 use crate::shape::common::{STRING, STRING_LIST};
 use crate::shape::{Shape, check_members};
@@ -77,9 +77,7 @@ pub(crate) fn check_tags(tags: &[(String, String)], existing: usize) -> ApiResul
         }
     }
     if tags.len() + existing > MAX_TAGS {
-        return Err(ApiError::validation(
-            "Number of Tags exceed the current limit for the provided ResourceArn",
-        ));
+        return Err(ApiError::too_many_tags());
     }
     Ok(())
 }
@@ -92,6 +90,11 @@ fn access_denied(action: &str, arn: &str) -> ApiError {
             "User: arn:aws:iam::{ACCOUNT_ID}:root is not authorized to perform: dynamodb:{action} on resource: {arn} because no identity-based policy allows the dynamodb:{action} action"
         ),
     )
+}
+
+/// The `ResourceArn` of a tagging request, as sent.
+fn arn_of(input: &Object) -> &str {
+    input::string(input, "ResourceArn").unwrap_or_default()
 }
 
 /// The table named by a tagging request's `ResourceArn`.
@@ -143,31 +146,9 @@ async fn table_of_arn(
     match api.cluster.table_now(table).await.map(|t| t.status) {
         Some(TableStatus::Active | TableStatus::Updating) => Ok(table.to_string()),
         Some(TableStatus::Deleting) if action != "ListTagsOfResource" => {
-            Err(super::tables::being_deleted(table))
+            Err(ApiError::being_deleted(table))
         }
-        _ => Err(resource_not_found(arn)),
-    }
-}
-
-/// ResourceNotFoundException for a tagged resource (the live service's
-/// text since about 2023; it spelled `ResourcArn` before).
-fn resource_not_found(arn: &str) -> ApiError {
-    ApiError::new(
-        ErrorKind::ResourceNotFound,
-        format!("Requested resource not found: ResourceArn: {arn} not found"),
-    )
-}
-
-fn tag_error(error: atoll_cluster::ClusterError, input: &Object) -> ApiError {
-    match error {
-        atoll_cluster::ClusterError::TooManyTags => ApiError::validation(
-            "Number of Tags exceed the current limit for the provided ResourceArn",
-        ),
-        // Deleted between the check and the change.
-        atoll_cluster::ClusterError::TableNotFound(_) => {
-            resource_not_found(input::string(input, "ResourceArn").unwrap_or_default())
-        }
-        other => super::cluster_error(other),
+        _ => Err(ApiError::resource_not_found(arn)),
     }
 }
 
@@ -216,7 +197,7 @@ pub(crate) async fn tag_resource(
     api.cluster
         .tag_table(&table, tags)
         .await
-        .map_err(|e| tag_error(e, input))
+        .map_err(|e| ApiError::from_cluster(e, Doing::Tags(arn_of(input))))
 }
 
 /// UntagResource. DynamoDB answers success with an empty body, not `{}`.
@@ -244,9 +225,7 @@ pub(crate) async fn untag_resource(
         ));
     }
     if keys.len() > MAX_TAGS {
-        return Err(ApiError::validation(
-            "Number of Tags exceed the current limit for the provided ResourceArn",
-        ));
+        return Err(ApiError::too_many_tags());
     }
     for key in &keys {
         if key.is_empty() || key.chars().count() > 128 || !valid_tag_text(key) {
@@ -258,7 +237,7 @@ pub(crate) async fn untag_resource(
     api.cluster
         .untag_table(&table, keys)
         .await
-        .map_err(|e| tag_error(e, input))
+        .map_err(|e| ApiError::from_cluster(e, Doing::Tags(arn_of(input))))
 }
 
 /// ListTagsOfResource.

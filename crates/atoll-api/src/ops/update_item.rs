@@ -1,8 +1,8 @@
 //! UpdateItem.
 
+use atoll_cluster::data::{ReturnValues, SingleWrite, WriteAction};
 use atoll_expr::ExpressionKind;
 use atoll_expr::ast::Update;
-use atoll_partition::{ItemWrite, ReturnValues, WriteAction};
 use serde_json::Value;
 
 use super::capacity::ReturnCapacity;
@@ -136,9 +136,8 @@ pub(crate) async fn update_item(api: &Api, input: &Object) -> ApiResult<Value> {
     // Checked against the table, after the envelope-wrapped request checks: bare.
     atoll_expr::update::check_key_updates(&update, &expressions.env(), &table.key_schema)
         .map_err(|e| crate::error::ApiError::validation(e.message()))?;
-    let (token, row_key) = locate(&table.key_schema, &key)?;
-    let write = ItemWrite {
-        row_key,
+    let write = SingleWrite {
+        key: locate(&table.key_schema, &key)?,
         action: WriteAction::Update {
             key: table.key_schema.key_of(&key),
             update,
@@ -149,5 +148,5 @@ pub(crate) async fn update_item(api: &Api, input: &Object) -> ApiResult<Value> {
         return_values: return_values(returned),
         return_old_on_condition_failure: return_old_on_condition_failure(input),
     };
-    single_write(api, &table, token, write, capacity).await
+    single_write(api, &table, write, capacity).await
 }

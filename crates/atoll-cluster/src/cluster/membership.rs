@@ -89,13 +89,11 @@ pub(super) async fn join_catalog(
                 tracing::info!(seed = seed_addr, "joined the cluster");
                 return Ok(group);
             }
-            Ok(ClusterReply::Failed {
-                message,
-                retryable: false,
-            }) => {
+            Ok(ClusterReply::Error(refusal)) if !refusal.is_retryable() => {
                 return Err(ClusterError::Catalog(format!(
-                    "the cluster at {seed_addr} refused to admit node {}: {message}",
-                    node.node_id()
+                    "the cluster at {seed_addr} refused to admit node {}: {}",
+                    node.node_id(),
+                    refusal.into_error(0)
                 )));
             }
             Ok(other) => {
@@ -114,10 +112,7 @@ pub(super) async fn join_catalog(
 /// member is added again as nothing), so the joining node may always try
 /// again: only a deliberate refusal stops it.
 fn retry_join(error: ClusterError) -> ClusterReply {
-    ClusterReply::Failed {
-        message: error.to_string(),
-        retryable: true,
-    }
+    ClusterReply::failed(error.to_string(), true)
 }
 
 impl Cluster {
@@ -153,18 +148,15 @@ impl Cluster {
         // A node that registered before and asks again has lost its data: as
         // a voter it would have forgotten its votes, which Raft cannot allow.
         if self.catalog.nodes().iter().any(|n| n.node_id == node_id) {
-            return ClusterReply::Failed {
-                message: format!(
+            return ClusterReply::failed(
+                format!(
                     "node id {node_id} is already a registered node of this cluster; a node that lost its data must join under a new id"
                 ),
-                retryable: false,
-            };
+                false,
+            );
         }
         if self.catalog.is_removed(node_id) {
-            return ClusterReply::Failed {
-                message: ClusterError::NodeRemoved(node_id.to_string()).to_string(),
-                retryable: false,
-            };
+            return ClusterReply::from_error(ClusterError::NodeRemoved(node_id.to_string()));
         }
         // The first admission of an id records its incarnation; the same id
         // with another one lost its data after being admitted (perhaps as a
@@ -173,12 +165,12 @@ impl Cluster {
         if let Some(incarnation) = incarnation {
             match self.catalog.admitted_incarnation(node_id) {
                 Some(recorded) if recorded != incarnation => {
-                    return ClusterReply::Failed {
-                        message: format!(
+                    return ClusterReply::failed(
+                        format!(
                             "node id {node_id} was admitted before and has since lost its data; a node that lost its data must join under a new id"
                         ),
-                        retryable: false,
-                    };
+                        false,
+                    );
                 }
                 Some(_) => {}
                 None => {
@@ -191,12 +183,10 @@ impl Cluster {
                     match recorded {
                         Ok(Ok(_)) => {}
                         Ok(Err(_)) => {
-                            return ClusterReply::Failed {
-                                message: format!(
-                                    "node id {node_id} was admitted under another incarnation"
-                                ),
-                                retryable: false,
-                            };
+                            return ClusterReply::failed(
+                                format!("node id {node_id} was admitted under another incarnation"),
+                                false,
+                            );
                         }
                         Err(e) => return retry_join(e),
                     }

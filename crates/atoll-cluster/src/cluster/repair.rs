@@ -267,10 +267,7 @@ impl Cluster {
                 self.insert_handle(joined, sm);
                 ClusterReply::Hosted
             }
-            Err(e) => ClusterReply::Failed {
-                message: e.to_string(),
-                retryable: true,
-            },
+            Err(e) => ClusterReply::failed(e.to_string(), true),
         }
     }
 }

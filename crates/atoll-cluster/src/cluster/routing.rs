@@ -132,7 +132,7 @@ impl Cluster {
             Ok(
                 reply @ (ClusterReply::NotHosted
                 | ClusterReply::WrongPartition
-                | ClusterReply::Failed { .. }),
+                | ClusterReply::Error(_)),
             ) => {
                 self.learn_leader(group, None);
                 Err(reply.into_error(group, node))
@@ -204,7 +204,7 @@ impl Cluster {
     /// it is then sent again on the current partition map (a batch regrouped
     /// by partition). Leader changes and unreachable replicas are retried
     /// too, as long as the write certainly had no effect.
-    pub async fn write(
+    pub(crate) async fn write(
         &self,
         table: &TableDefinition,
         token: u64,
@@ -217,7 +217,8 @@ impl Cluster {
             let error = match self.write_to_group(group, token, command, attempt).await {
                 Ok(PartitionOutput::WrongPartition) => {
                     if let PartitionCommand::Batch { ops } = command {
-                        return self.write_regrouped(table, ops, deadline).await;
+                        let old_sizes_bytes = self.write_regrouped(table, ops, deadline).await?;
+                        return Ok(PartitionOutput::BatchWritten { old_sizes_bytes });
                     }
                     ClusterError::PartitionMoved {
                         table: table.name.clone(),
@@ -235,6 +236,19 @@ impl Cluster {
         }
     }
 
+    /// Writes a batch of unconditional writes on distinct keys, each
+    /// partition's share as one command, all shares at once (their log
+    /// entries share the node's group commit). Returns the old size of
+    /// each item in the batch's order.
+    pub(crate) async fn write_batch(
+        &self,
+        table: &TableDefinition,
+        ops: &[WriteOp],
+    ) -> Result<Vec<u32>, ClusterError> {
+        self.write_regrouped(table, ops, Instant::now() + ROUTE_RETRY)
+            .await
+    }
+
     /// Writes a batch that straddles partitions: each partition's share
     /// goes as its own batch; shares refused (a split, a leader change) are
     /// regrouped and sent again. Old sizes come back in the batch's order.
@@ -243,7 +257,7 @@ impl Cluster {
         table: &TableDefinition,
         ops: &[WriteOp],
         deadline: Instant,
-    ) -> Result<PartitionOutput, ClusterError> {
+    ) -> Result<Vec<u32>, ClusterError> {
         let mut old_sizes_bytes = vec![0u32; ops.len()];
         let mut pending: Vec<usize> = (0..ops.len()).collect();
         let mut attempt = 0;
@@ -290,9 +304,7 @@ impl Cluster {
                     }
                     Err(e) => return Err(e),
                     Ok(other) => {
-                        return Err(ClusterError::Catalog(format!(
-                            "unexpected outcome of a batch: {other:?}"
-                        )));
+                        return Err(ClusterError::UnexpectedOutcome(format!("{other:?}")));
                     }
                 }
             }
@@ -306,7 +318,7 @@ impl Cluster {
                 attempt += 1;
             }
         }
-        Ok(PartitionOutput::BatchWritten { old_sizes_bytes })
+        Ok(old_sizes_bytes)
     }
 
     /// Sends the read `request(group)` to a replica of the partition owning
@@ -348,7 +360,7 @@ impl Cluster {
 
     /// Reads one item; a consistent read is served by the partition's
     /// leader under its lease, any other by any replica.
-    pub async fn read_item(
+    pub(crate) async fn read_item(
         &self,
         table: &TableDefinition,
         token: u64,
@@ -369,7 +381,7 @@ impl Cluster {
 
     /// Reads items of `range` in the partition owning `token`: up to
     /// `range.max_items`, stopping once `range.max_bytes` are reached.
-    pub async fn read_range(
+    pub(crate) async fn read_range(
         &self,
         table: &TableDefinition,
         token: u64,
@@ -412,10 +424,7 @@ impl Cluster {
                 Ok(chunk) => ClusterReply::Range(chunk),
                 Err(reply) => reply,
             },
-            _ => ClusterReply::Failed {
-                message: "not a read".into(),
-                retryable: false,
-            },
+            _ => ClusterReply::failed("not a read", false),
         }
     }
 
@@ -436,10 +445,7 @@ impl Cluster {
                     return Err(ClusterReply::NotLeader { leader });
                 }
                 Err(e) => {
-                    return Err(ClusterReply::Failed {
-                        message: e.to_string(),
-                        retryable: true,
-                    });
+                    return Err(ClusterReply::failed(e.to_string(), true));
                 }
             }
         }
@@ -459,10 +465,7 @@ impl Cluster {
     ) -> Result<Option<Item>, ClusterReply> {
         let handle = self.readable_replica(group, token, consistent).await?;
         handle.traffic.count_read(Some(token));
-        read_item(&handle.items, row_key).map_err(|e| ClusterReply::Failed {
-            message: e.to_string(),
-            retryable: false,
-        })
+        read_item(&handle.items, row_key).map_err(|e| ClusterReply::failed(e.to_string(), false))
     }
 
     async fn read_range_here(
@@ -481,10 +484,7 @@ impl Cluster {
             if chunk.items.len() >= range.max_items || bytes >= range.max_bytes {
                 break;
             }
-            let stored = stored.map_err(|e| ClusterReply::Failed {
-                message: e.to_string(),
-                retryable: false,
-            })?;
+            let stored = stored.map_err(|e| ClusterReply::failed(e.to_string(), false))?;
             bytes += u64::from(stored.size_bytes);
             chunk.items.push(RangeItem {
                 item: stored.item,

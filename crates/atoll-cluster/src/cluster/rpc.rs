@@ -20,7 +20,7 @@ use tracing::Instrument;
 
 use super::Cluster;
 use crate::catalog::{CatalogCommand, Rejection};
-use crate::error::ClusterError;
+use crate::error::{ClusterError, RemoteError};
 use crate::trace::{RequestTrailer, current_request_id, with_request_id};
 
 /// How long a forwarded request may take before its outcome counts as
@@ -151,11 +151,8 @@ pub(super) enum ClusterReply {
     NotHosted,
     /// The partition no longer owns the token (it split).
     WrongPartition,
-    /// The request failed; `retryable` when it certainly had no effect.
-    Failed {
-        message: String,
-        retryable: bool,
-    },
+    /// The request failed, with the error as the answering node had it.
+    Error(RemoteError),
     // Appended only (see `ClusterRequest`).
     /// The replica snapshotted the partition and purged its log.
     Compacted,
@@ -176,15 +173,21 @@ pub(super) enum ClusterReply {
 }
 
 impl ClusterReply {
+    /// A failure known only by its text; `retryable` when the request
+    /// certainly had no effect.
+    pub(super) fn failed(message: impl Into<String>, retryable: bool) -> ClusterReply {
+        ClusterReply::Error(RemoteError::Other {
+            message: message.into(),
+            retryable,
+        })
+    }
+
     pub(super) fn from_error(error: ClusterError) -> ClusterReply {
         match error {
             ClusterError::Replication(ReplicationError::NotLeader { leader, .. }) => {
                 ClusterReply::NotLeader { leader }
             }
-            other => ClusterReply::Failed {
-                retryable: other.is_retryable(),
-                message: other.to_string(),
-            },
+            other => ClusterReply::Error(other.into()),
         }
     }
 
@@ -198,14 +201,7 @@ impl ClusterReply {
                     table: String::new(),
                 };
             }
-            ClusterReply::Failed {
-                message,
-                retryable: true,
-            } => ReplicationError::Unreachable {
-                node,
-                reason: message,
-            },
-            ClusterReply::Failed { message, .. } => ReplicationError::OutcomeUnknown(message),
+            ClusterReply::Error(error) => return error.into_error(node),
             _ => ReplicationError::OutcomeUnknown(format!(
                 "node {node} answered group {group} with an unexpected reply"
             )),
@@ -249,14 +245,8 @@ impl ServiceHandler for Endpoint {
                             .await
                     }
                 }
-                (None, _) => ClusterReply::Failed {
-                    message: "node stopping".into(),
-                    retryable: true,
-                },
-                (_, Err(e)) => ClusterReply::Failed {
-                    message: format!("undecodable request: {e}"),
-                    retryable: false,
-                },
+                (None, _) => ClusterReply::failed("node stopping", true),
+                (_, Err(e)) => ClusterReply::failed(format!("undecodable request: {e}"), false),
             };
             postcard::to_stdvec(&reply).unwrap_or_default()
         })

@@ -76,8 +76,8 @@ impl Cluster {
             .ok_or_else(|| ClusterError::Catalog("split produced no outcome".into()))?;
         match &*fenced {
             PartitionOutput::Split { .. } => {}
-            PartitionOutput::Rejected { message } => {
-                return Err(ClusterError::Catalog(format!("split refused: {message}")));
+            PartitionOutput::Rejected(rejection) => {
+                return Err(ClusterError::Rejected(rejection.clone()));
             }
             other => {
                 return Err(ClusterError::Catalog(format!(
