@@ -94,13 +94,16 @@ impl DataArgs {
 pub enum BenchCommand {
     /// Create the benchmark table (hash pk S, range sk S, on-demand) and wait until ACTIVE.
     Setup {
+        /// The endpoint and table.
         #[command(flatten)]
         target: TargetArgs,
     },
     /// Write the data set.
     Load {
+        /// The endpoint and table.
         #[command(flatten)]
         target: TargetArgs,
+        /// The data set.
         #[command(flatten)]
         data: DataArgs,
         /// Concurrent connections.
@@ -115,8 +118,10 @@ pub enum BenchCommand {
     },
     /// Run a workload against the loaded data set.
     Run {
+        /// The endpoint and table.
         #[command(flatten)]
         target: TargetArgs,
+        /// The data set.
         #[command(flatten)]
         data: DataArgs,
         /// Workload: a, b, c, d, e, f (YCSB), write (100% PutItem) or query.

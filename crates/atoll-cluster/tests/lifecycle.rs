@@ -1,5 +1,8 @@
 //! Table lifecycle and routing on the real engine, across restarts.
 
+// A panic in a test is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::Arc;

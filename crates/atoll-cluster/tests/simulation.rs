@@ -18,6 +18,9 @@
 //! number of nemesis steps (about 100 ms of simulated time each);
 //! `SIM_TRACE_FILE=PATH` writes a failing run's whole trace there.
 
+// A panic in a test is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,5 +1,8 @@
 //! Expressions DynamoDB accepts, and the AST each becomes.
 
+// A panic in a test is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use atoll_expr::ExpressionKind::{Condition, Filter, KeyCondition};

@@ -1,5 +1,8 @@
 //! The partition state machine against the in-memory engine.
 
+// A panic in a test is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 
 use atoll_expr::ast::{

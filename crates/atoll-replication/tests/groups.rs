@@ -1,5 +1,8 @@
 //! A group commits, applies, survives restarts and is destroyed, on the real engine.
 
+// A panic in a test is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::Arc;

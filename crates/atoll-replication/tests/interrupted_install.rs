@@ -3,6 +3,9 @@
 //! starts: the replica ends with the leader's state, not a mix of old and
 //! new. A test binary of its own: the fail point it sets is process-wide.
 
+// A panic in a test is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -4,6 +4,9 @@
 //! group survives the loss of its leader, and the old leader catches up
 //! when it comes back.
 
+// A panic in a test is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

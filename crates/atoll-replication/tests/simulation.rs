@@ -8,6 +8,9 @@
 //! Seeds: `SIM_SEEDS=1,2,3` (default: a few, for CI); `SIM_STEPS` sets the
 //! length of each run.
 
+// A panic in a test is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -1,5 +1,8 @@
 //! BatchWriteItem and BatchGetItem against the real binary.
 
+// A panic in a test is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::HashMap;

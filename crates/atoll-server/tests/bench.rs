@@ -2,6 +2,9 @@
 //! writes every item (one PutItem each, or BatchWriteItem batches), and a
 //! run reports operations without errors, as text and as one JSON line.
 
+// A panic in a test is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::process::{Command, Output};

@@ -12,6 +12,9 @@
 //! Items here hold only strings, so their sizes are exact: the sum of the
 //! UTF-8 lengths of names and values.
 
+// A panic in a test is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::HashMap;

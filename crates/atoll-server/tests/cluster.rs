@@ -4,6 +4,9 @@
 //! node's replicas are rebuilt on another node, a rolling
 //! restart under load fails no request, and a table that splits keeps every
 //! item on every node.
+
+// A panic in a test is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 // Each test holds `exclusive()` (a std mutex) for its whole run, across
 // awaits: every test has its own runtime, so this only serialises the tests.
 #![allow(clippy::await_holding_lock)]

@@ -1,6 +1,9 @@
 //! `atoll dev-cluster`: three node processes come up, serve one table
 //! together, survive `kill -9` of one node, and all stop on Ctrl-C.
 
+// A panic in a test is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::{BTreeMap, HashMap};

@@ -7,6 +7,9 @@
 //! test_compressed_response.py, test_cors.py and test_manual_requests.py,
 //! which run against DynamoDB.
 
+// A panic in a test is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::{Read, Write};

@@ -2,6 +2,9 @@
 //! targets, authentication, checksums, compression, health check,
 //! keep-alive.
 
+// A panic in a test is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::Write;

@@ -5,6 +5,9 @@
 //! (paged, and as parallel segments), Query and a LastEvaluatedKey taken
 //! before the splits are all right — also after a crash and restart.
 
+// A panic in a test is a failed test, not a crashed server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
