@@ -292,6 +292,12 @@ impl PartitionStateMachine {
     /// Applies one unconditional batch write, keeping statistics; returns the
     /// size of the item it replaced or removed.
     fn apply_op(&self, ctx: &mut ApplyContext, op: WriteOp) -> Result<u32, StorageError> {
+        // A key outside the range belongs to another partition: writing it
+        // here would resurrect it in a split-off half (`apply` refuses it).
+        debug_assert!(
+            self.owns(op.row_key()),
+            "batch write outside the partition's range"
+        );
         let old = ctx.get(&self.items, op.row_key())?;
         let old_size_bytes = match &old {
             Some(value) => stored_size(value).map_err(corrupt)?,
@@ -325,6 +331,10 @@ impl PartitionStateMachine {
         ctx: &mut ApplyContext,
         write: ItemWrite,
     ) -> Result<PartitionOutput, StorageError> {
+        debug_assert!(
+            self.owns(&write.row_key),
+            "write outside the partition's range"
+        );
         let stored = ctx.get(&self.items, &write.row_key)?;
         let old_size_bytes = match &stored {
             Some(value) => stored_size(value).map_err(corrupt)?,

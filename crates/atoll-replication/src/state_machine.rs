@@ -412,14 +412,22 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
         let storage = self.storage.clone();
         let sm_meta = self.sm_meta.clone();
         let inner = self.inner.clone();
+        let applied_before = self.applied;
         // Applying reads and writes the engine, and a commit may wait behind
         // an fsync of the log writer: keep that off the async workers.
         let outcome = blocking(&self.storage, move || -> io::Result<ApplyRound> {
             let mut ctx = ApplyContext::new();
             let mut outputs = Vec::with_capacity(payloads.len());
-            let mut applied = None;
+            let mut applied = applied_before;
             let mut membership = None;
             for (log_id, payload) in payloads {
+                // The applied index only grows: an entry applied twice, or
+                // out of order, would make replicas diverge.
+                debug_assert!(
+                    applied.is_none_or(|before: LogId| log_id.index > before.index),
+                    "group {group}: entry {} applied after {applied:?}",
+                    log_id.index
+                );
                 let output = match payload {
                     EntryPayload::Blank => ApplyOutput::default(),
                     EntryPayload::Normal(command) => inner
