@@ -28,5 +28,5 @@ pub use trace::{current_request_id, with_request_id};
 /// feature (every release build) have no fail points, and this does nothing.
 pub fn arm_fail_points_from_env() {
     #[cfg(feature = "failpoints")]
-    std::mem::forget(fail::FailScenario::setup());
+    atoll_replication::fail_points::arm_from_env();
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use atoll_cluster::data::{BatchWrite, ItemKey};
 use atoll_cluster::{Cluster, ClusterError, ClusterOptions, DataPlane, TableUpdate};
 use atoll_model::{AttributeValue, Item, item_size_bytes, partition_token};
-use atoll_replication::NodeOptions;
+use atoll_replication::{NodeOptions, fail_points};
 use atoll_storage::{Storage, StorageOptions};
 use common::definition;
 
@@ -153,14 +153,14 @@ async fn a_split_stopped_after_its_fence_is_finished_by_the_next_check_or_restar
     // The split stops after the partition's log fenced the upper half off,
     // before the catalog heard of it.
     let at_token = items[30].0;
-    fail::cfg("split-after-fence", "return").unwrap();
+    let fence_only = fail_points::arm("split-after-fence", "return").unwrap();
     assert!(
         cluster
             .split_partition("halves", group, at_token)
             .await
             .is_err()
     );
-    fail::remove("split-after-fence");
+    drop(fence_only);
     // A write into the fenced half still succeeds: the periodic check
     // records the split and starts the new partition while the write retries.
     let table = cluster.active_table("halves").unwrap();
@@ -184,14 +184,14 @@ async fn a_split_stopped_after_its_fence_is_finished_by_the_next_check_or_restar
     // Again, then a restart instead of the periodic check.
     let upper_group = table.partitions[1].group_id;
     let at_token = items[50].0;
-    fail::cfg("split-after-fence", "return").unwrap();
+    let fence_only = fail_points::arm("split-after-fence", "return").unwrap();
     assert!(
         cluster
             .split_partition("halves", upper_group, at_token)
             .await
             .is_err()
     );
-    fail::remove("split-after-fence");
+    drop(fence_only);
     cluster.shutdown().await;
     drop(cluster);
     let cluster = open_with(dir.path().to_path_buf()).await;

@@ -10,6 +10,8 @@
 
 mod codec;
 mod error;
+#[cfg(feature = "failpoints")]
+pub mod fail_points;
 mod group;
 mod log_store;
 mod log_writer;

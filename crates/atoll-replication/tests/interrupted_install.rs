@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use atoll_replication::{NodeId, NodeOptions, RaftNode};
+use atoll_replication::{NodeId, NodeOptions, RaftNode, fail_points};
 use atoll_storage::{Storage, StorageOptions};
 use common::Kv;
 
@@ -117,7 +117,7 @@ async fn an_install_cut_short_is_finished_at_the_next_start() {
     // It comes back and gets a snapshot, whose import stops after its
     // first batch.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    fail::cfg("snapshot-import-interrupted", "return").unwrap();
+    let import_cut = fail_points::arm("snapshot-import-interrupted", "return").unwrap();
     let behind_dir = dirs[behind_at].path();
     let behind_id = behind_at as NodeId + 1;
     let (node, kv) = open(behind_dir, behind_id, &members[&behind_id]);
@@ -143,13 +143,13 @@ async fn an_install_cut_short_is_finished_at_the_next_start() {
     start.abort();
     node.shutdown().await;
     drop((node, kv));
-    fail::remove("snapshot-import-interrupted");
+    drop(import_cut);
     assert!(kept.exists(), "the snapshot kept for the install is gone");
 
     // At its next start the node imports the kept snapshot again, before
     // the group runs: cut off from its peers, it has it all at once.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    fail::cfg("raft-isolate", &format!("return({behind_id})")).unwrap();
+    let isolated = fail_points::arm("raft-isolate", &format!("return({behind_id})")).unwrap();
     let (node, kv) = open(behind_dir, behind_id, &members[&behind_id]);
     let group = node
         .join_group(GROUP, kv.clone())
@@ -168,7 +168,7 @@ async fn an_install_cut_short_is_finished_at_the_next_start() {
     assert!(leftovers.is_empty(), "spool files left: {leftovers:?}");
 
     // Back in touch, it follows the log from the snapshot on.
-    fail::remove("raft-isolate");
+    drop(isolated);
     propose("after=2".into()).await;
     eventually("the write after the snapshot arrives", || {
         kv.keyspace.get(b"after").unwrap().as_deref() == Some(&b"2"[..])

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use atoll_replication::{Group, NodeId, NodeOptions, RaftNode, ReplicationError};
+use atoll_replication::{Group, NodeId, NodeOptions, RaftNode, ReplicationError, fail_points};
 use atoll_storage::{Storage, StorageOptions};
 use common::Kv;
 
@@ -606,7 +606,7 @@ async fn a_partitioned_leader_cannot_commit_and_rejoins_after_healing() {
     } = start_trio(&dirs, 101, NodeOptions::default).await;
     write_many(&by_id, leader, "a", 10).await;
 
-    fail::cfg("raft-isolate", &format!("return({leader})")).unwrap();
+    let isolated = fail_points::arm("raft-isolate", &format!("return({leader})")).unwrap();
     // The cut-off leader takes a write it can never commit.
     let stranded = {
         let group = by_id[&leader].clone();
@@ -630,7 +630,7 @@ async fn a_partitioned_leader_cannot_commit_and_rejoins_after_healing() {
         "a write on the cut-off leader was acknowledged"
     );
 
-    fail::remove("raft-isolate");
+    drop(isolated);
     for replica in &replicas {
         wait_for(replica, "b19", "v19").await;
         wait_for(replica, "a9", "v9").await;
