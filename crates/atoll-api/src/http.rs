@@ -343,7 +343,7 @@ async fn route(
     // Atoll's own admin view; DynamoDB has no GET paths, so it clashes with
     // nothing a DynamoDB client sends.
     if request.method() == Method::GET && request.uri().path() == ADMIN_PATH {
-        return match serde_json::to_vec(&api.cluster.report_now().await) {
+        return match serde_json::to_vec(&api.cluster.report_with_remote_stats().await) {
             Ok(body) => respond(
                 200,
                 Some(&HeaderValue::from_static("application/json")),

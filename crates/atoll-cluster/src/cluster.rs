@@ -10,13 +10,12 @@ use atoll_partition::{PartitionStateMachine, PartitionStats};
 use atoll_replication::{Group, GroupId, NodeId, NodeOptions, RaftNode, ReplicationError};
 use atoll_storage::{Keyspace, Storage};
 
-use crate::catalog::{
-    CatalogCommand, CatalogOutcome, CatalogStateMachine, NodeRecord, TableUpdate,
-};
+use crate::catalog::{CatalogCommand, CatalogStateMachine, NodeRecord, TableUpdate};
 use crate::error::ClusterError;
 
 mod admin;
 mod balance;
+mod catalog_client;
 mod decommission;
 mod hosting;
 mod membership;
@@ -27,6 +26,8 @@ mod rpc;
 mod splits;
 
 pub use admin::{ClusterReport, NodeReport, PartitionReport, TableReport};
+pub use catalog_client::CatalogClient;
+use rpc::Peers;
 pub(crate) use rpc::RangeRequest;
 pub use rpc::{RangeChunk, RangeItem};
 
@@ -121,8 +122,8 @@ pub struct TableStats {
 pub struct Cluster {
     storage: Storage,
     node: Arc<RaftNode>,
-    catalog: Arc<CatalogStateMachine>,
-    catalog_group: Group,
+    peers: Peers,
+    catalog: Arc<CatalogClient>,
     stats_keyspace: Keyspace,
     partitions: RwLock<BTreeMap<GroupId, PartitionHandle>>,
     // Groups being started here (a start waits for the group's leader).
@@ -140,9 +141,6 @@ pub struct Cluster {
     split_load_ops_per_second: f64,
     // Where peers reach this node's inter-node port.
     advertise_addr: String,
-    // When the last catalog catch-up that succeeded began (see
-    // `catch_up_catalog`); held while one runs.
-    catalog_catch_up: tokio::sync::Mutex<Option<tokio::time::Instant>>,
     // Whether a replica move this node started for balance is under way.
     moving_replica: std::sync::atomic::AtomicBool,
     // Seed of table ids in a simulation (`NodeOptions::rng_seed`), and how
@@ -178,21 +176,22 @@ impl Cluster {
         }
         let catalog_group = hosting::start_catalog(&storage, &node, &catalog, &options).await?;
         let split_check_interval = options.split_check_interval;
+        let peers = Peers::new(node.clone());
+        let catalog = Arc::new(CatalogClient::new(catalog, catalog_group, peers.clone()));
         let cluster = Arc::new(Cluster {
             split_size_bytes: options.split_size_bytes,
             split_load_ops_per_second: options.split_load_ops_per_second,
             stats_keyspace: storage.keyspace(PARTITION_STATS_KEYSPACE)?,
             storage,
             node,
+            peers,
             catalog,
-            catalog_group,
             partitions: RwLock::new(BTreeMap::new()),
             starting: std::sync::Mutex::new(BTreeSet::new()),
             leaders: RwLock::new(BTreeMap::new()),
             lifecycle: tokio::sync::Mutex::new(()),
             hosting: tokio::sync::Mutex::new(()),
             joining: std::sync::Mutex::new(BTreeMap::new()),
-            catalog_catch_up: tokio::sync::Mutex::new(None),
             moving_replica: std::sync::atomic::AtomicBool::new(false),
             advertise_addr: options.node.advertise_addr.clone(),
             rng_seed: options.node.rng_seed,
@@ -203,7 +202,7 @@ impl Cluster {
         }));
         // Peers this node was not configured with (it joined, or they did)
         // are reached at the addresses they registered.
-        for node in cluster.catalog.nodes() {
+        for node in cluster.catalog.view().nodes() {
             if node.node_id != options.node.node_id {
                 cluster
                     .node
@@ -219,7 +218,7 @@ impl Cluster {
             })
             .await?;
         cluster.host_partitions(true).await?;
-        for table in cluster.catalog.tables() {
+        for table in cluster.catalog.view().tables() {
             // With peers down this may not finish now; it is not a reason
             // to stop the node (the next start, or another node, finishes it).
             let finished = match table.status {
@@ -254,11 +253,12 @@ impl Cluster {
     /// again, for as long as it takes: the node cannot serve before.
     async fn register(&self, record: NodeRecord) -> Result<(), ClusterError> {
         loop {
-            if self.catalog.nodes().contains(&record) {
+            if self.catalog.view().nodes().contains(&record) {
                 return Ok(());
             }
             match self
-                .propose_catalog(CatalogCommand::RegisterNode {
+                .catalog
+                .propose(CatalogCommand::RegisterNode {
                     node: record.clone(),
                 })
                 .await
@@ -303,86 +303,14 @@ impl Cluster {
         self.node.stop(false).await;
     }
 
+    /// This node's access to the catalog: table lookups and changes.
+    pub fn catalog(&self) -> &CatalogClient {
+        &self.catalog
+    }
+
     /// The storage of this node.
     pub fn storage(&self) -> &Storage {
         &self.storage
-    }
-
-    /// Applies `command` to the catalog through its leader, wherever that
-    /// is, and returns once this node's catalog has applied it too (so what
-    /// a request changed, the next request to this node sees).
-    async fn propose_catalog(
-        &self,
-        command: CatalogCommand,
-    ) -> Result<CatalogOutcome, ClusterError> {
-        let deadline = tokio::time::Instant::now() + CATALOG_RETRY;
-        let mut attempt = 0u32;
-        loop {
-            let outcome = if self.catalog_group.is_leader() {
-                self.propose_catalog_here(command.clone()).await
-            } else {
-                self.propose_catalog_remotely(&command).await
-            };
-            match outcome {
-                Ok(outcome) => return Ok(outcome),
-                Err(e) if e.is_retryable() && tokio::time::Instant::now() < deadline => {
-                    tracing::debug!(error = %e, "catalog change retried");
-                }
-                Err(e) => return Err(e),
-            }
-            attempt += 1;
-            tokio::time::sleep(Duration::from_millis((5u64 << attempt.min(5)).min(200))).await;
-        }
-    }
-
-    async fn propose_catalog_here(
-        &self,
-        command: CatalogCommand,
-    ) -> Result<CatalogOutcome, ClusterError> {
-        Ok(self.propose_catalog_here_indexed(command).await?.0)
-    }
-
-    /// `propose_catalog_here`, also returning the log index it was applied at.
-    async fn propose_catalog_here_indexed(
-        &self,
-        command: CatalogCommand,
-    ) -> Result<(CatalogOutcome, u64), ClusterError> {
-        let bytes =
-            postcard::to_stdvec(&command).map_err(|e| ClusterError::Catalog(e.to_string()))?;
-        let (output, index) = self
-            .catalog_group
-            .propose_indexed(bytes::Bytes::from(bytes))
-            .await?;
-        let outcome = output
-            .downcast::<CatalogOutcome>()
-            .ok_or_else(|| ClusterError::Catalog("catalog command produced no outcome".into()))?;
-        Ok(((*outcome).clone(), index))
-    }
-
-    async fn propose_catalog_remotely(
-        &self,
-        command: &CatalogCommand,
-    ) -> Result<CatalogOutcome, ClusterError> {
-        let leader = self
-            .catalog_group
-            .current_leader()
-            .ok_or(ReplicationError::NotLeader {
-                group: CATALOG_GROUP_ID,
-                leader: None,
-            })?;
-        let request = rpc::ClusterRequest::Catalog(command.clone());
-        match self.forward(leader, &request).await? {
-            rpc::ClusterReply::Catalog {
-                outcome,
-                applied_index,
-            } => {
-                self.catalog_group
-                    .wait_applied(applied_index, CATALOG_RETRY)
-                    .await?;
-                Ok(outcome.map(|table| table.map(|table| Arc::new(*table))))
-            }
-            other => Err(other.into_error(CATALOG_GROUP_ID, leader)),
-        }
     }
 
     fn handle(&self, group_id: GroupId) -> Option<PartitionHandle> {
@@ -391,120 +319,6 @@ impl Cluster {
             .unwrap_or_else(|e| e.into_inner())
             .get(&group_id)
             .cloned()
-    }
-
-    async fn set_status(
-        &self,
-        table: &TableDefinition,
-        status: TableStatus,
-    ) -> Result<(), ClusterError> {
-        self.propose_catalog(CatalogCommand::SetStatus {
-            name: table.name.clone(),
-            table_id: table.table_id.clone(),
-            status,
-        })
-        .await?
-        .map_err(|r| r.into_error(&table.name))?;
-        Ok(())
-    }
-
-    /// The table called `name` in any state (DescribeTable shows all states).
-    pub fn table(&self, name: &str) -> Option<Arc<TableDefinition>> {
-        self.catalog.table(name)
-    }
-
-    /// The table called `name` if it can serve item requests.
-    pub fn active_table(&self, name: &str) -> Result<Arc<TableDefinition>, ClusterError> {
-        match self.catalog.table(name) {
-            Some(t) if matches!(t.status, TableStatus::Active | TableStatus::Updating) => Ok(t),
-            _ => Err(ClusterError::TableNotFound(name.to_string())),
-        }
-    }
-
-    /// `table`, but a table this node's catalog does not know yet is looked
-    /// up again once the catalog caught up with its leader: right after a
-    /// CreateTable through another node, this node may not have applied it.
-    pub async fn table_now(&self, name: &str) -> Option<Arc<TableDefinition>> {
-        if let Some(table) = self.table(name) {
-            return Some(table);
-        }
-        self.catch_up_catalog().await;
-        self.table(name)
-    }
-
-    /// `active_table`, looked up again after catching up as `table_now` does.
-    pub async fn active_table_now(&self, name: &str) -> Result<Arc<TableDefinition>, ClusterError> {
-        match self.active_table(name) {
-            Ok(table) => Ok(table),
-            Err(_) => {
-                self.catch_up_catalog().await;
-                self.active_table(name)
-            }
-        }
-    }
-
-    /// `table_names` once this node's catalog caught up with its leader,
-    /// so that a table just created through another node is listed.
-    pub async fn table_names_now(&self) -> Vec<String> {
-        self.catch_up_catalog().await;
-        self.table_names()
-    }
-
-    /// Waits until this node's catalog has applied what the catalog's
-    /// leader had when asked. Best effort: without an answer in time the
-    /// node goes on with what it has. Catch-ups run one at a time, and one
-    /// that began after this call did serves it too: a burst of requests
-    /// for a missing table costs the catalog's leader one or two round
-    /// trips, not one each.
-    async fn catch_up_catalog(&self) {
-        let asked = tokio::time::Instant::now();
-        let mut last_began = self.catalog_catch_up.lock().await;
-        if last_began.is_some_and(|began| began >= asked) {
-            return;
-        }
-        let began = tokio::time::Instant::now();
-        match self.try_catch_up_catalog().await {
-            Ok(()) => *last_began = Some(began),
-            Err(e) => {
-                tracing::debug!(error = %e, "could not catch up with the catalog's leader");
-            }
-        }
-    }
-
-    /// `catch_up_catalog`, saying whether it did.
-    async fn try_catch_up_catalog(&self) -> Result<(), ClusterError> {
-        let caught_up = async {
-            if self.catalog_group.is_leader() {
-                return Ok::<_, ClusterError>(self.catalog_group.read_barrier().await?);
-            }
-            let leader =
-                self.catalog_group
-                    .current_leader()
-                    .ok_or(ReplicationError::NotLeader {
-                        group: CATALOG_GROUP_ID,
-                        leader: None,
-                    })?;
-            match self
-                .forward(leader, &rpc::ClusterRequest::CatalogIndex)
-                .await?
-            {
-                rpc::ClusterReply::CatalogIndex { applied_index } => Ok(self
-                    .catalog_group
-                    .wait_applied(applied_index, CATALOG_CATCH_UP)
-                    .await?),
-                other => Err(other.into_error(CATALOG_GROUP_ID, leader)),
-            }
-        };
-        caught_up.await
-    }
-
-    /// Names of all tables, in order.
-    pub fn table_names(&self) -> Vec<String> {
-        self.catalog
-            .tables()
-            .iter()
-            .map(|t| t.name.clone())
-            .collect()
     }
 
     /// Creates a table from `definition` (partitions are assigned here) and
@@ -523,7 +337,8 @@ impl Cluster {
         definition.partitions.clear();
         let name = definition.name.clone();
         let created = self
-            .propose_catalog(CatalogCommand::CreateTableBy {
+            .catalog
+            .propose(CatalogCommand::CreateTableBy {
                 definition: Box::new(definition),
                 proposer: self.node.node_id(),
             })
@@ -564,7 +379,8 @@ impl Cluster {
     ) -> Result<Arc<TableDefinition>, ClusterError> {
         let _lifecycle = self.lifecycle.lock().await;
         let deleting = self
-            .propose_catalog(CatalogCommand::BeginDelete {
+            .catalog
+            .propose(CatalogCommand::BeginDelete {
                 name: name.to_string(),
             })
             .await?
@@ -580,14 +396,15 @@ impl Cluster {
         name: &str,
         update: TableUpdate,
     ) -> Result<Arc<TableDefinition>, ClusterError> {
-        self.propose_catalog(CatalogCommand::UpdateTable {
-            name: name.to_string(),
-            update,
-            now_ms: now_ms(),
-        })
-        .await?
-        .map_err(|r| r.into_error(name))?
-        .ok_or_else(|| ClusterError::Catalog("update produced no table".into()))
+        self.catalog
+            .propose(CatalogCommand::UpdateTable {
+                name: name.to_string(),
+                update,
+                now_ms: now_ms(),
+            })
+            .await?
+            .map_err(|r| r.into_error(name))?
+            .ok_or_else(|| ClusterError::Catalog("update produced no table".into()))
     }
 
     /// Adds or overwrites tags of a table.
@@ -596,23 +413,25 @@ impl Cluster {
         name: &str,
         tags: Vec<(String, String)>,
     ) -> Result<(), ClusterError> {
-        self.propose_catalog(CatalogCommand::Tag {
-            name: name.to_string(),
-            tags,
-        })
-        .await?
-        .map_err(|r| r.into_error(name))?;
+        self.catalog
+            .propose(CatalogCommand::Tag {
+                name: name.to_string(),
+                tags,
+            })
+            .await?
+            .map_err(|r| r.into_error(name))?;
         Ok(())
     }
 
     /// Removes tags of a table.
     pub async fn untag_table(&self, name: &str, keys: Vec<String>) -> Result<(), ClusterError> {
-        self.propose_catalog(CatalogCommand::Untag {
-            name: name.to_string(),
-            keys,
-        })
-        .await?
-        .map_err(|r| r.into_error(name))?;
+        self.catalog
+            .propose(CatalogCommand::Untag {
+                name: name.to_string(),
+                keys,
+            })
+            .await?
+            .map_err(|r| r.into_error(name))?;
         Ok(())
     }
 

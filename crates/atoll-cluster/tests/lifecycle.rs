@@ -42,7 +42,7 @@ async fn tables_and_items_survive_restarts_and_deletion_removes_everything() {
             cluster.create_table(definition("orders")).await,
             Err(ClusterError::TableExists(_))
         ));
-        let table = cluster.active_table("orders").unwrap();
+        let table = cluster.catalog().active_table("orders").unwrap();
         DataPlane::new(cluster.clone())
             .write_batch(
                 &table,
@@ -68,7 +68,7 @@ async fn tables_and_items_survive_restarts_and_deletion_removes_everything() {
         cluster.shutdown().await;
     }
     let cluster = open(dir.path()).await;
-    let table = cluster.active_table("orders").unwrap();
+    let table = cluster.catalog().active_table("orders").unwrap();
     assert_eq!(
         DataPlane::new(cluster.clone())
             .get_item(&table, &row_key, true)
@@ -93,12 +93,12 @@ async fn tables_and_items_survive_restarts_and_deletion_removes_everything() {
         .unwrap();
     let keyspace = table.keyspace.clone();
     cluster.delete_table("orders").await.unwrap();
-    assert!(cluster.table("orders").is_none());
+    assert!(cluster.catalog().table("orders").is_none());
     assert!(!cluster.storage().keyspace_exists(&keyspace));
     cluster.shutdown().await;
     drop(cluster);
     let cluster = open(dir.path()).await;
-    assert!(cluster.table_names().is_empty());
+    assert!(cluster.catalog().table_names().is_empty());
 }
 
 /// Writes items `k0..k{count}` to `table` one batch each, returning (token, key) per item.
@@ -107,7 +107,7 @@ async fn write_items(
     name: &str,
     count: usize,
 ) -> Vec<(u64, ItemKey, Item)> {
-    let table = cluster.active_table(name).unwrap();
+    let table = cluster.catalog().active_table(name).unwrap();
     let mut written = Vec::new();
     for i in 0..count {
         let pk = AttributeValue::S(format!("k{i}"));
@@ -148,7 +148,7 @@ async fn a_split_stopped_after_its_fence_is_finished_by_the_next_check_or_restar
     let cluster = open_with(dir.path().to_path_buf()).await;
     cluster.create_table(definition("halves")).await.unwrap();
     let items = write_items(&cluster, "halves", 60).await;
-    let group = cluster.table("halves").unwrap().partitions[0].group_id;
+    let group = cluster.catalog().table("halves").unwrap().partitions[0].group_id;
 
     // The split stops after the partition's log fenced the upper half off,
     // before the catalog heard of it.
@@ -163,7 +163,7 @@ async fn a_split_stopped_after_its_fence_is_finished_by_the_next_check_or_restar
     drop(fence_only);
     // A write into the fenced half still succeeds: the periodic check
     // records the split and starts the new partition while the write retries.
-    let table = cluster.active_table("halves").unwrap();
+    let table = cluster.catalog().active_table("halves").unwrap();
     let (_, row_key, item) = items[45].clone();
     DataPlane::new(cluster.clone())
         .write_batch(
@@ -176,7 +176,7 @@ async fn a_split_stopped_after_its_fence_is_finished_by_the_next_check_or_restar
         )
         .await
         .unwrap();
-    let table = cluster.active_table("halves").unwrap();
+    let table = cluster.catalog().active_table("halves").unwrap();
     assert_eq!(table.partitions.len(), 2);
     assert_eq!(table.partitions[1].start_token, at_token);
     assert_eq!(cluster.table_stats(&table).await.item_count, 60);
@@ -195,7 +195,7 @@ async fn a_split_stopped_after_its_fence_is_finished_by_the_next_check_or_restar
     cluster.shutdown().await;
     drop(cluster);
     let cluster = open_with(dir.path().to_path_buf()).await;
-    let table = cluster.active_table("halves").unwrap();
+    let table = cluster.catalog().active_table("halves").unwrap();
     assert_eq!(table.partitions.len(), 3);
     assert_eq!(table.partitions[2].start_token, at_token);
     assert_eq!(cluster.table_stats(&table).await.item_count, 60);
@@ -238,14 +238,14 @@ async fn a_split_off_partition_purges_the_start_of_its_log() {
     .expect("cluster");
     cluster.create_table(definition("purged")).await.unwrap();
     let items = write_items(&cluster, "purged", 40).await;
-    let parent = cluster.table("purged").unwrap().partitions[0].group_id;
+    let parent = cluster.catalog().table("purged").unwrap().partitions[0].group_id;
     // A partition that never split keeps its log from the start.
     assert_eq!(first_log_index(&cluster, parent), Some(0));
     cluster
         .split_partition("purged", parent, items[20].0)
         .await
         .unwrap();
-    let child = cluster.table("purged").unwrap().partitions[1].group_id;
+    let child = cluster.catalog().table("purged").unwrap().partitions[1].group_id;
     // The split-off partition's state came from the handoff, not its log:
     // its log's start goes, so no replica could ever be sent it in place
     // of a snapshot.

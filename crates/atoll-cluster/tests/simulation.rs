@@ -187,7 +187,10 @@ async fn write(
     value: u64,
     padding_bytes: usize,
 ) -> Result<(), String> {
-    let table = cluster.active_table(TABLE).map_err(|e| e.to_string())?;
+    let table = cluster
+        .catalog()
+        .active_table(TABLE)
+        .map_err(|e| e.to_string())?;
     let pk = AttributeValue::S(key.to_string());
     let mut item = Item::new();
     item.insert("pk".into(), pk.clone());
@@ -206,7 +209,10 @@ async fn write(
 }
 
 async fn read(cluster: &Arc<Cluster>, key: &str) -> Result<u64, String> {
-    let table = cluster.active_table(TABLE).map_err(|e| e.to_string())?;
+    let table = cluster
+        .catalog()
+        .active_table(TABLE)
+        .map_err(|e| e.to_string())?;
     let mut key_item = Item::new();
     key_item.insert("pk".into(), AttributeValue::S(key.to_string()));
     let key = ItemKey::of(&table.key_schema, &key_item).map_err(|e| e.to_string())?;
@@ -441,7 +447,7 @@ async fn simulate_run(seed: u64, steps: u32) -> Run {
         .unwrap_or_else(|e| panic!("seed {seed}: CreateTable: {e}"));
     for id in NODES {
         let cluster = sim.node(id).expect("node runs");
-        while cluster.active_table(TABLE).is_err() {
+        while cluster.catalog().active_table(TABLE).is_err() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -554,6 +560,7 @@ async fn simulate_run(seed: u64, steps: u32) -> Run {
         }
     }
     let partitions_now = settled
+        .catalog()
         .active_table(TABLE)
         .map(|t| t.partitions.len())
         .unwrap_or(0);

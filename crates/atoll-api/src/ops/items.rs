@@ -131,7 +131,8 @@ pub(crate) fn check_data_table_name(violations: &mut Violations, name: Option<&s
 /// The ACTIVE table an item request names.
 pub(crate) async fn item_table(api: &Api, name: &str) -> ApiResult<Arc<TableDefinition>> {
     api.cluster
-        .active_table_now(resolve_table_name(name))
+        .catalog()
+        .active_table_or_catch_up(resolve_table_name(name))
         .await
         .map_err(|_| ApiError::item_table_not_found())
 }

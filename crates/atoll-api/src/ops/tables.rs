@@ -297,7 +297,7 @@ pub(crate) async fn create_table(
     }
     // DynamoDB's texts by the state of the table holding the name; one still
     // being deleted "already exists" (live service, 2026).
-    match api.cluster.table(name).map(|t| t.status) {
+    match api.cluster.catalog().table(name).map(|t| t.status) {
         Some(TableStatus::Creating) => return Err(ApiError::being_created(name)),
         Some(_) => {
             return Err(ApiError::table_exists(name));
@@ -388,7 +388,8 @@ pub(crate) async fn describe_table(
     let name = table_name_constraints(input)?;
     let table = api
         .cluster
-        .table_now(name)
+        .catalog()
+        .table_or_catch_up(name)
         .await
         .ok_or_else(|| ApiError::table_not_found(name))?;
     let stats = api.cluster.table_stats(&table).await;
@@ -404,7 +405,8 @@ pub(crate) async fn delete_table(
     let name = table_name_constraints(input)?;
     let table = api
         .cluster
-        .table_now(name)
+        .catalog()
+        .table_or_catch_up(name)
         .await
         .ok_or_else(|| ApiError::table_not_found(name))?;
     match table.status {
@@ -476,7 +478,8 @@ pub(crate) async fn list_tables(api: &Api, input: &Object) -> ApiResult<Value> {
     let limit = limit.unwrap_or(100).clamp(1, 100) as usize;
     let names: Vec<String> = api
         .cluster
-        .table_names_now()
+        .catalog()
+        .table_names_caught_up()
         .await
         .into_iter()
         .filter(|n| start.is_none_or(|s| n.as_str() > s))
@@ -544,7 +547,8 @@ pub(crate) async fn update_table(
     let table_class = parse_table_class(table_class_text)?;
     let table = api
         .cluster
-        .table_now(name)
+        .catalog()
+        .table_or_catch_up(name)
         .await
         .ok_or_else(|| ApiError::table_not_found(name))?;
     if table.status == TableStatus::Deleting {

@@ -143,7 +143,13 @@ async fn table_of_arn(
     }
     // The live service (2026): a table being created is not found yet; one
     // being deleted is in use for the operations that change it.
-    match api.cluster.table_now(table).await.map(|t| t.status) {
+    match api
+        .cluster
+        .catalog()
+        .table_or_catch_up(table)
+        .await
+        .map(|t| t.status)
+    {
         Some(TableStatus::Active | TableStatus::Updating) => Ok(table.to_string()),
         Some(TableStatus::Deleting) if action != "ListTagsOfResource" => {
             Err(ApiError::being_deleted(table))
@@ -185,6 +191,7 @@ pub(crate) async fn tag_resource(
         .collect();
     let existing = api
         .cluster
+        .catalog()
         .table(&table)
         .map(|t| t.tags.clone())
         .unwrap_or_default();
@@ -250,6 +257,7 @@ pub(crate) async fn list_tags_of_resource(
     let table = table_of_arn(api, context, input, "ListTagsOfResource").await?;
     let tags: Vec<Value> = api
         .cluster
+        .catalog()
         .table(&table)
         .map(|t| t.tags.clone())
         .unwrap_or_default()

@@ -211,7 +211,7 @@ impl Cluster {
     /// `report`, with the item count and size of each partition this node
     /// holds no replica of asked of a replica that does (all at once): the
     /// view `GET /atoll/admin` serves.
-    pub async fn report_now(&self) -> ClusterReport {
+    pub async fn report_with_remote_stats(&self) -> ClusterReport {
         let mut report = self.report();
         let remote: Vec<GroupId> = report
             .tables
@@ -244,7 +244,10 @@ impl Cluster {
             if let Ok(ClusterReply::Stats {
                 item_count,
                 size_bytes,
-            }) = self.forward(node, &ClusterRequest::Stats { group }).await
+            }) = self
+                .peers
+                .forward(node, &ClusterRequest::Stats { group })
+                .await
             {
                 return Some((item_count, size_bytes));
             }
@@ -253,11 +256,12 @@ impl Cluster {
     }
 
     /// The admin view from this node: partitions it holds no replica of
-    /// show no items (see `report_now`) and, like all, the request rates
+    /// show no items (see `report_with_remote_stats`) and, like all, the request rates
     /// this node served.
     pub fn report(&self) -> ClusterReport {
         let tables: Vec<TableReport> = self
             .catalog
+            .view()
             .tables()
             .iter()
             .map(|table| TableReport {
@@ -282,7 +286,7 @@ impl Cluster {
                                 |h| h.group.current_leader(),
                             ),
                             replicas: handle.as_ref().map_or_else(
-                                || self.catalog.replicas(p.group_id),
+                                || self.catalog.view().replicas(p.group_id),
                                 |h| h.group.voters(),
                             ),
                             reads_per_second: reads,
@@ -308,6 +312,7 @@ impl Cluster {
                 .count()
         };
         self.catalog
+            .view()
             .nodes()
             .into_iter()
             .map(|node| NodeReport {
@@ -316,8 +321,8 @@ impl Cluster {
                 api_addr: node.api_addr,
                 zone: node.zone,
                 replica_count: replica_count(node.node_id),
-                down: self.catalog.is_down(node.node_id),
-                leaving: self.catalog.is_leaving(node.node_id),
+                down: self.catalog.view().is_down(node.node_id),
+                leaving: self.catalog.view().is_leaving(node.node_id),
             })
             .collect()
     }

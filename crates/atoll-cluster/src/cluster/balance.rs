@@ -60,7 +60,8 @@ impl Cluster {
                     .follower_silence()
                     .into_iter()
                     .filter(|(voter, silence)| {
-                        silence.is_some_and(|s| s < SILENCE) && !self.catalog.is_leaving(*voter)
+                        silence.is_some_and(|s| s < SILENCE)
+                            && !self.catalog.view().is_leaving(*voter)
                     })
                     .map(move |(voter, _)| (handle, voter))
             })
@@ -156,7 +157,7 @@ impl Cluster {
                 }
                 let mut voters = group.voters();
                 voters.sort_unstable();
-                let mut recorded = self.catalog.replicas(group.id());
+                let mut recorded = self.catalog.view().replicas(group.id());
                 recorded.sort_unstable();
                 voters.len() >= wanted_copies && recorded == voters
             })
@@ -167,7 +168,7 @@ impl Cluster {
             let leaving = voters
                 .iter()
                 .copied()
-                .find(|v| *v != me && self.catalog.is_leaving(*v));
+                .find(|v| *v != me && self.catalog.view().is_leaving(*v));
             if let Some(leaving) = leaving {
                 let to = replacement_for(&nodes, &voters, leaving);
                 return Some((handle.clone(), leaving, to));

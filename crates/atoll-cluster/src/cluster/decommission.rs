@@ -34,19 +34,20 @@ impl Cluster {
     /// Starts decommissioning node `node_id` (see the module doc); returns
     /// once the catalog has recorded it. Asking again changes nothing.
     pub async fn decommission(&self, node_id: NodeId) -> Result<(), ClusterError> {
-        self.try_catch_up_catalog().await?;
-        let nodes = self.catalog.nodes();
+        self.catalog.try_catch_up().await?;
+        let nodes = self.catalog.view().nodes();
         if !nodes.iter().any(|n| n.node_id == node_id) {
             return Err(ClusterError::UnknownNode(node_id));
         }
         let staying = nodes
             .iter()
-            .filter(|n| n.node_id != node_id && !self.catalog.is_leaving(n.node_id))
+            .filter(|n| n.node_id != node_id && !self.catalog.view().is_leaving(n.node_id))
             .count();
         if staying == 0 {
             return Err(ClusterError::LastNode(node_id));
         }
-        self.propose_catalog(CatalogCommand::SetNodeLeaving { node_id })
+        self.catalog
+            .propose(CatalogCommand::SetNodeLeaving { node_id })
             .await?
             .map_err(|r| r.into_error(""))?;
         tracing::info!(node = node_id, "decommissioning a node");
@@ -55,28 +56,28 @@ impl Cluster {
 
     /// Whether node `node_id` is being decommissioned.
     pub fn is_leaving(&self, node_id: NodeId) -> bool {
-        self.catalog.is_leaving(node_id)
+        self.catalog.view().is_leaving(node_id)
     }
 
     /// Resolves once the catalog, as applied here, has forgotten this node
     /// (it was decommissioned): the node has nothing left to serve.
     pub async fn decommissioned(&self) {
         let me = self.node.node_id();
-        while !self.catalog.is_removed(me) {
+        while !self.catalog.view().is_removed(me) {
             tokio::time::sleep(REMOVED_CHECK_INTERVAL).await;
         }
     }
 
     /// Whether node `node` can take new replicas: up and not leaving.
     pub(super) fn is_available(&self, node: NodeId) -> bool {
-        !self.catalog.is_down(node) && !self.catalog.is_leaving(node)
+        !self.catalog.view().is_down(node) && !self.catalog.view().is_leaving(node)
     }
 
     /// On a leaving node: hands the leadership of `handle`'s group to an
     /// answering voter that stays. `true` when it asked one to take over.
     pub(super) async fn hand_over_if_leaving(&self, handle: &PartitionHandle) -> bool {
         let me = self.node.node_id();
-        if !self.catalog.is_leaving(me) || !handle.group.is_leader() {
+        if !self.catalog.view().is_leaving(me) || !handle.group.is_leader() {
             return false;
         }
         let target = handle
@@ -84,7 +85,7 @@ impl Cluster {
             .follower_silence()
             .into_iter()
             .filter(|(voter, silence)| {
-                silence.is_some_and(|s| s < SILENCE) && !self.catalog.is_leaving(*voter)
+                silence.is_some_and(|s| s < SILENCE) && !self.catalog.view().is_leaving(*voter)
             })
             .map(|(voter, _)| voter)
             .min();
@@ -108,12 +109,13 @@ impl Cluster {
         leaving: NodeId,
     ) -> Result<(), ClusterError> {
         handle.group.remove_voter(leaving, false).await?;
-        self.propose_catalog(CatalogCommand::SetReplicas {
-            group_id: handle.group.id(),
-            replicas: handle.group.voters(),
-        })
-        .await?
-        .map_err(|r| r.into_error(""))?;
+        self.catalog
+            .propose(CatalogCommand::SetReplicas {
+                group_id: handle.group.id(),
+                replicas: handle.group.voters(),
+            })
+            .await?
+            .map_err(|r| r.into_error(""))?;
         Ok(())
     }
 
@@ -127,20 +129,22 @@ impl Cluster {
         &self,
         silent_since: &BTreeMap<NodeId, Instant>,
     ) -> Result<(), ClusterError> {
-        let group = &self.catalog_group;
+        let group = self.catalog.group();
         if !group.is_leader() {
             return Ok(());
         }
         let voters = group.voters();
-        for node in self.catalog.nodes() {
+        for node in self.catalog.view().nodes() {
             let id = node.node_id;
-            let drained =
-                self.catalog.is_leaving(id) && !voters.contains(&id) && self.replica_count(id) == 0;
+            let drained = self.catalog.view().is_leaving(id)
+                && !voters.contains(&id)
+                && self.replica_count(id) == 0;
             if !drained {
                 continue;
             }
             let outcome = self
-                .propose_catalog_here(CatalogCommand::RemoveNode { node_id: id })
+                .catalog
+                .propose_here(CatalogCommand::RemoveNode { node_id: id })
                 .await?;
             if outcome.is_ok() {
                 tracing::info!(node = id, "a decommissioned node left the cluster");
@@ -151,7 +155,7 @@ impl Cluster {
             let stopped = silent_since
                 .get(&learner)
                 .is_some_and(|since| since.elapsed() >= REMOVED_NODE_SILENCE);
-            if self.catalog.is_removed(learner) && stopped {
+            if self.catalog.view().is_removed(learner) && stopped {
                 group.remove_learner(learner).await?;
             }
         }

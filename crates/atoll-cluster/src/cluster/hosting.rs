@@ -95,7 +95,7 @@ pub(super) async fn start_catalog(
 pub(super) async fn watch_catalog(cluster: Weak<Cluster>) {
     // Only the notifier is held between passes: holding the cluster would
     // keep its storage open after the server dropped it.
-    let Some(changed) = cluster.upgrade().map(|c| c.catalog.changed.clone()) else {
+    let Some(changed) = cluster.upgrade().map(|c| c.catalog.view().changed.clone()) else {
         return;
     };
     loop {
@@ -131,19 +131,24 @@ impl Cluster {
     pub(super) async fn host_partitions(self: &Arc<Self>, wait: bool) -> Result<(), ClusterError> {
         let _pass = self.hosting.lock().await;
         let me = self.node.node_id();
-        for node in self.catalog.nodes() {
+        for node in self.catalog.view().nodes() {
             if node.node_id != me {
                 self.node.learn_peer_addr(node.node_id, node.cluster_addr);
             }
         }
         let mut wanted: BTreeMap<GroupId, (Arc<TableDefinition>, PartitionDefinition)> =
             BTreeMap::new();
-        for table in self.catalog.tables() {
+        for table in self.catalog.view().tables() {
             if table.status == TableStatus::Deleting {
                 continue;
             }
             for partition in &table.partitions {
-                if self.catalog.replicas(partition.group_id).contains(&me) {
+                if self
+                    .catalog
+                    .view()
+                    .replicas(partition.group_id)
+                    .contains(&me)
+                {
                     wanted.insert(partition.group_id, (table.clone(), partition.clone()));
                 }
             }
@@ -161,6 +166,7 @@ impl Cluster {
         // recording it (the leader mends the record, see `repair`).
         let live_groups: std::collections::BTreeSet<GroupId> = self
             .catalog
+            .view()
             .tables()
             .iter()
             .filter(|t| t.status != TableStatus::Deleting)
@@ -257,7 +263,7 @@ impl Cluster {
         if self.node.has_group_state(group)? {
             return Ok(StartFrom::Disk);
         }
-        let Some(parent) = self.catalog.origin(group).split_from else {
+        let Some(parent) = self.catalog.view().origin(group).split_from else {
             return Ok(StartFrom::Disk);
         };
         let handed_off = PartitionStateMachine::handed_off_through_log(
@@ -268,7 +274,12 @@ impl Cluster {
         if handed_off {
             return Ok(StartFrom::Disk);
         }
-        if !self.catalog.replicas(parent).contains(&self.node.node_id()) {
+        if !self
+            .catalog
+            .view()
+            .replicas(parent)
+            .contains(&self.node.node_id())
+        {
             return Ok(StartFrom::Snapshot);
         }
         // Until the parent's replica here runs and has moved past the split,
@@ -324,6 +335,7 @@ impl Cluster {
                 break;
             };
             match self
+                .peers
                 .forward(
                     target,
                     &super::rpc::ClusterRequest::CompactLog {
@@ -342,7 +354,7 @@ impl Cluster {
                             group,
                             any_replica: true,
                         };
-                        if let Err(e) = self.forward(*other, &request).await {
+                        if let Err(e) = self.peers.forward(*other, &request).await {
                             tracing::debug!(group, node = other, error = %e, "a replica did not compact its log");
                         }
                     }
@@ -402,7 +414,7 @@ impl Cluster {
         if !self.node.has_group_state(group_id)? {
             // A split-off partition starts with the range its parent handed
             // off here, which is wider than the catalog's if it split again.
-            let handed_off = match self.catalog.origin(group_id).split_from {
+            let handed_off = match self.catalog.view().origin(group_id).split_from {
                 Some(parent) => PartitionStateMachine::handed_off_range(
                     &self.stats_keyspace,
                     parent,
@@ -419,6 +431,7 @@ impl Cluster {
         let me = self.node.node_id();
         let members: BTreeMap<_, _> = self
             .catalog
+            .view()
             .replicas(group_id)
             .into_iter()
             .map(|node| {
@@ -430,7 +443,7 @@ impl Cluster {
                 (node, addr)
             })
             .collect();
-        let origin = self.catalog.origin(group_id);
+        let origin = self.catalog.view().origin(group_id);
         let group = self
             .node
             .start_group_founded_by(group_id, sm.clone(), members, origin.founder)
@@ -486,12 +499,13 @@ impl Cluster {
             self.storage.drop_keyspace(&table.keyspace)?;
         }
         drop(pass);
-        self.propose_catalog(crate::catalog::CatalogCommand::DropTable {
-            name: table.name.clone(),
-            table_id: table.table_id.clone(),
-        })
-        .await?
-        .map_err(|r| r.into_error(&table.name))?;
+        self.catalog
+            .propose(crate::catalog::CatalogCommand::DropTable {
+                name: table.name.clone(),
+                table_id: table.table_id.clone(),
+            })
+            .await?
+            .map_err(|r| r.into_error(&table.name))?;
         Ok(())
     }
 
@@ -503,11 +517,12 @@ impl Cluster {
     /// or whose membership, as last applied here, no longer names this
     /// node: a voter that forgot its votes could elect a wrong leader.
     pub(super) async fn forget_orphaned_groups(&self) -> Result<(), ClusterError> {
-        self.try_catch_up_catalog().await?;
+        self.catalog.try_catch_up().await?;
         let _pass = self.hosting.lock().await;
         let me = self.node.node_id();
         let in_catalog = |group: GroupId| {
             self.catalog
+                .view()
                 .tables()
                 .iter()
                 .any(|table| table.partitions.iter().any(|p| p.group_id == group))
@@ -521,7 +536,7 @@ impl Cluster {
             let candidate = group != CATALOG_GROUP_ID
                 && self.handle(group).is_none()
                 && !joining.contains_key(&group)
-                && !(in_catalog(group) && self.catalog.replicas(group).contains(&me));
+                && !(in_catalog(group) && self.catalog.view().replicas(group).contains(&me));
             let orphaned = candidate
                 && (!in_catalog(group)
                     || !self.node.applied_membership_names(group, me)?
@@ -551,7 +566,7 @@ impl Cluster {
     async fn removed_from_group(&self, group: GroupId, leader: Option<NodeId>) -> bool {
         let me = self.node.node_id();
         let mut ask: Vec<NodeId> = leader.into_iter().collect();
-        for replica in self.catalog.replicas(group) {
+        for replica in self.catalog.view().replicas(group) {
             if !ask.contains(&replica) {
                 ask.push(replica);
             }
@@ -562,7 +577,11 @@ impl Cluster {
             if node == me {
                 continue;
             }
-            match self.forward(node, &ClusterRequest::Members { group }).await {
+            match self
+                .peers
+                .forward(node, &ClusterRequest::Members { group })
+                .await
+            {
                 Ok(ClusterReply::Members { members }) => return !members.contains(&me),
                 Ok(ClusterReply::NotLeader {
                     leader: Some(leader),
@@ -579,6 +598,7 @@ impl Cluster {
     fn drop_orphaned_keyspaces(&self) -> Result<(), ClusterError> {
         let referenced: std::collections::BTreeSet<String> = self
             .catalog
+            .view()
             .tables()
             .iter()
             .filter(|t| t.status != TableStatus::Deleting)
@@ -615,7 +635,7 @@ impl Cluster {
                 .await?;
         }
         hold_for_tests("table-activate-hold-ms").await;
-        self.set_status(table, TableStatus::Active).await
+        self.catalog.set_status(table, TableStatus::Active).await
     }
 }
 

@@ -125,8 +125,8 @@ impl Cluster {
         cluster_addr: String,
         incarnation: Option<u64>,
     ) -> ClusterReply {
-        if !self.catalog_group.is_leader() {
-            let Some(leader) = self.catalog_group.current_leader() else {
+        if !self.catalog.group().is_leader() {
+            let Some(leader) = self.catalog.group().current_leader() else {
                 return ClusterReply::NotLeader { leader: None };
             };
             let request = match incarnation {
@@ -141,13 +141,20 @@ impl Cluster {
                 },
             };
             return self
+                .peers
                 .forward(leader, &request)
                 .await
                 .unwrap_or_else(retry_join);
         }
         // A node that registered before and asks again has lost its data: as
         // a voter it would have forgotten its votes, which Raft cannot allow.
-        if self.catalog.nodes().iter().any(|n| n.node_id == node_id) {
+        if self
+            .catalog
+            .view()
+            .nodes()
+            .iter()
+            .any(|n| n.node_id == node_id)
+        {
             return ClusterReply::failed(
                 format!(
                     "node id {node_id} is already a registered node of this cluster; a node that lost its data must join under a new id"
@@ -155,7 +162,7 @@ impl Cluster {
                 false,
             );
         }
-        if self.catalog.is_removed(node_id) {
+        if self.catalog.view().is_removed(node_id) {
             return ClusterReply::from_error(ClusterError::NodeRemoved(node_id.to_string()));
         }
         // The first admission of an id records its incarnation; the same id
@@ -163,7 +170,7 @@ impl Cluster {
         // voter) and before registering. (A `Join` from a node of an older
         // version carries none and is not checked.)
         if let Some(incarnation) = incarnation {
-            match self.catalog.admitted_incarnation(node_id) {
+            match self.catalog.view().admitted_incarnation(node_id) {
                 Some(recorded) if recorded != incarnation => {
                     return ClusterReply::failed(
                         format!(
@@ -175,7 +182,8 @@ impl Cluster {
                 Some(_) => {}
                 None => {
                     let recorded = self
-                        .propose_catalog_here(CatalogCommand::AdmitNode {
+                        .catalog
+                        .propose_here(CatalogCommand::AdmitNode {
                             node_id,
                             incarnation,
                         })
@@ -193,18 +201,19 @@ impl Cluster {
                 }
             }
         }
-        let as_voter = self.catalog_group.voters().len() < REPLICATION_FACTOR;
+        let as_voter = self.catalog.group().voters().len() < REPLICATION_FACTOR;
         self.node.learn_peer_addr(node_id, cluster_addr.clone());
         match self
-            .catalog_group
+            .catalog
+            .group()
             .add_member(node_id, cluster_addr, as_voter)
             .await
         {
             Ok(()) => {
                 tracing::info!(node = node_id, as_voter, "admitted a node to the cluster");
                 // What a read now would see (the applied-index metric may lag).
-                let applied = self.catalog_group.applied_index().unwrap_or(0);
-                let seen = self.catalog_group.read_barrier_index().await.unwrap_or(0);
+                let applied = self.catalog.group().applied_index().unwrap_or(0);
+                let seen = self.catalog.group().read_barrier_index().await.unwrap_or(0);
                 ClusterReply::Joined {
                     applied_index: applied.max(seen),
                 }
@@ -223,7 +232,7 @@ impl Cluster {
         dead_after: Duration,
         silent_since: &mut BTreeMap<NodeId, Instant>,
     ) -> Result<(), ClusterError> {
-        let group = &self.catalog_group;
+        let group = self.catalog.group();
         if !group.is_leader() {
             silent_since.clear();
             return Ok(());
@@ -247,7 +256,13 @@ impl Cluster {
                 dead_voter = Some(*node);
             }
         }
-        let registered: Vec<NodeId> = self.catalog.nodes().iter().map(|n| n.node_id).collect();
+        let registered: Vec<NodeId> = self
+            .catalog
+            .view()
+            .nodes()
+            .iter()
+            .map(|n| n.node_id)
+            .collect();
         // Marks for placement: down after the dead-node time, up once it
         // answers again (a restart also clears it, by registering).
         for node in &registered {
@@ -255,25 +270,26 @@ impl Cluster {
             let dead = silent_since
                 .get(node)
                 .is_some_and(|since| now.duration_since(*since) >= dead_after);
-            let marked = self.catalog.is_down(*node);
+            let marked = self.catalog.view().is_down(*node);
             if *node != self.node.node_id() && marked != dead && (answers || dead) {
-                self.propose_catalog_here(CatalogCommand::SetNodeDown {
-                    node_id: *node,
-                    down: dead,
-                })
-                .await?
-                .map_err(|r| r.into_error(""))?;
+                self.catalog
+                    .propose_here(CatalogCommand::SetNodeDown {
+                        node_id: *node,
+                        down: dead,
+                    })
+                    .await?
+                    .map_err(|r| r.into_error(""))?;
                 tracing::info!(node, down = dead, "marked a node");
             }
         }
         let me = self.node.node_id();
-        if self.catalog.is_leaving(me) {
+        if self.catalog.view().is_leaving(me) {
             // A leaving leader hands the catalog over; the next one moves
             // this node's seat.
             let successor = group
                 .voters()
                 .into_iter()
-                .find(|id| *id != me && answering(id) && !self.catalog.is_leaving(*id));
+                .find(|id| *id != me && answering(id) && !self.catalog.view().is_leaving(*id));
             if let Some(successor) = successor {
                 group.transfer_leadership(successor).await;
             }
@@ -282,11 +298,13 @@ impl Cluster {
         let leaving_voter = group
             .voters()
             .into_iter()
-            .find(|id| self.catalog.is_leaving(*id));
+            .find(|id| self.catalog.view().is_leaving(*id));
         let learner = group
             .learners()
             .into_iter()
-            .filter(|id| registered.contains(id) && answering(id) && !self.catalog.is_leaving(*id))
+            .filter(|id| {
+                registered.contains(id) && answering(id) && !self.catalog.view().is_leaving(*id)
+            })
             .min();
         let Some(learner) = learner else {
             if let Some(leaving) = leaving_voter

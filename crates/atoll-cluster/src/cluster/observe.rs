@@ -12,8 +12,8 @@ impl Cluster {
     /// the metrics endpoint calls it before it renders.
     pub fn record_metrics(&self) {
         gauge!("atoll_storage_disk_bytes").set(self.storage.disk_space_bytes() as f64);
-        record_group("0", &self.catalog_group);
-        for table in self.catalog.tables() {
+        record_group("0", self.catalog.group());
+        for table in self.catalog.view().tables() {
             for partition in &table.partitions {
                 let Some(handle) = self.handle(partition.group_id) else {
                     continue;

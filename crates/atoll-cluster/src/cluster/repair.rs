@@ -58,6 +58,7 @@ pub(super) async fn watch_replicas(cluster: Weak<Cluster>, dead_after: Duration)
         }
         let live_nodes = cluster
             .catalog
+            .view()
             .nodes()
             .iter()
             .filter(|n| cluster.is_available(n.node_id))
@@ -114,13 +115,14 @@ pub(super) async fn watch_replicas(cluster: Weak<Cluster>, dead_after: Duration)
                 && handle.group.members_caught_up()
             {
                 let mut voters = handle.group.voters();
-                let mut recorded = cluster.catalog.replicas(group);
+                let mut recorded = cluster.catalog.view().replicas(group);
                 voters.sort_unstable();
                 recorded.sort_unstable();
                 if voters != recorded {
                     tracing::info!(group, ?voters, ?recorded, "recording a partition's voters");
                     let recorded = cluster
-                        .propose_catalog(CatalogCommand::SetReplicas {
+                        .catalog
+                        .propose(CatalogCommand::SetReplicas {
                             group_id: group,
                             replicas: voters,
                         })
@@ -186,6 +188,7 @@ impl Cluster {
     ) -> Result<bool, ClusterError> {
         let group = handle.group.id();
         match self
+            .peers
             .forward(new, &ClusterRequest::HostReplica { group })
             .await
         {
@@ -198,12 +201,13 @@ impl Cluster {
             None => handle.group.add_voter(new, addr).await?,
         }
         let replicas = handle.group.voters();
-        self.propose_catalog(CatalogCommand::SetReplicas {
-            group_id: group,
-            replicas,
-        })
-        .await?
-        .map_err(|r| r.into_error(""))?;
+        self.catalog
+            .propose(CatalogCommand::SetReplicas {
+                group_id: group,
+                replicas,
+            })
+            .await?
+            .map_err(|r| r.into_error(""))?;
         Ok(true)
     }
 
@@ -211,6 +215,7 @@ impl Cluster {
     /// sees them: zone and replica count.
     pub(super) fn live_node_loads(&self) -> Vec<NodeInfo> {
         self.catalog
+            .view()
             .nodes()
             .into_iter()
             .filter(|n| self.is_available(n.node_id))
@@ -225,10 +230,11 @@ impl Cluster {
     /// Partitions whose replica set, as the catalog records it, includes `node`.
     pub(super) fn replica_count(&self, node: NodeId) -> usize {
         self.catalog
+            .view()
             .tables()
             .iter()
             .flat_map(|t| t.partitions.iter())
-            .filter(|p| self.catalog.replicas(p.group_id).contains(&node))
+            .filter(|p| self.catalog.view().replicas(p.group_id).contains(&node))
             .count()
     }
 
@@ -238,7 +244,7 @@ impl Cluster {
         if self.handle(group).is_some() {
             return ClusterReply::Hosted;
         }
-        let found = self.catalog.tables().into_iter().find_map(|table| {
+        let found = self.catalog.view().tables().into_iter().find_map(|table| {
             let partition = table
                 .partitions
                 .iter()

@@ -46,6 +46,7 @@ impl Cluster {
         };
         let current = self
             .catalog
+            .view()
             .table(&table.name)
             .filter(|t| t.table_id == table.table_id)
             .ok_or_else(no_partition)?;
@@ -90,6 +91,7 @@ impl Cluster {
     pub(super) fn other_replicas(&self, group: GroupId) -> Vec<NodeId> {
         let me = self.node.node_id();
         self.catalog
+            .view()
             .replicas(group)
             .into_iter()
             .filter(|node| *node != me)
@@ -124,7 +126,7 @@ impl Cluster {
         node: NodeId,
         request: &ClusterRequest,
     ) -> Result<ClusterReply, ClusterError> {
-        match self.forward(node, request).await {
+        match self.peers.forward(node, request).await {
             Ok(ClusterReply::NotLeader { leader }) => {
                 self.learn_leader(group, leader);
                 Err(ClusterReply::NotLeader { leader }.into_error(group, node))

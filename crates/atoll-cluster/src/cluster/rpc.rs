@@ -13,7 +13,9 @@ use std::time::Duration;
 use atoll_model::Item;
 use atoll_model::table::TableDefinition;
 use atoll_partition::{PartitionCommand, PartitionOutput};
-use atoll_replication::{GroupId, NodeId, ReplicationError, ServiceFuture, ServiceHandler};
+use atoll_replication::{
+    GroupId, NodeId, RaftNode, ReplicationError, ServiceFuture, ServiceHandler,
+};
 use serde::{Deserialize, Serialize};
 
 use tracing::Instrument;
@@ -271,7 +273,18 @@ impl ClusterRequest {
     }
 }
 
-impl Cluster {
+/// How this node reaches its peers' cluster endpoints.
+#[derive(Clone)]
+pub(super) struct Peers {
+    node: Arc<RaftNode>,
+}
+
+impl Peers {
+    /// Peers reached through `node`'s transport.
+    pub(super) fn new(node: Arc<RaftNode>) -> Peers {
+        Peers { node }
+    }
+
     /// Sends `request` to node `node` and decodes its reply.
     pub(super) async fn forward(
         &self,
@@ -305,21 +318,23 @@ impl Cluster {
             )))
         })
     }
+}
 
+impl Cluster {
     async fn answer(self: Arc<Self>, request: ClusterRequest) -> ClusterReply {
         match request {
             ClusterRequest::Catalog(command) => {
-                if !self.catalog_group.is_leader() {
+                if !self.catalog.group().is_leader() {
                     return ClusterReply::NotLeader {
-                        leader: self.catalog_group.current_leader(),
+                        leader: self.catalog.group().current_leader(),
                     };
                 }
                 // The entry's own index: the applied-index metric may not
                 // show it yet, and the caller waits for what is named here.
-                match self.propose_catalog_here_indexed(command).await {
+                match self.catalog.propose_here_indexed(command).await {
                     Ok((outcome, index)) => ClusterReply::Catalog {
                         outcome: outcome.map(|t| t.map(|t| Box::new((*t).clone()))),
-                        applied_index: index.max(self.catalog_group.applied_index().unwrap_or(0)),
+                        applied_index: index.max(self.catalog.group().applied_index().unwrap_or(0)),
                     },
                     Err(e) => ClusterReply::from_error(e),
                 }
@@ -349,14 +364,14 @@ impl Cluster {
                 incarnation,
             } => self.admit(node_id, cluster_addr, Some(incarnation)).await,
             ClusterRequest::CatalogIndex => {
-                if !self.catalog_group.is_leader() {
+                if !self.catalog.group().is_leader() {
                     return ClusterReply::NotLeader {
-                        leader: self.catalog_group.current_leader(),
+                        leader: self.catalog.group().current_leader(),
                     };
                 }
-                match self.catalog_group.read_barrier_index().await {
+                match self.catalog.group().read_barrier_index().await {
                     Ok(index) => ClusterReply::CatalogIndex {
-                        applied_index: index.max(self.catalog_group.applied_index().unwrap_or(0)),
+                        applied_index: index.max(self.catalog.group().applied_index().unwrap_or(0)),
                     },
                     Err(e) => ClusterReply::from_error(e.into()),
                 }

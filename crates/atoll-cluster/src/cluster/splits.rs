@@ -22,7 +22,7 @@ impl Cluster {
         table_name: &str,
     ) -> Result<(), ClusterError> {
         loop {
-            let Some(table) = self.catalog.table(table_name) else {
+            let Some(table) = self.catalog.view().table(table_name) else {
                 return Ok(());
             };
             // Only a replica that fenced the split through its log holds the
@@ -61,7 +61,7 @@ impl Cluster {
         at_token: u64,
     ) -> Result<(), ClusterError> {
         let _lifecycle = self.lifecycle.lock().await;
-        let table = self.active_table(table_name)?;
+        let table = self.catalog.active_table(table_name)?;
         let handle = self
             .handle(group_id)
             .ok_or_else(|| ClusterError::NoPartition {
@@ -100,7 +100,8 @@ impl Cluster {
         at_token: u64,
     ) -> Result<(), ClusterError> {
         let updated = self
-            .propose_catalog(CatalogCommand::SplitPartitionBy {
+            .catalog
+            .propose(CatalogCommand::SplitPartitionBy {
                 name: table.name.clone(),
                 table_id: table.table_id.clone(),
                 group_id,
@@ -136,7 +137,7 @@ impl Cluster {
     /// partition whose traffic stayed over the load threshold, at the median
     /// token of the requests it saw.
     async fn split_large_partitions(self: &Arc<Self>) -> Result<(), ClusterError> {
-        for table in self.catalog.tables() {
+        for table in self.catalog.view().tables() {
             if table.status != TableStatus::Active {
                 continue;
             }
