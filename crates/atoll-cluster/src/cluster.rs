@@ -1,7 +1,7 @@
 //! A node's view of the cluster: the catalog group, the partition groups it
 //! hosts, and routing of item requests to them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,6 +27,7 @@ mod splits;
 
 pub use admin::{ClusterReport, NodeReport, PartitionReport, TableReport};
 pub use catalog_client::CatalogClient;
+use hosting::PartitionHost;
 use rpc::Peers;
 pub(crate) use rpc::RangeRequest;
 pub use rpc::{RangeChunk, RangeItem};
@@ -124,23 +125,14 @@ pub struct Cluster {
     node: Arc<RaftNode>,
     peers: Peers,
     catalog: Arc<CatalogClient>,
-    stats_keyspace: Keyspace,
-    partitions: RwLock<BTreeMap<GroupId, PartitionHandle>>,
-    // Groups being started here (a start waits for the group's leader).
-    starting: std::sync::Mutex<BTreeSet<GroupId>>,
+    host: Arc<PartitionHost>,
     // Leaders of groups this node holds no replica of, as forwarded
     // requests taught them.
     leaders: RwLock<BTreeMap<GroupId, NodeId>>,
     // Serialises table lifecycle work (create, delete, split) on this node.
     lifecycle: tokio::sync::Mutex<()>,
-    // Serialises passes over what this node should host.
-    hosting: tokio::sync::Mutex<()>,
-    // Replicas hosted at a leader's request, before the catalog names them.
-    joining: std::sync::Mutex<BTreeMap<GroupId, tokio::time::Instant>>,
     split_size_bytes: u64,
     split_load_ops_per_second: f64,
-    // Where peers reach this node's inter-node port.
-    advertise_addr: String,
     // Whether a replica move this node started for balance is under way.
     moving_replica: std::sync::atomic::AtomicBool,
     // Seed of table ids in a simulation (`NodeOptions::rng_seed`), and how
@@ -178,22 +170,23 @@ impl Cluster {
         let split_check_interval = options.split_check_interval;
         let peers = Peers::new(node.clone());
         let catalog = Arc::new(CatalogClient::new(catalog, catalog_group, peers.clone()));
+        let host = Arc::new(PartitionHost::new(
+            storage.clone(),
+            node.clone(),
+            catalog.clone(),
+            peers.clone(),
+        )?);
         let cluster = Arc::new(Cluster {
             split_size_bytes: options.split_size_bytes,
             split_load_ops_per_second: options.split_load_ops_per_second,
-            stats_keyspace: storage.keyspace(PARTITION_STATS_KEYSPACE)?,
             storage,
             node,
             peers,
             catalog,
-            partitions: RwLock::new(BTreeMap::new()),
-            starting: std::sync::Mutex::new(BTreeSet::new()),
+            host,
             leaders: RwLock::new(BTreeMap::new()),
             lifecycle: tokio::sync::Mutex::new(()),
-            hosting: tokio::sync::Mutex::new(()),
-            joining: std::sync::Mutex::new(BTreeMap::new()),
             moving_replica: std::sync::atomic::AtomicBool::new(false),
-            advertise_addr: options.node.advertise_addr.clone(),
             rng_seed: options.node.rng_seed,
             table_ids_drawn: std::sync::atomic::AtomicU64::new(0),
         });
@@ -217,7 +210,7 @@ impl Cluster {
                 zone: options.zone.clone(),
             })
             .await?;
-        cluster.host_partitions(true).await?;
+        cluster.host.host_partitions(true).await?;
         for table in cluster.catalog.view().tables() {
             // With peers down this may not finish now; it is not a reason
             // to stop the node (the next start, or another node, finishes it).
@@ -232,10 +225,10 @@ impl Cluster {
                 tracing::warn!(table = %table.name, error = %e, "could not finish what a crash interrupted");
             }
         }
-        if let Err(e) = cluster.forget_orphaned_groups().await {
+        if let Err(e) = cluster.host.forget_orphaned_groups().await {
             tracing::warn!(error = %e, "could not delete the state of groups no longer placed here");
         }
-        tokio::spawn(hosting::watch_catalog(Arc::downgrade(&cluster)));
+        tokio::spawn(hosting::watch_catalog(Arc::downgrade(&cluster.host)));
         tokio::spawn(repair::watch_replicas(
             Arc::downgrade(&cluster),
             options.dead_node_after,
@@ -311,14 +304,6 @@ impl Cluster {
     /// The storage of this node.
     pub fn storage(&self) -> &Storage {
         &self.storage
-    }
-
-    fn handle(&self, group_id: GroupId) -> Option<PartitionHandle> {
-        self.partitions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&group_id)
-            .cloned()
     }
 
     /// Creates a table from `definition` (partitions are assigned here) and
@@ -442,7 +427,7 @@ impl Cluster {
         let mut stats = TableStats::default();
         for partition in &table.partitions {
             let group = partition.group_id;
-            if let Some(handle) = self.handle(group) {
+            if let Some(handle) = self.host.handle(group) {
                 stats.item_count += handle.stats.item_count();
                 stats.size_bytes += handle.stats.size_bytes();
                 continue;

@@ -218,7 +218,7 @@ impl Cluster {
             .iter()
             .flat_map(|t| &t.partitions)
             .map(|p| p.group_id)
-            .filter(|group| self.handle(*group).is_none())
+            .filter(|group| self.host.handle(*group).is_none())
             .collect();
         let answers =
             futures_util::future::join_all(remote.iter().map(|group| self.remote_stats(*group)))
@@ -240,7 +240,7 @@ impl Cluster {
     /// A partition's item count and size as the first of its other
     /// replicas that answers knows them.
     pub(super) async fn remote_stats(&self, group: GroupId) -> Option<(u64, u64)> {
-        for node in self.other_replicas(group) {
+        for node in self.catalog.other_replicas(group) {
             if let Ok(ClusterReply::Stats {
                 item_count,
                 size_bytes,
@@ -272,7 +272,7 @@ impl Cluster {
                     .partitions
                     .iter()
                     .map(|p| {
-                        let handle = self.handle(p.group_id);
+                        let handle = self.host.handle(p.group_id);
                         let (reads, writes) =
                             handle.as_ref().map_or((0.0, 0.0), |h| h.traffic.rates());
                         PartitionReport {
@@ -331,10 +331,9 @@ impl Cluster {
     pub(super) fn sample_traffic(&self) {
         let now = Instant::now();
         for handle in self
-            .partitions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
+            .host
+            .handles()
+            .into_iter()
         {
             handle.traffic.sample(now, self.split_load_ops_per_second);
         }

@@ -25,11 +25,9 @@ impl Cluster {
     pub(super) async fn balance_leadership(&self) {
         let me = self.node.node_id();
         let handles: Vec<_> = self
-            .partitions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
+            .host
+            .handles()
+            .into_iter()
             .collect();
         let mut leading: BTreeMap<NodeId, usize> = BTreeMap::new();
         for handle in &handles {
@@ -138,10 +136,9 @@ impl Cluster {
                 .map_or(0, |n| n.replica_count)
         };
         let handles: Vec<PartitionHandle> = self
-            .partitions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
+            .host
+            .handles()
+            .into_iter()
             .filter(|handle| {
                 let group = &handle.group;
                 let settled = group.is_leader()
@@ -161,7 +158,6 @@ impl Cluster {
                 recorded.sort_unstable();
                 voters.len() >= wanted_copies && recorded == voters
             })
-            .cloned()
             .collect();
         for handle in &handles {
             let voters = handle.group.voters();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atoll_model::table::{TableDefinition, TableStatus};
-use atoll_replication::{Group, ReplicationError};
+use atoll_replication::{Group, GroupId, NodeId, ReplicationError};
 
 use super::rpc::{self, Peers};
 use super::{CATALOG_CATCH_UP, CATALOG_GROUP_ID, CATALOG_RETRY};
@@ -37,6 +37,16 @@ impl CatalogClient {
     /// This node's replica of the catalog's state, as far as it has applied.
     pub(super) fn view(&self) -> &CatalogStateMachine {
         &self.state
+    }
+
+    /// The nodes other than this one that the catalog places `group` on.
+    pub(super) fn other_replicas(&self, group: GroupId) -> Vec<NodeId> {
+        let me = self.peers.node_id();
+        self.state
+            .replicas(group)
+            .into_iter()
+            .filter(|node| *node != me)
+            .collect()
     }
 
     /// The catalog's Raft group.

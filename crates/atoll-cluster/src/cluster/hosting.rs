@@ -2,17 +2,21 @@
 //! catalog: groups start when the catalog places a replica here, and are
 //! destroyed when their table goes or their replica moves away.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Weak};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use atoll_model::table::{PartitionDefinition, TableDefinition, TableStatus};
 use atoll_partition::PartitionStateMachine;
 use atoll_replication::{Group, GroupId, NodeId, RaftNode, ReplicationError};
-use atoll_storage::Storage;
+use atoll_storage::{Keyspace, Storage};
 
-use super::rpc::{ClusterReply, ClusterRequest};
-use super::{CATALOG_GROUP_ID, Cluster, ClusterOptions, PartitionHandle, TABLE_KEYSPACE_PREFIX};
+use super::catalog_client::CatalogClient;
+use super::rpc::{ClusterReply, ClusterRequest, Peers};
+use super::{
+    CATALOG_GROUP_ID, Cluster, ClusterOptions, PARTITION_STATS_KEYSPACE, PartitionHandle,
+    TABLE_KEYSPACE_PREFIX,
+};
 use crate::catalog::CatalogStateMachine;
 use crate::error::ClusterError;
 
@@ -92,24 +96,87 @@ pub(super) async fn start_catalog(
 
 /// Adjusts hosted partitions after every catalog change, and every
 /// `HOSTING_CHECK_INTERVAL`, until the cluster is dropped.
-pub(super) async fn watch_catalog(cluster: Weak<Cluster>) {
-    // Only the notifier is held between passes: holding the cluster would
+pub(super) async fn watch_catalog(host: Weak<PartitionHost>) {
+    // Only the notifier is held between passes: holding the host would
     // keep its storage open after the server dropped it.
-    let Some(changed) = cluster.upgrade().map(|c| c.catalog.view().changed.clone()) else {
+    let Some(changed) = host.upgrade().map(|h| h.catalog.view().changed.clone()) else {
         return;
     };
     loop {
         let _ = tokio::time::timeout(HOSTING_CHECK_INTERVAL, changed.notified()).await;
-        let Some(cluster) = cluster.upgrade().filter(|c| !c.node.is_stopped()) else {
+        let Some(host) = host.upgrade().filter(|h| !h.node.is_stopped()) else {
             return;
         };
-        if let Err(e) = cluster.host_partitions(false).await {
+        if let Err(e) = host.host_partitions(false).await {
             tracing::warn!(error = %e, "adjusting hosted partitions failed; will try again");
         }
     }
 }
 
-impl Cluster {
+/// The partition replicas this node runs, kept in step with the catalog.
+pub(super) struct PartitionHost {
+    storage: Storage,
+    node: Arc<RaftNode>,
+    catalog: Arc<CatalogClient>,
+    peers: Peers,
+    // Partition statistics and range records of every hosted group.
+    stats_keyspace: Keyspace,
+    partitions: RwLock<BTreeMap<GroupId, PartitionHandle>>,
+    // Groups being started here (a start waits for the group's leader).
+    starting: Mutex<BTreeSet<GroupId>>,
+    // Replicas hosted at a leader's request, before the catalog names them.
+    joining: Mutex<BTreeMap<GroupId, tokio::time::Instant>>,
+    // Serialises passes over what this node should host.
+    hosting: tokio::sync::Mutex<()>,
+    // Where peers reach this node's inter-node port.
+    advertise_addr: String,
+}
+
+impl PartitionHost {
+    pub(super) fn new(
+        storage: Storage,
+        node: Arc<RaftNode>,
+        catalog: Arc<CatalogClient>,
+        peers: Peers,
+    ) -> Result<PartitionHost, ClusterError> {
+        Ok(PartitionHost {
+            stats_keyspace: storage.keyspace(PARTITION_STATS_KEYSPACE)?,
+            advertise_addr: node.advertise_addr().to_string(),
+            storage,
+            node,
+            catalog,
+            peers,
+            partitions: RwLock::new(BTreeMap::new()),
+            starting: Mutex::new(BTreeSet::new()),
+            joining: Mutex::new(BTreeMap::new()),
+            hosting: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// This node's replica of `group_id`, if it runs one.
+    pub(super) fn handle(&self, group_id: GroupId) -> Option<PartitionHandle> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&group_id)
+            .cloned()
+    }
+
+    /// The keyspace of partition statistics and range records.
+    pub(super) fn stats_keyspace(&self) -> &Keyspace {
+        &self.stats_keyspace
+    }
+
+    /// Every replica this node runs, in group order.
+    pub(super) fn handles(&self) -> Vec<PartitionHandle> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
     pub(super) fn partition_state_machine(
         &self,
         table: &TableDefinition,
@@ -323,7 +390,7 @@ impl Cluster {
     /// snapshot the group and purge its log.
     async fn compact_at_leader(&self, group: GroupId) -> Result<(), ClusterError> {
         let me = self.node.node_id();
-        let others = self.other_replicas(group);
+        let others = self.catalog.other_replicas(group);
         let mut hint = None;
         let mut last_error = None;
         for attempt in 0..others.len() * 3 {
@@ -482,33 +549,6 @@ impl Cluster {
         Ok(())
     }
 
-    /// Deletes this node's replicas of a DELETING table and its items, then
-    /// has the catalog forget the table. Every node holding a replica does
-    /// its part when it sees the table DELETING; forgetting twice is harmless.
-    pub(super) async fn finish_delete(&self, table: &TableDefinition) -> Result<(), ClusterError> {
-        hold_for_tests("table-delete-hold-ms").await;
-        let pass = self.hosting.lock().await;
-        for partition in &table.partitions {
-            if self.handle(partition.group_id).is_some() {
-                self.destroy_partition(partition.group_id).await?;
-            } else if self.node.has_group_state(partition.group_id)? {
-                self.node.destroy_group(partition.group_id).await?;
-            }
-        }
-        if self.storage.keyspace_names().contains(&table.keyspace) {
-            self.storage.drop_keyspace(&table.keyspace)?;
-        }
-        drop(pass);
-        self.catalog
-            .propose(crate::catalog::CatalogCommand::DropTable {
-                name: table.name.clone(),
-                table_id: table.table_id.clone(),
-            })
-            .await?
-            .map_err(|r| r.into_error(&table.name))?;
-        Ok(())
-    }
-
     /// Deletes the Raft state of groups this node neither hosts nor is
     /// placed on: partitions of tables dropped, or replicas moved away,
     /// while it was down (nobody told it; it would keep their logs forever).
@@ -623,13 +663,89 @@ impl Cluster {
         Ok(())
     }
 
+    /// Hosts a new, empty replica of `group` that its leader is about to
+    /// add (see `rebuild_replica`).
+    pub(super) async fn host_new_replica(&self, group: GroupId) -> ClusterReply {
+        if self.handle(group).is_some() {
+            return ClusterReply::Hosted;
+        }
+        let found = self.catalog.view().tables().into_iter().find_map(|table| {
+            let partition = table
+                .partitions
+                .iter()
+                .find(|p| p.group_id == group)
+                .cloned()?;
+            Some((table, partition))
+        });
+        let Some((table, partition)) = found else {
+            return ClusterReply::NotHosted;
+        };
+        let joined = async {
+            if !self.node.has_group_state(group)? {
+                self.pin_initial_range(group, (partition.start_token, partition.end_token))?;
+            }
+            let sm = self.partition_state_machine(&table, &partition)?;
+            let handle_sm = sm.clone();
+            let joined = self.node.join_group(group, sm).await?;
+            Ok::<_, ClusterError>((joined, handle_sm))
+        };
+        match joined.await {
+            Ok((joined, sm)) => {
+                self.joining
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(group, tokio::time::Instant::now());
+                self.insert_handle(joined, sm);
+                ClusterReply::Hosted
+            }
+            Err(e) => ClusterReply::failed(e.to_string(), true),
+        }
+    }
+
+    /// Stops and deletes this node's replicas of `table` and its items.
+    pub(super) async fn destroy_table_replicas(
+        &self,
+        table: &TableDefinition,
+    ) -> Result<(), ClusterError> {
+        let _pass = self.hosting.lock().await;
+        for partition in &table.partitions {
+            if self.handle(partition.group_id).is_some() {
+                self.destroy_partition(partition.group_id).await?;
+            } else if self.node.has_group_state(partition.group_id)? {
+                self.node.destroy_group(partition.group_id).await?;
+            }
+        }
+        if self.storage.keyspace_names().contains(&table.keyspace) {
+            self.storage.drop_keyspace(&table.keyspace)?;
+        }
+        Ok(())
+    }
+}
+
+impl Cluster {
+    /// Deletes this node's replicas of a DELETING table and its items, then
+    /// has the catalog forget the table. Every node holding a replica does
+    /// its part when it sees the table DELETING; forgetting twice is harmless.
+    pub(super) async fn finish_delete(&self, table: &TableDefinition) -> Result<(), ClusterError> {
+        hold_for_tests("table-delete-hold-ms").await;
+        self.host.destroy_table_replicas(table).await?;
+        self.catalog
+            .propose(crate::catalog::CatalogCommand::DropTable {
+                name: table.name.clone(),
+                table_id: table.table_id.clone(),
+            })
+            .await?
+            .map_err(|r| r.into_error(&table.name))?;
+        Ok(())
+    }
+
     /// Makes a CREATING table ACTIVE once each of its partitions has a
     /// leader that serves (the first consistent read through each succeeds).
     pub(super) async fn activate(
         self: &Arc<Self>,
         table: &TableDefinition,
     ) -> Result<(), ClusterError> {
-        self.host_partitions(true).await?;
+        self.host.host_partitions(true).await?;
         for partition in &table.partitions {
             self.read_item(table, partition.start_token, &[], true)
                 .await?;

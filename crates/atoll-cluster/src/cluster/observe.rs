@@ -15,7 +15,7 @@ impl Cluster {
         record_group("0", self.catalog.group());
         for table in self.catalog.view().tables() {
             for partition in &table.partitions {
-                let Some(handle) = self.handle(partition.group_id) else {
+                let Some(handle) = self.host.handle(partition.group_id) else {
                     continue;
                 };
                 let group = partition.group_id.to_string();

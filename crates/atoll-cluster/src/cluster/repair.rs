@@ -71,12 +71,10 @@ pub(super) async fn watch_replicas(cluster: Weak<Cluster>, dead_after: Duration)
         // Each check: a move takes its own time, and only one runs at once.
         cluster.balance_replicas(wanted_copies);
         let leading: Vec<PartitionHandle> = cluster
-            .partitions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
+            .host
+            .handles()
+            .into_iter()
             .filter(|handle| handle.group.is_leader())
-            .cloned()
             .collect();
         let now = Instant::now();
         let mut seen = Vec::new();
@@ -238,42 +236,4 @@ impl Cluster {
             .count()
     }
 
-    /// Hosts a new, empty replica of `group` that its leader is about to
-    /// add (see `rebuild_replica`).
-    pub(super) async fn host_new_replica(&self, group: GroupId) -> ClusterReply {
-        if self.handle(group).is_some() {
-            return ClusterReply::Hosted;
-        }
-        let found = self.catalog.view().tables().into_iter().find_map(|table| {
-            let partition = table
-                .partitions
-                .iter()
-                .find(|p| p.group_id == group)
-                .cloned()?;
-            Some((table, partition))
-        });
-        let Some((table, partition)) = found else {
-            return ClusterReply::NotHosted;
-        };
-        let joined = async {
-            if !self.node.has_group_state(group)? {
-                self.pin_initial_range(group, (partition.start_token, partition.end_token))?;
-            }
-            let sm = self.partition_state_machine(&table, &partition)?;
-            let handle_sm = sm.clone();
-            let joined = self.node.join_group(group, sm).await?;
-            Ok::<_, ClusterError>((joined, handle_sm))
-        };
-        match joined.await {
-            Ok((joined, sm)) => {
-                self.joining
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(group, Instant::now());
-                self.insert_handle(joined, sm);
-                ClusterReply::Hosted
-            }
-            Err(e) => ClusterReply::failed(e.to_string(), true),
-        }
-    }
 }

@@ -60,7 +60,7 @@ impl Cluster {
     /// to a replica here (an election is under way) or no replica is known.
     fn target(&self, group: GroupId, needs_leader: bool, attempt: u32) -> Option<Target> {
         let me = self.node.node_id();
-        if let Some(handle) = self.handle(group) {
+        if let Some(handle) = self.host.handle(group) {
             if handle.group.is_leader() {
                 return Some(Target::Local(handle));
             }
@@ -82,20 +82,9 @@ impl Cluster {
         if let Some(leader) = self.cached_leader(group) {
             return Some(Target::Remote(leader));
         }
-        let others = self.other_replicas(group);
+        let others = self.catalog.other_replicas(group);
         let index = attempt as usize % others.len().max(1);
         others.get(index).copied().map(Target::Remote)
-    }
-
-    /// The nodes other than this one that the catalog places `group` on.
-    pub(super) fn other_replicas(&self, group: GroupId) -> Vec<NodeId> {
-        let me = self.node.node_id();
-        self.catalog
-            .view()
-            .replicas(group)
-            .into_iter()
-            .filter(|node| *node != me)
-            .collect()
     }
 
     pub(super) fn cached_leader(&self, group: GroupId) -> Option<NodeId> {
@@ -439,7 +428,7 @@ impl Cluster {
         token: u64,
         consistent: bool,
     ) -> Result<PartitionHandle, ClusterReply> {
-        let handle = self.handle(group).ok_or(ClusterReply::NotHosted)?;
+        let handle = self.host.handle(group).ok_or(ClusterReply::NotHosted)?;
         if consistent {
             match handle.group.read_barrier().await {
                 Ok(()) => {}

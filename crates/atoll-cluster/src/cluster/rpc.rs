@@ -285,6 +285,11 @@ impl Peers {
         Peers { node }
     }
 
+    /// This node's id.
+    pub(super) fn node_id(&self) -> NodeId {
+        self.node.node_id()
+    }
+
     /// Sends `request` to node `node` and decodes its reply.
     pub(super) async fn forward(
         &self,
@@ -340,7 +345,7 @@ impl Cluster {
                 }
             }
             ClusterRequest::Write { group, command } => {
-                let Some(handle) = self.handle(group) else {
+                let Some(handle) = self.host.handle(group) else {
                     return ClusterReply::NotHosted;
                 };
                 if !handle.group.is_leader() {
@@ -353,7 +358,7 @@ impl Cluster {
                     Err(e) => ClusterReply::from_error(e),
                 }
             }
-            ClusterRequest::HostReplica { group } => self.host_new_replica(group).await,
+            ClusterRequest::HostReplica { group } => self.host.host_new_replica(group).await,
             ClusterRequest::Join {
                 node_id,
                 cluster_addr,
@@ -377,7 +382,7 @@ impl Cluster {
                 }
             }
             ClusterRequest::CompactLog { group, any_replica } => {
-                let Some(handle) = self.handle(group) else {
+                let Some(handle) = self.host.handle(group) else {
                     return ClusterReply::NotHosted;
                 };
                 if !any_replica && !handle.group.is_leader() {
@@ -391,7 +396,7 @@ impl Cluster {
                 }
             }
             ClusterRequest::Members { group } => {
-                let Some(handle) = self.handle(group) else {
+                let Some(handle) = self.host.handle(group) else {
                     return ClusterReply::NotHosted;
                 };
                 if !handle.group.is_leader() {
@@ -404,7 +409,7 @@ impl Cluster {
                     Err(e) => ClusterReply::from_error(e.into()),
                 }
             }
-            ClusterRequest::Stats { group } => match self.handle(group) {
+            ClusterRequest::Stats { group } => match self.host.handle(group) {
                 Some(handle) => ClusterReply::Stats {
                     item_count: handle.stats.item_count(),
                     size_bytes: handle.stats.size_bytes(),

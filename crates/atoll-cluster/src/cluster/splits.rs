@@ -28,10 +28,10 @@ impl Cluster {
             // Only a replica that fenced the split through its log holds the
             // right items for the new partition, which it then founds.
             let unfinished = table.partitions.iter().find_map(|p| {
-                let (_, last) = self.handle(p.group_id)?.sm.range();
+                let (_, last) = self.host.handle(p.group_id)?.sm.range();
                 let at_token = last.checked_add(1).filter(|_| last < p.end_token)?;
                 PartitionStateMachine::handed_off_through_log(
-                    &self.stats_keyspace,
+                    self.host.stats_keyspace(),
                     p.group_id,
                     at_token,
                 )
@@ -63,6 +63,7 @@ impl Cluster {
         let _lifecycle = self.lifecycle.lock().await;
         let table = self.catalog.active_table(table_name)?;
         let handle = self
+            .host
             .handle(group_id)
             .ok_or_else(|| ClusterError::NoPartition {
                 table: table_name.to_string(),
@@ -117,9 +118,9 @@ impl Cluster {
             .find(|p| p.start_token == at_token)
             .cloned()
             .ok_or_else(|| ClusterError::Catalog("split left no upper partition".into()))?;
-        if self.handle(upper.group_id).is_none() {
+        if self.host.handle(upper.group_id).is_none() {
             // This node founds the new group (it fenced the split).
-            self.host_partitions(true).await?;
+            self.host.host_partitions(true).await?;
         }
         tracing::info!(
             table = %table.name,
@@ -150,6 +151,7 @@ impl Cluster {
             for partition in &table.partitions {
                 // The leader decides: its log fences the split.
                 let Some(handle) = self
+                    .host
                     .handle(partition.group_id)
                     .filter(|handle| handle.group.is_leader())
                 else {
