@@ -89,7 +89,7 @@ impl Api {
     /// The API over `cluster`.
     pub fn new(cluster: Arc<Cluster>, config: ApiConfig) -> Arc<Api> {
         Arc::new(Api {
-            data: DataPlane::new(cluster.clone()),
+            data: cluster.data_plane(),
             cluster,
             config,
             expressions: atoll_expr::ExpressionCache::new(EXPRESSION_CACHE_ENTRIES),

@@ -2,7 +2,7 @@
 //! hosts, and routing of item requests to them.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use atoll_model::table::{TableDefinition, TableStatus};
@@ -28,6 +28,8 @@ mod splits;
 pub use admin::{ClusterReport, NodeReport, PartitionReport, TableReport};
 pub use catalog_client::CatalogClient;
 use hosting::PartitionHost;
+
+pub(crate) use routing::Router;
 use rpc::Peers;
 pub(crate) use rpc::RangeRequest;
 pub use rpc::{RangeChunk, RangeItem};
@@ -126,9 +128,7 @@ pub struct Cluster {
     peers: Peers,
     catalog: Arc<CatalogClient>,
     host: Arc<PartitionHost>,
-    // Leaders of groups this node holds no replica of, as forwarded
-    // requests taught them.
-    leaders: RwLock<BTreeMap<GroupId, NodeId>>,
+    router: Arc<Router>,
     // Serialises table lifecycle work (create, delete, split) on this node.
     lifecycle: tokio::sync::Mutex<()>,
     split_size_bytes: u64,
@@ -176,6 +176,7 @@ impl Cluster {
             catalog.clone(),
             peers.clone(),
         )?);
+        let router = Arc::new(Router::new(catalog.clone(), host.clone(), peers.clone()));
         let cluster = Arc::new(Cluster {
             split_size_bytes: options.split_size_bytes,
             split_load_ops_per_second: options.split_load_ops_per_second,
@@ -184,7 +185,7 @@ impl Cluster {
             peers,
             catalog,
             host,
-            leaders: RwLock::new(BTreeMap::new()),
+            router,
             lifecycle: tokio::sync::Mutex::new(()),
             moving_replica: std::sync::atomic::AtomicBool::new(false),
             rng_seed: options.node.rng_seed,
@@ -294,6 +295,11 @@ impl Cluster {
     /// handed off and nothing is flushed (for simulations and tests).
     pub async fn crash(&self) {
         self.node.stop(false).await;
+    }
+
+    /// This node's data plane: item reads and writes.
+    pub fn data_plane(&self) -> crate::DataPlane {
+        crate::DataPlane::new(self.router.clone())
     }
 
     /// This node's access to the catalog: table lookups and changes.

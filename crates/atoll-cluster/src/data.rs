@@ -23,7 +23,7 @@ use atoll_partition::{ItemWrite, PartitionCommand, PartitionOutput, WriteOp};
 
 pub use atoll_partition::{ReturnValues, WriteRejection};
 
-use crate::cluster::{Cluster, RangeChunk, RangeRequest};
+use crate::cluster::{RangeChunk, RangeRequest, Router};
 use crate::error::ClusterError;
 
 /// Where an item lives: its partition token and its row key. Opaque to
@@ -201,13 +201,13 @@ pub struct RangeCursor {
 /// partitions that own them wherever they are served.
 #[derive(Clone)]
 pub struct DataPlane {
-    cluster: Arc<Cluster>,
+    router: Arc<Router>,
 }
 
 impl DataPlane {
-    /// The data plane of `cluster`.
-    pub fn new(cluster: Arc<Cluster>) -> DataPlane {
-        DataPlane { cluster }
+    /// The data plane over a node's router (`Cluster::data_plane`).
+    pub(crate) fn new(router: Arc<Router>) -> DataPlane {
+        DataPlane { router }
     }
 
     /// Replicates a single write through the partition owning its key.
@@ -237,7 +237,7 @@ impl DataPlane {
             return_values: write.return_values,
             return_old_on_condition_failure: write.return_old_on_condition_failure,
         }));
-        match self.cluster.write(table, token, &command).await? {
+        match self.router.write(table, token, &command).await? {
             PartitionOutput::Written {
                 returned,
                 old_size_bytes,
@@ -268,7 +268,7 @@ impl DataPlane {
         writes: Vec<BatchWrite>,
     ) -> Result<Vec<u32>, ClusterError> {
         let ops: Vec<WriteOp> = writes.into_iter().map(|write| write.0).collect();
-        self.cluster.write_batch(table, &ops).await
+        self.router.write_batch(table, &ops).await
     }
 
     /// Reads one item; a consistent read is served by the partition's
@@ -279,7 +279,7 @@ impl DataPlane {
         key: &ItemKey,
         consistent: bool,
     ) -> Result<Option<Item>, ClusterError> {
-        self.cluster
+        self.router
             .read_item(table, key.token, &key.row_key, consistent)
             .await
     }
@@ -338,7 +338,7 @@ impl DataPlane {
             max_items,
             max_bytes,
         };
-        self.cluster
+        self.router
             .read_range(&cursor.table, span.token, request, cursor.consistent)
             .await
             .map(Some)

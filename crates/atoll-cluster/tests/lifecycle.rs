@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use atoll_cluster::data::{BatchWrite, ItemKey};
-use atoll_cluster::{Cluster, ClusterError, ClusterOptions, DataPlane, TableUpdate};
+use atoll_cluster::{Cluster, ClusterError, ClusterOptions, TableUpdate};
 use atoll_model::{AttributeValue, Item, item_size_bytes, partition_token};
 use atoll_replication::{NodeOptions, fail_points};
 use atoll_storage::{Storage, StorageOptions};
@@ -43,7 +43,8 @@ async fn tables_and_items_survive_restarts_and_deletion_removes_everything() {
             Err(ClusterError::TableExists(_))
         ));
         let table = cluster.catalog().active_table("orders").unwrap();
-        DataPlane::new(cluster.clone())
+        cluster
+            .data_plane()
             .write_batch(
                 &table,
                 vec![BatchWrite::put(
@@ -70,7 +71,8 @@ async fn tables_and_items_survive_restarts_and_deletion_removes_everything() {
     let cluster = open(dir.path()).await;
     let table = cluster.catalog().active_table("orders").unwrap();
     assert_eq!(
-        DataPlane::new(cluster.clone())
+        cluster
+            .data_plane()
             .get_item(&table, &row_key, true)
             .await
             .unwrap(),
@@ -115,7 +117,8 @@ async fn write_items(
         item.insert("pk".into(), pk.clone());
         let row_key = ItemKey::of(&table.key_schema, &item).unwrap();
         let token = partition_token(&pk).unwrap();
-        DataPlane::new(cluster.clone())
+        cluster
+            .data_plane()
             .write_batch(
                 &table,
                 vec![BatchWrite::put(
@@ -165,7 +168,8 @@ async fn a_split_stopped_after_its_fence_is_finished_by_the_next_check_or_restar
     // records the split and starts the new partition while the write retries.
     let table = cluster.catalog().active_table("halves").unwrap();
     let (_, row_key, item) = items[45].clone();
-    DataPlane::new(cluster.clone())
+    cluster
+        .data_plane()
         .write_batch(
             &table,
             vec![BatchWrite::put(
@@ -201,7 +205,8 @@ async fn a_split_stopped_after_its_fence_is_finished_by_the_next_check_or_restar
     assert_eq!(cluster.table_stats(&table).await.item_count, 60);
     for (_, row_key, item) in &items {
         assert_eq!(
-            DataPlane::new(cluster.clone())
+            cluster
+                .data_plane()
                 .get_item(&table, row_key, true)
                 .await
                 .unwrap()

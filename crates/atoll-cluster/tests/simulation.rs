@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use atoll_cluster::data::{BatchWrite, ItemKey};
-use atoll_cluster::{Cluster, ClusterOptions, DataPlane};
+use atoll_cluster::{Cluster, ClusterOptions};
 use atoll_model::{AttributeValue, Item, Number, item_size_bytes};
 use atoll_replication::sim::{Faults, SimNetwork};
 use atoll_replication::{NodeId, NodeOptions};
@@ -200,7 +200,7 @@ async fn write(
     }
     let key = ItemKey::of(&table.key_schema, &item).map_err(|e| e.to_string())?;
     let writes = vec![BatchWrite::put(key, &item, item_size_bytes(&item) as u32)];
-    let data = DataPlane::new(cluster.clone());
+    let data = cluster.data_plane();
     match tokio::time::timeout(REQUEST_TIMEOUT, data.write_batch(&table, writes)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
@@ -216,7 +216,7 @@ async fn read(cluster: &Arc<Cluster>, key: &str) -> Result<u64, String> {
     let mut key_item = Item::new();
     key_item.insert("pk".into(), AttributeValue::S(key.to_string()));
     let key = ItemKey::of(&table.key_schema, &key_item).map_err(|e| e.to_string())?;
-    let data = DataPlane::new(cluster.clone());
+    let data = cluster.data_plane();
     let item = tokio::time::timeout(REQUEST_TIMEOUT, data.get_item(&table, &key, true))
         .await
         .map_err(|_| "timed out".to_string())?

@@ -282,7 +282,7 @@ impl Cluster {
                             item_count: handle.as_ref().map_or(0, |h| h.stats.item_count()),
                             size_bytes: handle.as_ref().map_or(0, |h| h.stats.size_bytes()),
                             leader: handle.as_ref().map_or_else(
-                                || self.cached_leader(p.group_id),
+                                || self.router.cached_leader(p.group_id),
                                 |h| h.group.current_leader(),
                             ),
                             replicas: handle.as_ref().map_or_else(
@@ -330,11 +330,7 @@ impl Cluster {
     /// Turns the request counts of every partition into rates.
     pub(super) fn sample_traffic(&self) {
         let now = Instant::now();
-        for handle in self
-            .host
-            .handles()
-            .into_iter()
-        {
+        for handle in self.host.handles().into_iter() {
             handle.traffic.sample(now, self.split_load_ops_per_second);
         }
     }

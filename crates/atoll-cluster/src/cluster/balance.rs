@@ -24,11 +24,7 @@ impl Cluster {
     /// answering voter that leads the fewest, if that one is under its share.
     pub(super) async fn balance_leadership(&self) {
         let me = self.node.node_id();
-        let handles: Vec<_> = self
-            .host
-            .handles()
-            .into_iter()
-            .collect();
+        let handles: Vec<_> = self.host.handles().into_iter().collect();
         let mut leading: BTreeMap<NodeId, usize> = BTreeMap::new();
         for handle in &handles {
             for voter in handle.group.voters() {

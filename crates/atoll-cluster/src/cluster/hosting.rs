@@ -747,7 +747,8 @@ impl Cluster {
     ) -> Result<(), ClusterError> {
         self.host.host_partitions(true).await?;
         for partition in &table.partitions {
-            self.read_item(table, partition.start_token, &[], true)
+            self.router
+                .read_item(table, partition.start_token, &[], true)
                 .await?;
         }
         hold_for_tests("table-activate-hold-ms").await;

@@ -235,5 +235,4 @@ impl Cluster {
             .filter(|p| self.catalog.view().replicas(p.group_id).contains(&node))
             .count()
     }
-
 }

@@ -6,6 +6,7 @@
 //! retried here, so a client sees none of them.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -15,10 +16,13 @@ use atoll_model::table::TableDefinition;
 use atoll_partition::{ItemRange, PartitionCommand, PartitionOutput, WriteOp, read_item};
 use atoll_replication::{GroupId, NodeId, ReplicationError};
 
+use super::PartitionHandle;
+use super::catalog_client::CatalogClient;
+use super::hosting::PartitionHost;
+use super::rpc::Peers;
 use super::rpc::{
     ClusterReply, ClusterRequest, FORWARD_TIMEOUT, RangeChunk, RangeItem, RangeRequest,
 };
-use super::{Cluster, PartitionHandle};
 use crate::error::ClusterError;
 
 /// How long a request keeps retrying while partitions split or leaders change.
@@ -36,7 +40,51 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((2u64 << attempt.min(6)).min(100))
 }
 
-impl Cluster {
+/// Sends item requests to the partitions owning their keys: this node's
+/// replica, or another node's through a forwarded request; remembers the
+/// leaders that forwarded requests taught it.
+pub(crate) struct Router {
+    me: NodeId,
+    catalog: Arc<CatalogClient>,
+    host: Arc<PartitionHost>,
+    peers: Peers,
+    // Leaders of groups this node holds no replica of, as forwarded
+    // requests taught them.
+    leaders: RwLock<BTreeMap<GroupId, NodeId>>,
+}
+
+/// Replicates `command` through this node's replica `partition` (which
+/// must lead) and returns what applying it produced.
+pub(super) async fn propose_to(
+    partition: &PartitionHandle,
+    command: &PartitionCommand,
+) -> Result<PartitionOutput, ClusterError> {
+    let proposal = partition.group.propose(command.encode()?);
+    let output = tokio::time::timeout(FORWARD_TIMEOUT, proposal)
+        .await
+        .map_err(|_| {
+            ReplicationError::OutcomeUnknown(format!(
+                "group {} did not commit the write in {FORWARD_TIMEOUT:?}",
+                partition.group.id()
+            ))
+        })??;
+    let output = output
+        .downcast::<PartitionOutput>()
+        .ok_or_else(|| ClusterError::Catalog("partition command produced no outcome".into()))?;
+    Ok(Arc::try_unwrap(output).unwrap_or_else(|shared| (*shared).clone()))
+}
+
+impl Router {
+    pub(super) fn new(catalog: Arc<CatalogClient>, host: Arc<PartitionHost>, peers: Peers) -> Self {
+        Router {
+            me: peers.node_id(),
+            catalog,
+            host,
+            peers,
+            leaders: RwLock::new(BTreeMap::new()),
+        }
+    }
+
     /// The group of the partition owning `token` in the catalog's current
     /// map of `table` (the caller's copy of the table may predate a split).
     fn group_for(&self, table: &TableDefinition, token: u64) -> Result<GroupId, ClusterError> {
@@ -59,7 +107,7 @@ impl Cluster {
     /// Where to send a request for `group`; `None` while no leader is known
     /// to a replica here (an election is under way) or no replica is known.
     fn target(&self, group: GroupId, needs_leader: bool, attempt: u32) -> Option<Target> {
-        let me = self.node.node_id();
+        let me = self.me;
         if let Some(handle) = self.host.handle(group) {
             if handle.group.is_leader() {
                 return Some(Target::Local(handle));
@@ -99,7 +147,7 @@ impl Cluster {
     fn learn_leader(&self, group: GroupId, leader: Option<NodeId>) {
         let mut leaders = self.leaders.write().unwrap_or_else(|e| e.into_inner());
         match leader {
-            Some(node) if node != self.node.node_id() => {
+            Some(node) if node != self.me => {
                 leaders.insert(group, node);
             }
             _ => {
@@ -136,26 +184,6 @@ impl Cluster {
         }
     }
 
-    pub(super) async fn propose_to(
-        &self,
-        partition: &PartitionHandle,
-        command: &PartitionCommand,
-    ) -> Result<PartitionOutput, ClusterError> {
-        let proposal = partition.group.propose(command.encode()?);
-        let output = tokio::time::timeout(FORWARD_TIMEOUT, proposal)
-            .await
-            .map_err(|_| {
-                ReplicationError::OutcomeUnknown(format!(
-                    "group {} did not commit the write in {FORWARD_TIMEOUT:?}",
-                    partition.group.id()
-                ))
-            })??;
-        let output = output
-            .downcast::<PartitionOutput>()
-            .ok_or_else(|| ClusterError::Catalog("partition command produced no outcome".into()))?;
-        Ok(std::sync::Arc::try_unwrap(output).unwrap_or_else(|shared| (*shared).clone()))
-    }
-
     /// One attempt at writing `command` through group `group`'s leader.
     async fn write_to_group(
         &self,
@@ -172,7 +200,7 @@ impl Cluster {
             .into()),
             Some(Target::Local(handle)) => {
                 handle.traffic.count_write(token);
-                self.propose_to(&handle, command).await
+                propose_to(&handle, command).await
             }
             Some(Target::Remote(node)) => {
                 let request = ClusterRequest::Write {
@@ -335,7 +363,7 @@ impl Cluster {
                 .into()),
                 Some(Target::Local(_)) => match self.read_here(request(group)).await {
                     reply @ (ClusterReply::Item(_) | ClusterReply::Range(_)) => Ok(reply),
-                    reply => Err(reply.into_error(group, self.node.node_id())),
+                    reply => Err(reply.into_error(group, self.me)),
                 },
                 Some(Target::Remote(node)) => self.forward_to(group, node, &request(group)).await,
             };

@@ -353,7 +353,7 @@ impl Cluster {
                         leader: handle.group.current_leader(),
                     };
                 }
-                match self.propose_to(&handle, &command).await {
+                match super::routing::propose_to(&handle, &command).await {
                     Ok(output) => ClusterReply::Written(output),
                     Err(e) => ClusterReply::from_error(e),
                 }
@@ -417,7 +417,7 @@ impl Cluster {
                 None => ClusterReply::NotHosted,
             },
             read @ (ClusterRequest::ReadItem { .. } | ClusterRequest::ReadRange { .. }) => {
-                self.read_here(read).await
+                self.router.read_here(read).await
             }
         }
     }
