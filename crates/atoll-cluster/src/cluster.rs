@@ -33,6 +33,7 @@ pub(crate) use routing::Router;
 use rpc::Peers;
 pub(crate) use rpc::RangeRequest;
 pub use rpc::{RangeChunk, RangeItem};
+use splits::Splitter;
 
 const CATALOG_GROUP_ID: GroupId = 0;
 const CATALOG_KEYSPACE: &str = "catalog";
@@ -129,10 +130,9 @@ pub struct Cluster {
     catalog: Arc<CatalogClient>,
     host: Arc<PartitionHost>,
     router: Arc<Router>,
+    splitter: Arc<Splitter>,
     // Serialises table lifecycle work (create, delete, split) on this node.
-    lifecycle: tokio::sync::Mutex<()>,
-    split_size_bytes: u64,
-    split_load_ops_per_second: f64,
+    lifecycle: Arc<tokio::sync::Mutex<()>>,
     // Whether a replica move this node started for balance is under way.
     moving_replica: std::sync::atomic::AtomicBool,
     // Seed of table ids in a simulation (`NodeOptions::rng_seed`), and how
@@ -177,16 +177,24 @@ impl Cluster {
             peers.clone(),
         )?);
         let router = Arc::new(Router::new(catalog.clone(), host.clone(), peers.clone()));
+        let lifecycle = Arc::new(tokio::sync::Mutex::new(()));
+        let splitter = Arc::new(Splitter::new(
+            storage.clone(),
+            node.clone(),
+            catalog.clone(),
+            host.clone(),
+            lifecycle.clone(),
+            &options,
+        ));
         let cluster = Arc::new(Cluster {
-            split_size_bytes: options.split_size_bytes,
-            split_load_ops_per_second: options.split_load_ops_per_second,
             storage,
             node,
             peers,
             catalog,
             host,
             router,
-            lifecycle: tokio::sync::Mutex::new(()),
+            splitter,
+            lifecycle,
             moving_replica: std::sync::atomic::AtomicBool::new(false),
             rng_seed: options.node.rng_seed,
             table_ids_drawn: std::sync::atomic::AtomicU64::new(0),
@@ -219,7 +227,10 @@ impl Cluster {
                 TableStatus::Deleting => cluster.finish_delete(&table).await,
                 TableStatus::Creating => cluster.activate(&table).await,
                 TableStatus::Active | TableStatus::Updating => {
-                    cluster.finish_interrupted_splits(&table.name).await
+                    cluster
+                        .splitter
+                        .finish_interrupted_splits(&table.name)
+                        .await
                 }
             };
             if let Err(e) = finished {
@@ -235,7 +246,7 @@ impl Cluster {
             options.dead_node_after,
         ));
         tokio::spawn(splits::watch_partition_sizes(
-            Arc::downgrade(&cluster),
+            Arc::downgrade(&cluster.splitter),
             split_check_interval,
         ));
         Ok(cluster)
@@ -295,6 +306,19 @@ impl Cluster {
     /// handed off and nothing is flushed (for simulations and tests).
     pub async fn crash(&self) {
         self.node.stop(false).await;
+    }
+
+    /// Splits partition `group_id` of `table_name` at `at_token` (see
+    /// `Splitter::split_partition`); for tests and operators.
+    pub async fn split_partition(
+        &self,
+        table_name: &str,
+        group_id: GroupId,
+        at_token: u64,
+    ) -> Result<(), ClusterError> {
+        self.splitter
+            .split_partition(table_name, group_id, at_token)
+            .await
     }
 
     /// This node's data plane: item reads and writes.

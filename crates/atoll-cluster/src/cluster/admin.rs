@@ -326,12 +326,4 @@ impl Cluster {
             })
             .collect()
     }
-
-    /// Turns the request counts of every partition into rates.
-    pub(super) fn sample_traffic(&self) {
-        let now = Instant::now();
-        for handle in self.host.handles().into_iter() {
-            handle.traffic.sample(now, self.split_load_ops_per_second);
-        }
-    }
 }

@@ -5,20 +5,64 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use atoll_model::table::{TableDefinition, TableStatus};
 use atoll_partition::{PartitionCommand, PartitionOutput, PartitionStateMachine, TokenRange};
-use atoll_replication::GroupId;
-use atoll_storage::Keyspace;
+use atoll_replication::{GroupId, RaftNode};
+use atoll_storage::{Keyspace, Storage};
 
-use super::Cluster;
+use super::catalog_client::CatalogClient;
+use super::hosting::PartitionHost;
 use crate::catalog::CatalogCommand;
 use crate::error::ClusterError;
 
-impl Cluster {
+/// The split controller: splits partitions grown past the size threshold
+/// or hot past the load threshold, and finishes splits a crash interrupted.
+pub(super) struct Splitter {
+    storage: Storage,
+    node: Arc<RaftNode>,
+    catalog: Arc<CatalogClient>,
+    host: Arc<PartitionHost>,
+    // Serialises table lifecycle work (create, delete, split) on this node;
+    // shared with the table lifecycles of `Cluster`.
+    lifecycle: Arc<tokio::sync::Mutex<()>>,
+    split_size_bytes: u64,
+    split_load_ops_per_second: f64,
+}
+
+impl Splitter {
+    pub(super) fn new(
+        storage: Storage,
+        node: Arc<RaftNode>,
+        catalog: Arc<CatalogClient>,
+        host: Arc<PartitionHost>,
+        lifecycle: Arc<tokio::sync::Mutex<()>>,
+        options: &super::ClusterOptions,
+    ) -> Splitter {
+        Splitter {
+            storage,
+            node,
+            catalog,
+            host,
+            lifecycle,
+            split_size_bytes: options.split_size_bytes,
+            split_load_ops_per_second: options.split_load_ops_per_second,
+        }
+    }
+
+    /// Turns the request counts of every hosted partition into rates.
+    fn sample_traffic(&self) {
+        let now = Instant::now();
+        for handle in self.host.handles() {
+            handle.traffic.sample(now, self.split_load_ops_per_second);
+        }
+    }
+
     /// A partition whose log fenced off a split the catalog never recorded
     /// (a crash in between) finishes the split now.
     pub(super) async fn finish_interrupted_splits(
-        self: &Arc<Self>,
+        &self,
         table_name: &str,
     ) -> Result<(), ClusterError> {
         loop {
@@ -55,7 +99,7 @@ impl Cluster {
     /// the same items keyspace and counts what it finds in its range. Writes
     /// refused in between are retried by `write` on the new map.
     pub async fn split_partition(
-        self: &Arc<Self>,
+        &self,
         table_name: &str,
         group_id: GroupId,
         at_token: u64,
@@ -95,7 +139,7 @@ impl Cluster {
     }
 
     async fn record_split(
-        self: &Arc<Self>,
+        &self,
         table: &TableDefinition,
         group_id: GroupId,
         at_token: u64,
@@ -137,7 +181,7 @@ impl Cluster {
     /// token that leaves about half of its bytes on each side, and every
     /// partition whose traffic stayed over the load threshold, at the median
     /// token of the requests it saw.
-    async fn split_large_partitions(self: &Arc<Self>) -> Result<(), ClusterError> {
+    async fn split_large_partitions(&self) -> Result<(), ClusterError> {
         for table in self.catalog.view().tables() {
             if table.status != TableStatus::Active {
                 continue;
@@ -219,15 +263,15 @@ pub(super) fn load_split_point(mut tokens: Vec<u64>, (first, last): TokenRange) 
     (below.min(above) * 5 >= tokens.len()).then_some(at)
 }
 
-/// Checks partition sizes every `interval` until the cluster is dropped.
-pub(super) async fn watch_partition_sizes(cluster: Weak<Cluster>, interval: Duration) {
+/// Checks partition sizes and loads every `interval` until the splitter is dropped.
+pub(super) async fn watch_partition_sizes(splitter: Weak<Splitter>, interval: Duration) {
     loop {
         tokio::time::sleep(interval).await;
-        let Some(cluster) = cluster.upgrade().filter(|c| !c.node.is_stopped()) else {
+        let Some(splitter) = splitter.upgrade().filter(|s| !s.node.is_stopped()) else {
             return;
         };
-        cluster.sample_traffic();
-        if let Err(e) = cluster.split_large_partitions().await {
+        splitter.sample_traffic();
+        if let Err(e) = splitter.split_large_partitions().await {
             tracing::warn!(error = %e, "splitting a large partition failed; will try again");
         }
     }
