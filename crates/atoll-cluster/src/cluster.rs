@@ -29,6 +29,7 @@ pub use admin::{ClusterReport, NodeReport, PartitionReport, TableReport};
 pub use catalog_client::CatalogClient;
 use hosting::PartitionHost;
 
+use repair::ReplicaController;
 pub(crate) use routing::Router;
 use rpc::Peers;
 pub(crate) use rpc::RangeRequest;
@@ -133,8 +134,7 @@ pub struct Cluster {
     splitter: Arc<Splitter>,
     // Serialises table lifecycle work (create, delete, split) on this node.
     lifecycle: Arc<tokio::sync::Mutex<()>>,
-    // Whether a replica move this node started for balance is under way.
-    moving_replica: std::sync::atomic::AtomicBool,
+    replicas: Arc<ReplicaController>,
     // Seed of table ids in a simulation (`NodeOptions::rng_seed`), and how
     // many were drawn.
     rng_seed: Option<u64>,
@@ -186,6 +186,12 @@ impl Cluster {
             lifecycle.clone(),
             &options,
         ));
+        let replicas = Arc::new(ReplicaController::new(
+            node.clone(),
+            catalog.clone(),
+            host.clone(),
+            peers.clone(),
+        ));
         let cluster = Arc::new(Cluster {
             storage,
             node,
@@ -195,7 +201,7 @@ impl Cluster {
             router,
             splitter,
             lifecycle,
-            moving_replica: std::sync::atomic::AtomicBool::new(false),
+            replicas,
             rng_seed: options.node.rng_seed,
             table_ids_drawn: std::sync::atomic::AtomicU64::new(0),
         });
@@ -242,7 +248,7 @@ impl Cluster {
         }
         tokio::spawn(hosting::watch_catalog(Arc::downgrade(&cluster.host)));
         tokio::spawn(repair::watch_replicas(
-            Arc::downgrade(&cluster),
+            Arc::downgrade(&cluster.replicas),
             options.dead_node_after,
         ));
         tokio::spawn(splits::watch_partition_sizes(

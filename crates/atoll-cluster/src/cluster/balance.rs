@@ -13,11 +13,12 @@ use std::sync::atomic::Ordering;
 
 use atoll_replication::NodeId;
 
+use super::PartitionHandle;
+use super::repair::ReplicaController;
 use super::repair::SILENCE;
-use super::{Cluster, PartitionHandle};
 use crate::placement::{rebalance_move, replacement_for};
 
-impl Cluster {
+impl ReplicaController {
     /// Moves at most one leadership away from this node when it leads more
     /// of the partitions it hosts than its share (those partitions' leaders
     /// divided over the nodes that lead or follow them, rounded up), to the
@@ -73,7 +74,7 @@ impl Cluster {
     }
 }
 
-impl Cluster {
+impl ReplicaController {
     /// Starts at most one replica move (see the module doc, and
     /// `decommission.rs` for leaving nodes) from a partition this node
     /// leads, unless one it started is still under way: a move copies a

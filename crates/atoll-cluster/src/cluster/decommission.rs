@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use atoll_replication::NodeId;
 
+use super::repair::ReplicaController;
 use super::repair::SILENCE;
 use super::{Cluster, PartitionHandle};
 use crate::catalog::CatalogCommand;
@@ -67,7 +68,9 @@ impl Cluster {
             tokio::time::sleep(REMOVED_CHECK_INTERVAL).await;
         }
     }
+}
 
+impl ReplicaController {
     /// Whether node `node` can take new replicas: up and not leaving.
     pub(super) fn is_available(&self, node: NodeId) -> bool {
         !self.catalog.view().is_down(node) && !self.catalog.view().is_leaving(node)

@@ -17,8 +17,9 @@ use tokio::time::Instant;
 use atoll_replication::{Group, NodeId, RaftNode};
 use atoll_storage::{Durability, Storage, WriteBatch};
 
+use super::repair::ReplicaController;
 use super::rpc::{ClusterReply, ClusterRequest, JOIN_TIMEOUT};
-use super::{CATALOG_GROUP_ID, CATALOG_RETRY, Cluster};
+use super::{CATALOG_GROUP_ID, CATALOG_RETRY};
 use crate::catalog::{CatalogCommand, CatalogStateMachine};
 use crate::error::ClusterError;
 use crate::placement::REPLICATION_FACTOR;
@@ -115,7 +116,7 @@ fn retry_join(error: ClusterError) -> ClusterReply {
     ClusterReply::failed(error.to_string(), true)
 }
 
-impl Cluster {
+impl ReplicaController {
     /// Admits node `node_id` (reached at `cluster_addr`) to the catalog
     /// group: on its leader, adds it (as a voter while there are fewer than
     /// three); elsewhere, passes the request to the leader.

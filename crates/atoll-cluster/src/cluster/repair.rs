@@ -7,15 +7,18 @@
 //! same steps move a replica to an emptier node for balance (`balance.rs`).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use atoll_replication::{GroupId, NodeId};
+use atoll_replication::{GroupId, NodeId, RaftNode};
 
-use super::rpc::{ClusterReply, ClusterRequest};
-use super::{Cluster, PartitionHandle};
+use super::PartitionHandle;
+use super::catalog_client::CatalogClient;
+use super::hosting::PartitionHost;
+use super::rpc::{ClusterReply, ClusterRequest, Peers};
 use crate::catalog::CatalogCommand;
 use crate::error::ClusterError;
 use crate::placement::{NodeInfo, REPLICATION_FACTOR, addition_for, replacement_for};
@@ -37,8 +40,8 @@ const BALANCE_EVERY_TICKS: u64 = 5;
 pub(super) const JOIN_GRACE: Duration = Duration::from_secs(300);
 
 /// Looks for dead replicas of the partitions this node leads until the
-/// cluster is dropped.
-pub(super) async fn watch_replicas(cluster: Weak<Cluster>, dead_after: Duration) {
+/// controller is dropped.
+pub(super) async fn watch_replicas(cluster: Weak<ReplicaController>, dead_after: Duration) {
     let mut silent_since: BTreeMap<(GroupId, NodeId), Instant> = BTreeMap::new();
     let mut catalog_silent_since: BTreeMap<NodeId, Instant> = BTreeMap::new();
     let mut ticks = 0u64;
@@ -146,7 +149,34 @@ pub(super) async fn watch_replicas(cluster: Weak<Cluster>, dead_after: Duration)
     }
 }
 
-impl Cluster {
+/// The replica controller: rebuilds the replicas of dead nodes, adds
+/// missing copies, balances leaderships and replicas, moves replicas off
+/// leaving nodes, and keeps the catalog's own voters in step with the nodes.
+pub(super) struct ReplicaController {
+    pub(super) node: Arc<RaftNode>,
+    pub(super) catalog: Arc<CatalogClient>,
+    pub(super) host: Arc<PartitionHost>,
+    pub(super) peers: Peers,
+    // Whether a replica move this node started for balance is under way.
+    pub(super) moving_replica: AtomicBool,
+}
+
+impl ReplicaController {
+    pub(super) fn new(
+        node: Arc<RaftNode>,
+        catalog: Arc<CatalogClient>,
+        host: Arc<PartitionHost>,
+        peers: Peers,
+    ) -> ReplicaController {
+        ReplicaController {
+            node,
+            catalog,
+            host,
+            peers,
+            moving_replica: AtomicBool::new(false),
+        }
+    }
+
     /// Moves `handle`'s replica on `dead` to another node, or with no
     /// `dead` adds a replica on a node that holds none: asks that node to
     /// host the group, changes the voters (the new replica first catches up

@@ -362,12 +362,16 @@ impl Cluster {
             ClusterRequest::Join {
                 node_id,
                 cluster_addr,
-            } => self.admit(node_id, cluster_addr, None).await,
+            } => self.replicas.admit(node_id, cluster_addr, None).await,
             ClusterRequest::JoinAs {
                 node_id,
                 cluster_addr,
                 incarnation,
-            } => self.admit(node_id, cluster_addr, Some(incarnation)).await,
+            } => {
+                self.replicas
+                    .admit(node_id, cluster_addr, Some(incarnation))
+                    .await
+            }
             ClusterRequest::CatalogIndex => {
                 if !self.catalog.group().is_leader() {
                     return ClusterReply::NotLeader {
