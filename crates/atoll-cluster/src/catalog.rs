@@ -13,7 +13,7 @@ use atoll_model::table::{
     BillingMode, PartitionDefinition, StreamSettings, TableClass, TableDefinition, TableStatus,
 };
 use atoll_replication::{
-    ApplyContext, ApplyOutput, GroupStateMachine, ImportWriter, SnapshotReader, SnapshotWriter,
+    ApplyContext, GroupStateMachine, ImportWriter, SnapshotReader, SnapshotWriter,
 };
 use atoll_storage::{Keyspace, ReadView, StorageError};
 use serde::{Deserialize, Serialize};
@@ -681,16 +681,18 @@ fn apply_update(
 }
 
 impl GroupStateMachine for CatalogStateMachine {
+    type Output = CatalogOutcome;
+
     fn apply(
         &self,
         ctx: &mut ApplyContext,
         _log_index: u64,
         command: &[u8],
-    ) -> Result<ApplyOutput, StorageError> {
+    ) -> Result<CatalogOutcome, StorageError> {
         let command: CatalogCommand = postcard::from_bytes(command).map_err(corrupt)?;
         let outcome = self.execute(ctx, command)?;
         self.changed.notify_one();
-        Ok(ApplyOutput::new(outcome))
+        Ok(outcome)
     }
 
     /// Every record of the catalog keyspace (tables and the next group id).

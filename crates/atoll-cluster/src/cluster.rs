@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use atoll_model::table::{TableDefinition, TableStatus};
-use atoll_partition::{PartitionStateMachine, PartitionStats};
+use atoll_partition::{PartitionOutput, PartitionStateMachine, PartitionStats};
 use atoll_replication::{Group, GroupId, NodeId, NodeOptions, RaftNode, ReplicationError};
 use atoll_storage::{Keyspace, Storage};
 
@@ -105,7 +105,7 @@ impl Default for ClusterOptions {
 /// A partition served by this node.
 #[derive(Clone)]
 struct PartitionHandle {
-    group: Group,
+    group: Group<PartitionOutput>,
     items: Keyspace,
     stats: Arc<PartitionStats>,
     sm: Arc<PartitionStateMachine>,
@@ -121,9 +121,15 @@ pub struct TableStats {
     pub size_bytes: u64,
 }
 
-/// The control plane and router of one node. Its maps are ordered: the
-/// order of iteration decides the order of work, which a simulation must
-/// be able to replay.
+/// One node of the cluster, assembled from parts that each own one job:
+/// the catalog client (changes through the catalog's leader, lookups with
+/// catch-up), the partition host (the replicas this node runs), the router
+/// behind the data plane (where an item request goes, the leader cache),
+/// and two background controllers (splits; repair, balance, decommission).
+/// `Cluster` itself runs table lifecycles (create, update, tag, delete),
+/// which span the catalog and the host, and the operator calls. Maps in the
+/// parts are ordered: the order of iteration decides the order of work,
+/// which a simulation must be able to replay.
 pub struct Cluster {
     storage: Storage,
     node: Arc<RaftNode>,

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use atoll_replication::{
-    ApplyContext, ApplyOutput, GroupStateMachine, ImportWriter, SnapshotReader, SnapshotWriter,
+    ApplyContext, GroupStateMachine, ImportWriter, SnapshotReader, SnapshotWriter,
 };
 use atoll_storage::{Keyspace, ReadView, StorageError};
 
@@ -502,12 +502,14 @@ fn corrupt(e: PartitionError) -> StorageError {
 }
 
 impl GroupStateMachine for PartitionStateMachine {
+    type Output = PartitionOutput;
+
     fn apply(
         &self,
         ctx: &mut ApplyContext,
         _log_index: u64,
         command: &[u8],
-    ) -> Result<ApplyOutput, StorageError> {
+    ) -> Result<PartitionOutput, StorageError> {
         let command = PartitionCommand::decode(command).map_err(corrupt)?;
         let output = match command {
             PartitionCommand::Write(write) if !self.owns(&write.row_key) => {
@@ -533,7 +535,7 @@ impl GroupStateMachine for PartitionStateMachine {
             self.group_id.to_be_bytes().to_vec(),
             self.stats.encode(),
         );
-        Ok(ApplyOutput::new(output))
+        Ok(output)
     }
 
     /// The range as of `view` (a split applied since must not narrow what

@@ -86,7 +86,7 @@ impl Partition {
                 .sm
                 .apply(&mut ctx, i as u64 + 1, &bytes)
                 .expect("apply");
-            outputs.push((*output.downcast::<PartitionOutput>().expect("output")).clone());
+            outputs.push(output);
         }
         self.storage
             .commit(ctx.into_batch(), Durability::Buffered)

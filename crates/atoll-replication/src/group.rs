@@ -1,6 +1,7 @@
 //! One Raft group as the layers above see it: proposing, consistent reads,
 //! leadership and membership changes.
 
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
@@ -10,7 +11,7 @@ use openraft::{BasicNode, ReadPolicy};
 use crate::error::ReplicationError;
 use crate::log_store::GroupLogStore;
 use crate::node::{Raft, stopped};
-use crate::{ApplyOutput, GroupId, LogCommand, NodeId, TypeConfig};
+use crate::{GroupId, LogCommand, NodeId, TypeConfig};
 
 /// How long a consistent read waits for its leader to confirm its leadership.
 const READ_BARRIER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -48,9 +49,9 @@ pub(crate) async fn count_leader_changes(id: GroupId, raft: Raft) {
     }
 }
 
-/// One Raft group hosted on this node.
-#[derive(Clone)]
-pub struct Group {
+/// One Raft group hosted on this node, whose state machine's outputs are
+/// `O` (`GroupStateMachine::Output`): `propose` returns them as such.
+pub struct Group<O> {
     pub(crate) id: GroupId,
     pub(crate) raft: Raft,
     pub(crate) log: GroupLogStore,
@@ -59,9 +60,80 @@ pub struct Group {
     pub(crate) membership_change: std::sync::Arc<tokio::sync::Mutex<()>>,
     // Raised while this replica imports a snapshot (see `GroupSm`).
     pub(crate) installing_snapshot: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) output: PhantomData<fn() -> O>,
 }
 
-impl Group {
+/// The output type of a group as the node's registry holds it, whatever
+/// its state machine: such a group is retyped before anything is proposed.
+pub enum Untyped {}
+
+impl<O> Clone for Group<O> {
+    fn clone(&self) -> Self {
+        Group {
+            id: self.id,
+            raft: self.raft.clone(),
+            log: self.log.clone(),
+            membership_change: self.membership_change.clone(),
+            installing_snapshot: self.installing_snapshot.clone(),
+            output: PhantomData,
+        }
+    }
+}
+
+impl<O: Clone + Send + Sync + 'static> Group<O> {
+    /// Replicates `command`, waits until it is durable on a quorum and applied,
+    /// and returns what applying it produced.
+    pub async fn propose(&self, command: bytes::Bytes) -> Result<O, ReplicationError> {
+        Ok(self.propose_indexed(command).await?.0)
+    }
+
+    /// `propose`, also returning the log index the command was applied at
+    /// (this node's applied-index metric may not show it yet when the
+    /// output arrives: a peer told to wait for that metric would wait for
+    /// too little).
+    pub async fn propose_indexed(
+        &self,
+        command: bytes::Bytes,
+    ) -> Result<(O, u64), ReplicationError> {
+        match self.raft.client_write(LogCommand(command)).await {
+            Ok(response) => {
+                // Only a group retyped to another state machine's output
+                // (`RaftNode::group` with the wrong type) gets none.
+                let output = response.data.take::<O>().ok_or_else(|| {
+                    ReplicationError::OutcomeUnknown(format!(
+                        "group {}: its state machine produces another output type",
+                        self.id
+                    ))
+                })?;
+                Ok((output, response.log_id.index))
+            }
+            // Refused before it was appended, or appended and then truncated
+            // by a new leader: either way it was not applied and will not be.
+            Err(RaftError::APIError(
+                ClientWriteError::ForwardToLeader(f) | ClientWriteError::LogEntryDiscarded(f),
+            )) => Err(ReplicationError::NotLeader {
+                group: self.id,
+                leader: f.leader_id,
+            }),
+            Err(RaftError::APIError(e)) => Err(ReplicationError::OutcomeUnknown(e.to_string())),
+            Err(RaftError::Fatal(e)) => Err(ReplicationError::OutcomeUnknown(e.to_string())),
+        }
+    }
+}
+
+impl<O> Group<O> {
+    /// The same group, its outputs taken as `P`.
+    pub(crate) fn retyped<P>(self) -> Group<P> {
+        Group {
+            id: self.id,
+            raft: self.raft,
+            log: self.log,
+            membership_change: self.membership_change,
+            installing_snapshot: self.installing_snapshot,
+            output: PhantomData,
+        }
+    }
+
     /// The group's id.
     pub fn id(&self) -> GroupId {
         self.id
@@ -78,35 +150,6 @@ impl Group {
             .await
             .map_err(|e| ReplicationError::Timeout(format!("group {}: {e}", self.id)))?;
         Ok(())
-    }
-
-    /// Replicates `command`, waits until it is durable on a quorum and applied,
-    /// and returns what applying it produced.
-    pub async fn propose(&self, command: bytes::Bytes) -> Result<ApplyOutput, ReplicationError> {
-        Ok(self.propose_indexed(command).await?.0)
-    }
-
-    /// `propose`, also returning the log index the command was applied at
-    /// (this node's applied-index metric may not show it yet when the
-    /// output arrives: a peer told to wait for that metric would wait for
-    /// too little).
-    pub async fn propose_indexed(
-        &self,
-        command: bytes::Bytes,
-    ) -> Result<(ApplyOutput, u64), ReplicationError> {
-        match self.raft.client_write(LogCommand(command)).await {
-            Ok(response) => Ok((response.data, response.log_id.index)),
-            // Refused before it was appended, or appended and then truncated
-            // by a new leader: either way it was not applied and will not be.
-            Err(RaftError::APIError(
-                ClientWriteError::ForwardToLeader(f) | ClientWriteError::LogEntryDiscarded(f),
-            )) => Err(ReplicationError::NotLeader {
-                group: self.id,
-                leader: f.leader_id,
-            }),
-            Err(RaftError::APIError(e)) => Err(ReplicationError::OutcomeUnknown(e.to_string())),
-            Err(RaftError::Fatal(e)) => Err(ReplicationError::OutcomeUnknown(e.to_string())),
-        }
     }
 
     /// Waits until this replica has applied entry `index` (or `timeout`).

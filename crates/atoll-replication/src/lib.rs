@@ -27,7 +27,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use error::ReplicationError;
-pub use group::{Group, GroupStatus};
+pub use group::{Group, GroupStatus, Untyped};
 pub use node::{NodeOptions, RaftNode};
 pub use service::{ServiceFuture, ServiceHandler};
 pub use snapshot::{ImportWriter, SnapshotReader, SnapshotWriter, transfer_state};
@@ -56,22 +56,27 @@ impl fmt::Display for LogCommand {
     }
 }
 
-/// What applying a command produced, handed back to the proposer.
+/// What applying a command produced, on its way back to the proposer.
 ///
-/// It never crosses the network (only the proposer on the leader reads it), so
-/// it is type-erased instead of serialised; serde sees it as unit.
+/// openraft's type configuration has one response type for all groups of a
+/// node, so outputs travel through it type-erased; `Group<O>::propose` is
+/// the one place that takes them back out as the state machine's `Output`.
+/// It never crosses the network (only the proposer on the leader reads it),
+/// so it is not serialised; serde sees it as unit.
 #[derive(Clone, Default)]
-pub struct ApplyOutput(pub Option<Arc<dyn Any + Send + Sync>>);
+pub struct ApplyOutput(Option<Arc<dyn Any + Send + Sync>>);
 
 impl ApplyOutput {
     /// Wraps a state machine's result.
-    pub fn new<T: Any + Send + Sync>(value: T) -> Self {
+    pub(crate) fn new<T: Any + Send + Sync>(value: T) -> Self {
         ApplyOutput(Some(Arc::new(value)))
     }
 
-    /// Takes the result back out as the type the state machine produced.
-    pub fn downcast<T: Any + Send + Sync>(self) -> Option<Arc<T>> {
-        self.0.and_then(|value| value.downcast::<T>().ok())
+    /// Takes the result back out as the type the state machine produced
+    /// (see `Group<O>`, which knows that type).
+    pub(crate) fn take<T: Any + Clone + Send + Sync>(self) -> Option<T> {
+        let shared = self.0?.downcast::<T>().ok()?;
+        Some(Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone()))
     }
 }
 

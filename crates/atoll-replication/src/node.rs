@@ -12,12 +12,12 @@ use openraft::{BasicNode, Config, SnapshotPolicy};
 
 use crate::codec::{MetaTag, meta_key};
 use crate::error::ReplicationError;
-use crate::group::Group;
+use crate::group::{Group, Untyped};
 use crate::log_store::{GroupLogStore, LogShared};
 use crate::log_writer::LogWriterHandle;
 use crate::service::{AddressBook, ServiceHandler, ServicePool};
 use crate::snapshot::remove_partial_spools;
-use crate::state_machine::{GroupSm, GroupStateMachine, delete_group_records};
+use crate::state_machine::{ErasedStateMachine, GroupSm, GroupStateMachine, delete_group_records};
 use crate::transport::{self, TcpNetwork};
 use crate::{GroupId, NodeId, TypeConfig};
 
@@ -82,7 +82,7 @@ pub struct RaftNode {
     log: Arc<LogShared>,
     sm_meta: Keyspace,
     raft_config: Arc<Config>,
-    groups: RwLock<BTreeMap<GroupId, Group>>,
+    groups: RwLock<BTreeMap<GroupId, Group<Untyped>>>,
     raft_addr: Option<SocketAddr>,
     // The transport's accept loop, stopped at shutdown so the port is freed.
     transport_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -165,7 +165,7 @@ impl RaftNode {
 
     /// The Raft instance of group `id`, for the transport.
     pub(crate) fn raft_of(&self, id: GroupId) -> Option<Raft> {
-        self.group(id).map(|group| group.raft)
+        self.group::<Untyped>(id).map(|group| group.raft)
     }
 
     /// Where snapshots being received are spooled (`None`: in memory).
@@ -271,23 +271,25 @@ impl RaftNode {
             .await
     }
 
-    /// The group `id`, if this node hosts it.
-    pub fn group(&self, id: GroupId) -> Option<Group> {
+    /// The group `id`, if this node hosts it, its outputs taken as `O`
+    /// (its state machine's `Output`).
+    pub fn group<O>(&self, id: GroupId) -> Option<Group<O>> {
         self.groups
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&id)
             .cloned()
+            .map(Group::retyped)
     }
 
     /// Starts group `id` with state machine `sm`: recovers it if it exists on
     /// disk, otherwise creates it with this node as its only voter. Returns once
     /// the group has a leader and has applied everything it had committed.
-    pub async fn start_group(
+    pub async fn start_group<S: GroupStateMachine>(
         &self,
         id: GroupId,
-        sm: Arc<dyn GroupStateMachine>,
-    ) -> Result<Group, ReplicationError> {
+        sm: Arc<S>,
+    ) -> Result<Group<S::Output>, ReplicationError> {
         let mut members = BTreeMap::new();
         members.insert(self.options.node_id, self.options.advertise_addr.clone());
         self.start_replicated_group(id, sm, members).await
@@ -298,12 +300,12 @@ impl RaftNode {
     /// creates it with these voters. Every member is started the same way;
     /// returns once the group has a leader (on any member) and this replica
     /// has applied what it had committed.
-    pub async fn start_replicated_group(
+    pub async fn start_replicated_group<S: GroupStateMachine>(
         &self,
         id: GroupId,
-        sm: Arc<dyn GroupStateMachine>,
+        sm: Arc<S>,
         members: BTreeMap<NodeId, String>,
-    ) -> Result<Group, ReplicationError> {
+    ) -> Result<Group<S::Output>, ReplicationError> {
         // The member with the smallest id writes the first membership entry;
         // the others learn it from that member. (Were every member to
         // initialise, each would write its own entry 0 and elections would
@@ -325,13 +327,13 @@ impl RaftNode {
     /// `start_replicated_group` with `founder` writing the group's first
     /// membership entry (a group created by a split is founded by the node
     /// that split it, whose items are known to be right).
-    pub async fn start_group_founded_by(
+    pub async fn start_group_founded_by<S: GroupStateMachine>(
         &self,
         id: GroupId,
-        sm: Arc<dyn GroupStateMachine>,
+        sm: Arc<S>,
         members: BTreeMap<NodeId, String>,
         founder: NodeId,
-    ) -> Result<Group, ReplicationError> {
+    ) -> Result<Group<S::Output>, ReplicationError> {
         if !members.contains_key(&self.options.node_id) {
             return Err(ReplicationError::Stopped(format!(
                 "group {id}: node {} is not one of its members",
@@ -341,7 +343,7 @@ impl RaftNode {
         if let Some(group) = self.group(id) {
             return Ok(group);
         }
-        let group = self.open_group(id, sm).await?;
+        let group = self.open_group(id, sm).await?.retyped::<S::Output>();
         // What the group's stored membership says, not `members`: a node
         // started alone may since have been joined by others.
         let single_voter = group.voters() == [self.options.node_id];
@@ -378,14 +380,14 @@ impl RaftNode {
     /// Hosts group `id` as a new replica that its leader is about to add
     /// (`Group::replace_voter`): the group starts empty and waits to hear
     /// from the leader, which sends it a snapshot and the log after it.
-    pub async fn join_group(
+    pub async fn join_group<S: GroupStateMachine>(
         &self,
         id: GroupId,
-        sm: Arc<dyn GroupStateMachine>,
-    ) -> Result<Group, ReplicationError> {
+        sm: Arc<S>,
+    ) -> Result<Group<S::Output>, ReplicationError> {
         match self.group(id) {
             Some(group) => Ok(group),
-            None => self.open_group(id, sm).await,
+            None => Ok(self.open_group(id, sm).await?.retyped()),
         }
     }
 
@@ -395,8 +397,8 @@ impl RaftNode {
     async fn open_group(
         &self,
         id: GroupId,
-        sm: Arc<dyn GroupStateMachine>,
-    ) -> Result<Group, ReplicationError> {
+        sm: Arc<dyn ErasedStateMachine>,
+    ) -> Result<Group<Untyped>, ReplicationError> {
         if self.is_stopped() {
             return Err(ReplicationError::Stopped(format!(
                 "node {} is stopping",
@@ -441,6 +443,7 @@ impl RaftNode {
             log,
             membership_change: Arc::default(),
             installing_snapshot,
+            output: std::marker::PhantomData,
         };
         {
             // Checked again under the lock `stop` empties the groups with:
@@ -497,7 +500,7 @@ impl RaftNode {
     /// Deletes the Raft state (log and records) of group `id`, which this
     /// node does not host (see `groups_on_disk`).
     pub async fn forget_group(&self, id: GroupId) -> Result<(), ReplicationError> {
-        if self.group(id).is_some() {
+        if self.group::<Untyped>(id).is_some() {
             return Err(ReplicationError::Stopped(format!(
                 "group {id} is hosted here; destroy it instead"
             )));
@@ -547,7 +550,7 @@ impl RaftNode {
                 .store(true, std::sync::atomic::Ordering::SeqCst);
         }
         if hand_off_leadership {
-            let groups: Vec<Group> = self
+            let groups: Vec<Group<Untyped>> = self
                 .groups
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
@@ -582,7 +585,7 @@ impl RaftNode {
         {
             task.abort();
         }
-        let groups: Vec<Group> =
+        let groups: Vec<Group<Untyped>> =
             std::mem::take(&mut *self.groups.write().unwrap_or_else(|e| e.into_inner()))
                 .into_values()
                 .collect();

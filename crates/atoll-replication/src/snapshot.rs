@@ -22,7 +22,7 @@ use atoll_storage::{Durability, Keyspace, ReadView, Storage, StorageError, Write
 use tokio::io::AsyncWriteExt;
 
 use crate::GroupId;
-use crate::state_machine::GroupStateMachine;
+use crate::state_machine::{ErasedStateMachine, GroupStateMachine};
 
 /// Bytes of snapshot per chunk on the wire.
 pub(crate) const CHUNK_BYTES: usize = 4 * 1024 * 1024;
@@ -307,10 +307,10 @@ impl ImportWriter {
 /// Exports `from` as `view` sees it and imports that into `into`, whose
 /// writes are committed to `storage`: a snapshot's journey without Raft or
 /// network, for state machines' own tests.
-pub fn transfer_state(
-    from: &dyn GroupStateMachine,
+pub fn transfer_state<A: GroupStateMachine, B: GroupStateMachine>(
+    from: &A,
     view: &ReadView,
-    into: &dyn GroupStateMachine,
+    into: &B,
     storage: &Storage,
 ) -> Result<(), StorageError> {
     let mut bytes = Vec::new();
@@ -337,7 +337,7 @@ pub enum GroupSnapshot {
         /// The engine as it was at the snapshot point.
         view: ReadView,
         /// The group's state machine, which knows what of the engine is its state.
-        sm: Arc<dyn GroupStateMachine>,
+        sm: Arc<dyn ErasedStateMachine>,
     },
     /// A leader's export, to install.
     Received(Spool),

@@ -22,6 +22,10 @@ use crate::{ApplyOutput, GroupId, TypeConfig};
 /// A group's deterministic state machine: every replica applies the same
 /// commands in the same order and computes the same state.
 pub trait GroupStateMachine: Send + Sync + 'static {
+    /// What applying a command produces, handed to its proposer
+    /// (`Group::propose`) on the replica that proposed it.
+    type Output: Clone + Send + Sync + 'static;
+
     /// Applies one committed command. Its writes go into `ctx`, which commits
     /// them atomically with the group's applied index.
     fn apply(
@@ -29,7 +33,7 @@ pub trait GroupStateMachine: Send + Sync + 'static {
         ctx: &mut ApplyContext,
         log_index: u64,
         command: &[u8],
-    ) -> Result<ApplyOutput, StorageError>;
+    ) -> Result<Self::Output, StorageError>;
 
     /// Writes the group's whole state as `view` sees it to `out`, in the
     /// form `import` reads: what a snapshot sends to a replica that is too
@@ -50,6 +54,50 @@ pub trait GroupStateMachine: Send + Sync + 'static {
     ) -> Result<(), StorageError> {
         let _ = (input, out);
         Err(unsupported("importing this group's state"))
+    }
+}
+
+/// A `GroupStateMachine` with its output type erased. openraft's type
+/// configuration names one response type for every group of the node, so
+/// the groups' outputs travel through it as `ApplyOutput`; `Group<O>` turns
+/// them back into the state machine's own type, the only place that does.
+pub(crate) trait ErasedStateMachine: Send + Sync + 'static {
+    fn apply_erased(
+        &self,
+        ctx: &mut ApplyContext,
+        log_index: u64,
+        command: &[u8],
+    ) -> Result<ApplyOutput, StorageError>;
+
+    fn export(&self, view: &ReadView, out: &mut SnapshotWriter<'_>) -> Result<(), StorageError>;
+
+    fn import(
+        &self,
+        input: &mut SnapshotReader,
+        out: &mut ImportWriter,
+    ) -> Result<(), StorageError>;
+}
+
+impl<S: GroupStateMachine> ErasedStateMachine for S {
+    fn apply_erased(
+        &self,
+        ctx: &mut ApplyContext,
+        log_index: u64,
+        command: &[u8],
+    ) -> Result<ApplyOutput, StorageError> {
+        GroupStateMachine::apply(self, ctx, log_index, command).map(ApplyOutput::new)
+    }
+
+    fn export(&self, view: &ReadView, out: &mut SnapshotWriter<'_>) -> Result<(), StorageError> {
+        GroupStateMachine::export(self, view, out)
+    }
+
+    fn import(
+        &self,
+        input: &mut SnapshotReader,
+        out: &mut ImportWriter,
+    ) -> Result<(), StorageError> {
+        GroupStateMachine::import(self, input, out)
     }
 }
 
@@ -147,7 +195,7 @@ pub(crate) struct GroupSm {
     group: GroupId,
     storage: Storage,
     sm_meta: Keyspace,
-    inner: Arc<dyn GroupStateMachine>,
+    inner: Arc<dyn ErasedStateMachine>,
     applied: Option<LogId>,
     membership: typ::StoredMembership,
     // Set while a received snapshot is imported, in batches: a local read
@@ -162,7 +210,7 @@ impl GroupSm {
         group: GroupId,
         storage: Storage,
         sm_meta: Keyspace,
-        inner: Arc<dyn GroupStateMachine>,
+        inner: Arc<dyn ErasedStateMachine>,
         installing: Arc<AtomicBool>,
     ) -> io::Result<Self> {
         let applied = match sm_meta
@@ -271,7 +319,7 @@ struct InstallParts {
     group: GroupId,
     storage: Storage,
     sm_meta: Keyspace,
-    inner: Arc<dyn GroupStateMachine>,
+    inner: Arc<dyn ErasedStateMachine>,
 }
 
 /// Installs a received snapshot. A spooled one is first kept under the
@@ -344,7 +392,7 @@ pub(crate) struct GroupSnapshotBuilder {
     meta: SnapshotMeta,
     // Taken with `meta`, on the state machine's task, so the two agree.
     view: ReadView,
-    sm: Arc<dyn GroupStateMachine>,
+    sm: Arc<dyn ErasedStateMachine>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for GroupSnapshotBuilder {
@@ -431,7 +479,7 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
                 let output = match payload {
                     EntryPayload::Blank => ApplyOutput::default(),
                     EntryPayload::Normal(command) => inner
-                        .apply(&mut ctx, log_id.index, &command.0)
+                        .apply_erased(&mut ctx, log_id.index, &command.0)
                         .map_err(io_error)?,
                     EntryPayload::Membership(m) => {
                         membership = Some(StoredMembership::new(Some(log_id), m));

@@ -15,6 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use atoll_replication::{Group, NodeId, NodeOptions, RaftNode, ReplicationError, fail_points};
+
+/// A group of the key-value state machine the tests drive.
+type KvGroup = Group<Option<Vec<u8>>>;
 use atoll_storage::{Storage, StorageOptions};
 use common::Kv;
 
@@ -55,7 +58,7 @@ fn open_with(dir: &Path, id: NodeId, listen: &str, options: NodeOptions) -> Repl
     Replica { id, node, kv }
 }
 
-async fn start_all(replicas: &[&Replica], members: &BTreeMap<NodeId, String>) -> Vec<Group> {
+async fn start_all(replicas: &[&Replica], members: &BTreeMap<NodeId, String>) -> Vec<KvGroup> {
     let starts = replicas.iter().map(|replica| {
         replica
             .node
@@ -69,7 +72,7 @@ async fn start_all(replicas: &[&Replica], members: &BTreeMap<NodeId, String>) ->
 }
 
 /// Waits until every replica names the same leader, one of `candidates`.
-async fn agreed_leader(groups: &[&Group], candidates: &[NodeId]) -> NodeId {
+async fn agreed_leader(groups: &[&KvGroup], candidates: &[NodeId]) -> NodeId {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let leaders: Vec<Option<NodeId>> = groups.iter().map(|g| g.current_leader()).collect();
@@ -109,7 +112,7 @@ fn value(replica: &Replica, key: &str) -> Option<String> {
 
 /// Writes `count` keys concurrently, each retried on the leader a refusal
 /// names (or again after a pause while there is none), as a router would.
-async fn write_many(groups: &BTreeMap<NodeId, Group>, first: NodeId, prefix: &str, count: usize) {
+async fn write_many(groups: &BTreeMap<NodeId, KvGroup>, first: NodeId, prefix: &str, count: usize) {
     let writes = (0..count).map(|i| {
         let command = bytes::Bytes::from(format!("{prefix}{i}=v{i}"));
         async move {
@@ -139,8 +142,8 @@ struct Trio {
     replicas: Vec<Replica>,
     members: BTreeMap<NodeId, String>,
     /// Each replica's group, in the order of `replicas`.
-    groups: Vec<Group>,
-    by_id: BTreeMap<NodeId, Group>,
+    groups: Vec<KvGroup>,
+    by_id: BTreeMap<NodeId, KvGroup>,
     leader: NodeId,
 }
 
@@ -225,7 +228,7 @@ async fn three_replicas_elect_replicate_fail_over_and_catch_up() {
     let stopped_at = Instant::now();
     old_leader.node.stop(false).await;
     let survivors: Vec<usize> = (0..3).filter(|i| *i != leader_at).collect();
-    let surviving_groups: Vec<&Group> = survivors.iter().map(|i| &groups[*i]).collect();
+    let surviving_groups: Vec<&KvGroup> = survivors.iter().map(|i| &groups[*i]).collect();
     let survivor_ids: Vec<NodeId> = survivors.iter().map(|i| replicas[*i].id).collect();
     let new_leader = agreed_leader(&surviving_groups, &survivor_ids).await;
     let mut surviving = by_id.clone();
@@ -350,7 +353,7 @@ async fn a_follower_behind_the_purged_log_catches_up_from_a_snapshot() {
         assert_eq!(value(&back, key), Some(expected), "{key}");
     }
     // And it keeps up from the log afterwards.
-    let mut groups: BTreeMap<NodeId, Group> = BTreeMap::new();
+    let mut groups: BTreeMap<NodeId, KvGroup> = BTreeMap::new();
     for replica in &replicas {
         groups.insert(replica.id, replica.node.group(GROUP).expect("group"));
     }
@@ -361,7 +364,7 @@ async fn a_follower_behind_the_purged_log_catches_up_from_a_snapshot() {
 /// Writes `count` keys, each retried on whichever live node leads (as a
 /// router would) until acknowledged; returns the acknowledged keys.
 async fn write_through_faults(
-    live: &BTreeMap<NodeId, Group>,
+    live: &BTreeMap<NodeId, KvGroup>,
     prefix: &str,
     count: usize,
 ) -> Vec<String> {
@@ -468,7 +471,7 @@ async fn run_fault_rounds(seed: u64) {
                 replicas[at] = Some(back);
             }
         }
-        let live: BTreeMap<NodeId, Group> = replicas
+        let live: BTreeMap<NodeId, KvGroup> = replicas
             .iter()
             .flatten()
             .map(|r| (r.id, r.node.group(GROUP).expect("group")))
@@ -621,7 +624,7 @@ async fn a_partitioned_leader_cannot_commit_and_rejoins_after_healing() {
     let mut majority = by_id.clone();
     majority.remove(&leader);
     let majority_ids: Vec<NodeId> = majority.keys().copied().collect();
-    let majority_groups: Vec<&Group> = majority.values().collect();
+    let majority_groups: Vec<&KvGroup> = majority.values().collect();
     let new_leader = agreed_leader(&majority_groups, &majority_ids).await;
     write_many(&majority, new_leader, "b", 20).await;
     let stranded = stranded.await.expect("task");

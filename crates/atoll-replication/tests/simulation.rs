@@ -30,7 +30,7 @@ struct SimNode {
     storage: Storage,
     kv: Arc<Kv>,
     node: Option<Arc<RaftNode>>,
-    group: Option<Group>,
+    group: Option<Group<Option<Vec<u8>>>>,
 }
 
 /// What one run did and saw.

@@ -17,7 +17,7 @@ use crate::error::ClusterError;
 /// the catalog's Raft group, and the way to its leader.
 pub struct CatalogClient {
     state: Arc<CatalogStateMachine>,
-    group: Group,
+    group: Group<CatalogOutcome>,
     peers: Peers,
     // When the last catch-up that succeeded began (see `catch_up`); held
     // while one runs.
@@ -25,7 +25,11 @@ pub struct CatalogClient {
 }
 
 impl CatalogClient {
-    pub(super) fn new(state: Arc<CatalogStateMachine>, group: Group, peers: Peers) -> Self {
+    pub(super) fn new(
+        state: Arc<CatalogStateMachine>,
+        group: Group<CatalogOutcome>,
+        peers: Peers,
+    ) -> Self {
         CatalogClient {
             state,
             group,
@@ -50,7 +54,7 @@ impl CatalogClient {
     }
 
     /// The catalog's Raft group.
-    pub(super) fn group(&self) -> &Group {
+    pub(super) fn group(&self) -> &Group<CatalogOutcome> {
         &self.group
     }
 
@@ -99,10 +103,7 @@ impl CatalogClient {
             .group
             .propose_indexed(bytes::Bytes::from(bytes))
             .await?;
-        let outcome = output
-            .downcast::<CatalogOutcome>()
-            .ok_or_else(|| ClusterError::Catalog("catalog command produced no outcome".into()))?;
-        Ok(((*outcome).clone(), index))
+        Ok((output, index))
     }
 
     async fn propose_remotely(

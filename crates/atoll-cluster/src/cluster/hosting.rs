@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use atoll_model::table::{PartitionDefinition, TableDefinition, TableStatus};
-use atoll_partition::PartitionStateMachine;
+use atoll_partition::{PartitionOutput, PartitionStateMachine};
 use atoll_replication::{Group, GroupId, NodeId, RaftNode, ReplicationError};
 use atoll_storage::{Keyspace, Storage};
 
@@ -17,7 +17,7 @@ use super::{
     CATALOG_GROUP_ID, Cluster, ClusterOptions, PARTITION_STATS_KEYSPACE, PartitionHandle,
     TABLE_KEYSPACE_PREFIX,
 };
-use crate::catalog::CatalogStateMachine;
+use crate::catalog::{CatalogOutcome, CatalogStateMachine};
 use crate::error::ClusterError;
 
 /// How often the hosted partitions are compared with the catalog even when
@@ -42,7 +42,7 @@ const FIRST_APPLY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Snapshots `group` and purges its log once it has applied an entry (a
 /// snapshot needs one); see `Cluster::start_partition`.
-async fn purge_log_start(group: Group) {
+async fn purge_log_start(group: Group<PartitionOutput>) {
     if group.wait_applied(0, FIRST_APPLY_TIMEOUT).await.is_err() {
         tracing::warn!(
             group = group.id(),
@@ -62,7 +62,7 @@ pub(super) async fn start_catalog(
     node: &Arc<RaftNode>,
     catalog: &Arc<CatalogStateMachine>,
     options: &ClusterOptions,
-) -> Result<Group, ClusterError> {
+) -> Result<Group<CatalogOutcome>, ClusterError> {
     let me = node.node_id();
     let alone = BTreeMap::from([(me, node.advertise_addr().to_string())]);
     // The founder writes the catalog's first membership: the node itself
@@ -456,7 +456,11 @@ impl PartitionHost {
     }
 
     /// Serves `group` from this node's replica `sm`.
-    pub(super) fn insert_handle(&self, group: Group, sm: Arc<PartitionStateMachine>) {
+    pub(super) fn insert_handle(
+        &self,
+        group: Group<PartitionOutput>,
+        sm: Arc<PartitionStateMachine>,
+    ) {
         let handle = PartitionHandle {
             items: sm.items().clone(),
             stats: sm.stats(),

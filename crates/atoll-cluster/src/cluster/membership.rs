@@ -20,7 +20,7 @@ use atoll_storage::{Durability, Storage, WriteBatch};
 use super::repair::ReplicaController;
 use super::rpc::{ClusterReply, ClusterRequest, JOIN_TIMEOUT};
 use super::{CATALOG_GROUP_ID, CATALOG_RETRY};
-use crate::catalog::{CatalogCommand, CatalogStateMachine};
+use crate::catalog::{CatalogCommand, CatalogOutcome, CatalogStateMachine};
 use crate::error::ClusterError;
 use crate::placement::REPLICATION_FACTOR;
 
@@ -66,7 +66,7 @@ pub(super) async fn join_catalog(
     catalog: &Arc<CatalogStateMachine>,
     seed_addr: &str,
     incarnation: u64,
-) -> Result<Group, ClusterError> {
+) -> Result<Group<CatalogOutcome>, ClusterError> {
     let group = node.join_group(CATALOG_GROUP_ID, catalog.clone()).await?;
     let request = ClusterRequest::JoinAs {
         node_id: node.node_id(),

@@ -33,7 +33,7 @@ impl Cluster {
 }
 
 /// The Raft gauges of one hosted group (`group` 0 is the catalog).
-fn record_group(group: &str, replica: &Group) {
+fn record_group<O>(group: &str, replica: &Group<O>) {
     let status = replica.status();
     let label = [("group", group.to_string())];
     gauge!("atoll_raft_term", &label).set(status.term as f64);

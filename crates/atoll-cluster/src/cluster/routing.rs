@@ -68,10 +68,7 @@ pub(super) async fn propose_to(
                 partition.group.id()
             ))
         })??;
-    let output = output
-        .downcast::<PartitionOutput>()
-        .ok_or_else(|| ClusterError::Catalog("partition command produced no outcome".into()))?;
-    Ok(Arc::try_unwrap(output).unwrap_or_else(|shared| (*shared).clone()))
+    Ok(output)
 }
 
 impl Router {

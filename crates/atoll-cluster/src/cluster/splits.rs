@@ -116,13 +116,11 @@ impl Splitter {
         let fenced = handle
             .group
             .propose(PartitionCommand::Split { at_token }.encode()?)
-            .await?
-            .downcast::<PartitionOutput>()
-            .ok_or_else(|| ClusterError::Catalog("split produced no outcome".into()))?;
-        match &*fenced {
+            .await?;
+        match fenced {
             PartitionOutput::Split { .. } => {}
             PartitionOutput::Rejected(rejection) => {
-                return Err(ClusterError::Rejected(rejection.clone()));
+                return Err(ClusterError::Rejected(rejection));
             }
             other => {
                 return Err(ClusterError::Catalog(format!(

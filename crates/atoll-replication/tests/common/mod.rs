@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use atoll_replication::{
-    ApplyContext, ApplyOutput, GroupStateMachine, ImportWriter, SnapshotReader, SnapshotWriter,
+    ApplyContext, GroupStateMachine, ImportWriter, SnapshotReader, SnapshotWriter,
 };
 use atoll_storage::{Keyspace, ReadView, StorageError};
 
@@ -14,12 +14,14 @@ pub struct Kv {
 }
 
 impl GroupStateMachine for Kv {
+    type Output = Option<Vec<u8>>;
+
     fn apply(
         &self,
         ctx: &mut ApplyContext,
         _log_index: u64,
         command: &[u8],
-    ) -> Result<ApplyOutput, StorageError> {
+    ) -> Result<Option<Vec<u8>>, StorageError> {
         let text = String::from_utf8_lossy(command);
         let (key, value) = text.split_once('=').unwrap_or((&text, ""));
         let old = ctx.get(&self.keyspace, key.as_bytes())?.map(|v| v.to_vec());
@@ -28,7 +30,7 @@ impl GroupStateMachine for Kv {
             key.as_bytes().to_vec(),
             value.as_bytes().to_vec(),
         );
-        Ok(ApplyOutput::new(old))
+        Ok(old)
     }
 
     fn export(&self, view: &ReadView, out: &mut SnapshotWriter<'_>) -> Result<(), StorageError> {
