@@ -16,6 +16,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use atoll_expr::ast::{Condition, Update};
+pub use atoll_expr::key_condition::SortKeyCondition;
 use atoll_model::table::{KeySchema, TableDefinition};
 use atoll_model::{AttributeValue, Item, encode_item, encode_row_key, partition_token};
 use atoll_model::{row_key_prefix_for_partition, table::PartitionDefinition};
@@ -138,27 +139,6 @@ impl BatchWrite {
     }
 }
 
-/// Which sort keys of a partition key a range holds.
-#[derive(Clone, Debug)]
-pub enum SortKeyRange {
-    /// All of them.
-    All,
-    /// Equal to the value.
-    Eq(AttributeValue),
-    /// Less than the value.
-    Lt(AttributeValue),
-    /// Less than or equal to the value.
-    Le(AttributeValue),
-    /// Greater than the value.
-    Gt(AttributeValue),
-    /// Greater than or equal to the value.
-    Ge(AttributeValue),
-    /// Between the two values, both included.
-    Between(AttributeValue, AttributeValue),
-    /// Starting with the value (strings and binaries).
-    BeginsWith(AttributeValue),
-}
-
 /// A range of items to read, in key order.
 #[derive(Clone, Debug)]
 pub enum KeyRange {
@@ -166,8 +146,8 @@ pub enum KeyRange {
     Partition {
         /// The partition key's value.
         partition: AttributeValue,
-        /// Which of its sort keys.
-        sort: SortKeyRange,
+        /// Which of its sort keys (all without a condition).
+        sort: Option<SortKeyCondition>,
     },
     /// The items of parallel-scan segment `segment` of `total` (0 of 1 is
     /// the whole table), partition after partition.
@@ -297,7 +277,7 @@ impl DataPlane {
         let after = exclusive_start.map(|key| Bound::Excluded(key.row_key.clone()));
         let spans = match range {
             KeyRange::Partition { partition, sort } => {
-                let (mut start, mut end) = sort_key_bounds(partition, sort)?;
+                let (mut start, mut end) = sort_key_bounds(partition, sort.as_ref())?;
                 match after {
                     Some(after) if reverse => end = tighter_end(end, after),
                     Some(after) => start = tighter_start(start, after),
@@ -351,7 +331,7 @@ type RowKeyBounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 /// Row-key bounds of the sort keys `sort` of partition key `partition`.
 fn sort_key_bounds(
     partition: &AttributeValue,
-    sort: &SortKeyRange,
+    sort: Option<&SortKeyCondition>,
 ) -> Result<RowKeyBounds, ClusterError> {
     let encoding = |e: atoll_model::KeyCodecError| ClusterError::KeyEncoding(e.to_string());
     let encode = |sort: &AttributeValue| encode_row_key(partition, Some(sort)).map_err(encoding);
@@ -359,22 +339,22 @@ fn sort_key_bounds(
     let whole_start = Bound::Included(prefix.clone());
     let whole_end = after_prefix(&prefix);
     Ok(match sort {
-        SortKeyRange::All => (whole_start, whole_end),
-        SortKeyRange::Eq(value) => (
+        None => (whole_start, whole_end),
+        Some(SortKeyCondition::Eq(value)) => (
             Bound::Included(encode(value)?),
             Bound::Included(encode(value)?),
         ),
-        SortKeyRange::Lt(value) => (whole_start, Bound::Excluded(encode(value)?)),
-        SortKeyRange::Le(value) => (whole_start, Bound::Included(encode(value)?)),
-        SortKeyRange::Gt(value) => (Bound::Excluded(encode(value)?), whole_end),
-        SortKeyRange::Ge(value) => (Bound::Included(encode(value)?), whole_end),
-        SortKeyRange::Between(low, high) => (
+        Some(SortKeyCondition::Lt(value)) => (whole_start, Bound::Excluded(encode(value)?)),
+        Some(SortKeyCondition::Le(value)) => (whole_start, Bound::Included(encode(value)?)),
+        Some(SortKeyCondition::Gt(value)) => (Bound::Excluded(encode(value)?), whole_end),
+        Some(SortKeyCondition::Ge(value)) => (Bound::Included(encode(value)?), whole_end),
+        Some(SortKeyCondition::Between(low, high)) => (
             Bound::Included(encode(low)?),
             Bound::Included(encode(high)?),
         ),
         // Sort keys of S and B are stored as their raw bytes, so a prefix of
         // the value is a prefix of the row key.
-        SortKeyRange::BeginsWith(value) => {
+        Some(SortKeyCondition::BeginsWith(value)) => {
             let start = encode(value)?;
             let end = after_prefix(&start);
             (Bound::Included(start), end)

@@ -1,6 +1,6 @@
 //! Query: one partition key, an optional sort-key condition, in sort order.
 
-use atoll_cluster::data::{KeyRange, SortKeyRange};
+use atoll_cluster::data::{KeyRange, SortKeyCondition};
 use atoll_expr::ExpressionKind;
 use atoll_expr::ast::{Comparator, Condition, Operand, PathElement};
 use atoll_expr::legacy::{ComparisonOperator, LegacyCondition};
@@ -162,29 +162,32 @@ fn key_range(schema: &KeySchema, conditions: &[(String, LegacyCondition)]) -> Ap
     let Some((condition, values)) = sort_condition else {
         return Ok(KeyRange::Partition {
             partition,
-            sort: SortKeyRange::All,
+            sort: None,
         });
     };
     let not_supported = || ApiError::validation("Query key condition not supported");
     let first = values.first().cloned().ok_or_else(not_supported)?;
     let sort = match condition.comparison_operator {
-        ComparisonOperator::Eq => SortKeyRange::Eq(first),
-        ComparisonOperator::Lt => SortKeyRange::Lt(first),
-        ComparisonOperator::Le => SortKeyRange::Le(first),
-        ComparisonOperator::Gt => SortKeyRange::Gt(first),
-        ComparisonOperator::Ge => SortKeyRange::Ge(first),
+        ComparisonOperator::Eq => SortKeyCondition::Eq(first),
+        ComparisonOperator::Lt => SortKeyCondition::Lt(first),
+        ComparisonOperator::Le => SortKeyCondition::Le(first),
+        ComparisonOperator::Gt => SortKeyCondition::Gt(first),
+        ComparisonOperator::Ge => SortKeyCondition::Ge(first),
         ComparisonOperator::Between => {
             let high = values.get(1).cloned().ok_or_else(not_supported)?;
-            SortKeyRange::Between(first, high)
+            SortKeyCondition::Between(first, high)
         }
-        ComparisonOperator::BeginsWith => SortKeyRange::BeginsWith(first),
+        ComparisonOperator::BeginsWith => SortKeyCondition::BeginsWith(first),
         _ => {
             return Err(ApiError::validation(
                 "Attempted conditional constraint is not an indexable operation",
             ));
         }
     };
-    Ok(KeyRange::Partition { partition, sort })
+    Ok(KeyRange::Partition {
+        partition,
+        sort: Some(sort),
+    })
 }
 
 /// DynamoDB's checks of a Query's ExclusiveStartKey against the table and the key conditions.

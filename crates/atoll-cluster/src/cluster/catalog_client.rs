@@ -53,6 +53,16 @@ impl CatalogClient {
             .collect()
     }
 
+    /// The catalog's leader, as this replica knows it.
+    fn leader(&self) -> Result<NodeId, ClusterError> {
+        self.group
+            .current_leader()
+            .ok_or(ClusterError::Replication(ReplicationError::NotLeader {
+                group: CATALOG_GROUP_ID,
+                leader: None,
+            }))
+    }
+
     /// The catalog's Raft group.
     pub(super) fn group(&self) -> &Group<CatalogOutcome> {
         &self.group
@@ -110,13 +120,7 @@ impl CatalogClient {
         &self,
         command: &CatalogCommand,
     ) -> Result<CatalogOutcome, ClusterError> {
-        let leader = self
-            .group
-            .current_leader()
-            .ok_or(ReplicationError::NotLeader {
-                group: CATALOG_GROUP_ID,
-                leader: None,
-            })?;
+        let leader = self.leader()?;
         let request = rpc::ClusterRequest::Catalog(command.clone());
         match self.peers.forward(leader, &request).await? {
             rpc::ClusterReply::Catalog {
@@ -219,13 +223,7 @@ impl CatalogClient {
             if self.group.is_leader() {
                 return Ok::<_, ClusterError>(self.group.read_barrier().await?);
             }
-            let leader = self
-                .group
-                .current_leader()
-                .ok_or(ReplicationError::NotLeader {
-                    group: CATALOG_GROUP_ID,
-                    leader: None,
-                })?;
+            let leader = self.leader()?;
             match self
                 .peers
                 .forward(leader, &rpc::ClusterRequest::CatalogIndex)
