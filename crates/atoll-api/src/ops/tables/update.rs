@@ -1,7 +1,7 @@
 //! UpdateTable.
 
 use atoll_cluster::TableUpdate;
-use atoll_model::table::{BillingMode, StreamSettings, TableStatus};
+use atoll_model::table::{BillingMode, StreamSettings, TableClass, TableDefinition, TableStatus};
 use serde_json::{Value, json};
 
 use super::{now_ms, required_table_name};
@@ -13,9 +13,9 @@ use crate::ops::items::resolve_table_name;
 use crate::ops::keys::{attribute_definitions, check_attribute_definition_constraints};
 use crate::ops::table_settings::{
     ATTRIBUTE_DEFINITIONS, GSI_UPDATES, ON_DEMAND_THROUGHPUT, PROVISIONED_THROUGHPUT,
-    SSE_SPECIFICATION, STREAM_SPECIFICATION, WARM_THROUGHPUT, check_settings_constraints,
-    check_sse_semantics, check_throughput_bounds, parse_billing_mode, parse_table_class,
-    throughput_input,
+    SSE_SPECIFICATION, STREAM_SPECIFICATION, ThroughputInput, WARM_THROUGHPUT,
+    check_settings_constraints, check_sse_semantics, check_throughput_bounds, parse_billing_mode,
+    parse_table_class, throughput_input,
 };
 use crate::shape::common::{BOOLEAN, STRING};
 use crate::shape::{Shape, check_members};
@@ -51,12 +51,35 @@ const UPDATE_TABLE_MEMBERS: &[&str] = &[
     "warmThroughput",
 ];
 
+/// A checked UpdateTable request: the changes it asks for, before the table is known.
+struct UpdateTableRequest<'a> {
+    /// The table's name (an ARN resolved to it).
+    name: &'a str,
+    billing_mode: Option<BillingMode>,
+    throughput: Option<ThroughputInput>,
+    stream: Option<&'a Object>,
+    deletion_protection: Option<bool>,
+    table_class: Option<TableClass>,
+    // Refused only after the checks against the table, to keep their order.
+    gsi_updates: bool,
+    sse: Option<&'a Object>,
+    on_demand_throughput: bool,
+    warm_throughput: bool,
+}
+
 /// UpdateTable.
 pub(crate) async fn update_table(
     api: &Api,
     context: &RequestContext,
     input: &Object,
 ) -> ApiResult<Value> {
+    let request = parse_update_table(input)?;
+    let (update, updating) = resolve_update_table(api, &request).await?;
+    execute_update_table(api, context, request.name, update, updating).await
+}
+
+/// The checks DynamoDB makes of an UpdateTable request before it looks at the table.
+fn parse_update_table(input: &Object) -> ApiResult<UpdateTableRequest<'_>> {
     check_members(UPDATE_TABLE, input)?;
     let given_name = required_table_name(input)?;
     let billing_text = input::string(input, "BillingMode");
@@ -87,22 +110,56 @@ pub(crate) async fn update_table(
         || input::has(input, "SSESpecification")
         || input::has(input, "OnDemandThroughput")
         || input::has(input, "WarmThroughput");
-    if !other_changes && deletion_protection.is_none() && table_class_text.is_none() {
+    check_one_kind_of_change(
+        other_changes,
+        deletion_protection.is_some(),
+        table_class_text.is_some(),
+    )?;
+    let table_class = parse_table_class(table_class_text)?;
+    Ok(UpdateTableRequest {
+        name,
+        billing_mode: billing_text.map(|t| parse_billing_mode(Some(t))),
+        throughput,
+        stream,
+        deletion_protection,
+        table_class,
+        gsi_updates: input::has(input, "GlobalSecondaryIndexUpdates"),
+        sse: input::object(input, "SSESpecification"),
+        on_demand_throughput: input::has(input, "OnDemandThroughput"),
+        warm_throughput: input::has(input, "WarmThroughput"),
+    })
+}
+
+/// DynamoDB changes deletion protection or the table class only on their own.
+fn check_one_kind_of_change(
+    other_changes: bool,
+    deletion_protection: bool,
+    table_class: bool,
+) -> ApiResult<()> {
+    if !other_changes && !deletion_protection && !table_class {
         return Err(ApiError::validation(
             "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates, SSESpecification, ReplicaUpdates, MultiAccountReplicaReady, ReplicaTransitRoleArn, MultiRegionConsistency, DeletionProtectionEnabled, OnDemandThroughput, WarmThroughput or TableClass is required",
         ));
     }
-    if deletion_protection.is_some() && (other_changes || table_class_text.is_some()) {
+    if deletion_protection && (other_changes || table_class) {
         return Err(ApiError::invalid_parameter(
             "DeletionProtection modification must be the only operation in the request",
         ));
     }
-    if table_class_text.is_some() && other_changes {
+    if table_class && other_changes {
         return Err(ApiError::invalid_parameter(
             "TableClass modification must be the only operation in the request",
         ));
     }
-    let table_class = parse_table_class(table_class_text)?;
+    Ok(())
+}
+
+/// The cluster's update, checked against the table, and whether it makes the table UPDATING.
+async fn resolve_update_table(
+    api: &Api,
+    request: &UpdateTableRequest<'_>,
+) -> ApiResult<(TableUpdate, bool)> {
+    let name = request.name;
     let table = api
         .cluster
         .table_now(name)
@@ -111,9 +168,45 @@ pub(crate) async fn update_table(
     if table.status == TableStatus::Deleting {
         return Err(ApiError::table_not_found(name));
     }
-    let billing_mode = billing_text.map(|t| parse_billing_mode(Some(t)));
+    let requested = check_throughput_change(request, &table)?;
+    let stream_update = stream_update(request.stream, &table, name)?;
+    // Request-only checks, but they come after the table's above (a missing
+    // table or a bad stream change wins): kept here to keep that order.
+    if request.gsi_updates {
+        return Err(crate::ops::unsupported_parameter(
+            "GlobalSecondaryIndexUpdates",
+        ));
+    }
+    check_sse_semantics(request.sse)?;
+    if request.on_demand_throughput {
+        return Err(crate::ops::unsupported_parameter("OnDemandThroughput"));
+    }
+    if request.warm_throughput {
+        return Err(crate::ops::unsupported_parameter("WarmThroughput"));
+    }
+    let billing_mode = request.billing_mode;
+    let updating = billing_mode.is_some_and(|m| m != table.billing_mode)
+        || requested.is_some()
+        || stream_update.is_some();
+    let update = TableUpdate {
+        billing_mode,
+        throughput: requested,
+        deletion_protection: request.deletion_protection,
+        table_class: request.table_class,
+        stream: stream_update,
+    };
+    Ok((update, updating))
+}
+
+/// The (read, write) units asked for, if the table's billing mode takes them and they change.
+fn check_throughput_change(
+    request: &UpdateTableRequest<'_>,
+    table: &TableDefinition,
+) -> ApiResult<Option<(u64, u64)>> {
+    let billing_mode = request.billing_mode;
+    let throughput = &request.throughput;
     let target_mode = billing_mode.unwrap_or(table.billing_mode);
-    if let Some(pt) = &throughput {
+    if let Some(pt) = throughput {
         if target_mode == BillingMode::PayPerRequest {
             return Err(ApiError::invalid_parameter(
                 "Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST",
@@ -145,6 +238,15 @@ pub(crate) async fn update_table(
             table.throughput.read_capacity_units, table.throughput.write_capacity_units
         )));
     }
+    Ok(requested)
+}
+
+/// The stream change asked for, refused where it does not fit the table's stream.
+fn stream_update(
+    stream: Option<&Object>,
+    table: &TableDefinition,
+    name: &str,
+) -> ApiResult<Option<StreamSettings>> {
     let stream_update = match stream {
         None => None,
         Some(spec) => {
@@ -185,28 +287,17 @@ pub(crate) async fn update_table(
             }
         }
     };
-    if input::has(input, "GlobalSecondaryIndexUpdates") {
-        return Err(crate::ops::unsupported_parameter(
-            "GlobalSecondaryIndexUpdates",
-        ));
-    }
-    check_sse_semantics(input::object(input, "SSESpecification"))?;
-    if input::has(input, "OnDemandThroughput") {
-        return Err(crate::ops::unsupported_parameter("OnDemandThroughput"));
-    }
-    if input::has(input, "WarmThroughput") {
-        return Err(crate::ops::unsupported_parameter("WarmThroughput"));
-    }
-    let updating = billing_mode.is_some_and(|m| m != table.billing_mode)
-        || requested.is_some()
-        || stream_update.is_some();
-    let update = TableUpdate {
-        billing_mode,
-        throughput: requested,
-        deletion_protection,
-        table_class,
-        stream: stream_update,
-    };
+    Ok(stream_update)
+}
+
+/// Applies the update and describes the table.
+async fn execute_update_table(
+    api: &Api,
+    context: &RequestContext,
+    name: &str,
+    update: TableUpdate,
+    updating: bool,
+) -> ApiResult<Value> {
     let updated = api
         .cluster
         .update_table(name, update)
