@@ -2,7 +2,7 @@
 
 use atoll_cluster::data::{KeyRange, SortKeyCondition};
 use atoll_expr::ExpressionKind;
-use atoll_expr::ast::{Comparator, Condition, Operand, PathElement};
+use atoll_expr::ast::{Comparator, Condition, Operand, PathElement, Projection};
 use atoll_expr::legacy::{ComparisonOperator, LegacyCondition};
 use atoll_model::table::{KeySchema, TableDefinition};
 use atoll_model::{AttributeValue, Item};
@@ -12,7 +12,9 @@ use super::expressions::{Expressions, expression_error};
 use super::items::{READ_LAYER, check_data_table_name, item_table};
 use super::legacy_input::CONDITIONS;
 use super::pages::{PagePlan, read_page};
-use super::reads::{check_select_constraint, exclusive_start_key, filter, page_response, select};
+use super::reads::{
+    Select, check_select_constraint, exclusive_start_key, filter, page_response, select,
+};
 use super::scan::{check_attributes_to_get, check_index, check_index_and_attributes};
 use crate::Api;
 use crate::constraints::{Shown, Violations};
@@ -261,9 +263,85 @@ fn check_start_key(
     }
 }
 
+/// A checked Query request: what to read and how to answer, before the table is known.
+struct QueryRequest<'a> {
+    table_name: &'a str,
+    index_name: Option<&'a str>,
+    capacity: ReturnCapacity,
+    limit: Option<i64>,
+    /// `QueryFilter`, kept for the check of its keys against the schema.
+    query_filter: Option<Vec<(String, LegacyCondition)>>,
+    start_key: Option<Item>,
+    expressions: Expressions,
+    key_conditions: Vec<(String, LegacyCondition)>,
+    select: Select,
+    projection: Option<Projection>,
+    filter: Option<Condition>,
+    reverse: bool,
+    consistent: bool,
+}
+
 /// Query.
 pub(crate) async fn query(api: &Api, input: &Object) -> ApiResult<super::Output> {
+    let request = parse_query(api, input)?;
+    let plan = resolve_query(api, &request).await?;
+    execute_query(api, &request, plan).await
+}
+
+/// The checks DynamoDB makes of a Query before it looks at the table.
+fn parse_query<'a>(api: &Api, input: &'a Object) -> ApiResult<QueryRequest<'a>> {
     check_members(QUERY, input)?;
+    let (capacity, limit) = check_query_constraints(input)?;
+    check_query_expression_parameters(input)?;
+    let query_filter = super::legacy_input::conditions(input, "QueryFilter", READ_LAYER)?;
+    let legacy_filter = atoll_expr::legacy::filter_condition(
+        query_filter.as_deref(),
+        super::legacy_input::conditional_operator(input),
+    )
+    .map_err(|e| expression_error(e, READ_LAYER))?;
+    check_attributes_to_get(input)?;
+    let start_key = exclusive_start_key(input, READ_LAYER)?;
+    if !input::has(input, "KeyConditions") && !input::has(input, "KeyConditionExpression") {
+        return Err(ApiError::validation(
+            "Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.",
+        ));
+    }
+    let expressions = super::expressions::read(
+        api,
+        input,
+        &[
+            ExpressionKind::KeyCondition,
+            ExpressionKind::Filter,
+            ExpressionKind::Projection,
+        ],
+        READ_LAYER,
+    )?;
+    let key_conditions = parse_key_conditions(input, &expressions)?;
+    let select = select(input, true)?;
+    let projection = match &expressions.projection {
+        Some(projection) => Some((**projection).clone()),
+        None => super::expressions::attributes_to_get(input, READ_LAYER)?,
+    };
+    let filter = filter(&expressions, legacy_filter);
+    Ok(QueryRequest {
+        table_name: input::string(input, "TableName").unwrap_or_default(),
+        index_name: input::string(input, "IndexName"),
+        capacity,
+        limit,
+        query_filter,
+        start_key,
+        expressions,
+        key_conditions,
+        select,
+        projection,
+        filter,
+        reverse: input::boolean(input, "ScanIndexForward") == Some(false),
+        consistent: input::boolean(input, "ConsistentRead").unwrap_or(false),
+    })
+}
+
+/// Query's model constraints, all reported at once; returns ReturnConsumedCapacity and Limit.
+fn check_query_constraints(input: &Object) -> ApiResult<(ReturnCapacity, Option<i64>)> {
     let mut violations = Violations::new(QUERY_MEMBERS);
     check_data_table_name(&mut violations, input::string(input, "TableName"));
     check_index_and_attributes(&mut violations, input);
@@ -301,6 +379,11 @@ pub(crate) async fn query(api: &Api, input: &Object) -> ApiResult<super::Output>
         );
     }
     violations.into_result()?;
+    Ok((capacity, limit))
+}
+
+/// Refuses expression parameters mixed with legacy ones, or placeholders without expressions.
+fn check_query_expression_parameters(input: &Object) -> ApiResult<()> {
     // KeyConditions counts as a legacy parameter only beside KeyConditionExpression.
     let mut legacy = vec!["AttributesToGet", "QueryFilter", "ConditionalOperator"];
     if input::has(input, "KeyConditionExpression") {
@@ -319,38 +402,22 @@ pub(crate) async fn query(api: &Api, input: &Object) -> ApiResult<super::Output>
             &["FilterExpression", "KeyConditionExpression"],
         )),
         true,
-    )?;
-    let query_filter = super::legacy_input::conditions(input, "QueryFilter", READ_LAYER)?;
-    let legacy_filter = atoll_expr::legacy::filter_condition(
-        query_filter.as_deref(),
-        super::legacy_input::conditional_operator(input),
     )
-    .map_err(|e| expression_error(e, READ_LAYER))?;
-    check_attributes_to_get(input)?;
-    let start_key = exclusive_start_key(input, READ_LAYER)?;
-    if !input::has(input, "KeyConditions") && !input::has(input, "KeyConditionExpression") {
-        return Err(ApiError::validation(
-            "Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.",
-        ));
-    }
-    let expressions = super::expressions::read(
-        api,
-        input,
-        &[
-            ExpressionKind::KeyCondition,
-            ExpressionKind::Filter,
-            ExpressionKind::Projection,
-        ],
-        READ_LAYER,
-    )?;
+}
+
+/// The key conditions, from KeyConditionExpression or KeyConditions, checked for shape only.
+fn parse_key_conditions(
+    input: &Object,
+    expressions: &Expressions,
+) -> ApiResult<Vec<(String, LegacyCondition)>> {
     let key_conditions = match &expressions.key_condition {
         Some(condition) => {
             // DynamoDB's structural checks of a key condition come before the
             // table; only the count of conditions waits for the key schema.
             match atoll_expr::extract_key_conditions(condition, &expressions.env()) {
-                Ok(_) => key_conditions_of(condition, &expressions)?,
+                Ok(_) => key_conditions_of(condition, expressions)?,
                 Err(e) if e.message() == "Conditions can be of length 1 or 2 only" => {
-                    key_conditions_of(condition, &expressions)?
+                    key_conditions_of(condition, expressions)?
                 }
                 Err(e) => return Err(expression_error(e, READ_LAYER)),
             }
@@ -363,43 +430,55 @@ pub(crate) async fn query(api: &Api, input: &Object) -> ApiResult<super::Output>
             legacy
         }
     };
-    let select = select(input, true)?;
-    let projection = match &expressions.projection {
-        Some(projection) => Some((**projection).clone()),
-        None => super::expressions::attributes_to_get(input, READ_LAYER)?,
-    };
-    let filter = filter(&expressions, legacy_filter);
+    Ok(key_conditions)
+}
 
-    let name = input::string(input, "TableName").unwrap_or_default();
-    let table = item_table(api, name).await?;
-    check_index(input)?;
+/// Looks up the table and checks key conditions, start key and key paths against its schema.
+async fn resolve_query(api: &Api, request: &QueryRequest<'_>) -> ApiResult<PagePlan> {
+    let table = item_table(api, request.table_name).await?;
+    // After the lookup: a missing table's error wins over a missing index's.
+    check_index(request.index_name)?;
     let schema = &table.key_schema;
+    let key_conditions = &request.key_conditions;
     let key_count = 1 + usize::from(schema.sort_key.is_some());
-    if expressions.key_condition.is_some() && key_conditions.len() > key_count {
+    if request.expressions.key_condition.is_some() && key_conditions.len() > key_count {
         return Err(ApiError::validation(format!(
             "The number of query conditions ({}) exceeds the number of key attributes defined in the schema ({key_count})",
             key_conditions.len()
         )));
     }
-    atoll_expr::legacy::check_key_conditions(&key_conditions, schema)
+    atoll_expr::legacy::check_key_conditions(key_conditions, schema)
         .map_err(|e| expression_error(e, READ_LAYER))?;
-    let range = key_range(schema, &key_conditions)?;
-    let reverse = input::boolean(input, "ScanIndexForward") == Some(false);
-    let exclusive_start = match (&start_key, &range) {
+    let range = key_range(schema, key_conditions)?;
+    let exclusive_start = match (&request.start_key, &range) {
         (Some(key), KeyRange::Partition { partition, .. }) => {
-            check_start_key(&table, key, partition, &key_conditions)?;
+            check_start_key(&table, key, partition, key_conditions)?;
             Some(super::keys::locate(schema, key)?)
         }
         _ => None,
     };
-    let env = expressions.env();
+    check_query_key_paths(request, schema)?;
+    Ok(PagePlan {
+        table,
+        range,
+        exclusive_start,
+        reverse: request.reverse,
+        limit: request.limit.map(|l| l.max(1) as usize),
+        consistent: request.consistent,
+    })
+}
+
+/// Refuses projection paths that step into a key attribute and, as DynamoDB
+/// does for Query only, a filter on a key attribute.
+fn check_query_key_paths(request: &QueryRequest<'_>, schema: &KeySchema) -> ApiResult<()> {
+    let env = request.expressions.env();
     let mut key_paths: Vec<&atoll_expr::ast::Path> = Vec::new();
-    if let Some(projection) = &projection {
+    if let Some(projection) = &request.projection {
         key_paths.extend(projection.paths.iter());
     }
     atoll_expr::eval::keys::check_key_paths(key_paths, &env, schema, &[])
         .map_err(|e| expression_error(e, READ_LAYER))?;
-    if let Some(filter) = &expressions.filter {
+    if let Some(filter) = &request.expressions.filter {
         atoll_expr::eval::keys::check_filter_key_attributes(
             atoll_expr::eval::keys::condition_paths(filter),
             &env,
@@ -407,20 +486,21 @@ pub(crate) async fn query(api: &Api, input: &Object) -> ApiResult<super::Output>
             "Filter Expression",
         )
         .map_err(|e| expression_error(e, READ_LAYER))?;
-    } else if let Some(query_filter) = &query_filter {
+    } else if let Some(query_filter) = &request.query_filter {
         atoll_expr::legacy::check_query_filter_keys(query_filter, schema)
             .map_err(|e| expression_error(e, READ_LAYER))?;
     }
-    let consistent = input::boolean(input, "ConsistentRead").unwrap_or(false);
-    let plan = PagePlan {
-        table: table.clone(),
-        range,
-        exclusive_start,
-        reverse,
-        limit: limit.map(|l| l.max(1) as usize),
-        consistent,
-    };
-    let page = read_page(api, &plan, |item| match &filter {
+    Ok(())
+}
+
+/// Reads one page, filters it and answers it.
+async fn execute_query(
+    api: &Api,
+    request: &QueryRequest<'_>,
+    plan: PagePlan,
+) -> ApiResult<super::Output> {
+    let env = request.expressions.env();
+    let page = read_page(api, &plan, |item| match &request.filter {
         Some(filter) => {
             atoll_expr::evaluate(filter, item, &env).map_err(|e| ApiError::validation(e.message()))
         }
@@ -429,11 +509,11 @@ pub(crate) async fn query(api: &Api, input: &Object) -> ApiResult<super::Output>
     .await?;
     page_response(
         page,
-        select,
-        projection.as_ref(),
-        &expressions,
-        &table,
-        capacity,
-        consistent,
+        request.select,
+        request.projection.as_ref(),
+        &request.expressions,
+        &plan.table,
+        request.capacity,
+        request.consistent,
     )
 }

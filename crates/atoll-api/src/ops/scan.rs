@@ -130,8 +130,8 @@ pub(crate) fn check_attributes_to_get(input: &Object) -> ApiResult<()> {
 }
 
 /// The index a Query or Scan names: none exist yet, as in DynamoDB for a table without indexes.
-pub(crate) fn check_index(input: &Object) -> ApiResult<()> {
-    match input::string(input, "IndexName") {
+pub(crate) fn check_index(index: Option<&str>) -> ApiResult<()> {
+    match index {
         Some(index) => Err(ApiError::validation(format!(
             "The table does not have the specified index: {index}"
         ))),
@@ -255,7 +255,7 @@ pub(crate) async fn scan(api: &Api, input: &Object) -> ApiResult<super::Output> 
 
     let name = input::string(input, "TableName").unwrap_or_default();
     let table = item_table(api, name).await?;
-    check_index(input)?;
+    check_index(input::string(input, "IndexName"))?;
     let mut exclusive_start = None;
     if let Some(key) = &start_key {
         // A key of the wrong shape "does not match the schema"; an empty
