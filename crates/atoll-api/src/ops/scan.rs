@@ -2,15 +2,19 @@
 
 use atoll_cluster::data::KeyRange;
 use atoll_expr::ExpressionKind;
+use atoll_expr::ast::{Condition, Projection};
+use atoll_model::Item;
 use serde_json::Value;
 
 use super::capacity::ReturnCapacity;
-use super::expressions::expression_error;
+use super::expressions::{Expressions, expression_error};
 use super::items::{check_data_table_name, item_table};
 use super::keys::locate;
 use super::legacy_input::CONDITIONS;
 use super::pages::{PagePlan, read_page};
-use super::reads::{check_select_constraint, exclusive_start_key, filter, page_response, select};
+use super::reads::{
+    Select, check_select_constraint, exclusive_start_key, filter, page_response, select,
+};
 use crate::Api;
 use crate::attribute::Layer;
 use crate::constraints::{
@@ -139,9 +143,82 @@ pub(crate) fn check_index(index: Option<&str>) -> ApiResult<()> {
     }
 }
 
+/// A checked Scan request: what to read and how to answer, before the table is known.
+struct ScanRequest<'a> {
+    table_name: &'a str,
+    index_name: Option<&'a str>,
+    capacity: ReturnCapacity,
+    limit: Option<i64>,
+    start_key: Option<Item>,
+    segment: u64,
+    total_segments: u64,
+    expressions: Expressions,
+    select: Select,
+    projection: Option<Projection>,
+    filter: Option<Condition>,
+    consistent: bool,
+}
+
 /// Scan.
 pub(crate) async fn scan(api: &Api, input: &Object) -> ApiResult<super::Output> {
+    let request = parse_scan(api, input)?;
+    let plan = resolve_scan(api, &request).await?;
+    execute_scan(api, &request, plan).await
+}
+
+/// The checks DynamoDB makes of a Scan before it looks at the table.
+fn parse_scan<'a>(api: &Api, input: &'a Object) -> ApiResult<ScanRequest<'a>> {
     check_members(SCAN, input)?;
+    let (capacity, limit) = check_scan_constraints(input)?;
+    super::check_expression_parameters(
+        input,
+        &["AttributesToGet", "ScanFilter", "ConditionalOperator"],
+        &["ProjectionExpression", "FilterExpression"],
+        Some(("FilterExpression is null", &["FilterExpression"])),
+        true,
+    )?;
+    check_attributes_to_get(input)?;
+    let scan_filter = super::legacy_input::conditions(input, "ScanFilter", SCAN_LAYER)?;
+    let legacy_filter = atoll_expr::legacy::filter_condition(
+        scan_filter.as_deref(),
+        super::legacy_input::conditional_operator(input),
+    )
+    .map_err(|e| expression_error(e, SCAN_LAYER))?;
+    let start_key = exclusive_start_key(input, SCAN_LAYER)?;
+    let (segment, total_segments) = parse_segment(
+        input::long(input, "Segment"),
+        input::long(input, "TotalSegments"),
+    )?;
+    let expressions = super::expressions::read(
+        api,
+        input,
+        &[ExpressionKind::Filter, ExpressionKind::Projection],
+        SCAN_LAYER,
+    )?;
+    let select = select(input, false)?;
+    let projection = match &expressions.projection {
+        Some(projection) => Some((**projection).clone()),
+        None => super::expressions::attributes_to_get(input, SCAN_LAYER)?,
+    };
+    let filter = filter(&expressions, legacy_filter);
+    Ok(ScanRequest {
+        table_name: input::string(input, "TableName").unwrap_or_default(),
+        index_name: input::string(input, "IndexName"),
+        capacity,
+        limit,
+        start_key,
+        segment,
+        total_segments,
+        expressions,
+        select,
+        projection,
+        filter,
+        consistent: input::boolean(input, "ConsistentRead").unwrap_or(false),
+    })
+}
+
+/// Scan's model constraints, all reported at once; returns ReturnConsumedCapacity and Limit.
+fn check_scan_constraints(input: &Object) -> ApiResult<(ReturnCapacity, Option<i64>)> {
     let mut violations = Violations::new(SCAN_MEMBERS);
     check_data_table_name(&mut violations, input::string(input, "TableName"));
     check_index_and_attributes(&mut violations, input);
@@ -167,6 +244,13 @@ pub(crate) async fn scan(api: &Api, input: &Object) -> ApiResult<super::Output> 
         &mut violations,
         input::string(input, "ReturnConsumedCapacity"),
     );
+    check_segment_constraints(&mut violations, input);
+    violations.into_result()?;
+    Ok((capacity, limit))
+}
+
+/// Records TotalSegments and Segment out of their ranges.
+fn check_segment_constraints(violations: &mut Violations, input: &Object) {
     let total_segments = input::long(input, "TotalSegments");
     let segment = input::long(input, "Segment");
     if let Some(total) = total_segments {
@@ -205,59 +289,33 @@ pub(crate) async fn scan(api: &Api, input: &Object) -> ApiResult<super::Output> 
             );
         }
     }
-    violations.into_result()?;
-    super::check_expression_parameters(
-        input,
-        &["AttributesToGet", "ScanFilter", "ConditionalOperator"],
-        &["ProjectionExpression", "FilterExpression"],
-        Some(("FilterExpression is null", &["FilterExpression"])),
-        true,
-    )?;
-    check_attributes_to_get(input)?;
-    let scan_filter = super::legacy_input::conditions(input, "ScanFilter", SCAN_LAYER)?;
-    let legacy_filter = atoll_expr::legacy::filter_condition(
-        scan_filter.as_deref(),
-        super::legacy_input::conditional_operator(input),
-    )
-    .map_err(|e| expression_error(e, SCAN_LAYER))?;
-    let start_key = exclusive_start_key(input, SCAN_LAYER)?;
-    let (segment, total_segments) = match (segment, total_segments) {
-        (Some(_), None) => {
-            return Err(ApiError::validation(
-                "The TotalSegments parameter is required but was not present in the request when Segment parameter is present",
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(ApiError::validation(
-                "The Segment parameter is required but was not present in the request when parameter TotalSegments is present",
-            ));
-        }
-        (Some(segment), Some(total)) if segment >= total => {
-            return Err(ApiError::validation(format!(
-                "The Segment parameter is zero-based and must be less than parameter TotalSegments: Segment: {segment} is not less than TotalSegments: {total}"
-            )));
-        }
-        (Some(segment), Some(total)) => (segment.max(0) as u64, total.max(1) as u64),
-        (None, None) => (0, 1),
-    };
-    let expressions = super::expressions::read(
-        api,
-        input,
-        &[ExpressionKind::Filter, ExpressionKind::Projection],
-        SCAN_LAYER,
-    )?;
-    let select = select(input, false)?;
-    let projection = match &expressions.projection {
-        Some(projection) => Some((**projection).clone()),
-        None => super::expressions::attributes_to_get(input, SCAN_LAYER)?,
-    };
-    let filter = filter(&expressions, legacy_filter);
+}
 
-    let name = input::string(input, "TableName").unwrap_or_default();
-    let table = item_table(api, name).await?;
-    check_index(input::string(input, "IndexName"))?;
+/// The segment to scan and the total, as (segment, total): the whole table when neither is given.
+fn parse_segment(segment: Option<i64>, total_segments: Option<i64>) -> ApiResult<(u64, u64)> {
+    match (segment, total_segments) {
+        (Some(_), None) => Err(ApiError::validation(
+            "The TotalSegments parameter is required but was not present in the request when Segment parameter is present",
+        )),
+        (None, Some(_)) => Err(ApiError::validation(
+            "The Segment parameter is required but was not present in the request when parameter TotalSegments is present",
+        )),
+        (Some(segment), Some(total)) if segment >= total => Err(ApiError::validation(format!(
+            "The Segment parameter is zero-based and must be less than parameter TotalSegments: Segment: {segment} is not less than TotalSegments: {total}"
+        ))),
+        (Some(segment), Some(total)) => Ok((segment.max(0) as u64, total.max(1) as u64)),
+        (None, None) => Ok((0, 1)),
+    }
+}
+
+/// Looks up the table and checks the start key and key paths against its schema.
+async fn resolve_scan(api: &Api, request: &ScanRequest<'_>) -> ApiResult<PagePlan> {
+    let table = item_table(api, request.table_name).await?;
+    // After the lookup: a missing table's error wins over a missing index's.
+    check_index(request.index_name)?;
+    let (segment, total_segments) = (request.segment, request.total_segments);
     let mut exclusive_start = None;
-    if let Some(key) = &start_key {
+    if let Some(key) = &request.start_key {
         // A key of the wrong shape "does not match the schema"; an empty
         // or oversized key value says why. Both behind DynamoDB's prefix.
         super::keys::check_key(&table.key_schema, key).map_err(invalid_start_key)?;
@@ -269,29 +327,37 @@ pub(crate) async fn scan(api: &Api, input: &Object) -> ApiResult<super::Output> 
         }
         exclusive_start = Some(key);
     }
-    let env = expressions.env();
+    let env = request.expressions.env();
     let mut key_paths: Vec<&atoll_expr::ast::Path> = Vec::new();
-    if let Some(projection) = &projection {
+    if let Some(projection) = &request.projection {
         key_paths.extend(projection.paths.iter());
     }
-    if let Some(filter) = &filter {
+    if let Some(filter) = &request.filter {
         key_paths.extend(atoll_expr::eval::keys::condition_paths(filter));
     }
     atoll_expr::eval::keys::check_key_paths(key_paths, &env, &table.key_schema, &[])
         .map_err(|e| expression_error(e, SCAN_LAYER))?;
-    let consistent = input::boolean(input, "ConsistentRead").unwrap_or(false);
-    let plan = PagePlan {
-        table: table.clone(),
+    Ok(PagePlan {
+        table,
         range: KeyRange::Segment {
             segment,
             total: total_segments,
         },
         exclusive_start,
         reverse: false,
-        limit: limit.map(|l| l.max(1) as usize),
-        consistent,
-    };
-    let page = read_page(api, &plan, |item| match &filter {
+        limit: request.limit.map(|l| l.max(1) as usize),
+        consistent: request.consistent,
+    })
+}
+
+/// Reads one page, filters it and answers it.
+async fn execute_scan(
+    api: &Api,
+    request: &ScanRequest<'_>,
+    plan: PagePlan,
+) -> ApiResult<super::Output> {
+    let env = request.expressions.env();
+    let page = read_page(api, &plan, |item| match &request.filter {
         Some(filter) => {
             atoll_expr::evaluate(filter, item, &env).map_err(|e| ApiError::validation(e.message()))
         }
@@ -300,12 +366,12 @@ pub(crate) async fn scan(api: &Api, input: &Object) -> ApiResult<super::Output> 
     .await?;
     page_response(
         page,
-        select,
-        projection.as_ref(),
-        &expressions,
-        &table,
-        capacity,
-        consistent,
+        request.select,
+        request.projection.as_ref(),
+        &request.expressions,
+        &plan.table,
+        request.capacity,
+        request.consistent,
     )
 }
 
