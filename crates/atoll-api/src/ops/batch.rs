@@ -4,11 +4,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use atoll_cluster::data;
+use atoll_expr::ast::Projection;
 use atoll_model::table::TableDefinition;
 use atoll_model::{Item, item_size_bytes};
 use serde_json::{Map, Value, json};
 
 use super::capacity::{ReturnCapacity, read_units, write_units};
+use super::expressions::Expressions;
 use super::items::{
     apply_projection, check_projection_keys, item_table, read_projection, resolve_table_name,
 };
@@ -301,9 +303,50 @@ pub(crate) async fn batch_write_item(api: &Api, input: &Object) -> ApiResult<Val
     Ok(Value::Object(response))
 }
 
+/// A checked BatchGetItem request, before its tables are known.
+struct BatchGetItemRequest {
+    capacity: ReturnCapacity,
+    tables: Vec<BatchGetTableRequest>,
+}
+
+/// One table's share of a BatchGetItem request.
+struct BatchGetTableRequest {
+    name: String,
+    keys: Vec<Item>,
+    projection: Option<Projection>,
+    expressions: Expressions,
+    consistent: bool,
+    /// The table's request as sent: keys left unprocessed are returned in it.
+    raw: Object,
+}
+
 /// BatchGetItem.
 pub(crate) async fn batch_get_item(api: &Api, input: &Object) -> ApiResult<Value> {
+    let request = parse_batch_get_item(api, input)?;
+    let resolved = resolve_batch_get_item(api, request.tables).await?;
+    execute_batch_get_item(api, request.capacity, resolved).await
+}
+
+/// The checks DynamoDB makes of a BatchGetItem before it looks at any table.
+fn parse_batch_get_item(api: &Api, input: &Object) -> ApiResult<BatchGetItemRequest> {
     check_members(BATCH_GET_ITEM, input)?;
+    let capacity = check_batch_get_constraints(input)?;
+    let tables = input::object(input, "RequestItems")
+        .cloned()
+        .unwrap_or_default();
+    check_batch_get_key_counts(&tables)?;
+    let mut requests = Vec::new();
+    for (name, request) in &tables {
+        requests.push(parse_batch_get_table(api, name, request)?);
+    }
+    Ok(BatchGetItemRequest {
+        capacity,
+        tables: requests,
+    })
+}
+
+/// BatchGetItem's model constraints, all reported at once; returns ReturnConsumedCapacity.
+fn check_batch_get_constraints(input: &Object) -> ApiResult<ReturnCapacity> {
     let mut violations = Violations::new(BATCH_GET_ITEM_MEMBERS);
     let request_items = input::object(input, "RequestItems");
     match request_items {
@@ -325,13 +368,17 @@ pub(crate) async fn batch_get_item(api: &Api, input: &Object) -> ApiResult<Value
         input::string(input, "ReturnConsumedCapacity"),
     );
     violations.into_result()?;
-    let tables = request_items.cloned().unwrap_or_default();
+    Ok(capacity)
+}
+
+/// Refuses a request with no tables, a table with no keys or too many, or too many keys in all.
+fn check_batch_get_key_counts(tables: &Object) -> ApiResult<()> {
     if tables.is_empty() {
         return Err(ApiError::validation(
             "The requestItems parameter is required for BatchGetItem",
         ));
     }
-    for (table, request) in &tables {
+    for (table, request) in tables {
         let keys = request.as_object().and_then(|r| input::list(r, "Keys"));
         match keys {
             None => {
@@ -362,45 +409,50 @@ pub(crate) async fn batch_get_item(api: &Api, input: &Object) -> ApiResult<Value
             "Too many items requested for the BatchGetItem call",
         ));
     }
-    struct TableRequest {
-        name: String,
-        keys: Vec<Item>,
-        projection: Option<atoll_expr::ast::Projection>,
-        expressions: super::expressions::Expressions,
-        consistent: bool,
-        raw: Object,
-    }
-    let mut requests = Vec::new();
-    for (name, request) in &tables {
-        let empty = Object::new();
-        let request = request.as_object().unwrap_or(&empty);
-        super::check_expression_parameters(
-            request,
-            &["AttributesToGet"],
-            &["ProjectionExpression"],
-            None,
-            true,
-        )?;
-        let mut keys: Vec<Item> = Vec::new();
-        for key in input::list(request, "Keys").into_iter().flatten() {
-            let key = decode_map(key, Layer::Current { enveloped: false })?;
-            if keys.contains(&key) {
-                return Err(ApiError::validation(
-                    "Provided list of item keys contains duplicates",
-                ));
-            }
-            keys.push(key);
+    Ok(())
+}
+
+/// One table's keys (no key twice) and projection, read and checked without the table.
+fn parse_batch_get_table(
+    api: &Api,
+    name: &str,
+    request: &Value,
+) -> ApiResult<BatchGetTableRequest> {
+    let empty = Object::new();
+    let request = request.as_object().unwrap_or(&empty);
+    super::check_expression_parameters(
+        request,
+        &["AttributesToGet"],
+        &["ProjectionExpression"],
+        None,
+        true,
+    )?;
+    let mut keys: Vec<Item> = Vec::new();
+    for key in input::list(request, "Keys").into_iter().flatten() {
+        let key = decode_map(key, Layer::Current { enveloped: false })?;
+        if keys.contains(&key) {
+            return Err(ApiError::validation(
+                "Provided list of item keys contains duplicates",
+            ));
         }
-        let (projection, expressions) = read_projection(api, request)?;
-        requests.push(TableRequest {
-            name: name.clone(),
-            keys,
-            projection,
-            expressions,
-            consistent: input::boolean(request, "ConsistentRead").unwrap_or(false),
-            raw: request.clone(),
-        });
+        keys.push(key);
     }
+    let (projection, expressions) = read_projection(api, request)?;
+    Ok(BatchGetTableRequest {
+        name: name.to_string(),
+        keys,
+        projection,
+        expressions,
+        consistent: input::boolean(request, "ConsistentRead").unwrap_or(false),
+        raw: request.clone(),
+    })
+}
+
+/// Looks up each table in turn and checks its keys and projection against its schema.
+async fn resolve_batch_get_item(
+    api: &Api,
+    requests: Vec<BatchGetTableRequest>,
+) -> ApiResult<Vec<(Arc<TableDefinition>, BatchGetTableRequest)>> {
     let mut resolved = Vec::new();
     for request in requests {
         let table = item_table(api, &request.name).await?;
@@ -410,6 +462,15 @@ pub(crate) async fn batch_get_item(api: &Api, input: &Object) -> ApiResult<Value
         check_projection_keys(request.projection.as_ref(), &request.expressions, &table)?;
         resolved.push((table, request));
     }
+    Ok(resolved)
+}
+
+/// Reads the keys table by table, leaving unprocessed those past the response's size limit.
+async fn execute_batch_get_item(
+    api: &Api,
+    capacity: ReturnCapacity,
+    resolved: Vec<(Arc<TableDefinition>, BatchGetTableRequest)>,
+) -> ApiResult<Value> {
     let mut responses = Map::new();
     let mut unprocessed = Map::new();
     let mut consumed = Vec::new();
