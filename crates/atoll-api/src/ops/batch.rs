@@ -111,131 +111,36 @@ enum BatchWrite {
     Delete(Item),
 }
 
-/// Checks the keys of each table's writes (no key twice in a table), then
-/// writes every table's share at once; returns the write units consumed
-/// per table, charged on the larger of each item's old and new size.
-async fn execute_batch_writes(
-    api: &Api,
-    resolved: &[(Arc<TableDefinition>, Vec<BatchWrite>)],
-) -> ApiResult<Vec<(String, f64)>> {
-    let mut shares = Vec::with_capacity(resolved.len());
-    for (table, writes) in resolved {
-        let mut seen = HashSet::new();
-        let mut share = Vec::with_capacity(writes.len());
-        let mut new_sizes_bytes = Vec::with_capacity(writes.len());
-        for write in writes {
-            let (key, new_size_bytes) = match write {
-                BatchWrite::Put(item) => {
-                    check_batch_item_key(&table.key_schema, item)?;
-                    (
-                        locate(&table.key_schema, item)?,
-                        item_size_bytes(item) as u32,
-                    )
-                }
-                BatchWrite::Delete(key) => {
-                    check_key(&table.key_schema, key)?;
-                    (locate(&table.key_schema, key)?, 0)
-                }
-            };
-            if !seen.insert(key.clone()) {
-                return Err(ApiError::validation(
-                    "Provided list of item keys contains duplicates",
-                ));
-            }
-            share.push(match write {
-                BatchWrite::Put(item) => data::BatchWrite::put(key, item, new_size_bytes),
-                BatchWrite::Delete(_) => data::BatchWrite::delete(key),
-            });
-            new_sizes_bytes.push(new_size_bytes);
-        }
-        shares.push((table, share, new_sizes_bytes));
-    }
-    // Tables replicate independently; writing them together lets their
-    // log entries share the node's group commit.
-    let writes = shares
-        .into_iter()
-        .map(|(table, share, new_sizes_bytes)| async move {
-            let old_sizes_bytes = api.data.write_batch(table, share).await?;
-            let units: f64 = new_sizes_bytes
-                .iter()
-                .zip(old_sizes_bytes.iter().chain(std::iter::repeat(&0)))
-                .map(|(new, old)| write_units((*new).max(*old) as usize))
-                .sum();
-            Ok::<_, ApiError>((table.name.clone(), units))
-        });
-    futures_util::future::join_all(writes)
-        .await
-        .into_iter()
-        .collect()
+/// A checked BatchWriteItem request, before its tables are known.
+struct BatchWriteItemRequest {
+    capacity: ReturnCapacity,
+    /// Each table's name and writes, in request order.
+    tables: Vec<(String, Vec<BatchWrite>)>,
+}
+
+/// One table's share of a BatchWriteItem, keyed and ready to write.
+struct TableWrites {
+    table: Arc<TableDefinition>,
+    writes: Vec<data::BatchWrite>,
+    /// Each write's new item size (0 for a delete), for the write units.
+    new_sizes_bytes: Vec<u32>,
 }
 
 /// BatchWriteItem.
 pub(crate) async fn batch_write_item(api: &Api, input: &Object) -> ApiResult<Value> {
+    let request = parse_batch_write_item(input)?;
+    let resolved = resolve_batch_write_item(api, request.tables).await?;
+    let units_by_table = execute_batch_writes(api, resolved).await?;
+    Ok(batch_write_response(request.capacity, &units_by_table))
+}
+
+/// The checks DynamoDB makes of a BatchWriteItem before it looks at any table.
+fn parse_batch_write_item(input: &Object) -> ApiResult<BatchWriteItemRequest> {
     check_members(BATCH_WRITE_ITEM, input)?;
-    let mut violations = Violations::new(BATCH_WRITE_ITEM_MEMBERS);
-    let request_items = input::object(input, "RequestItems");
-    match request_items {
-        None => violations.not_null("requestItems", "requestItems"),
-        Some(tables) => {
-            let dump = java_map_dump(tables);
-            if tables.keys().any(|name| !valid_batch_table_name(name)) {
-                violations.add(
-                    "requestItems",
-                    Shown::Text(&dump),
-                    "requestItems",
-                    MAP_KEYS_CONSTRAINT,
-                );
-            }
-            if tables.values().any(|writes| {
-                writes
-                    .as_array()
-                    .is_none_or(|w| w.is_empty() || w.len() > MAX_BATCH_WRITES)
-            }) {
-                violations.add(
-                    "requestItems",
-                    Shown::Text(&dump),
-                    "requestItems",
-                    "Map value must satisfy constraint: [Member must have length less than or equal to 25, Member must have length greater than or equal to 1]",
-                );
-            }
-            for (table, writes) in tables {
-                for (i, write) in writes.as_array().into_iter().flatten().enumerate() {
-                    let Some(write) = write.as_object() else {
-                        continue;
-                    };
-                    let at =
-                        |rest: &str| format!("requestItems.{table}.member.{}.member.{rest}", i + 1);
-                    if let Some(put) = input::object(write, "PutRequest")
-                        && !input::has(put, "Item")
-                    {
-                        violations.not_null("requestItems", &at("putRequest.item"));
-                    }
-                    if let Some(delete) = input::object(write, "DeleteRequest")
-                        && !input::has(delete, "Key")
-                    {
-                        violations.not_null("requestItems", &at("deleteRequest.key"));
-                    }
-                }
-            }
-        }
-    }
-    let capacity = ReturnCapacity::parse(
-        &mut violations,
-        input::string(input, "ReturnConsumedCapacity"),
-    );
-    if let Some(metrics) = input::string(input, "ReturnItemCollectionMetrics")
-        && metrics != "SIZE"
-        && metrics != "NONE"
-    {
-        violations.add(
-            "returnItemCollectionMetrics",
-            Shown::Text(metrics),
-            "returnItemCollectionMetrics",
-            &enum_constraint(&["SIZE", "NONE"]),
-        );
-    }
-    violations.into_result()?;
-    let tables = request_items.cloned().unwrap_or_default();
+    let capacity = check_batch_write_constraints(input)?;
+    let tables = input::object(input, "RequestItems")
+        .cloned()
+        .unwrap_or_default();
     if tables.is_empty() {
         return Err(ApiError::validation(
             "The requestItems parameter is required for BatchWriteItem",
@@ -253,44 +158,205 @@ pub(crate) async fn batch_write_item(api: &Api, input: &Object) -> ApiResult<Val
     }
     let mut requests: Vec<(String, Vec<BatchWrite>)> = Vec::new();
     for (table, writes) in &tables {
-        let mut parsed = Vec::new();
-        for write in writes.as_array().into_iter().flatten() {
-            let empty = Object::new();
-            let write = write.as_object().unwrap_or(&empty);
-            let put = input::object(write, "PutRequest");
-            let delete = input::object(write, "DeleteRequest");
-            match (put, delete) {
-                (Some(put), None) => {
-                    let item = decode_item(
-                        input::value(put, "Item").unwrap_or(&Value::Null),
-                        Layer::Older,
-                    )?;
-                    if item_size_bytes(&item) > atoll_model::MAX_ITEM_SIZE_BYTES {
-                        return Err(ApiError::item_too_large());
-                    }
-                    parsed.push(BatchWrite::Put(item));
-                }
-                (None, Some(delete)) => {
-                    parsed.push(BatchWrite::Delete(decode_map(
-                        input::value(delete, "Key").unwrap_or(&Value::Null),
-                        Layer::Older,
-                    )?));
-                }
-                _ => {
-                    return Err(ApiError::validation(
-                        "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes",
-                    ));
-                }
+        requests.push((table.clone(), parse_batch_writes(writes)?));
+    }
+    Ok(BatchWriteItemRequest {
+        capacity,
+        tables: requests,
+    })
+}
+
+/// BatchWriteItem's model constraints, all reported at once; returns ReturnConsumedCapacity.
+fn check_batch_write_constraints(input: &Object) -> ApiResult<ReturnCapacity> {
+    let mut violations = Violations::new(BATCH_WRITE_ITEM_MEMBERS);
+    match input::object(input, "RequestItems") {
+        None => violations.not_null("requestItems", "requestItems"),
+        Some(tables) => check_write_request_items(&mut violations, tables),
+    }
+    let capacity = ReturnCapacity::parse(
+        &mut violations,
+        input::string(input, "ReturnConsumedCapacity"),
+    );
+    if let Some(metrics) = input::string(input, "ReturnItemCollectionMetrics")
+        && metrics != "SIZE"
+        && metrics != "NONE"
+    {
+        violations.add(
+            "returnItemCollectionMetrics",
+            Shown::Text(metrics),
+            "returnItemCollectionMetrics",
+            &enum_constraint(&["SIZE", "NONE"]),
+        );
+    }
+    violations.into_result()?;
+    Ok(capacity)
+}
+
+/// RequestItems' violations: table names, write counts, puts and deletes missing item or key.
+fn check_write_request_items(violations: &mut Violations, tables: &Object) {
+    let dump = java_map_dump(tables);
+    if tables.keys().any(|name| !valid_batch_table_name(name)) {
+        violations.add(
+            "requestItems",
+            Shown::Text(&dump),
+            "requestItems",
+            MAP_KEYS_CONSTRAINT,
+        );
+    }
+    if tables.values().any(|writes| {
+        writes
+            .as_array()
+            .is_none_or(|w| w.is_empty() || w.len() > MAX_BATCH_WRITES)
+    }) {
+        violations.add(
+            "requestItems",
+            Shown::Text(&dump),
+            "requestItems",
+            "Map value must satisfy constraint: [Member must have length less than or equal to 25, Member must have length greater than or equal to 1]",
+        );
+    }
+    for (table, writes) in tables {
+        for (i, write) in writes.as_array().into_iter().flatten().enumerate() {
+            let Some(write) = write.as_object() else {
+                continue;
+            };
+            let at = |rest: &str| format!("requestItems.{table}.member.{}.member.{rest}", i + 1);
+            if let Some(put) = input::object(write, "PutRequest")
+                && !input::has(put, "Item")
+            {
+                violations.not_null("requestItems", &at("putRequest.item"));
+            }
+            if let Some(delete) = input::object(write, "DeleteRequest")
+                && !input::has(delete, "Key")
+            {
+                violations.not_null("requestItems", &at("deleteRequest.key"));
             }
         }
-        requests.push((table.clone(), parsed));
     }
-    let mut resolved = Vec::new();
+}
+
+/// One table's writes, each exactly one put or delete, its item within DynamoDB's size limit.
+fn parse_batch_writes(writes: &Value) -> ApiResult<Vec<BatchWrite>> {
+    let mut parsed = Vec::new();
+    for write in writes.as_array().into_iter().flatten() {
+        let empty = Object::new();
+        let write = write.as_object().unwrap_or(&empty);
+        let put = input::object(write, "PutRequest");
+        let delete = input::object(write, "DeleteRequest");
+        match (put, delete) {
+            (Some(put), None) => {
+                let item = decode_item(
+                    input::value(put, "Item").unwrap_or(&Value::Null),
+                    Layer::Older,
+                )?;
+                if item_size_bytes(&item) > atoll_model::MAX_ITEM_SIZE_BYTES {
+                    return Err(ApiError::item_too_large());
+                }
+                parsed.push(BatchWrite::Put(item));
+            }
+            (None, Some(delete)) => {
+                parsed.push(BatchWrite::Delete(decode_map(
+                    input::value(delete, "Key").unwrap_or(&Value::Null),
+                    Layer::Older,
+                )?));
+            }
+            _ => {
+                return Err(ApiError::validation(
+                    "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes",
+                ));
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+/// Looks up every table first, then checks each table's keys against its schema.
+async fn resolve_batch_write_item(
+    api: &Api,
+    requests: Vec<(String, Vec<BatchWrite>)>,
+) -> ApiResult<Vec<TableWrites>> {
+    let mut tables = Vec::new();
     for (name, writes) in requests {
         let table = item_table(api, &name).await?;
-        resolved.push((table, writes));
+        tables.push((table, writes));
     }
-    let units_by_table = execute_batch_writes(api, &resolved).await?;
+    let mut resolved = Vec::with_capacity(tables.len());
+    for (table, writes) in tables {
+        resolved.push(locate_batch_writes(table, &writes)?);
+    }
+    Ok(resolved)
+}
+
+/// Keys one table's writes, refusing a key that does not fit the schema or comes twice.
+fn locate_batch_writes(
+    table: Arc<TableDefinition>,
+    writes: &[BatchWrite],
+) -> ApiResult<TableWrites> {
+    let mut seen = HashSet::new();
+    let mut share = Vec::with_capacity(writes.len());
+    let mut new_sizes_bytes = Vec::with_capacity(writes.len());
+    for write in writes {
+        let (key, new_size_bytes) = match write {
+            BatchWrite::Put(item) => {
+                check_batch_item_key(&table.key_schema, item)?;
+                (
+                    locate(&table.key_schema, item)?,
+                    item_size_bytes(item) as u32,
+                )
+            }
+            BatchWrite::Delete(key) => {
+                check_key(&table.key_schema, key)?;
+                (locate(&table.key_schema, key)?, 0)
+            }
+        };
+        if !seen.insert(key.clone()) {
+            return Err(ApiError::validation(
+                "Provided list of item keys contains duplicates",
+            ));
+        }
+        share.push(match write {
+            BatchWrite::Put(item) => data::BatchWrite::put(key, item, new_size_bytes),
+            BatchWrite::Delete(_) => data::BatchWrite::delete(key),
+        });
+        new_sizes_bytes.push(new_size_bytes);
+    }
+    Ok(TableWrites {
+        table,
+        writes: share,
+        new_sizes_bytes,
+    })
+}
+
+/// Writes every table's share at once; returns each table's write units, on max(old, new) size.
+async fn execute_batch_writes(
+    api: &Api,
+    shares: Vec<TableWrites>,
+) -> ApiResult<Vec<(String, f64)>> {
+    // Tables replicate independently; writing them together lets their
+    // log entries share the node's group commit.
+    let writes = shares.into_iter().map(
+        |TableWrites {
+             table,
+             writes,
+             new_sizes_bytes,
+         }| async move {
+            let old_sizes_bytes = api.data.write_batch(&table, writes).await?;
+            let units: f64 = new_sizes_bytes
+                .iter()
+                .zip(old_sizes_bytes.iter().chain(std::iter::repeat(&0)))
+                .map(|(new, old)| write_units((*new).max(*old) as usize))
+                .sum();
+            Ok::<_, ApiError>((table.name.clone(), units))
+        },
+    );
+    futures_util::future::join_all(writes)
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// BatchWriteItem's answer: nothing left unprocessed, and the capacity asked for.
+fn batch_write_response(capacity: ReturnCapacity, units_by_table: &[(String, f64)]) -> Value {
     let mut response = Map::new();
     response.insert("UnprocessedItems".into(), json!({}));
     let consumed: Vec<Value> = units_by_table
@@ -300,7 +366,7 @@ pub(crate) async fn batch_write_item(api: &Api, input: &Object) -> ApiResult<Val
     if capacity != ReturnCapacity::None {
         response.insert("ConsumedCapacity".into(), Value::Array(consumed));
     }
-    Ok(Value::Object(response))
+    Value::Object(response)
 }
 
 /// A checked BatchGetItem request, before its tables are known.
