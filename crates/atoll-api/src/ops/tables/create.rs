@@ -353,7 +353,7 @@ fn check_on_demand_throughput(input: &Object, billing_mode: BillingMode) -> ApiR
 /// Refuses a name already taken, in DynamoDB's words for the state of the table holding it.
 fn resolve_create_table(api: &Api, name: &str) -> ApiResult<()> {
     // One still being deleted "already exists" (live service, 2026).
-    match api.cluster.table(name).map(|t| t.status) {
+    match api.cluster.catalog().table(name).map(|t| t.status) {
         Some(TableStatus::Creating) => Err(ApiError::being_created(name)),
         Some(_) => Err(ApiError::table_exists(name)),
         None => Ok(()),

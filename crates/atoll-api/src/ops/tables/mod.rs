@@ -61,7 +61,8 @@ pub(crate) async fn describe_table(
     let name = table_name_constraints(input)?;
     let table = api
         .cluster
-        .table_now(name)
+        .catalog()
+        .table_or_catch_up(name)
         .await
         .ok_or_else(|| ApiError::table_not_found(name))?;
     let stats = api.cluster.table_stats(&table).await;
@@ -77,7 +78,8 @@ pub(crate) async fn delete_table(
     let name = table_name_constraints(input)?;
     let table = api
         .cluster
-        .table_now(name)
+        .catalog()
+        .table_or_catch_up(name)
         .await
         .ok_or_else(|| ApiError::table_not_found(name))?;
     match table.status {
@@ -149,7 +151,8 @@ pub(crate) async fn list_tables(api: &Api, input: &Object) -> ApiResult<Value> {
     let limit = limit.unwrap_or(100).clamp(1, 100) as usize;
     let names: Vec<String> = api
         .cluster
-        .table_names_now()
+        .catalog()
+        .table_names_caught_up()
         .await
         .into_iter()
         .filter(|n| start.is_none_or(|s| n.as_str() > s))

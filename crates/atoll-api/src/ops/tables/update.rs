@@ -162,7 +162,8 @@ async fn resolve_update_table(
     let name = request.name;
     let table = api
         .cluster
-        .table_now(name)
+        .catalog()
+        .table_or_catch_up(name)
         .await
         .ok_or_else(|| ApiError::table_not_found(name))?;
     if table.status == TableStatus::Deleting {
