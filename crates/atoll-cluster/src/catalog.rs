@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ClusterError;
 
+mod codec;
 mod nodes;
 
 use nodes::Placements;
@@ -179,6 +180,13 @@ pub enum CatalogCommand {
     // log holds commands written by older versions.
 }
 
+impl CatalogCommand {
+    /// The command as the catalog's log holds it (see `codec`).
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, ClusterError> {
+        codec::encode(self).map_err(ClusterError::Catalog)
+    }
+}
+
 /// Why the catalog refused a command.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Rejection {
@@ -242,7 +250,7 @@ impl CatalogStateMachine {
         for entry in keyspace.prefix(TABLE_KEY_PREFIX) {
             let (_, value) = entry?;
             let definition: TableDefinition =
-                postcard::from_bytes(&value).map_err(|e| ClusterError::Catalog(e.to_string()))?;
+                codec::decode(&value).map_err(ClusterError::Catalog)?;
             tables.insert(definition.name.clone(), Arc::new(definition));
         }
         let next_group_id = match keyspace.get(NEXT_GROUP_ID_KEY)? {
@@ -331,7 +339,7 @@ impl CatalogStateMachine {
         ctx: &mut ApplyContext,
         definition: TableDefinition,
     ) -> Result<Arc<TableDefinition>, StorageError> {
-        let bytes = postcard::to_stdvec(&definition).map_err(corrupt)?;
+        let bytes = codec::encode(&definition).map_err(corrupt)?;
         ctx.put(&self.keyspace, table_key(&definition.name), bytes);
         let definition = Arc::new(definition);
         self.tables
@@ -689,7 +697,7 @@ impl GroupStateMachine for CatalogStateMachine {
         _log_index: u64,
         command: &[u8],
     ) -> Result<CatalogOutcome, StorageError> {
-        let command: CatalogCommand = postcard::from_bytes(command).map_err(corrupt)?;
+        let command: CatalogCommand = codec::decode(command).map_err(corrupt)?;
         let outcome = self.execute(ctx, command)?;
         self.changed.notify_one();
         Ok(outcome)
@@ -728,7 +736,7 @@ impl GroupStateMachine for CatalogStateMachine {
         let mut next_group_id = FIRST_PARTITION_GROUP_ID;
         for (key, value) in &records {
             if key.starts_with(TABLE_KEY_PREFIX) {
-                let definition: TableDefinition = postcard::from_bytes(value).map_err(corrupt)?;
+                let definition: TableDefinition = codec::decode(value).map_err(corrupt)?;
                 tables.insert(definition.name.clone(), Arc::new(definition));
             } else if key == NEXT_GROUP_ID_KEY {
                 let bytes: [u8; 8] = value

@@ -204,6 +204,10 @@ impl TableStatus {
 }
 
 /// Everything the catalog knows about a table.
+///
+/// Fields added from now on carry `#[serde(default)]`: the catalog stores
+/// definitions as JSON and must read the records older versions wrote
+/// without them (atoll-cluster's `catalog/codec.rs`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableDefinition {
     /// Table name, unique per node/cluster.

@@ -9,7 +9,7 @@ fn catalog(storage: &Storage) -> CatalogStateMachine {
 }
 
 /// A CREATING table `name` (id `id-<name>`, keyspace `t_<name>`).
-fn definition(name: &str) -> TableDefinition {
+pub(super) fn definition(name: &str) -> TableDefinition {
     let key = KeyAttribute {
         name: "pk".into(),
         scalar_type: ScalarType::S,

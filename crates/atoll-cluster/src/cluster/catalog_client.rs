@@ -107,8 +107,7 @@ impl CatalogClient {
         &self,
         command: CatalogCommand,
     ) -> Result<(CatalogOutcome, u64), ClusterError> {
-        let bytes =
-            postcard::to_stdvec(&command).map_err(|e| ClusterError::Catalog(e.to_string()))?;
+        let bytes = command.encode()?;
         let (output, index) = self
             .group
             .propose_indexed(bytes::Bytes::from(bytes))
