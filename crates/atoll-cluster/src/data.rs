@@ -234,7 +234,12 @@ impl DataPlane {
                 old,
                 old_size_bytes,
             }),
-            PartitionOutput::Rejected(rejection) => Err(ClusterError::Rejected(rejection)),
+            PartitionOutput::Refused(rejection) => Err(ClusterError::Rejected(rejection)),
+            // A node of the previous version words it as DynamoDB does, as
+            // the expression language does its errors.
+            PartitionOutput::Rejected { message } => {
+                Err(ClusterError::Rejected(WriteRejection::Expression(message)))
+            }
             other => Err(ClusterError::UnexpectedOutcome(format!("{other:?}"))),
         }
     }

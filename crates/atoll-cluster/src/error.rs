@@ -119,7 +119,8 @@ pub(crate) enum RemoteError {
     Other {
         message: String,
         retryable: bool,
-    },
+    }, // Appended only: postcard numbers variants, and nodes of two versions
+       // talk during a rolling upgrade.
 }
 
 impl From<ClusterError> for RemoteError {

@@ -205,9 +205,10 @@ impl TableStatus {
 
 /// Everything the catalog knows about a table.
 ///
-/// Fields added from now on carry `#[serde(default)]`: the catalog stores
-/// definitions as JSON and must read the records older versions wrote
-/// without them (atoll-cluster's `catalog/codec.rs`).
+/// Fields added from now on carry `#[serde(default)]` and go last: the
+/// catalog must read records older versions wrote without them, which it
+/// can in JSON (atoll-cluster's `catalog/codec.rs`; the change that adds
+/// the first such field also turns its `WRITES_JSON` on).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableDefinition {
     /// Table name, unique per node/cluster.

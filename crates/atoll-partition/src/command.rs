@@ -143,7 +143,7 @@ pub enum WriteRejection {
         first: u64,
         /// Last token of the partition.
         last: u64,
-    },
+    }, // Appended only: rejections travel in forwarded replies.
 }
 
 impl std::fmt::Display for WriteRejection {
@@ -179,10 +179,13 @@ pub enum PartitionOutput {
         /// DynamoDB size of the item (0 if there is none), for capacity.
         old_size_bytes: u32,
     },
-    /// The command is invalid for the partition as it is (an update on a
-    /// wrong type, an item grown past 400 KB, a split point outside the
-    /// range); nothing was written.
-    Rejected(WriteRejection),
+    /// The write was invalid for the item as it is; nothing was written.
+    /// Sent by nodes of the previous version (with DynamoDB's message);
+    /// this one sends `Refused`.
+    Rejected {
+        /// DynamoDB's message.
+        message: String,
+    },
     /// The write's key is outside this partition's token range (the
     /// partition split); nothing was written, and the router retries on the
     /// partition that owns the key now.
@@ -200,4 +203,9 @@ pub enum PartitionOutput {
         /// in the order of the batch, for capacity.
         old_sizes_bytes: Vec<u32>,
     },
+    // Appended only: outputs travel in forwarded replies.
+    /// The command is invalid for the partition as it is (an update on a
+    /// wrong type, an item grown past 400 KB, a split point outside the
+    /// range); nothing was written.
+    Refused(WriteRejection),
 }

@@ -224,7 +224,7 @@ impl PartitionStateMachine {
             });
         }
         if at_token <= first {
-            return Ok(PartitionOutput::Rejected(
+            return Ok(PartitionOutput::Refused(
                 WriteRejection::SplitPointOutside {
                     at_token,
                     first,
@@ -368,7 +368,7 @@ impl PartitionStateMachine {
                     });
                 }
                 Err(e) => {
-                    return Ok(PartitionOutput::Rejected(WriteRejection::Expression(
+                    return Ok(PartitionOutput::Refused(WriteRejection::Expression(
                         e.message().to_string(),
                     )));
                 }
@@ -377,7 +377,7 @@ impl PartitionStateMachine {
         // Everything that can fail happens before the first write to `ctx`:
         // a rejected write must leave nothing behind in the apply batch.
         let rejected = |e: atoll_expr::ExprError| {
-            PartitionOutput::Rejected(WriteRejection::Expression(e.message().to_string()))
+            PartitionOutput::Refused(WriteRejection::Expression(e.message().to_string()))
         };
         let (new_value, new_item, new_size_bytes) = match &write.action {
             WriteAction::Put { record, size_bytes } => {
@@ -412,7 +412,7 @@ impl PartitionStateMachine {
                 };
                 let size_bytes = item_size_bytes(&new_item);
                 if size_bytes > MAX_ITEM_SIZE_BYTES {
-                    return Ok(PartitionOutput::Rejected(WriteRejection::ItemTooLarge));
+                    return Ok(PartitionOutput::Refused(WriteRejection::ItemTooLarge));
                 }
                 let size_bytes = size_bytes as u32;
                 let value = stored_value(&encode_item(&new_item), size_bytes);

@@ -4,11 +4,11 @@
 //!
 //! Both gain fields as features arrive (indexes, streams, time to live,
 //! backups), and a node must read what an older version wrote. postcard,
-//! which wrote them first, cannot: it knows no field names, so a record
-//! that lacks a new field does not decode. So they are written as JSON,
-//! where a field a record lacks takes its default (`#[serde(default)]` on
-//! every field added from now on), behind a two-byte mark; what an older
-//! version wrote in postcard is still read.
+//! which writes them today, cannot: it knows no field names, so a record
+//! that lacks a new field does not decode. JSON can: a field a record lacks
+//! takes its default (`#[serde(default)]` on every field added from now
+//! on). Every node reads both (JSON behind a two-byte mark); see
+//! `WRITES_JSON` for when the writer switches.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -19,8 +19,24 @@ use serde::de::DeserializeOwned;
 /// command with its variant's number, which is below 128.
 const JSON_MARK: [u8; 2] = [0xFF, b'J'];
 
-/// The catalog's encoding of `value`: the mark, then JSON.
+/// Whether the catalog writes JSON yet. Readers come first: every node of
+/// this version reads both encodings, but a node of the version before
+/// reads postcard only, and during a rolling upgrade it still applies the
+/// catalog's log. So the writer switches to JSON in the change that adds
+/// the first field with a default, one version after this one.
+const WRITES_JSON: bool = false;
+
+/// The catalog's encoding of `value` (see `WRITES_JSON`).
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
+    if WRITES_JSON {
+        encode_json(value)
+    } else {
+        postcard::to_stdvec(value).map_err(|e| e.to_string())
+    }
+}
+
+/// The JSON encoding of `value`: the mark, then JSON.
+pub(crate) fn encode_json<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
     let mut bytes = JSON_MARK.to_vec();
     serde_json::to_writer(&mut bytes, value).map_err(|e| e.to_string())?;
     Ok(bytes)
@@ -38,7 +54,7 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 mod tests {
     use serde::{Deserialize, Serialize};
 
-    use super::{decode, encode};
+    use super::{decode, encode_json};
     use crate::catalog::CatalogCommand;
     use crate::catalog::tests::definition;
 
@@ -58,7 +74,7 @@ mod tests {
 
     #[test]
     fn a_record_written_before_a_field_was_added_reads_with_its_default() {
-        let before = encode(&Before { name: "t".into() }).unwrap();
+        let before = encode_json(&Before { name: "t".into() }).unwrap();
         let grown: Grown = decode(&before).unwrap();
         assert_eq!(
             grown,
@@ -102,7 +118,7 @@ mod tests {
                 start_token: 0,
                 end_token: u64::MAX,
             });
-        let bytes = encode(&table).unwrap();
+        let bytes = encode_json(&table).unwrap();
         assert!(bytes.starts_with(&[0xFF, b'J']));
         assert_eq!(
             decode::<atoll_model::table::TableDefinition>(&bytes).unwrap(),

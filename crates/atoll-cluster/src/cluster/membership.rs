@@ -90,6 +90,15 @@ pub(super) async fn join_catalog(
                 tracing::info!(seed = seed_addr, "joined the cluster");
                 return Ok(group);
             }
+            Ok(ClusterReply::Failed {
+                message,
+                retryable: false,
+            }) => {
+                return Err(ClusterError::Catalog(format!(
+                    "the cluster at {seed_addr} refused to admit node {}: {message}",
+                    node.node_id()
+                )));
+            }
             Ok(ClusterReply::Error(refusal)) if !refusal.is_retryable() => {
                 return Err(ClusterError::Catalog(format!(
                     "the cluster at {seed_addr} refused to admit node {}: {}",

@@ -168,7 +168,8 @@ impl Router {
             Ok(
                 reply @ (ClusterReply::NotHosted
                 | ClusterReply::WrongPartition
-                | ClusterReply::Error(_)),
+                | ClusterReply::Error(_)
+                | ClusterReply::Failed { .. }),
             ) => {
                 self.learn_leader(group, None);
                 Err(reply.into_error(group, node))

@@ -153,8 +153,12 @@ pub(super) enum ClusterReply {
     NotHosted,
     /// The partition no longer owns the token (it split).
     WrongPartition,
-    /// The request failed, with the error as the answering node had it.
-    Error(RemoteError),
+    /// The request failed; `retryable` when it certainly had no effect.
+    /// Sent by nodes of the previous version; this one sends `Error`.
+    Failed {
+        message: String,
+        retryable: bool,
+    },
     // Appended only (see `ClusterRequest`).
     /// The replica snapshotted the partition and purged its log.
     Compacted,
@@ -172,6 +176,8 @@ pub(super) enum ClusterReply {
     Members {
         members: Vec<NodeId>,
     },
+    /// The request failed, with the error as the answering node had it.
+    Error(RemoteError),
 }
 
 impl ClusterReply {
@@ -204,6 +210,9 @@ impl ClusterReply {
                 };
             }
             ClusterReply::Error(error) => return error.into_error(node),
+            ClusterReply::Failed { message, retryable } => {
+                return RemoteError::Other { message, retryable }.into_error(node);
+            }
             _ => ReplicationError::OutcomeUnknown(format!(
                 "node {node} answered group {group} with an unexpected reply"
             )),

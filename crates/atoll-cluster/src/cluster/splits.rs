@@ -119,8 +119,11 @@ impl Splitter {
             .await?;
         match fenced {
             PartitionOutput::Split { .. } => {}
-            PartitionOutput::Rejected(rejection) => {
+            PartitionOutput::Refused(rejection) => {
                 return Err(ClusterError::Rejected(rejection));
+            }
+            PartitionOutput::Rejected { message } => {
+                return Err(ClusterError::Catalog(format!("split refused: {message}")));
             }
             other => {
                 return Err(ClusterError::Catalog(format!(
