@@ -24,6 +24,12 @@ const JSON_MARK: [u8; 2] = [0xFF, b'J'];
 /// reads postcard only, and during a rolling upgrade it still applies the
 /// catalog's log. So the writer switches to JSON in the change that adds
 /// the first field with a default, one version after this one.
+///
+/// That change must also freeze today's shapes for the postcard reader:
+/// postcard decodes a record only into the exact struct that wrote it, so
+/// `decode` then reads postcard into frozen copies (a `TableDefinition`
+/// and a `CatalogCommand` as they are now, nested types included) and
+/// converts them, rather than into the grown types.
 const WRITES_JSON: bool = false;
 
 /// The catalog's encoding of `value` (see `WRITES_JSON`).
