@@ -20,6 +20,9 @@ use super::{
 use crate::catalog::{CatalogOutcome, CatalogStateMachine};
 use crate::error::ClusterError;
 
+/// The partitions the catalog places on this node, by group, with their tables.
+type WantedReplicas = BTreeMap<GroupId, (Arc<TableDefinition>, PartitionDefinition)>;
+
 /// How often the hosted partitions are compared with the catalog even when
 /// nothing changed (a start that failed is retried then).
 const HOSTING_CHECK_INTERVAL: Duration = Duration::from_millis(500);
@@ -203,8 +206,25 @@ impl PartitionHost {
                 self.node.learn_peer_addr(node.node_id, node.cluster_addr);
             }
         }
-        let mut wanted: BTreeMap<GroupId, (Arc<TableDefinition>, PartitionDefinition)> =
-            BTreeMap::new();
+        let wanted = self.wanted_replicas();
+        let joining: Vec<GroupId> = {
+            let mut joining = self.joining.lock().unwrap_or_else(|e| e.into_inner());
+            joining.retain(|group, since| {
+                !wanted.contains_key(group) && since.elapsed() < super::repair::JOIN_GRACE
+            });
+            joining.keys().copied().collect()
+        };
+        for group in self.unwanted_replicas(&wanted, &joining).await {
+            self.destroy_partition(group).await?;
+        }
+        self.drop_orphaned_keyspaces()?;
+        self.start_wanted_replicas(wanted, wait).await
+    }
+
+    /// The partitions the catalog places a replica of on this node.
+    fn wanted_replicas(&self) -> WantedReplicas {
+        let me = self.node.node_id();
+        let mut wanted: WantedReplicas = BTreeMap::new();
         for table in self.catalog.view().tables() {
             if table.status == TableStatus::Deleting {
                 continue;
@@ -220,13 +240,17 @@ impl PartitionHost {
                 }
             }
         }
-        let joining: Vec<GroupId> = {
-            let mut joining = self.joining.lock().unwrap_or_else(|e| e.into_inner());
-            joining.retain(|group, since| {
-                !wanted.contains_key(group) && since.elapsed() < super::repair::JOIN_GRACE
-            });
-            joining.keys().copied().collect()
-        };
+        wanted
+    }
+
+    /// Replicas this node runs that the catalog no longer places here and
+    /// that are not joining at a leader's request.
+    async fn unwanted_replicas(
+        &self,
+        wanted: &WantedReplicas,
+        joining: &[GroupId],
+    ) -> Vec<GroupId> {
+        let me = self.node.node_id();
         // A replica the catalog no longer names here is destroyed, unless
         // its group's membership (as applied here) still has this node as a
         // voter: the catalog lags a voter change whose leader failed before
@@ -266,10 +290,16 @@ impl PartitionHost {
                 unwanted.push(group);
             }
         }
-        for group in unwanted {
-            self.destroy_partition(group).await?;
-        }
-        self.drop_orphaned_keyspaces()?;
+        unwanted
+    }
+
+    /// Starts the wanted replicas not running here yet, as the catalog says
+    /// each may start; with `wait`, awaits the starts from disk.
+    async fn start_wanted_replicas(
+        self: &Arc<Self>,
+        wanted: WantedReplicas,
+        wait: bool,
+    ) -> Result<(), ClusterError> {
         let mut starts = Vec::new();
         for (group, (table, partition)) in wanted {
             if self.handle(group).is_some() {

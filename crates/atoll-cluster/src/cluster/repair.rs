@@ -79,73 +79,98 @@ pub(super) async fn watch_replicas(cluster: Weak<ReplicaController>, dead_after:
             .into_iter()
             .filter(|handle| handle.group.is_leader())
             .collect();
-        let now = Instant::now();
         let mut seen = Vec::new();
         for handle in leading {
             if cluster.hand_over_if_leaving(&handle).await {
                 continue;
             }
-            let group = handle.group.id();
-            let mut all_answer = true;
-            for (node, silence) in handle.group.follower_silence() {
-                if silence.is_some_and(|s| s < SILENCE) {
-                    continue;
-                }
-                all_answer = false;
-                seen.push((group, node));
-                let since = *silent_since.entry((group, node)).or_insert(now);
-                if now.duration_since(since) < dead_after {
-                    continue;
-                }
-                match cluster.rebuild_replica(&handle, Some(node)).await {
-                    Ok(Some(new)) => {
-                        tracing::info!(group, dead = node, new, "rebuilt a dead node's replica");
-                        silent_since.remove(&(group, node));
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::warn!(group, dead = node, error = %e, "rebuilding a dead node's replica failed; will try again");
-                    }
-                }
-            }
-            // The catalog's record follows the voters: a leader that failed
-            // between a voter change and its record left them apart.
-            if all_answer
-                && handle.group.learners().is_empty()
-                && !handle.group.in_joint_membership()
-                && handle.group.members_caught_up()
-            {
-                let mut voters = handle.group.voters();
-                let mut recorded = cluster.catalog.view().replicas(group);
-                voters.sort_unstable();
-                recorded.sort_unstable();
-                if voters != recorded {
-                    tracing::info!(group, ?voters, ?recorded, "recording a partition's voters");
-                    let recorded = cluster
-                        .catalog
-                        .propose(CatalogCommand::SetReplicas {
-                            group_id: group,
-                            replicas: voters,
-                        })
-                        .await;
-                    if let Err(e) = recorded {
-                        tracing::warn!(group, error = %e, "recording a partition's voters failed");
-                    }
-                }
-            }
-            // Only a group whose replicas all answer grows: one that lacks
-            // a copy for a dead node is mended above, after the dead time.
-            if all_answer && handle.group.voters().len() < wanted_copies {
-                match cluster.rebuild_replica(&handle, None).await {
-                    Ok(Some(new)) => tracing::info!(group, new, "added a replica"),
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::warn!(group, error = %e, "adding a replica failed; will try again");
-                    }
-                }
+            let all_answer = cluster
+                .rebuild_silent_replicas(&handle, dead_after, &mut silent_since, &mut seen)
+                .await;
+            if all_answer {
+                cluster.tend_partition(&handle, wanted_copies).await;
             }
         }
         silent_since.retain(|key, _| seen.contains(key));
+    }
+}
+
+impl ReplicaController {
+    /// Rebuilds elsewhere each replica of `handle`'s partition silent for
+    /// longer than `dead_after` (`silent_since` remembers since when; each
+    /// silent one goes into `seen`). Returns whether every replica answers.
+    async fn rebuild_silent_replicas(
+        self: &Arc<Self>,
+        handle: &PartitionHandle,
+        dead_after: Duration,
+        silent_since: &mut BTreeMap<(GroupId, NodeId), Instant>,
+        seen: &mut Vec<(GroupId, NodeId)>,
+    ) -> bool {
+        let group = handle.group.id();
+        let now = Instant::now();
+        let mut all_answer = true;
+        for (node, silence) in handle.group.follower_silence() {
+            if silence.is_some_and(|s| s < SILENCE) {
+                continue;
+            }
+            all_answer = false;
+            seen.push((group, node));
+            let since = *silent_since.entry((group, node)).or_insert(now);
+            if now.duration_since(since) < dead_after {
+                continue;
+            }
+            match self.rebuild_replica(handle, Some(node)).await {
+                Ok(Some(new)) => {
+                    tracing::info!(group, dead = node, new, "rebuilt a dead node's replica");
+                    silent_since.remove(&(group, node));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(group, dead = node, error = %e, "rebuilding a dead node's replica failed; will try again");
+                }
+            }
+        }
+        all_answer
+    }
+
+    /// For a partition whose replicas all answer: records its voters in the
+    /// catalog if the record differs (a leader that failed between a voter
+    /// change and its record left them apart), and adds a copy when it has
+    /// fewer than `wanted_copies` (one that lacks a copy for a dead node is
+    /// mended by `rebuild_silent_replicas`, after the dead time).
+    async fn tend_partition(self: &Arc<Self>, handle: &PartitionHandle, wanted_copies: usize) {
+        let group = handle.group.id();
+        if handle.group.learners().is_empty()
+            && !handle.group.in_joint_membership()
+            && handle.group.members_caught_up()
+        {
+            let mut voters = handle.group.voters();
+            let mut recorded = self.catalog.view().replicas(group);
+            voters.sort_unstable();
+            recorded.sort_unstable();
+            if voters != recorded {
+                tracing::info!(group, ?voters, ?recorded, "recording a partition's voters");
+                let recorded = self
+                    .catalog
+                    .propose(CatalogCommand::SetReplicas {
+                        group_id: group,
+                        replicas: voters,
+                    })
+                    .await;
+                if let Err(e) = recorded {
+                    tracing::warn!(group, error = %e, "recording a partition's voters failed");
+                }
+            }
+        }
+        if handle.group.voters().len() < wanted_copies {
+            match self.rebuild_replica(handle, None).await {
+                Ok(Some(new)) => tracing::info!(group, new, "added a replica"),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(group, error = %e, "adding a replica failed; will try again");
+                }
+            }
+        }
     }
 }
 
