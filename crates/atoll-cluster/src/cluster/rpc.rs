@@ -336,102 +336,120 @@ impl Peers {
 
 impl Cluster {
     async fn answer(self: Arc<Self>, request: ClusterRequest) -> ClusterReply {
-        match request {
-            ClusterRequest::Catalog(command) => {
-                if !self.catalog.group().is_leader() {
-                    return ClusterReply::NotLeader {
-                        leader: self.catalog.group().current_leader(),
-                    };
-                }
-                // The entry's own index: the applied-index metric may not
-                // show it yet, and the caller waits for what is named here.
-                match self.catalog.propose_here_indexed(command).await {
-                    Ok((outcome, index)) => ClusterReply::Catalog {
-                        outcome: outcome.map(|t| t.map(|t| Box::new((*t).clone()))),
-                        applied_index: index.max(self.catalog.group().applied_index().unwrap_or(0)),
-                    },
-                    Err(e) => ClusterReply::from_error(e),
-                }
-            }
+        let answered = match request {
+            ClusterRequest::Catalog(command) => self.answer_catalog(command).await,
             ClusterRequest::Write { group, command } => {
-                let Some(handle) = self.host.handle(group) else {
-                    return ClusterReply::NotHosted;
-                };
-                if !handle.group.is_leader() {
-                    return ClusterReply::NotLeader {
-                        leader: handle.group.current_leader(),
-                    };
-                }
-                match super::routing::propose_to(&handle, &command).await {
-                    Ok(output) => ClusterReply::Written(output),
-                    Err(e) => ClusterReply::from_error(e),
+                let handle = self.hosted_replica(group, true);
+                match handle {
+                    Ok(handle) => super::routing::propose_to(&handle, &command)
+                        .await
+                        .map(ClusterReply::Written)
+                        .map_err(ClusterReply::from_error),
+                    Err(reply) => Err(reply),
                 }
             }
-            ClusterRequest::HostReplica { group } => self.host.host_new_replica(group).await,
+            ClusterRequest::HostReplica { group } => Ok(self.host.host_new_replica(group).await),
             ClusterRequest::Join {
                 node_id,
                 cluster_addr,
-            } => self.replicas.admit(node_id, cluster_addr, None).await,
+            } => Ok(self.replicas.admit(node_id, cluster_addr, None).await),
             ClusterRequest::JoinAs {
                 node_id,
                 cluster_addr,
                 incarnation,
-            } => {
-                self.replicas
-                    .admit(node_id, cluster_addr, Some(incarnation))
-                    .await
-            }
-            ClusterRequest::CatalogIndex => {
-                if !self.catalog.group().is_leader() {
-                    return ClusterReply::NotLeader {
-                        leader: self.catalog.group().current_leader(),
-                    };
-                }
-                match self.catalog.group().read_barrier_index().await {
-                    Ok(index) => ClusterReply::CatalogIndex {
-                        applied_index: index.max(self.catalog.group().applied_index().unwrap_or(0)),
-                    },
-                    Err(e) => ClusterReply::from_error(e.into()),
-                }
-            }
+            } => Ok(self
+                .replicas
+                .admit(node_id, cluster_addr, Some(incarnation))
+                .await),
+            ClusterRequest::CatalogIndex => self.answer_catalog_index().await,
             ClusterRequest::CompactLog { group, any_replica } => {
-                let Some(handle) = self.host.handle(group) else {
-                    return ClusterReply::NotHosted;
-                };
-                if !any_replica && !handle.group.is_leader() {
-                    return ClusterReply::NotLeader {
-                        leader: handle.group.current_leader(),
-                    };
-                }
-                match handle.group.compact_log().await {
-                    Ok(()) => ClusterReply::Compacted,
-                    Err(e) => ClusterReply::from_error(e.into()),
+                match self.hosted_replica(group, !any_replica) {
+                    Ok(handle) => handle
+                        .group
+                        .compact_log()
+                        .await
+                        .map(|()| ClusterReply::Compacted)
+                        .map_err(|e| ClusterReply::from_error(e.into())),
+                    Err(reply) => Err(reply),
                 }
             }
-            ClusterRequest::Members { group } => {
-                let Some(handle) = self.host.handle(group) else {
-                    return ClusterReply::NotHosted;
-                };
-                if !handle.group.is_leader() {
-                    return ClusterReply::NotLeader {
-                        leader: handle.group.current_leader(),
-                    };
-                }
-                match handle.group.committed_members().await {
-                    Ok(members) => ClusterReply::Members { members },
-                    Err(e) => ClusterReply::from_error(e.into()),
-                }
-            }
-            ClusterRequest::Stats { group } => match self.host.handle(group) {
-                Some(handle) => ClusterReply::Stats {
-                    item_count: handle.stats.item_count(),
-                    size_bytes: handle.stats.size_bytes(),
-                },
-                None => ClusterReply::NotHosted,
+            ClusterRequest::Members { group } => match self.hosted_replica(group, true) {
+                Ok(handle) => handle
+                    .group
+                    .committed_members()
+                    .await
+                    .map(|members| ClusterReply::Members { members })
+                    .map_err(|e| ClusterReply::from_error(e.into())),
+                Err(reply) => Err(reply),
             },
-            read @ (ClusterRequest::ReadItem { .. } | ClusterRequest::ReadRange { .. }) => {
-                self.router.read_here(read).await
+            ClusterRequest::Stats { group } => {
+                self.hosted_replica(group, false)
+                    .map(|handle| ClusterReply::Stats {
+                        item_count: handle.stats.item_count(),
+                        size_bytes: handle.stats.size_bytes(),
+                    })
             }
+            read @ (ClusterRequest::ReadItem { .. } | ClusterRequest::ReadRange { .. }) => {
+                Ok(self.router.read_here(read).await)
+            }
+        };
+        answered.unwrap_or_else(|reply| reply)
+    }
+
+    /// This node's replica of `group`, when it runs one and, with
+    /// `must_lead`, leads the group; otherwise the reply saying why not.
+    fn hosted_replica(
+        &self,
+        group: GroupId,
+        must_lead: bool,
+    ) -> Result<super::PartitionHandle, ClusterReply> {
+        let handle = self.host.handle(group).ok_or(ClusterReply::NotHosted)?;
+        if must_lead && !handle.group.is_leader() {
+            return Err(ClusterReply::NotLeader {
+                leader: handle.group.current_leader(),
+            });
         }
+        Ok(handle)
+    }
+
+    /// `NotLeader` unless this node leads the catalog.
+    fn lead_catalog(&self) -> Result<(), ClusterReply> {
+        if self.catalog.group().is_leader() {
+            Ok(())
+        } else {
+            Err(ClusterReply::NotLeader {
+                leader: self.catalog.group().current_leader(),
+            })
+        }
+    }
+
+    /// Proposes a forwarded catalog command, on the catalog's leader.
+    async fn answer_catalog(&self, command: CatalogCommand) -> Result<ClusterReply, ClusterReply> {
+        self.lead_catalog()?;
+        // The entry's own index: the applied-index metric may not show it
+        // yet, and the caller waits for what is named here.
+        let (outcome, index) = self
+            .catalog
+            .propose_here_indexed(command)
+            .await
+            .map_err(ClusterReply::from_error)?;
+        Ok(ClusterReply::Catalog {
+            outcome: outcome.map(|t| t.map(|t| Box::new((*t).clone()))),
+            applied_index: index.max(self.catalog.group().applied_index().unwrap_or(0)),
+        })
+    }
+
+    /// The catalog leader's applied index, once it confirmed it leads.
+    async fn answer_catalog_index(&self) -> Result<ClusterReply, ClusterReply> {
+        self.lead_catalog()?;
+        let index = self
+            .catalog
+            .group()
+            .read_barrier_index()
+            .await
+            .map_err(|e| ClusterReply::from_error(e.into()))?;
+        Ok(ClusterReply::CatalogIndex {
+            applied_index: index.max(self.catalog.group().applied_index().unwrap_or(0)),
+        })
     }
 }
