@@ -136,80 +136,12 @@ impl ReplicaController {
         incarnation: Option<u64>,
     ) -> ClusterReply {
         if !self.catalog.group().is_leader() {
-            let Some(leader) = self.catalog.group().current_leader() else {
-                return ClusterReply::NotLeader { leader: None };
-            };
-            let request = match incarnation {
-                Some(incarnation) => ClusterRequest::JoinAs {
-                    node_id,
-                    cluster_addr,
-                    incarnation,
-                },
-                None => ClusterRequest::Join {
-                    node_id,
-                    cluster_addr,
-                },
-            };
             return self
-                .peers
-                .forward(leader, &request)
-                .await
-                .unwrap_or_else(retry_join);
+                .pass_join_to_leader(node_id, cluster_addr, incarnation)
+                .await;
         }
-        // A node that registered before and asks again has lost its data: as
-        // a voter it would have forgotten its votes, which Raft cannot allow.
-        if self
-            .catalog
-            .view()
-            .nodes()
-            .iter()
-            .any(|n| n.node_id == node_id)
-        {
-            return ClusterReply::failed(
-                format!(
-                    "node id {node_id} is already a registered node of this cluster; a node that lost its data must join under a new id"
-                ),
-                false,
-            );
-        }
-        if self.catalog.view().is_removed(node_id) {
-            return ClusterReply::from_error(ClusterError::NodeRemoved(node_id.to_string()));
-        }
-        // The first admission of an id records its incarnation; the same id
-        // with another one lost its data after being admitted (perhaps as a
-        // voter) and before registering. (A `Join` from a node of an older
-        // version carries none and is not checked.)
-        if let Some(incarnation) = incarnation {
-            match self.catalog.view().admitted_incarnation(node_id) {
-                Some(recorded) if recorded != incarnation => {
-                    return ClusterReply::failed(
-                        format!(
-                            "node id {node_id} was admitted before and has since lost its data; a node that lost its data must join under a new id"
-                        ),
-                        false,
-                    );
-                }
-                Some(_) => {}
-                None => {
-                    let recorded = self
-                        .catalog
-                        .propose_here(CatalogCommand::AdmitNode {
-                            node_id,
-                            incarnation,
-                        })
-                        .await;
-                    match recorded {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(_)) => {
-                            return ClusterReply::failed(
-                                format!("node id {node_id} was admitted under another incarnation"),
-                                false,
-                            );
-                        }
-                        Err(e) => return retry_join(e),
-                    }
-                }
-            }
+        if let Err(refusal) = self.check_admission(node_id, incarnation).await {
+            return refusal;
         }
         let as_voter = self.catalog.group().voters().len() < REPLICATION_FACTOR;
         self.node.learn_peer_addr(node_id, cluster_addr.clone());
@@ -232,6 +164,101 @@ impl ReplicaController {
         }
     }
 
+    /// Passes a join to the catalog's leader (a member that does not lead).
+    async fn pass_join_to_leader(
+        &self,
+        node_id: NodeId,
+        cluster_addr: String,
+        incarnation: Option<u64>,
+    ) -> ClusterReply {
+        let Some(leader) = self.catalog.group().current_leader() else {
+            return ClusterReply::NotLeader { leader: None };
+        };
+        let request = match incarnation {
+            Some(incarnation) => ClusterRequest::JoinAs {
+                node_id,
+                cluster_addr,
+                incarnation,
+            },
+            None => ClusterRequest::Join {
+                node_id,
+                cluster_addr,
+            },
+        };
+        self.peers
+            .forward(leader, &request)
+            .await
+            .unwrap_or_else(retry_join)
+    }
+
+    /// Refuses a node that lost its data (an id registered or admitted
+    /// before) or was decommissioned; records a first admission's
+    /// incarnation. The refusal is the reply to send.
+    async fn check_admission(
+        &self,
+        node_id: NodeId,
+        incarnation: Option<u64>,
+    ) -> Result<(), ClusterReply> {
+        // A node that registered before and asks again has lost its data: as
+        // a voter it would have forgotten its votes, which Raft cannot allow.
+        if self
+            .catalog
+            .view()
+            .nodes()
+            .iter()
+            .any(|n| n.node_id == node_id)
+        {
+            return Err(ClusterReply::failed(
+                format!(
+                    "node id {node_id} is already a registered node of this cluster; a node that lost its data must join under a new id"
+                ),
+                false,
+            ));
+        }
+        if self.catalog.view().is_removed(node_id) {
+            return Err(ClusterReply::from_error(ClusterError::NodeRemoved(
+                node_id.to_string(),
+            )));
+        }
+        // The first admission of an id records its incarnation; the same id
+        // with another one lost its data after being admitted (perhaps as a
+        // voter) and before registering. (A `Join` from a node of an older
+        // version carries none and is not checked.)
+        if let Some(incarnation) = incarnation {
+            match self.catalog.view().admitted_incarnation(node_id) {
+                Some(recorded) if recorded != incarnation => {
+                    return Err(ClusterReply::failed(
+                        format!(
+                            "node id {node_id} was admitted before and has since lost its data; a node that lost its data must join under a new id"
+                        ),
+                        false,
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    let recorded = self
+                        .catalog
+                        .propose_here(CatalogCommand::AdmitNode {
+                            node_id,
+                            incarnation,
+                        })
+                        .await;
+                    match recorded {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(_)) => {
+                            return Err(ClusterReply::failed(
+                                format!("node id {node_id} was admitted under another incarnation"),
+                                false,
+                            ));
+                        }
+                        Err(e) => return Err(retry_join(e)),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// On the catalog's leader: marks nodes silent for `dead_after` down
     /// (and up again once they answer), and keeps the catalog's voters at
     /// three (or every member, when fewer) by promoting a learner that
@@ -249,11 +276,6 @@ impl ReplicaController {
         }
         let now = Instant::now();
         let silences = group.member_silence();
-        let answering = |node: &NodeId| {
-            silences.iter().any(|(id, silence)| {
-                id == node && silence.is_some_and(|s| s < super::repair::SILENCE)
-            })
-        };
         silent_since.retain(|node, _| silences.iter().any(|(id, _)| id == node));
         let mut dead_voter = None;
         for (node, silence) in &silences {
@@ -273,14 +295,31 @@ impl ReplicaController {
             .iter()
             .map(|n| n.node_id)
             .collect();
-        // Marks for placement: down after the dead-node time, up once it
-        // answers again (a restart also clears it, by registering).
-        for node in &registered {
-            let answers = answering(node);
-            let dead = silent_since
+        let seen = CatalogSilences {
+            silences,
+            silent_since,
+            now,
+            dead_after,
+        };
+        self.mark_down_nodes(&registered, &seen).await?;
+        self.move_catalog_seats(&registered, &seen.silences, dead_voter, silent_since)
+            .await
+    }
+
+    /// Marks for placement: down after the dead-node time, up once it
+    /// answers again (a restart also clears it, by registering).
+    async fn mark_down_nodes(
+        &self,
+        registered: &[NodeId],
+        seen: &CatalogSilences<'_>,
+    ) -> Result<(), ClusterError> {
+        for node in registered {
+            let dead = seen
+                .silent_since
                 .get(node)
-                .is_some_and(|since| now.duration_since(*since) >= dead_after);
+                .is_some_and(|since| seen.now.duration_since(*since) >= seen.dead_after);
             let marked = self.catalog.view().is_down(*node);
+            let answers = answering(&seen.silences, node);
             if *node != self.node.node_id() && marked != dead && (answers || dead) {
                 self.catalog
                     .propose_here(CatalogCommand::SetNodeDown {
@@ -292,6 +331,21 @@ impl ReplicaController {
                 tracing::info!(node, down = dead, "marked a node");
             }
         }
+        Ok(())
+    }
+
+    /// Moves the catalog's seats: a leaving leader hands the catalog over;
+    /// a leaving or dead voter's seat goes to an answering learner, or a
+    /// missing seat is filled by one.
+    async fn move_catalog_seats(
+        &self,
+        registered: &[NodeId],
+        silences: &[(NodeId, Option<Duration>)],
+        dead_voter: Option<NodeId>,
+        silent_since: &mut BTreeMap<NodeId, Instant>,
+    ) -> Result<(), ClusterError> {
+        let group = self.catalog.group();
+        let answering = |node: &NodeId| answering(silences, node);
         let me = self.node.node_id();
         if self.catalog.view().is_leaving(me) {
             // A leaving leader hands the catalog over; the next one moves
@@ -346,4 +400,19 @@ impl ReplicaController {
         }
         Ok(())
     }
+}
+
+/// What the catalog's leader saw of its members' silences in one check.
+struct CatalogSilences<'a> {
+    silences: Vec<(NodeId, Option<Duration>)>,
+    silent_since: &'a BTreeMap<NodeId, Instant>,
+    now: Instant,
+    dead_after: Duration,
+}
+
+/// Whether `node` answered the catalog's leader lately.
+fn answering(silences: &[(NodeId, Option<Duration>)], node: &NodeId) -> bool {
+    silences
+        .iter()
+        .any(|(id, silence)| id == node && silence.is_some_and(|s| s < super::repair::SILENCE))
 }
