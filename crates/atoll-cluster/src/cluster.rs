@@ -10,7 +10,9 @@ use atoll_partition::{PartitionOutput, PartitionStateMachine, PartitionStats};
 use atoll_replication::{Group, GroupId, NodeId, NodeOptions, RaftNode, ReplicationError};
 use atoll_storage::{Keyspace, Storage};
 
-use crate::catalog::{CatalogCommand, CatalogStateMachine, NodeRecord, TableUpdate};
+use crate::catalog::{
+    CatalogCommand, CatalogOutcome, CatalogStateMachine, NodeRecord, TableUpdate,
+};
 use crate::error::ClusterError;
 
 mod admin;
@@ -173,44 +175,7 @@ impl Cluster {
             return Err(ClusterError::NodeRemoved(options.node.node_id.to_string()));
         }
         let catalog_group = hosting::start_catalog(&storage, &node, &catalog, &options).await?;
-        let split_check_interval = options.split_check_interval;
-        let peers = Peers::new(node.clone());
-        let catalog = Arc::new(CatalogClient::new(catalog, catalog_group, peers.clone()));
-        let host = Arc::new(PartitionHost::new(
-            storage.clone(),
-            node.clone(),
-            catalog.clone(),
-            peers.clone(),
-        )?);
-        let router = Arc::new(Router::new(catalog.clone(), host.clone(), peers.clone()));
-        let lifecycle = Arc::new(tokio::sync::Mutex::new(()));
-        let splitter = Arc::new(Splitter::new(
-            storage.clone(),
-            node.clone(),
-            catalog.clone(),
-            host.clone(),
-            lifecycle.clone(),
-            &options,
-        ));
-        let replicas = Arc::new(ReplicaController::new(
-            node.clone(),
-            catalog.clone(),
-            host.clone(),
-            peers.clone(),
-        ));
-        let cluster = Arc::new(Cluster {
-            storage,
-            node,
-            peers,
-            catalog,
-            host,
-            router,
-            splitter,
-            lifecycle,
-            replicas,
-            rng_seed: options.node.rng_seed,
-            table_ids_drawn: std::sync::atomic::AtomicU64::new(0),
-        });
+        let cluster = Cluster::assemble(storage, node, catalog, catalog_group, &options)?;
         cluster.node.set_service_handler(Arc::new(rpc::Endpoint {
             cluster: Arc::downgrade(&cluster),
         }));
@@ -232,26 +197,7 @@ impl Cluster {
             })
             .await?;
         cluster.host.host_partitions(true).await?;
-        for table in cluster.catalog.view().tables() {
-            // With peers down this may not finish now; it is not a reason
-            // to stop the node (the next start, or another node, finishes it).
-            let finished = match table.status {
-                TableStatus::Deleting => cluster.finish_delete(&table).await,
-                TableStatus::Creating => cluster.activate(&table).await,
-                TableStatus::Active | TableStatus::Updating => {
-                    cluster
-                        .splitter
-                        .finish_interrupted_splits(&table.name)
-                        .await
-                }
-            };
-            if let Err(e) = finished {
-                tracing::warn!(table = %table.name, error = %e, "could not finish what a crash interrupted");
-            }
-        }
-        if let Err(e) = cluster.host.forget_orphaned_groups().await {
-            tracing::warn!(error = %e, "could not delete the state of groups no longer placed here");
-        }
+        cluster.finish_interrupted_work().await;
         tokio::spawn(hosting::watch_catalog(Arc::downgrade(&cluster.host)));
         tokio::spawn(repair::watch_replicas(
             Arc::downgrade(&cluster.replicas),
@@ -259,9 +205,78 @@ impl Cluster {
         ));
         tokio::spawn(splits::watch_partition_sizes(
             Arc::downgrade(&cluster.splitter),
-            split_check_interval,
+            options.split_check_interval,
         ));
         Ok(cluster)
+    }
+
+    /// Builds the node's parts around its catalog replica and group.
+    fn assemble(
+        storage: Storage,
+        node: Arc<RaftNode>,
+        catalog: Arc<CatalogStateMachine>,
+        catalog_group: Group<CatalogOutcome>,
+        options: &ClusterOptions,
+    ) -> Result<Arc<Cluster>, ClusterError> {
+        let peers = Peers::new(node.clone());
+        let catalog = Arc::new(CatalogClient::new(catalog, catalog_group, peers.clone()));
+        let host = Arc::new(PartitionHost::new(
+            storage.clone(),
+            node.clone(),
+            catalog.clone(),
+            peers.clone(),
+        )?);
+        let router = Arc::new(Router::new(catalog.clone(), host.clone(), peers.clone()));
+        let lifecycle = Arc::new(tokio::sync::Mutex::new(()));
+        let splitter = Arc::new(Splitter::new(
+            storage.clone(),
+            node.clone(),
+            catalog.clone(),
+            host.clone(),
+            lifecycle.clone(),
+            options,
+        ));
+        let replicas = Arc::new(ReplicaController::new(
+            node.clone(),
+            catalog.clone(),
+            host.clone(),
+            peers.clone(),
+        ));
+        Ok(Arc::new(Cluster {
+            storage,
+            node,
+            peers,
+            catalog,
+            host,
+            router,
+            splitter,
+            lifecycle,
+            replicas,
+            rng_seed: options.node.rng_seed,
+            table_ids_drawn: std::sync::atomic::AtomicU64::new(0),
+        }))
+    }
+
+    /// Finishes the creations, deletions and splits a crash interrupted,
+    /// and deletes the Raft state of groups no longer placed here. With
+    /// peers down this may not finish now; it is not a reason to stop the
+    /// node (the next start, or another node, finishes it).
+    async fn finish_interrupted_work(self: &Arc<Self>) {
+        for table in self.catalog.view().tables() {
+            let finished = match table.status {
+                TableStatus::Deleting => self.finish_delete(&table).await,
+                TableStatus::Creating => self.activate(&table).await,
+                TableStatus::Active | TableStatus::Updating => {
+                    self.splitter.finish_interrupted_splits(&table.name).await
+                }
+            };
+            if let Err(e) = finished {
+                tracing::warn!(table = %table.name, error = %e, "could not finish what a crash interrupted");
+            }
+        }
+        if let Err(e) = self.host.forget_orphaned_groups().await {
+            tracing::warn!(error = %e, "could not delete the state of groups no longer placed here");
+        }
     }
 
     /// Records this node in the catalog (its addresses and zone may have
