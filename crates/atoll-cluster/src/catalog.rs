@@ -377,83 +377,19 @@ impl CatalogStateMachine {
                 name,
                 table_id,
                 status,
-            } => match self.table(&name) {
-                Some(t) if t.table_id == table_id => {
-                    let mut definition = (*t).clone();
-                    definition.status = status;
-                    Ok(Ok(Some(self.store(ctx, definition)?)))
-                }
-                _ => Ok(Err(Rejection::NotFound)),
-            },
+            } => self.set_status(ctx, &name, &table_id, status),
             CatalogCommand::UpdateTable {
                 name,
                 update,
                 now_ms,
-            } => {
-                let current = match self.active(&name) {
-                    Ok(t) => t,
-                    Err(r) => return Ok(Err(r)),
-                };
-                match apply_update(&current, &update, now_ms) {
-                    Ok(updated) => Ok(Ok(Some(self.store(ctx, updated)?))),
-                    Err(r) => Ok(Err(r)),
-                }
-            }
-            CatalogCommand::BeginDelete { name } => {
-                let current = match self.table(&name) {
-                    None => return Ok(Err(Rejection::NotFound)),
-                    Some(t) if t.status == TableStatus::Deleting => {
-                        return Ok(Err(Rejection::NotFound));
-                    }
-                    Some(t) if t.status != TableStatus::Active => return Ok(Err(Rejection::InUse)),
-                    Some(t) => t,
-                };
-                if current.deletion_protection {
-                    return Ok(Err(Rejection::DeletionProtected));
-                }
-                let mut definition = (*current).clone();
-                definition.status = TableStatus::Deleting;
-                Ok(Ok(Some(self.store(ctx, definition)?)))
-            }
+            } => self.update_table(ctx, &name, &update, now_ms),
+            CatalogCommand::BeginDelete { name } => self.begin_delete(ctx, &name),
             CatalogCommand::DropTable { name, table_id } => {
-                let mut tables = self.tables.write().unwrap_or_else(|e| e.into_inner());
-                if tables.get(&name).is_some_and(|t| t.table_id == table_id) {
-                    if let Some(dropped) = tables.remove(&name) {
-                        for partition in &dropped.partitions {
-                            self.placements
-                                .forget_group(ctx, &self.keyspace, partition.group_id);
-                        }
-                    }
-                    ctx.delete(&self.keyspace, table_key(&name));
-                }
+                self.drop_table(ctx, &name, &table_id);
                 Ok(Ok(None))
             }
-            CatalogCommand::Tag { name, tags } => {
-                let current = match self.table(&name) {
-                    Some(t) if t.status != TableStatus::Deleting => t,
-                    _ => return Ok(Err(Rejection::NotFound)),
-                };
-                let mut definition = (*current).clone();
-                for (key, value) in tags {
-                    match definition.tags.iter_mut().find(|(k, _)| *k == key) {
-                        Some(existing) => existing.1 = value,
-                        None => definition.tags.push((key, value)),
-                    }
-                }
-                if definition.tags.len() > MAX_TAGS {
-                    return Ok(Err(Rejection::TooManyTags));
-                }
-                Ok(Ok(Some(self.store(ctx, definition)?)))
-            }
-            CatalogCommand::Untag { name, keys } => {
-                let current = match self.table(&name) {
-                    Some(t) if t.status != TableStatus::Deleting => t,
-                    _ => return Ok(Err(Rejection::NotFound)),
-                };
-                let mut definition = (*current).clone();
-                definition.tags.retain(|(k, _)| !keys.contains(k));
-                Ok(Ok(Some(self.store(ctx, definition)?)))
-            }
+            CatalogCommand::Tag { name, tags } => self.tag(ctx, &name, tags),
+            CatalogCommand::Untag { name, keys } => self.untag(ctx, &name, &keys),
             CatalogCommand::SplitPartition {
                 name,
                 table_id,
@@ -494,35 +430,152 @@ impl CatalogStateMachine {
                     Ok(Err(Rejection::InUse))
                 }
             }
-            CatalogCommand::RegisterNode { node } => {
-                if self.placements.is_removed(node.node_id) {
-                    return Ok(Err(Rejection::NodeRemoved));
-                }
-                if !self.placements.is_registered(node.node_id) {
-                    // Groups with no replica record live on the first
-                    // registered nodes; a new node must not change that.
-                    for table in self.tables() {
-                        for partition in &table.partitions {
-                            self.placements.pin_replicas(
-                                ctx,
-                                &self.keyspace,
-                                partition.group_id,
-                            )?;
-                        }
-                    }
-                }
-                // A node registers as it starts: it is up.
-                self.placements
-                    .set_down(ctx, &self.keyspace, node.node_id, false);
-                self.placements.register(ctx, &self.keyspace, node)?;
-                Ok(Ok(None))
-            }
+            CatalogCommand::RegisterNode { node } => self.register_node(ctx, node),
             CatalogCommand::SetReplicas { group_id, replicas } => {
                 self.placements
                     .set_replicas(ctx, &self.keyspace, group_id, replicas)?;
                 Ok(Ok(None))
             }
         }
+    }
+
+    /// Sets the status of table `name`, if it is still the one `table_id` names.
+    fn set_status(
+        &self,
+        ctx: &mut ApplyContext,
+        name: &str,
+        table_id: &str,
+        status: TableStatus,
+    ) -> Result<CatalogOutcome, StorageError> {
+        match self.table(name) {
+            Some(t) if t.table_id == table_id => {
+                let mut definition = (*t).clone();
+                definition.status = status;
+                Ok(Ok(Some(self.store(ctx, definition)?)))
+            }
+            _ => Ok(Err(Rejection::NotFound)),
+        }
+    }
+
+    /// Applies an UpdateTable to an ACTIVE table.
+    fn update_table(
+        &self,
+        ctx: &mut ApplyContext,
+        name: &str,
+        update: &TableUpdate,
+        now_ms: u64,
+    ) -> Result<CatalogOutcome, StorageError> {
+        let current = match self.active(name) {
+            Ok(t) => t,
+            Err(r) => return Ok(Err(r)),
+        };
+        match apply_update(&current, update, now_ms) {
+            Ok(updated) => Ok(Ok(Some(self.store(ctx, updated)?))),
+            Err(r) => Ok(Err(r)),
+        }
+    }
+
+    /// Marks an ACTIVE, unprotected table DELETING.
+    fn begin_delete(
+        &self,
+        ctx: &mut ApplyContext,
+        name: &str,
+    ) -> Result<CatalogOutcome, StorageError> {
+        let current = match self.table(name) {
+            None => return Ok(Err(Rejection::NotFound)),
+            Some(t) if t.status == TableStatus::Deleting => {
+                return Ok(Err(Rejection::NotFound));
+            }
+            Some(t) if t.status != TableStatus::Active => return Ok(Err(Rejection::InUse)),
+            Some(t) => t,
+        };
+        if current.deletion_protection {
+            return Ok(Err(Rejection::DeletionProtected));
+        }
+        let mut definition = (*current).clone();
+        definition.status = TableStatus::Deleting;
+        Ok(Ok(Some(self.store(ctx, definition)?)))
+    }
+
+    /// Forgets table `name` and its partitions' placements, if it is still
+    /// the one `table_id` names (dropping twice is harmless).
+    fn drop_table(&self, ctx: &mut ApplyContext, name: &str, table_id: &str) {
+        let mut tables = self.tables.write().unwrap_or_else(|e| e.into_inner());
+        if tables.get(name).is_some_and(|t| t.table_id == table_id) {
+            if let Some(dropped) = tables.remove(name) {
+                for partition in &dropped.partitions {
+                    self.placements
+                        .forget_group(ctx, &self.keyspace, partition.group_id);
+                }
+            }
+            ctx.delete(&self.keyspace, table_key(name));
+        }
+    }
+
+    /// Adds or overwrites tags, up to `MAX_TAGS`.
+    fn tag(
+        &self,
+        ctx: &mut ApplyContext,
+        name: &str,
+        tags: Vec<(String, String)>,
+    ) -> Result<CatalogOutcome, StorageError> {
+        let current = match self.table(name) {
+            Some(t) if t.status != TableStatus::Deleting => t,
+            _ => return Ok(Err(Rejection::NotFound)),
+        };
+        let mut definition = (*current).clone();
+        for (key, value) in tags {
+            match definition.tags.iter_mut().find(|(k, _)| *k == key) {
+                Some(existing) => existing.1 = value,
+                None => definition.tags.push((key, value)),
+            }
+        }
+        if definition.tags.len() > MAX_TAGS {
+            return Ok(Err(Rejection::TooManyTags));
+        }
+        Ok(Ok(Some(self.store(ctx, definition)?)))
+    }
+
+    /// Removes tags.
+    fn untag(
+        &self,
+        ctx: &mut ApplyContext,
+        name: &str,
+        keys: &[String],
+    ) -> Result<CatalogOutcome, StorageError> {
+        let current = match self.table(name) {
+            Some(t) if t.status != TableStatus::Deleting => t,
+            _ => return Ok(Err(Rejection::NotFound)),
+        };
+        let mut definition = (*current).clone();
+        definition.tags.retain(|(k, _)| !keys.contains(k));
+        Ok(Ok(Some(self.store(ctx, definition)?)))
+    }
+
+    /// Records a node as it starts (refused for a decommissioned id).
+    fn register_node(
+        &self,
+        ctx: &mut ApplyContext,
+        node: NodeRecord,
+    ) -> Result<CatalogOutcome, StorageError> {
+        if self.placements.is_removed(node.node_id) {
+            return Ok(Err(Rejection::NodeRemoved));
+        }
+        if !self.placements.is_registered(node.node_id) {
+            // Groups with no replica record live on the first registered
+            // nodes; a new node must not change that.
+            for table in self.tables() {
+                for partition in &table.partitions {
+                    self.placements
+                        .pin_replicas(ctx, &self.keyspace, partition.group_id)?;
+                }
+            }
+        }
+        // A node registers as it starts: it is up.
+        self.placements
+            .set_down(ctx, &self.keyspace, node.node_id, false);
+        self.placements.register(ctx, &self.keyspace, node)?;
+        Ok(Ok(None))
     }
 
     /// Creates a table with one partition placed on new replicas. Its
