@@ -333,118 +333,21 @@ async fn route(
     if exceeds_front_door_limits(&request) {
         return respond(400, None, Vec::new());
     }
-    if request.method() == Method::GET && request.uri().path() == "/" {
-        let body = format!(
-            "healthy: dynamodb.{}.amazonaws.com ",
-            api.config.default_region
-        );
-        return respond(200, None, body.into_bytes());
-    }
-    // Atoll's own admin view; DynamoDB has no GET paths, so it clashes with
-    // nothing a DynamoDB client sends.
-    if request.method() == Method::GET && request.uri().path() == ADMIN_PATH {
-        return match serde_json::to_vec(&api.cluster.report_with_remote_stats().await) {
-            Ok(body) => respond(
-                200,
-                Some(&HeaderValue::from_static("application/json")),
-                body,
-            ),
-            Err(_) => respond(500, None, Vec::new()),
-        };
-    }
-    if request.method() == Method::GET && request.uri().path() == METRICS_PATH {
-        return metrics_answer(api);
-    }
-    if request.method() == Method::POST && request.uri().path() == DECOMMISSION_PATH {
-        return decommission(api, request.uri().query()).await;
-    }
-    if request.method() == Method::OPTIONS && request.headers().contains_key(hyper::header::ORIGIN)
-    {
-        return cors::preflight(request.headers());
-    }
+    // Every DynamoDB call is `POST /`; the rest is rare and answered apart.
     if request.method() != Method::POST || request.uri().path() != "/" {
-        return respond(404, None, NOT_FOUND_BODY.as_bytes().to_vec());
+        return answer_other_paths(api, &request).await;
     }
     let content_type = json_content_type(&request);
     let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                return respond(413, None, Vec::new());
-            }
-            return respond(400, None, Vec::new());
-        }
+    let (body, content_type) = match read_body(body, &parts, content_type, default_type).await {
+        Ok(read) => read,
+        Err(answer) => return answer,
     };
-    let Some(content_type) = content_type.or_else(|| body.is_empty().then(|| default_type.clone()))
-    else {
-        return respond(404, None, NOT_FOUND_BODY.as_bytes().to_vec());
-    };
-    let body = match coding::decode_request_body(&parts.headers, body, MAX_BODY_BYTES) {
-        Ok(body) => body,
-        Err(coding::DecodeError::TooLarge) => return respond(413, None, Vec::new()),
-        // DynamoDB answers an unknown coding, or a body that is not what its
-        // coding says, with an InternalServerError (Alternator's
-        // test_compressed_request.py, run against it).
-        Err(error) => {
-            tracing::debug!(?error, "request body could not be decoded");
-            return error_response(&ApiError::internal("Internal server error"), &content_type);
-        }
-    };
-    // A body nested deeper than the JSON parser goes is refused after the
-    // target and authentication checks, with DynamoDB's nesting error.
-    let mut too_deep = false;
-    let parsed: Option<Value> = if body.is_empty() {
-        None
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(value) => Some(value),
-            Err(_) if json_nesting_exceeds(&body, JSON_DEPTH_LIMIT) => {
-                too_deep = true;
-                None
-            }
-            Err(_) => {
-                return error_response(&ApiError::bare(ErrorKind::Serialization), &content_type);
-            }
-        }
-    };
-    let target = parts
-        .headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let Some(operation) = Operation::from_target(target) else {
-        return error_response(&ApiError::bare(ErrorKind::UnknownOperation), &content_type);
-    };
-    *operation_seen = Some(operation);
-    span.record("op", operation.name());
-    let caller = match authenticate(&parts.headers, parts.uri.query()) {
-        Ok(caller) => caller,
+    let call = match parse_call(&parts, &body, span, operation_seen) {
+        Ok(call) => call,
         Err(error) => return error_response(&error, &content_type),
     };
-    if too_deep {
-        return error_response(
-            &ApiError::validation(
-                "Nesting Levels have exceeded supported limits: Attributes in the item have nested levels beyond supported limit",
-            ),
-            &content_type,
-        );
-    }
-    let Some(Value::Object(input)) = parsed else {
-        return error_response(&ApiError::bare(ErrorKind::Serialization), &content_type);
-    };
-    // Looked up only for an enabled span: at info every request skips it.
-    if !span.is_disabled()
-        && let Some(table) = input.get("TableName").and_then(Value::as_str)
-    {
-        span.record("table", table);
-    }
-    let context = RequestContext {
-        region: caller.region,
-    };
-    match crate::ops::dispatch(api, &context, operation, &input).await {
+    match crate::ops::dispatch(api, &call.context, call.operation, &call.input).await {
         Ok(output) => {
             let body = match output {
                 crate::ops::Output::Raw(body) => body,
@@ -458,7 +361,7 @@ async fn route(
             if error.kind == ErrorKind::InternalServerError {
                 tracing::error!(
                     request_id,
-                    operation = operation.name(),
+                    operation = call.operation.name(),
                     error = %error,
                     "internal error"
                 );
@@ -466,6 +369,145 @@ async fn route(
             error_response(&error, &content_type)
         }
     }
+}
+
+/// The answer to anything but a DynamoDB call (`POST /`): the health
+/// check, Atoll's admin and metrics paths, CORS preflights, and 404s.
+async fn answer_other_paths(api: &Api, request: &Request<Incoming>) -> Answer {
+    let (method, path) = (request.method(), request.uri().path());
+    if method == Method::GET && path == "/" {
+        let body = format!(
+            "healthy: dynamodb.{}.amazonaws.com ",
+            api.config.default_region
+        );
+        return respond(200, None, body.into_bytes());
+    }
+    // Atoll's own admin view; DynamoDB has no GET paths, so it clashes with
+    // nothing a DynamoDB client sends.
+    if method == Method::GET && path == ADMIN_PATH {
+        return match serde_json::to_vec(&api.cluster.report_with_remote_stats().await) {
+            Ok(body) => respond(
+                200,
+                Some(&HeaderValue::from_static("application/json")),
+                body,
+            ),
+            Err(_) => respond(500, None, Vec::new()),
+        };
+    }
+    if method == Method::GET && path == METRICS_PATH {
+        return metrics_answer(api);
+    }
+    if method == Method::POST && path == DECOMMISSION_PATH {
+        return decommission(api, request.uri().query()).await;
+    }
+    if method == Method::OPTIONS && request.headers().contains_key(hyper::header::ORIGIN) {
+        return cors::preflight(request.headers());
+    }
+    respond(404, None, NOT_FOUND_BODY.as_bytes().to_vec())
+}
+
+/// Reads the body (at most `MAX_BODY_BYTES`, after undoing its
+/// `Content-Encoding`) and settles its content type; or the answer that
+/// refuses it.
+async fn read_body(
+    body: Incoming,
+    parts: &hyper::http::request::Parts,
+    content_type: Option<HeaderValue>,
+    default_type: &HeaderValue,
+) -> Result<(Bytes, HeaderValue), Answer> {
+    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                return Err(respond(413, None, Vec::new()));
+            }
+            return Err(respond(400, None, Vec::new()));
+        }
+    };
+    let Some(content_type) = content_type.or_else(|| body.is_empty().then(|| default_type.clone()))
+    else {
+        return Err(respond(404, None, NOT_FOUND_BODY.as_bytes().to_vec()));
+    };
+    match coding::decode_request_body(&parts.headers, body, MAX_BODY_BYTES) {
+        Ok(body) => Ok((body, content_type)),
+        Err(coding::DecodeError::TooLarge) => Err(respond(413, None, Vec::new())),
+        // DynamoDB answers an unknown coding, or a body that is not what its
+        // coding says, with an InternalServerError (Alternator's
+        // test_compressed_request.py, run against it).
+        Err(error) => {
+            tracing::debug!(?error, "request body could not be decoded");
+            Err(error_response(
+                &ApiError::internal("Internal server error"),
+                &content_type,
+            ))
+        }
+    }
+}
+
+/// A DynamoDB call, parsed and authenticated.
+struct Call {
+    operation: Operation,
+    input: crate::input::Object,
+    context: RequestContext,
+}
+
+/// Parses the JSON body, the `X-Amz-Target` and the signature, in
+/// DynamoDB's order; or the error of the first that fails.
+fn parse_call(
+    parts: &hyper::http::request::Parts,
+    body: &[u8],
+    span: &tracing::Span,
+    operation_seen: &mut Option<Operation>,
+) -> Result<Call, ApiError> {
+    // A body nested deeper than the JSON parser goes is refused after the
+    // target and authentication checks, with DynamoDB's nesting error.
+    let mut too_deep = false;
+    let parsed: Option<Value> = if body.is_empty() {
+        None
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(value) => Some(value),
+            Err(_) if json_nesting_exceeds(body, JSON_DEPTH_LIMIT) => {
+                too_deep = true;
+                None
+            }
+            Err(_) => return Err(ApiError::bare(ErrorKind::Serialization)),
+        }
+    };
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let Some(operation) = Operation::from_target(target) else {
+        return Err(ApiError::bare(ErrorKind::UnknownOperation));
+    };
+    *operation_seen = Some(operation);
+    span.record("op", operation.name());
+    let caller = authenticate(&parts.headers, parts.uri.query())?;
+    if too_deep {
+        return Err(ApiError::validation(
+            "Nesting Levels have exceeded supported limits: Attributes in the item have nested levels beyond supported limit",
+        ));
+    }
+    let Some(Value::Object(input)) = parsed else {
+        return Err(ApiError::bare(ErrorKind::Serialization));
+    };
+    // Looked up only for an enabled span: at info every request skips it.
+    if !span.is_disabled()
+        && let Some(table) = input.get("TableName").and_then(Value::as_str)
+    {
+        span.record("table", table);
+    }
+    Ok(Call {
+        operation,
+        input,
+        context: RequestContext {
+            region: caller.region,
+        },
+    })
 }
 
 /// serde_json refuses documents nested deeper than this.
