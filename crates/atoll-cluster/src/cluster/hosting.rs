@@ -44,7 +44,7 @@ enum StartFrom {
 const FIRST_APPLY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Snapshots `group` and purges its log once it has applied an entry (a
-/// snapshot needs one); see `Cluster::start_partition`.
+/// snapshot needs one); see `PartitionHost::start_partition`.
 async fn purge_log_start(group: Group<PartitionOutput>) {
     if group.wait_applied(0, FIRST_APPLY_TIMEOUT).await.is_err() {
         tracing::warn!(
