@@ -52,6 +52,19 @@ fn table_name_constraints(input: &Object) -> ApiResult<&str> {
     Ok(resolve_table_name(name))
 }
 
+/// The table a table request names, in any state, as table requests
+/// word its absence.
+pub(crate) async fn table_or_not_found(
+    api: &Api,
+    name: &str,
+) -> ApiResult<std::sync::Arc<atoll_model::table::TableDefinition>> {
+    api.cluster
+        .catalog()
+        .table_or_catch_up(name)
+        .await
+        .ok_or_else(|| ApiError::table_not_found(name))
+}
+
 /// DescribeTable.
 pub(crate) async fn describe_table(
     api: &Api,
@@ -59,12 +72,7 @@ pub(crate) async fn describe_table(
     input: &Object,
 ) -> ApiResult<Value> {
     let name = table_name_constraints(input)?;
-    let table = api
-        .cluster
-        .catalog()
-        .table_or_catch_up(name)
-        .await
-        .ok_or_else(|| ApiError::table_not_found(name))?;
+    let table = table_or_not_found(api, name).await?;
     let stats = api.cluster.table_stats(&table).await;
     Ok(json!({"Table": table_description(&table, &context.region, stats, None)}))
 }
@@ -76,12 +84,7 @@ pub(crate) async fn delete_table(
     input: &Object,
 ) -> ApiResult<Value> {
     let name = table_name_constraints(input)?;
-    let table = api
-        .cluster
-        .catalog()
-        .table_or_catch_up(name)
-        .await
-        .ok_or_else(|| ApiError::table_not_found(name))?;
+    let table = table_or_not_found(api, name).await?;
     match table.status {
         TableStatus::Creating => return Err(ApiError::being_created(name)),
         TableStatus::Deleting => return Err(ApiError::being_deleted(name)),

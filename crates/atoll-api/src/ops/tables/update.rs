@@ -4,7 +4,7 @@ use atoll_cluster::TableUpdate;
 use atoll_model::table::{BillingMode, StreamSettings, TableClass, TableDefinition, TableStatus};
 use serde_json::{Value, json};
 
-use super::{now_ms, required_table_name};
+use super::{now_ms, required_table_name, table_or_not_found};
 use crate::constraints::{Violations, check_table_name};
 use crate::error::{ApiError, ApiResult, Doing};
 use crate::input::{self, Object};
@@ -160,12 +160,7 @@ async fn resolve_update_table(
     request: &UpdateTableRequest<'_>,
 ) -> ApiResult<(TableUpdate, bool)> {
     let name = request.name;
-    let table = api
-        .cluster
-        .catalog()
-        .table_or_catch_up(name)
-        .await
-        .ok_or_else(|| ApiError::table_not_found(name))?;
+    let table = table_or_not_found(api, name).await?;
     if table.status == TableStatus::Deleting {
         return Err(ApiError::table_not_found(name));
     }
