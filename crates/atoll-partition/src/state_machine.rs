@@ -359,103 +359,150 @@ impl PartitionStateMachine {
                 Ok(true) => {}
                 Ok(false) => {
                     return Ok(PartitionOutput::ConditionFailed {
-                        old: if write.return_old_on_condition_failure {
-                            old_item
-                        } else {
-                            None
-                        },
+                        old: old_item.filter(|_| write.return_old_on_condition_failure),
                         old_size_bytes,
                     });
                 }
-                Err(e) => {
-                    return Ok(PartitionOutput::Refused(WriteRejection::Expression(
-                        e.message().to_string(),
-                    )));
-                }
+                Err(e) => return Ok(refused(&e)),
             }
         }
         // Everything that can fail happens before the first write to `ctx`:
         // a rejected write must leave nothing behind in the apply batch.
-        let rejected = |e: atoll_expr::ExprError| {
-            PartitionOutput::Refused(WriteRejection::Expression(e.message().to_string()))
-        };
-        let (new_value, new_item, new_size_bytes) = match &write.action {
-            WriteAction::Put { record, size_bytes } => {
-                let value = stored_value(record, *size_bytes);
-                let new_item = if write.return_values == ReturnValues::AllNew {
-                    Some(stored_item(&value).map_err(corrupt)?)
-                } else {
-                    None
-                };
-                (Some(value), new_item, *size_bytes)
-            }
-            WriteAction::Delete => (None, None, 0),
-            // A missing item is created from its key, unless the update only
-            // removes (atoll_expr::creates_missing_item holds the rule).
-            WriteAction::Update { key, update } => {
-                let applied = match &old_item {
-                    Some(old) => atoll_expr::apply_update(update, old, &env).map(Some),
-                    None => atoll_expr::apply_update_to_new_item(update, key, &env),
-                };
-                let new_item = match applied {
-                    Ok(Some(item)) => item,
-                    // Nothing to write: the item stays missing.
-                    Ok(None) => {
-                        debug_assert!(stored.is_none());
-                        return Ok(PartitionOutput::Written {
-                            returned: None,
-                            old_size_bytes,
-                            new_size_bytes: 0,
-                        });
-                    }
-                    Err(e) => return Ok(rejected(e)),
-                };
-                let size_bytes = item_size_bytes(&new_item);
-                if size_bytes > MAX_ITEM_SIZE_BYTES {
-                    return Ok(PartitionOutput::Refused(WriteRejection::ItemTooLarge));
-                }
-                let size_bytes = size_bytes as u32;
-                let value = stored_value(&encode_item(&new_item), size_bytes);
-                (Some(value), Some(new_item), size_bytes)
+        let new = match new_state(&write, old_item.as_ref(), &env)? {
+            Ok(new) => new,
+            Err(NoWrite::Refused(output)) => return Ok(output),
+            // Nothing to write: the item stays missing.
+            Err(NoWrite::Nothing) => {
+                debug_assert!(stored.is_none());
+                return Ok(PartitionOutput::Written {
+                    returned: None,
+                    old_size_bytes,
+                    new_size_bytes: 0,
+                });
             }
         };
-        let returned = match (write.return_values, &write.action) {
-            (ReturnValues::None, _) => None,
-            (ReturnValues::AllOld, _) => old_item,
-            (ReturnValues::AllNew, _) => new_item,
-            (ReturnValues::UpdatedOld, WriteAction::Update { update, .. }) => match &old_item {
-                Some(old) => Some(
-                    atoll_expr::updated_attributes(update, old, &env)
-                        .map_err(|e| corrupt_expr(&e))?,
-                ),
-                None => None,
-            },
-            (ReturnValues::UpdatedNew, WriteAction::Update { update, .. }) => match &new_item {
-                Some(new) => Some(
-                    atoll_expr::updated_attributes(update, new, &env)
-                        .map_err(|e| corrupt_expr(&e))?,
-                ),
-                None => None,
-            },
-            (ReturnValues::UpdatedOld | ReturnValues::UpdatedNew, _) => None,
-        };
+        let returned = returned_attributes(&write, old_item, new.item, &env)?;
         let old_count = i64::from(stored.is_some());
-        let exists_after = new_value.is_some();
-        match new_value {
+        let exists_after = new.value.is_some();
+        match new.value {
             Some(value) => ctx.put(&self.items, write.row_key, value),
             None if stored.is_some() => ctx.delete(&self.items, write.row_key),
             None => {}
         }
         self.stats.apply_change(
             i64::from(exists_after) - old_count,
-            i64::from(new_size_bytes) - i64::from(old_size_bytes),
+            i64::from(new.size_bytes) - i64::from(old_size_bytes),
         );
         Ok(PartitionOutput::Written {
             returned: returned.filter(|item| !item.is_empty()),
             old_size_bytes,
-            new_size_bytes,
+            new_size_bytes: new.size_bytes,
         })
     }
+}
+
+/// An item as a single write leaves it.
+struct NewState {
+    /// The stored value (`None`: the item is gone).
+    value: Option<Vec<u8>>,
+    /// The item, when the write decoded or built it.
+    item: Option<Item>,
+    /// Its DynamoDB size (0 when gone).
+    size_bytes: u32,
+}
+
+/// Why a single write writes nothing.
+enum NoWrite {
+    /// The write is invalid for the item as it is.
+    Refused(PartitionOutput),
+    /// An update of a missing item that only removes: it stays missing.
+    Nothing,
+}
+
+/// The partition's refusal of a write whose expression failed on the item.
+fn refused(e: &atoll_expr::ExprError) -> PartitionOutput {
+    PartitionOutput::Refused(WriteRejection::Expression(e.message().to_string()))
+}
+
+/// What `write` makes of the item (`old_item`, decoded when the write
+/// needs it).
+fn new_state(
+    write: &ItemWrite,
+    old_item: Option<&Item>,
+    env: &Env<'_>,
+) -> Result<Result<NewState, NoWrite>, StorageError> {
+    Ok(Ok(match &write.action {
+        WriteAction::Put { record, size_bytes } => {
+            let value = stored_value(record, *size_bytes);
+            let item = if write.return_values == ReturnValues::AllNew {
+                Some(stored_item(&value).map_err(corrupt)?)
+            } else {
+                None
+            };
+            NewState {
+                value: Some(value),
+                item,
+                size_bytes: *size_bytes,
+            }
+        }
+        WriteAction::Delete => NewState {
+            value: None,
+            item: None,
+            size_bytes: 0,
+        },
+        // A missing item is created from its key, unless the update only
+        // removes (atoll_expr::creates_missing_item holds the rule).
+        WriteAction::Update { key, update } => {
+            let applied = match old_item {
+                Some(old) => atoll_expr::apply_update(update, old, env).map(Some),
+                None => atoll_expr::apply_update_to_new_item(update, key, env),
+            };
+            let item = match applied {
+                Ok(Some(item)) => item,
+                Ok(None) => return Ok(Err(NoWrite::Nothing)),
+                Err(e) => return Ok(Err(NoWrite::Refused(refused(&e)))),
+            };
+            let size_bytes = item_size_bytes(&item);
+            if size_bytes > MAX_ITEM_SIZE_BYTES {
+                return Ok(Err(NoWrite::Refused(PartitionOutput::Refused(
+                    WriteRejection::ItemTooLarge,
+                ))));
+            }
+            let size_bytes = size_bytes as u32;
+            NewState {
+                value: Some(stored_value(&encode_item(&item), size_bytes)),
+                item: Some(item),
+                size_bytes,
+            }
+        }
+    }))
+}
+
+/// The attributes `write`'s `ReturnValues` asks for.
+fn returned_attributes(
+    write: &ItemWrite,
+    old_item: Option<Item>,
+    new_item: Option<Item>,
+    env: &Env<'_>,
+) -> Result<Option<Item>, StorageError> {
+    Ok(match (write.return_values, &write.action) {
+        (ReturnValues::None, _) => None,
+        (ReturnValues::AllOld, _) => old_item,
+        (ReturnValues::AllNew, _) => new_item,
+        (ReturnValues::UpdatedOld, WriteAction::Update { update, .. }) => match &old_item {
+            Some(old) => Some(
+                atoll_expr::updated_attributes(update, old, env).map_err(|e| corrupt_expr(&e))?,
+            ),
+            None => None,
+        },
+        (ReturnValues::UpdatedNew, WriteAction::Update { update, .. }) => match &new_item {
+            Some(new) => Some(
+                atoll_expr::updated_attributes(update, new, env).map_err(|e| corrupt_expr(&e))?,
+            ),
+            None => None,
+        },
+        (ReturnValues::UpdatedOld | ReturnValues::UpdatedNew, _) => None,
+    })
 }
 
 fn range_key(group_id: u64) -> Vec<u8> {
