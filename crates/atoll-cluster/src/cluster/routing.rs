@@ -85,20 +85,25 @@ impl Router {
     /// The group of the partition owning `token` in the catalog's current
     /// map of `table` (the caller's copy of the table may predate a split).
     fn group_for(&self, table: &TableDefinition, token: u64) -> Result<GroupId, ClusterError> {
-        let no_partition = || ClusterError::NoPartition {
-            table: table.name.clone(),
-            token,
-        };
-        let current = self
-            .catalog
+        let map = self.current_map(table, token)?;
+        group_in(&map, token)
+    }
+
+    /// The catalog's current copy of `table` (the caller's may predate a
+    /// split); `token` names the key that asked, for the error.
+    fn current_map(
+        &self,
+        table: &TableDefinition,
+        token: u64,
+    ) -> Result<Arc<TableDefinition>, ClusterError> {
+        self.catalog
             .view()
             .table(&table.name)
             .filter(|t| t.table_id == table.table_id)
-            .ok_or_else(no_partition)?;
-        Ok(current
-            .partition_for_token(token)
-            .ok_or_else(no_partition)?
-            .group_id)
+            .ok_or_else(|| ClusterError::NoPartition {
+                table: table.name.clone(),
+                token,
+            })
     }
 
     /// Where to send a request for `group`; `None` while no leader is known
@@ -279,11 +284,13 @@ impl Router {
         let mut pending: Vec<usize> = (0..ops.len()).collect();
         let mut attempt = 0;
         while !pending.is_empty() {
+            // The map is looked up once per round, not once per write.
+            let map = self.current_map(table, 0)?;
             let mut groups: BTreeMap<GroupId, (u64, Vec<usize>)> = BTreeMap::new();
             for index in pending.drain(..) {
                 let Some(op) = ops.get(index) else { continue };
                 let token = atoll_partition::row_key_token(op.row_key()).unwrap_or_default();
-                let group = self.group_for(table, token)?;
+                let group = group_in(&map, token)?;
                 groups
                     .entry(group)
                     .or_insert_with(|| (token, Vec::new()))
@@ -510,6 +517,16 @@ impl Router {
         }
         Ok(chunk)
     }
+}
+
+/// The group of the partition owning `token` in `map`.
+fn group_in(map: &TableDefinition, token: u64) -> Result<GroupId, ClusterError> {
+    map.partition_for_token(token)
+        .map(|p| p.group_id)
+        .ok_or_else(|| ClusterError::NoPartition {
+            table: map.name.clone(),
+            token,
+        })
 }
 
 fn unexpected_reply() -> ClusterError {
