@@ -271,25 +271,17 @@ async fn handle(api: Arc<Api>, request: Request<Incoming>) -> Response<Full<Byte
         table = tracing::field::Empty,
     );
     let mut operation = None;
+    let work = route(
+        &api,
+        request,
+        &default_type,
+        &request_id,
+        &span,
+        &mut operation,
+    );
     let answer = if span.is_disabled() {
-        route(
-            &api,
-            request,
-            &default_type,
-            &request_id,
-            &span,
-            &mut operation,
-        )
-        .await
+        work.await
     } else {
-        let work = route(
-            &api,
-            request,
-            &default_type,
-            &request_id,
-            &span,
-            &mut operation,
-        );
         atoll_cluster::with_request_id(request_id.clone(), work)
             .instrument(span.clone())
             .await
