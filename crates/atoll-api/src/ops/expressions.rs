@@ -168,3 +168,16 @@ pub(crate) fn read(
     }
     Ok(expressions)
 }
+
+/// The projection a read asked for: its ProjectionExpression, else its
+/// legacy `AttributesToGet` (read only when there is no expression).
+pub(crate) fn chosen_projection(
+    expressions: &Expressions,
+    input: &Object,
+    layer: Layer,
+) -> ApiResult<Option<Projection>> {
+    match &expressions.projection {
+        Some(projection) => Ok(Some((**projection).clone())),
+        None => attributes_to_get(input, layer),
+    }
+}

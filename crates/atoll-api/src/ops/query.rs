@@ -318,10 +318,7 @@ fn parse_query<'a>(api: &Api, input: &'a Object) -> ApiResult<QueryRequest<'a>> 
     )?;
     let key_conditions = parse_key_conditions(input, &expressions)?;
     let select = select(input, true)?;
-    let projection = match &expressions.projection {
-        Some(projection) => Some((**projection).clone()),
-        None => super::expressions::attributes_to_get(input, READ_LAYER)?,
-    };
+    let projection = super::expressions::chosen_projection(&expressions, input, READ_LAYER)?;
     let filter = filter(&expressions, legacy_filter);
     Ok(QueryRequest {
         table_name: input::string(input, "TableName").unwrap_or_default(),

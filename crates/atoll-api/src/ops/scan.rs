@@ -196,10 +196,7 @@ fn parse_scan<'a>(api: &Api, input: &'a Object) -> ApiResult<ScanRequest<'a>> {
         SCAN_LAYER,
     )?;
     let select = select(input, false)?;
-    let projection = match &expressions.projection {
-        Some(projection) => Some((**projection).clone()),
-        None => super::expressions::attributes_to_get(input, SCAN_LAYER)?,
-    };
+    let projection = super::expressions::chosen_projection(&expressions, input, SCAN_LAYER)?;
     let filter = filter(&expressions, legacy_filter);
     Ok(ScanRequest {
         table_name: input::string(input, "TableName").unwrap_or_default(),
