@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ClusterError;
 
 mod codec;
+pub(crate) mod legacy;
 mod nodes;
 
 use nodes::Placements;
@@ -48,12 +49,17 @@ pub struct TableUpdate {
 
 /// A command of the catalog's log. Ids and timestamps are fixed by the
 /// proposer so that every replica applies the same values.
+pub type CatalogCommand = CatalogCommandOf<TableDefinition>;
+
+/// The catalog's commands over a shape of table definition: today's
+/// (`CatalogCommand`), or the one postcard entries of earlier versions
+/// hold (`legacy::TableDefinitionV1`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum CatalogCommand {
+pub enum CatalogCommandOf<D> {
     /// Add a table in CREATING state; apply assigns its partitions' groups.
     CreateTable {
         /// The definition, without partitions.
-        definition: Box<TableDefinition>,
+        definition: Box<D>,
     },
     /// Move a table to another state.
     SetStatus {
@@ -144,7 +150,7 @@ pub enum CatalogCommand {
     /// could be a node that is down but not yet taken for dead).
     CreateTableBy {
         /// The table (name, key schema, settings).
-        definition: Box<TableDefinition>,
+        definition: Box<D>,
         /// The node that proposed it.
         proposer: u64,
     },
@@ -185,6 +191,30 @@ impl CatalogCommand {
     pub(crate) fn encode(&self) -> Result<Vec<u8>, ClusterError> {
         codec::encode(self).map_err(ClusterError::Catalog)
     }
+}
+
+/// A command as it travels to the catalog's leader (`codec`'s JSON).
+pub(crate) fn encode_command(command: &CatalogCommand) -> Result<Vec<u8>, ClusterError> {
+    codec::encode_json(command).map_err(ClusterError::Catalog)
+}
+
+/// Reads what `encode_command` wrote.
+pub(crate) fn decode_command(bytes: &[u8]) -> Result<CatalogCommand, ClusterError> {
+    codec::decode_json(bytes).map_err(ClusterError::Catalog)
+}
+
+/// A command's outcome as it travels back from the catalog's leader.
+pub(crate) fn encode_outcome(outcome: &CatalogOutcome) -> Result<Vec<u8>, ClusterError> {
+    let shaped: Result<Option<&TableDefinition>, &Rejection> =
+        outcome.as_ref().map(|table| table.as_deref());
+    codec::encode_json(&shaped).map_err(ClusterError::Catalog)
+}
+
+/// Reads what `encode_outcome` wrote.
+pub(crate) fn decode_outcome(bytes: &[u8]) -> Result<CatalogOutcome, ClusterError> {
+    let shaped: Result<Option<TableDefinition>, Rejection> =
+        codec::decode_json(bytes).map_err(ClusterError::Catalog)?;
+    Ok(shaped.map(|table| table.map(Arc::new)))
 }
 
 /// Why the catalog refused a command.
@@ -249,8 +279,8 @@ impl CatalogStateMachine {
         let mut tables = BTreeMap::new();
         for entry in keyspace.prefix(TABLE_KEY_PREFIX) {
             let (_, value) = entry?;
-            let definition: TableDefinition =
-                codec::decode(&value).map_err(ClusterError::Catalog)?;
+            let definition = codec::decode::<TableDefinition, legacy::TableDefinitionV1>(&value)
+                .map_err(ClusterError::Catalog)?;
             tables.insert(definition.name.clone(), Arc::new(definition));
         }
         let next_group_id = match keyspace.get(NEXT_GROUP_ID_KEY)? {
@@ -750,7 +780,8 @@ impl GroupStateMachine for CatalogStateMachine {
         _log_index: u64,
         command: &[u8],
     ) -> Result<CatalogOutcome, StorageError> {
-        let command: CatalogCommand = codec::decode(command).map_err(corrupt)?;
+        let command =
+            codec::decode::<CatalogCommand, legacy::CatalogCommandV1>(command).map_err(corrupt)?;
         let outcome = self.execute(ctx, command)?;
         self.changed.notify_one();
         Ok(outcome)
@@ -789,7 +820,8 @@ impl GroupStateMachine for CatalogStateMachine {
         let mut next_group_id = FIRST_PARTITION_GROUP_ID;
         for (key, value) in &records {
             if key.starts_with(TABLE_KEY_PREFIX) {
-                let definition: TableDefinition = codec::decode(value).map_err(corrupt)?;
+                let definition = codec::decode::<TableDefinition, legacy::TableDefinitionV1>(value)
+                    .map_err(corrupt)?;
                 tables.insert(definition.name.clone(), Arc::new(definition));
             } else if key == NEXT_GROUP_ID_KEY {
                 let bytes: [u8; 8] = value

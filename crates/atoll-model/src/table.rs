@@ -243,6 +243,89 @@ pub struct TableDefinition {
     pub keyspace: String,
     /// The table's partitions, ordered by token range and covering all tokens.
     pub partitions: Vec<PartitionDefinition>,
+    /// Local secondary indexes, in creation order (fixed for the table's
+    /// life: the position is the index's number in storage).
+    #[serde(default)]
+    pub local_indexes: Vec<LocalIndex>,
+}
+
+/// What an index stores of each item besides the table's and the index's keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Projection {
+    /// The keys only.
+    KeysOnly,
+    /// The keys and these attributes.
+    Include(Vec<String>),
+    /// The whole item.
+    All,
+}
+
+impl Projection {
+    /// The wire name of the projection type.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Projection::KeysOnly => "KEYS_ONLY",
+            Projection::Include(_) => "INCLUDE",
+            Projection::All => "ALL",
+        }
+    }
+
+    /// The attributes of `item` an index with this projection holds, given
+    /// the table's and the index's key schemas.
+    pub fn project(&self, item: &Item, table_keys: &KeySchema, index_keys: &KeySchema) -> Item {
+        match self {
+            Projection::All => item.clone(),
+            Projection::KeysOnly | Projection::Include(_) => {
+                let mut projected = table_keys.key_of(item);
+                projected.extend(index_keys.key_of(item));
+                if let Projection::Include(names) = self {
+                    for name in names {
+                        if let Some(value) = item.get(name) {
+                            projected.insert(name.clone(), value.clone());
+                        }
+                    }
+                }
+                projected
+            }
+        }
+    }
+
+    /// Whether an index with this projection holds attribute `name`.
+    pub fn holds(&self, name: &str, table_keys: &KeySchema, index_keys: &KeySchema) -> bool {
+        match self {
+            Projection::All => true,
+            Projection::KeysOnly => {
+                table_keys.is_key_attribute(name) || index_keys.is_key_attribute(name)
+            }
+            Projection::Include(names) => {
+                table_keys.is_key_attribute(name)
+                    || index_keys.is_key_attribute(name)
+                    || names.iter().any(|n| n == name)
+            }
+        }
+    }
+}
+
+/// A local secondary index: the table's partition key with another sort
+/// key, stored beside the items in their partitions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalIndex {
+    /// Index name, unique among the table's indexes.
+    pub name: String,
+    /// The table's partition key and the index's sort key.
+    pub key_schema: KeySchema,
+    /// What the index holds of each item.
+    pub projection: Projection,
+}
+
+impl LocalIndex {
+    /// The index's sort key (an LSI always has one).
+    pub fn sort_key(&self) -> &KeyAttribute {
+        self.key_schema
+            .sort_key
+            .as_ref()
+            .unwrap_or(&self.key_schema.partition_key)
+    }
 }
 
 /// Account id used in ARNs (no accounts yet: the same one DynamoDB Local uses).
@@ -252,6 +335,16 @@ impl TableDefinition {
     /// The table's ARN.
     pub fn arn(&self) -> String {
         table_arn(&self.region, &self.name)
+    }
+
+    /// The local secondary index called `name`.
+    pub fn local_index(&self, name: &str) -> Option<&LocalIndex> {
+        self.local_indexes.iter().find(|index| index.name == name)
+    }
+
+    /// ARN of the table's index `index`.
+    pub fn index_arn(&self, index: &str) -> String {
+        format!("{}/index/{index}", self.arn())
     }
 
     /// The partition owning `token`.

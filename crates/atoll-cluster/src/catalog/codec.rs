@@ -7,8 +7,8 @@
 //! which writes them today, cannot: it knows no field names, so a record
 //! that lacks a new field does not decode. JSON can: a field a record lacks
 //! takes its default (`#[serde(default)]` on every field added from now
-//! on). Every node reads both (JSON behind a two-byte mark); see
-//! `WRITES_JSON` for when the writer switches.
+//! on). Every node reads both (JSON behind a two-byte mark) and writes
+//! JSON; postcard is read into the shapes it was written in (`legacy`).
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -19,26 +19,12 @@ use serde::de::DeserializeOwned;
 /// command with its variant's number, which is below 128.
 const JSON_MARK: [u8; 2] = [0xFF, b'J'];
 
-/// Whether the catalog writes JSON yet. Readers come first: every node of
-/// this version reads both encodings, but a node of the version before
-/// reads postcard only, and during a rolling upgrade it still applies the
-/// catalog's log. So the writer switches to JSON in the change that adds
-/// the first field with a default, one version after this one.
-///
-/// That change must also freeze today's shapes for the postcard reader:
-/// postcard decodes a record only into the exact struct that wrote it, so
-/// `decode` then reads postcard into frozen copies (a `TableDefinition`
-/// and a `CatalogCommand` as they are now, nested types included) and
-/// converts them, rather than into the grown types.
-const WRITES_JSON: bool = false;
-
-/// The catalog's encoding of `value` (see `WRITES_JSON`).
+/// The catalog's encoding of `value`: JSON behind its mark. (Versions
+/// before secondary indexes wrote postcard, and read only postcard; from
+/// the version that added the first field with a default, the writer is
+/// JSON, and postcard is read into the frozen shapes of `legacy`.)
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
-    if WRITES_JSON {
-        encode_json(value)
-    } else {
-        postcard::to_stdvec(value).map_err(|e| e.to_string())
-    }
+    encode_json(value)
 }
 
 /// The JSON encoding of `value`: the mark, then JSON.
@@ -48,11 +34,26 @@ pub(crate) fn encode_json<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// Reads what `encode` wrote, or what an older version wrote in postcard.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+/// Reads what `encode_json` wrote (shapes that never had a postcard form).
+pub(crate) fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let json = bytes
+        .strip_prefix(&JSON_MARK)
+        .ok_or_else(|| "not the catalog's JSON encoding".to_string())?;
+    serde_json::from_slice(json).map_err(|e| e.to_string())
+}
+
+/// Reads what `encode` wrote, or what an older version wrote in postcard
+/// (as `Legacy`, the shape it had then).
+pub(crate) fn decode<T, Legacy>(bytes: &[u8]) -> Result<T, String>
+where
+    T: DeserializeOwned,
+    Legacy: DeserializeOwned + Into<T>,
+{
     match bytes.strip_prefix(&JSON_MARK) {
         Some(json) => serde_json::from_slice(json).map_err(|e| e.to_string()),
-        None => postcard::from_bytes(bytes).map_err(|e| e.to_string()),
+        None => postcard::from_bytes::<Legacy>(bytes)
+            .map(Into::into)
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -60,8 +61,13 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 mod tests {
     use serde::{Deserialize, Serialize};
 
+    use atoll_model::table::{
+        KeyAttribute, KeySchema, LocalIndex, Projection, ScalarType, TableDefinition,
+    };
+
     use super::{decode, encode_json};
     use crate::catalog::CatalogCommand;
+    use crate::catalog::legacy::{CatalogCommandV1, TableDefinitionV1};
     use crate::catalog::tests::definition;
 
     /// A record as a later version may grow it.
@@ -81,7 +87,7 @@ mod tests {
     #[test]
     fn a_record_written_before_a_field_was_added_reads_with_its_default() {
         let before = encode_json(&Before { name: "t".into() }).unwrap();
-        let grown: Grown = decode(&before).unwrap();
+        let grown: Grown = decode::<Grown, Grown>(&before).unwrap();
         assert_eq!(
             grown,
             Grown {
@@ -94,24 +100,45 @@ mod tests {
     #[test]
     fn definitions_and_commands_written_in_postcard_still_read() {
         let table = definition("orders");
-        let legacy = postcard::to_stdvec(&table).unwrap();
+        let legacy = postcard::to_stdvec(&TableDefinitionV1::from(&table)).unwrap();
         assert_eq!(
-            decode::<atoll_model::table::TableDefinition>(&legacy).unwrap(),
+            decode::<TableDefinition, TableDefinitionV1>(&legacy).unwrap(),
             table
         );
-        let command = CatalogCommand::CreateTableBy {
-            definition: Box::new(table.clone()),
+        let command = CatalogCommandV1::CreateTableBy {
+            definition: Box::new(TableDefinitionV1::from(&table)),
             proposer: 3,
         };
         let legacy = postcard::to_stdvec(&command).unwrap();
         let CatalogCommand::CreateTableBy {
             definition,
             proposer,
-        } = decode(&legacy).unwrap()
+        } = decode::<CatalogCommand, CatalogCommandV1>(&legacy).unwrap()
         else {
             panic!("another command");
         };
         assert_eq!((*definition, proposer), (table, 3));
+    }
+
+    #[test]
+    fn definitions_with_indexes_round_trip() {
+        let mut table = definition("orders");
+        table.local_indexes.push(LocalIndex {
+            name: "by_date".into(),
+            key_schema: KeySchema {
+                partition_key: table.key_schema.partition_key.clone(),
+                sort_key: Some(KeyAttribute {
+                    name: "date".into(),
+                    scalar_type: ScalarType::N,
+                }),
+            },
+            projection: Projection::Include(vec!["total".into()]),
+        });
+        let bytes = super::encode(&table).unwrap();
+        assert_eq!(
+            decode::<TableDefinition, TableDefinitionV1>(&bytes).unwrap(),
+            table
+        );
     }
 
     #[test]
@@ -127,7 +154,7 @@ mod tests {
         let bytes = encode_json(&table).unwrap();
         assert!(bytes.starts_with(&[0xFF, b'J']));
         assert_eq!(
-            decode::<atoll_model::table::TableDefinition>(&bytes).unwrap(),
+            decode::<TableDefinition, TableDefinitionV1>(&bytes).unwrap(),
             table
         );
     }

@@ -34,6 +34,7 @@ pub(super) fn definition(name: &str) -> TableDefinition {
         status: TableStatus::Creating,
         keyspace: format!("t_{name}"),
         partitions: Vec::new(),
+        local_indexes: Vec::new(),
     }
 }
 

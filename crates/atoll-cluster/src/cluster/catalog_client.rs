@@ -120,16 +120,17 @@ impl CatalogClient {
         command: &CatalogCommand,
     ) -> Result<CatalogOutcome, ClusterError> {
         let leader = self.leader()?;
-        let request = rpc::ClusterRequest::Catalog(command.clone());
+        let request = rpc::ClusterRequest::CatalogCommand(crate::catalog::encode_command(command)?);
         match self.peers.forward(leader, &request).await? {
-            rpc::ClusterReply::Catalog {
+            rpc::ClusterReply::CatalogOutcome {
                 outcome,
                 applied_index,
             } => {
+                let outcome = crate::catalog::decode_outcome(&outcome)?;
                 self.group
                     .wait_applied(applied_index, CATALOG_RETRY)
                     .await?;
-                Ok(outcome.map(|table| table.map(|table| Arc::new(*table))))
+                Ok(outcome)
             }
             other => Err(other.into_error(CATALOG_GROUP_ID, leader)),
         }

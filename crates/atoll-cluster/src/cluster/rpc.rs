@@ -11,7 +11,6 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use atoll_model::Item;
-use atoll_model::table::TableDefinition;
 use atoll_partition::{PartitionCommand, PartitionOutput};
 use atoll_replication::{
     GroupId, NodeId, RaftNode, ReplicationError, ServiceFuture, ServiceHandler,
@@ -21,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use super::Cluster;
-use crate::catalog::{CatalogCommand, Rejection};
+use crate::catalog::legacy::{CatalogCommandV1, TableDefinitionV1};
+use crate::catalog::{CatalogCommand, CatalogOutcome, Rejection};
 use crate::error::{ClusterError, RemoteError};
 use crate::trace::{RequestTrailer, current_request_id, with_request_id};
 
@@ -41,8 +41,9 @@ pub(super) const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// A forwarded request.
 #[derive(Serialize, Deserialize)]
 pub(super) enum ClusterRequest {
-    /// Propose a catalog command (to the catalog's leader).
-    Catalog(CatalogCommand),
+    /// Propose a catalog command (to the catalog's leader), as nodes of
+    /// the version before send it; this one sends `CatalogCommand`.
+    Catalog(CatalogCommandV1),
     /// Propose a partition command (to the partition's leader).
     Write {
         group: GroupId,
@@ -92,6 +93,9 @@ pub(super) enum ClusterRequest {
         cluster_addr: String,
         incarnation: u64,
     },
+    /// Propose a catalog command (to the catalog's leader), in the
+    /// catalog's own encoding (it grows with features; postcard cannot).
+    CatalogCommand(Vec<u8>),
 }
 
 /// A row-key range to read and how much of it.
@@ -130,9 +134,9 @@ pub struct RangeItem {
 #[derive(Serialize, Deserialize)]
 pub(super) enum ClusterReply {
     /// The catalog applied the command; the catalog's log had applied
-    /// `applied_index` when it answered.
+    /// `applied_index` when it answered. The answer to `Catalog`.
     Catalog {
-        outcome: Result<Option<Box<TableDefinition>>, Rejection>,
+        outcome: Result<Option<Box<TableDefinitionV1>>, Rejection>,
         applied_index: u64,
     },
     Written(PartitionOutput),
@@ -178,6 +182,12 @@ pub(super) enum ClusterReply {
     },
     /// The request failed, with the error as the answering node had it.
     Error(RemoteError),
+    /// `Catalog`, answering `CatalogCommand`: the outcome in the catalog's
+    /// encoding (`catalog::encode_outcome`).
+    CatalogOutcome {
+        outcome: Vec<u8>,
+        applied_index: u64,
+    },
 }
 
 impl ClusterReply {
@@ -268,7 +278,7 @@ impl ClusterRequest {
     /// A short name of the request's kind, for logs.
     fn kind(&self) -> &'static str {
         match self {
-            ClusterRequest::Catalog(_) => "catalog",
+            ClusterRequest::Catalog(_) | ClusterRequest::CatalogCommand(_) => "catalog",
             ClusterRequest::Write { .. } => "write",
             ClusterRequest::ReadItem { .. } => "read_item",
             ClusterRequest::Stats { .. } => "stats",
@@ -337,7 +347,29 @@ impl Peers {
 impl Cluster {
     async fn answer(self: Arc<Self>, request: ClusterRequest) -> ClusterReply {
         let answered = match request {
-            ClusterRequest::Catalog(command) => self.answer_catalog(command).await,
+            ClusterRequest::Catalog(command) => {
+                self.answer_catalog(command.into())
+                    .await
+                    .map(|(outcome, applied_index)| ClusterReply::Catalog {
+                        outcome: outcome.map(|t| t.map(|t| Box::new(TableDefinitionV1::from(&*t)))),
+                        applied_index,
+                    })
+            }
+            ClusterRequest::CatalogCommand(bytes) => match crate::catalog::decode_command(&bytes) {
+                Ok(command) => match self.answer_catalog(command).await {
+                    Ok((outcome, applied_index)) => {
+                        match crate::catalog::encode_outcome(&outcome) {
+                            Ok(outcome) => Ok(ClusterReply::CatalogOutcome {
+                                outcome,
+                                applied_index,
+                            }),
+                            Err(e) => Err(ClusterReply::from_error(e)),
+                        }
+                    }
+                    Err(reply) => Err(reply),
+                },
+                Err(e) => Err(ClusterReply::from_error(e)),
+            },
             ClusterRequest::Write { group, command } => {
                 let handle = self.hosted_replica(group, true);
                 match handle {
@@ -423,8 +455,12 @@ impl Cluster {
         }
     }
 
-    /// Proposes a forwarded catalog command, on the catalog's leader.
-    async fn answer_catalog(&self, command: CatalogCommand) -> Result<ClusterReply, ClusterReply> {
+    /// Proposes a forwarded catalog command, on the catalog's leader:
+    /// its outcome and the index the caller waits for.
+    async fn answer_catalog(
+        &self,
+        command: CatalogCommand,
+    ) -> Result<(CatalogOutcome, u64), ClusterReply> {
         self.lead_catalog()?;
         // The entry's own index: the applied-index metric may not show it
         // yet, and the caller waits for what is named here.
@@ -433,10 +469,10 @@ impl Cluster {
             .propose_here_indexed(command)
             .await
             .map_err(ClusterReply::from_error)?;
-        Ok(ClusterReply::Catalog {
-            outcome: outcome.map(|t| t.map(|t| Box::new((*t).clone()))),
-            applied_index: index.max(self.catalog.group().applied_index().unwrap_or(0)),
-        })
+        Ok((
+            outcome,
+            index.max(self.catalog.group().applied_index().unwrap_or(0)),
+        ))
     }
 
     /// The catalog leader's applied index, once it confirmed it leads.

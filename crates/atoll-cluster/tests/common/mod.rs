@@ -37,5 +37,6 @@ pub fn definition(name: &str) -> TableDefinition {
         status: TableStatus::Creating,
         keyspace: String::new(),
         partitions: Vec::new(),
+        local_indexes: Vec::new(),
     }
 }
