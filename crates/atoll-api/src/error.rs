@@ -27,6 +27,8 @@ pub enum ErrorKind {
     ConditionalCheckFailed,
     /// A limit of the account or table was hit.
     LimitExceeded,
+    /// An item collection of a table with local indexes reached its size limit.
+    ItemCollectionSizeLimitExceeded,
     /// Not allowed.
     AccessDenied,
     /// A fault inside Atoll.
@@ -58,6 +60,9 @@ impl ErrorKind {
                 "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"
             }
             ErrorKind::LimitExceeded => "com.amazonaws.dynamodb.v20120810#LimitExceededException",
+            ErrorKind::ItemCollectionSizeLimitExceeded => {
+                "com.amazonaws.dynamodb.v20120810#ItemCollectionSizeLimitExceededException"
+            }
             ErrorKind::InternalServerError => {
                 "com.amazonaws.dynamodb.v20120810#InternalServerError"
             }
@@ -302,6 +307,24 @@ impl ApiError {
             (E::Rejected(WriteRejection::ItemTooLarge), _) => {
                 ApiError::validation("Item size to update has exceeded the maximum allowed size")
             }
+            (
+                E::Rejected(WriteRejection::IndexKeyType {
+                    index,
+                    attribute,
+                    expected,
+                    actual,
+                }),
+                _,
+            ) => ApiError::invalid_parameter(format!(
+                "Type mismatch for Index Key {attribute} Expected: {expected} Actual: {actual} IndexName: {index}"
+            )),
+            (E::Rejected(WriteRejection::IndexKeyEmpty { binary }), _) => {
+                crate::ops::empty_index_key_error(binary)
+            }
+            (E::Rejected(WriteRejection::ItemCollectionTooLarge), _) => ApiError::new(
+                ErrorKind::ItemCollectionSizeLimitExceeded,
+                "Item collection size limit exceeded",
+            ),
             (e, _) if e.is_retryable() => {
                 ApiError::new(ErrorKind::ServiceUnavailable, e.to_string())
             }

@@ -86,6 +86,10 @@ pub struct ClusterOptions {
     pub zone: Option<String>,
     /// A replica silent this long is rebuilt on another node.
     pub dead_node_after: Duration,
+    /// Largest item collection (items of one partition key and their local
+    /// index entries) of a table with local indexes. DynamoDB's 10 GB;
+    /// smaller in tests. Every node of a cluster must use the same.
+    pub item_collection_limit_bytes: u64,
 }
 
 impl Default for ClusterOptions {
@@ -100,6 +104,7 @@ impl Default for ClusterOptions {
             api_addr: String::new(),
             zone: None,
             dead_node_after: DEFAULT_DEAD_NODE_AFTER,
+            item_collection_limit_bytes: atoll_partition::DEFAULT_ITEM_COLLECTION_LIMIT_BYTES,
         }
     }
 }
@@ -225,6 +230,7 @@ impl Cluster {
             node.clone(),
             catalog.clone(),
             peers.clone(),
+            options.item_collection_limit_bytes,
         )?);
         let router = Arc::new(Router::new(catalog.clone(), host.clone(), peers.clone()));
         let lifecycle = Arc::new(tokio::sync::Mutex::new(()));

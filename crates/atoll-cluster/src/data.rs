@@ -107,6 +107,11 @@ pub enum WriteOutcome {
         old_size_bytes: u32,
         /// DynamoDB size of the item after (0 if there is none).
         new_size_bytes: u32,
+        /// Size of the item's collection after (items and local index
+        /// entries), on a table with local secondary indexes.
+        collection_size_bytes: Option<u64>,
+        /// Index entries written or removed, as (index name, entry size).
+        index_writes: Vec<(String, u32)>,
     },
     /// The condition did not hold; nothing was written.
     ConditionFailed {
@@ -115,6 +120,63 @@ pub enum WriteOutcome {
         /// DynamoDB size of the item (0 if there is none).
         old_size_bytes: u32,
     },
+}
+
+/// What a batch did, write by write in the batch's order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BatchOutcome {
+    /// DynamoDB size of each item before its write (0 where there was none).
+    pub old_sizes_bytes: Vec<u32>,
+    /// Size of each write's item collection after the batch, on a table
+    /// with local secondary indexes.
+    pub collection_sizes_bytes: Vec<Option<u64>>,
+    /// Index entries each write wrote or removed, as (index name, entry size).
+    pub index_writes: Vec<Vec<(String, u32)>>,
+}
+
+impl BatchOutcome {
+    /// Records a partition's share: the writes at `indices` had items of
+    /// `old_sizes_bytes` and leave collections of `collection_sizes_bytes`
+    /// (empty without local indexes).
+    pub(crate) fn record(
+        &mut self,
+        table: &TableDefinition,
+        indices: &[usize],
+        old_sizes_bytes: &[u32],
+        collection_sizes_bytes: &[u64],
+        index_writes: Vec<Vec<(u8, u32)>>,
+    ) {
+        for (index, writes) in indices.iter().zip(index_writes) {
+            if let Some(slot) = self.index_writes.get_mut(*index) {
+                *slot = index_names(table, writes);
+            }
+        }
+        for (position, index) in indices.iter().enumerate() {
+            if let (Some(slot), Some(size)) = (
+                self.old_sizes_bytes.get_mut(*index),
+                old_sizes_bytes.get(position),
+            ) {
+                *slot = *size;
+            }
+            if let (Some(slot), Some(size)) = (
+                self.collection_sizes_bytes.get_mut(*index),
+                collection_sizes_bytes.get(position),
+            ) {
+                *slot = Some(*size);
+            }
+        }
+    }
+}
+
+/// Index writes named by the table's indexes rather than their numbers.
+fn index_names(table: &TableDefinition, writes: Vec<(u8, u32)>) -> Vec<(String, u32)> {
+    writes
+        .into_iter()
+        .filter_map(|(number, size)| {
+            let position = usize::from(number).checked_sub(1)?;
+            Some((table.local_indexes.get(position)?.name.clone(), size))
+        })
+        .collect()
 }
 
 /// One unconditional write of a batch (BatchWriteItem).
@@ -175,6 +237,17 @@ pub struct RangeCursor {
     spans: VecDeque<Span>,
     reverse: bool,
     consistent: bool,
+    /// A read of a local secondary index rather than of the table.
+    index: Option<IndexRead>,
+}
+
+/// Which local index a cursor reads, and what it returns.
+#[derive(Clone, Copy, Debug)]
+struct IndexRead {
+    /// The index's storage number.
+    number: u8,
+    /// Return the indexed items rather than the entries.
+    fetch_items: bool,
 }
 
 /// The data plane of a node: reads and writes of items, routed to the
@@ -226,6 +299,21 @@ impl DataPlane {
                 returned,
                 old_size_bytes,
                 new_size_bytes,
+                collection_size_bytes: None,
+                index_writes: Vec::new(),
+            }),
+            PartitionOutput::WrittenInCollection {
+                returned,
+                old_size_bytes,
+                new_size_bytes,
+                collection_size_bytes,
+                index_writes,
+            } => Ok(WriteOutcome::Written {
+                returned,
+                old_size_bytes,
+                new_size_bytes,
+                collection_size_bytes: Some(collection_size_bytes),
+                index_writes: index_names(table, index_writes),
             }),
             PartitionOutput::ConditionFailed {
                 old,
@@ -245,13 +333,12 @@ impl DataPlane {
     }
 
     /// Writes a batch on distinct keys, each partition's share as one
-    /// command, all shares at once. Returns the DynamoDB size of each item
-    /// before its write (0 where there was none), in the batch's order.
+    /// command, all shares at once.
     pub async fn write_batch(
         &self,
         table: &TableDefinition,
         writes: Vec<BatchWrite>,
-    ) -> Result<Vec<u32>, ClusterError> {
+    ) -> Result<BatchOutcome, ClusterError> {
         let ops: Vec<WriteOp> = writes.into_iter().map(|write| write.0).collect();
         self.router.write_batch(table, &ops).await
     }
@@ -301,6 +388,7 @@ impl DataPlane {
             spans,
             reverse,
             consistent,
+            index: None,
         })
     }
 
@@ -323,12 +411,30 @@ impl DataPlane {
             max_items,
             max_bytes,
         };
-        self.router
-            .read_range(&cursor.table, span.token, request, cursor.consistent)
-            .await
-            .map(Some)
+        let chunk = match cursor.index {
+            None => {
+                self.router
+                    .read_range(&cursor.table, span.token, request, cursor.consistent)
+                    .await
+            }
+            Some(index) => {
+                self.router
+                    .read_index_range(
+                        &cursor.table,
+                        span.token,
+                        index.number,
+                        index.fetch_items,
+                        request,
+                        cursor.consistent,
+                    )
+                    .await
+            }
+        };
+        chunk.map(Some)
     }
 }
+
+mod local_index;
 
 /// A row-key range: its start and end.
 type RowKeyBounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);

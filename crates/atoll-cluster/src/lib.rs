@@ -12,6 +12,7 @@ mod error;
 pub mod placement;
 mod trace;
 
+pub use atoll_partition::DEFAULT_ITEM_COLLECTION_LIMIT_BYTES;
 pub use catalog::{CatalogCommand, NodeRecord, TableUpdate};
 pub use cluster::{
     Cluster, ClusterOptions, ClusterReport, DEFAULT_DEAD_NODE_AFTER,

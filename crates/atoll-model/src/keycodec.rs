@@ -190,3 +190,145 @@ fn unescape(bytes: &[u8]) -> Result<(Vec<u8>, &[u8]), KeyCodecError> {
 fn utf8(bytes: Vec<u8>) -> Result<String, KeyCodecError> {
     String::from_utf8(bytes).map_err(|_| KeyCodecError::InvalidUtf8)
 }
+
+/// Where a row key's partition part (token, tag, escaped partition key,
+/// terminator) ends and its sort part begins.
+fn partition_part_len(row_key: &[u8]) -> Result<usize, KeyCodecError> {
+    // Token and tag, then escaped bytes up to the terminator.
+    let mut at = TOKEN_LEN_BYTES + 1;
+    loop {
+        match (row_key.get(at), row_key.get(at + 1)) {
+            (Some(&ESCAPE), Some(&TERMINATOR)) => return Ok(at + 2),
+            (Some(&ESCAPE), Some(&ESCAPED_ZERO)) => at += 2,
+            (Some(&ESCAPE), _) => return Err(KeyCodecError::BadEscape),
+            (Some(_), _) => at += 1,
+            (None, _) => return Err(KeyCodecError::Truncated),
+        }
+    }
+}
+
+/// The sort component of an index entry: the value's tag, then for S and
+/// B its bytes escaped and terminated as a partition key's, for N its
+/// ordered encoding (terminated already). Unlike a row key's sort key it
+/// is followed by more (the table's sort key), so it must be prefix-free.
+fn index_sort_component(value: &AttributeValue, out: &mut Vec<u8>) -> Result<(), KeyCodecError> {
+    match value {
+        AttributeValue::S(text) => escaped_terminated(TAG_S, text.as_bytes(), out),
+        AttributeValue::B(bytes) => escaped_terminated(TAG_B, bytes, out),
+        AttributeValue::N(number) => {
+            out.push(TAG_N);
+            number.encode_ordered(out);
+        }
+        other => {
+            return Err(KeyCodecError::UnsupportedKeyType {
+                type_name: other.type_name(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn escaped(bytes: &[u8], out: &mut Vec<u8>) {
+    for &byte in bytes {
+        if byte == ESCAPE {
+            out.extend_from_slice(&[ESCAPE, ESCAPED_ZERO]);
+        } else {
+            out.push(byte);
+        }
+    }
+}
+
+fn escaped_terminated(tag: u8, bytes: &[u8], out: &mut Vec<u8>) {
+    out.push(tag);
+    escaped(bytes, out);
+    out.extend_from_slice(&[ESCAPE, TERMINATOR]);
+}
+
+/// The key of a local secondary index entry (DESIGN.md, "Data layout"):
+///
+/// ```text
+/// index number ‖ token ‖ pk tag ‖ escaped pk ‖ 0x00 0x01 ‖ index sort component ‖ [table sort key]
+/// ```
+///
+/// The index number comes first so that each index is one range of its
+/// table's index keyspace (a Scan of it reads nothing else); after it, an
+/// entry's key is its item's row key with the index's sort key inserted
+/// before the table's, so entries of one partition key sort by index sort
+/// key, ties by table sort key.
+pub fn encode_local_index_key(
+    index_number: u8,
+    row_key: &[u8],
+    index_sort: &AttributeValue,
+) -> Result<Vec<u8>, KeyCodecError> {
+    let split = partition_part_len(row_key)?;
+    let (partition, sort) = row_key.split_at(split);
+    let mut out = Vec::with_capacity(row_key.len() + 16);
+    out.push(index_number);
+    out.extend_from_slice(partition);
+    index_sort_component(index_sort, &mut out)?;
+    out.extend_from_slice(sort);
+    Ok(out)
+}
+
+/// The common prefix of every entry of partition key `pk` in index `index_number`.
+pub fn local_index_prefix(index_number: u8, pk: &AttributeValue) -> Result<Vec<u8>, KeyCodecError> {
+    let mut out = vec![index_number];
+    out.extend_from_slice(&row_key_prefix_for_partition(pk)?);
+    Ok(out)
+}
+
+/// The prefix of every entry of partition key `pk` in index `index_number`
+/// whose index sort key is `sort` (or, with `begins_with`, starts with it:
+/// S and B only).
+pub fn local_index_sort_prefix(
+    index_number: u8,
+    pk: &AttributeValue,
+    sort: &AttributeValue,
+    begins_with: bool,
+) -> Result<Vec<u8>, KeyCodecError> {
+    let mut out = local_index_prefix(index_number, pk)?;
+    match (sort, begins_with) {
+        (AttributeValue::S(text), true) => {
+            out.push(TAG_S);
+            escaped(text.as_bytes(), &mut out);
+        }
+        (AttributeValue::B(bytes), true) => {
+            out.push(TAG_B);
+            escaped(bytes, &mut out);
+        }
+        _ => index_sort_component(sort, &mut out)?,
+    }
+    Ok(out)
+}
+
+/// The partition part of a row key (token to terminator), which names its
+/// item collection: every item of one partition key shares it.
+pub fn row_key_partition_part(row_key: &[u8]) -> Result<&[u8], KeyCodecError> {
+    let split = partition_part_len(row_key)?;
+    row_key.get(..split).ok_or(KeyCodecError::Truncated)
+}
+
+/// The row key of the item an index entry key (`encode_local_index_key`) was made from.
+pub fn local_index_entry_row_key(entry_key: &[u8]) -> Result<Vec<u8>, KeyCodecError> {
+    let row = entry_key.get(1..).ok_or(KeyCodecError::Truncated)?;
+    let split = partition_part_len(row)?;
+    let (partition, rest) = row.split_at(split);
+    let (&tag, after_tag) = rest.split_first().ok_or(KeyCodecError::Truncated)?;
+    let sort_len = match tag {
+        TAG_S | TAG_B => {
+            let (_, after) = unescape(after_tag)?;
+            after_tag.len() - after.len()
+        }
+        TAG_N => {
+            let (_, used) =
+                Number::decode_ordered(after_tag).map_err(|_| KeyCodecError::InvalidNumber)?;
+            used
+        }
+        other => return Err(KeyCodecError::UnknownTag { tag: other }),
+    };
+    let table_sort = after_tag.get(sort_len..).ok_or(KeyCodecError::Truncated)?;
+    let mut out = Vec::with_capacity(partition.len() + table_sort.len());
+    out.extend_from_slice(partition);
+    out.extend_from_slice(table_sort);
+    Ok(out)
+}

@@ -337,6 +337,12 @@ impl TableDefinition {
         table_arn(&self.region, &self.name)
     }
 
+    /// The storage keyspace of the table's local index entries (`None`
+    /// without local indexes).
+    pub fn local_index_keyspace(&self) -> Option<String> {
+        (!self.local_indexes.is_empty()).then(|| format!("{}_lsi", self.keyspace))
+    }
+
     /// The local secondary index called `name`.
     pub fn local_index(&self, name: &str) -> Option<&LocalIndex> {
         self.local_indexes.iter().find(|index| index.name == name)

@@ -144,6 +144,25 @@ pub enum WriteRejection {
         /// Last token of the partition.
         last: u64,
     }, // Appended only: rejections travel in forwarded replies.
+    /// The write gives an index key attribute a type the index's key does
+    /// not have.
+    IndexKeyType {
+        /// The index.
+        index: String,
+        /// The key attribute.
+        attribute: String,
+        /// The key's type (S, N or B).
+        expected: String,
+        /// The type written.
+        actual: String,
+    },
+    /// An update sets an index key attribute to an empty string or binary.
+    IndexKeyEmpty {
+        /// Binary rather than string.
+        binary: bool,
+    },
+    /// The write would grow an item collection past its size limit.
+    ItemCollectionTooLarge,
 }
 
 impl std::fmt::Display for WriteRejection {
@@ -156,6 +175,24 @@ impl std::fmt::Display for WriteRejection {
                 first,
                 last,
             } => write!(f, "split point {at_token} is not inside {first}..={last}"),
+            WriteRejection::IndexKeyType {
+                index,
+                attribute,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "index {index}'s key {attribute} is of type {expected}, not {actual}"
+            ),
+            WriteRejection::IndexKeyEmpty { binary: false } => {
+                f.write_str("an index key may not be an empty string")
+            }
+            WriteRejection::IndexKeyEmpty { binary: true } => {
+                f.write_str("an index key may not be an empty binary value")
+            }
+            WriteRejection::ItemCollectionTooLarge => {
+                f.write_str("the item collection exceeds its size limit")
+            }
         }
     }
 }
@@ -208,4 +245,26 @@ pub enum PartitionOutput {
     /// wrong type, an item grown past 400 KB, a split point outside the
     /// range); nothing was written.
     Refused(WriteRejection),
+    /// `Written`, on a table with local secondary indexes.
+    WrittenInCollection {
+        /// The attributes ReturnValues asked for, if any.
+        returned: Option<Item>,
+        /// DynamoDB size of the item before the write (0 if there was none).
+        old_size_bytes: u32,
+        /// DynamoDB size of the item after the write (0 if deleted).
+        new_size_bytes: u32,
+        /// Size of the item's collection after the write (items and index entries).
+        collection_size_bytes: u64,
+        /// Index entries written or removed, as (index number, entry size).
+        index_writes: Vec<(u8, u32)>,
+    },
+    /// `BatchWritten`, on a table with local secondary indexes.
+    BatchWrittenInCollections {
+        /// DynamoDB size of each item before its write, in batch order.
+        old_sizes_bytes: Vec<u32>,
+        /// Size of each write's item collection after the batch, in batch order.
+        collection_sizes_bytes: Vec<u64>,
+        /// Index entries written or removed, as (index number, entry size), in batch order.
+        index_writes: Vec<Vec<(u8, u32)>>,
+    },
 }

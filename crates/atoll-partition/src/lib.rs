@@ -7,7 +7,9 @@
 
 mod command;
 mod error;
+mod local_index;
 mod read;
+mod snapshot;
 mod state_machine;
 mod stored;
 mod stored_keys;
@@ -17,6 +19,9 @@ pub use command::{
     WriteRejection,
 };
 pub use error::PartitionError;
+pub use local_index::{
+    DEFAULT_ITEM_COLLECTION_LIMIT_BYTES, LocalIndexes, MAX_LOCAL_INDEXES, index_number,
+};
 pub use read::{ItemRange, StoredItem};
 pub use state_machine::{PartitionStateMachine, PartitionStats, TokenRange, row_key_token};
-pub use stored::read_item;
+pub use stored::{read_item, read_stored_item};

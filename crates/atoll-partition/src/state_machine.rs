@@ -18,8 +18,9 @@ use crate::command::{
     WriteRejection,
 };
 use crate::error::PartitionError;
+use crate::local_index::{IndexChange, LocalIndexes, decode_collection_size};
+use crate::snapshot;
 use crate::stored::{stored_item, stored_size, stored_value};
-use crate::stored_keys::StoredKeys;
 
 /// Item count and total item size of a partition, maintained by `apply`.
 #[derive(Debug, Default)]
@@ -86,7 +87,7 @@ pub fn row_key_token(row_key: &[u8]) -> Option<u64> {
 
 /// Row keys of tokens `first..=last`: from `first`, up to (excluding) the
 /// first row key of `last + 1`, or to the end.
-fn row_key_bounds(first: u64, last: u64) -> (Vec<u8>, Option<Vec<u8>>) {
+pub(crate) fn row_key_bounds(first: u64, last: u64) -> (Vec<u8>, Option<Vec<u8>>) {
     (
         first.to_be_bytes().to_vec(),
         last.checked_add(1).map(|next| next.to_be_bytes().to_vec()),
@@ -116,6 +117,9 @@ pub struct PartitionStateMachine {
     // Changes only by a Split entry; persisted with it, so a replica that
     // restarts refuses what it gave away even before the catalog knows.
     range: Mutex<TokenRange>,
+    // The table's local secondary indexes (fixed for the table's life, so
+    // every replica and every replay of the log maintains the same ones).
+    local: Option<LocalIndexes>,
 }
 
 impl PartitionStateMachine {
@@ -149,7 +153,19 @@ impl PartitionStateMachine {
             stats_keyspace,
             stats: Arc::new(stats),
             range: Mutex::new(range),
+            local: None,
         })
+    }
+
+    /// This partition, maintaining its table's local secondary indexes.
+    pub fn with_local_indexes(mut self, local: LocalIndexes) -> Self {
+        self.local = Some(local);
+        self
+    }
+
+    /// The table's local secondary indexes, if it has any.
+    pub fn local_indexes(&self) -> Option<&LocalIndexes> {
+        self.local.as_ref()
     }
 
     /// The token range this partition owns, as its log has decided.
@@ -344,7 +360,8 @@ impl PartitionStateMachine {
         // returned attributes; a plain put skips it.
         let needs_old = write.condition.is_some()
             || matches!(write.action, WriteAction::Update { .. })
-            || write.return_values != ReturnValues::None;
+            || write.return_values != ReturnValues::None
+            || self.local.is_some();
         let old_item = match (&stored, needs_old) {
             (Some(value), true) => Some(stored_item(value).map_err(corrupt)?),
             _ => None,
@@ -368,7 +385,7 @@ impl PartitionStateMachine {
         }
         // Everything that can fail happens before the first write to `ctx`:
         // a rejected write must leave nothing behind in the apply batch.
-        let new = match new_state(&write, old_item.as_ref(), &env)? {
+        let new = match new_state(&write, old_item.as_ref(), &env, self.local.is_some())? {
             Ok(new) => new,
             Err(NoWrite::Refused(output)) => return Ok(output),
             // Nothing to write: the item stays missing.
@@ -380,6 +397,23 @@ impl PartitionStateMachine {
                     new_size_bytes: 0,
                 });
             }
+        };
+        let indexed = match &self.local {
+            Some(local) => {
+                let change = ItemChange {
+                    row_key: &write.row_key,
+                    old: old_item.as_ref(),
+                    old_size_bytes,
+                    new: new.item.as_ref(),
+                    new_size_bytes: new.size_bytes,
+                };
+                let mut sizes = CollectionSizes::default();
+                match self.plan_indexes(ctx, local, &change, &mut sizes)? {
+                    Ok(plan) => Some((plan, sizes)),
+                    Err(rejection) => return Ok(PartitionOutput::Refused(rejection)),
+                }
+            }
+            None => None,
         };
         let returned = returned_attributes(&write, old_item, new.item, &env)?;
         let old_count = i64::from(stored.is_some());
@@ -393,11 +427,210 @@ impl PartitionStateMachine {
             i64::from(exists_after) - old_count,
             i64::from(new.size_bytes) - i64::from(old_size_bytes),
         );
-        Ok(PartitionOutput::Written {
-            returned: returned.filter(|item| !item.is_empty()),
-            old_size_bytes,
-            new_size_bytes: new.size_bytes,
+        let returned = returned.filter(|item| !item.is_empty());
+        Ok(match (indexed, &self.local) {
+            (Some((plan, sizes)), Some(local)) => {
+                let collection_size_bytes = sizes.size_of(&plan.collection_key);
+                let index_writes = plan.entry_writes.clone();
+                write_index_change(ctx, local, plan);
+                sizes.write(ctx, local);
+                PartitionOutput::WrittenInCollection {
+                    returned,
+                    old_size_bytes,
+                    new_size_bytes: new.size_bytes,
+                    collection_size_bytes,
+                    index_writes,
+                }
+            }
+            _ => PartitionOutput::Written {
+                returned,
+                old_size_bytes,
+                new_size_bytes: new.size_bytes,
+            },
         })
+    }
+
+    /// What a write does to the local indexes: the new item's index keys
+    /// checked, its entries' changes, and its collection's size (counted
+    /// in `sizes`, which a batch shares across its writes) within the limit.
+    fn plan_indexes(
+        &self,
+        ctx: &ApplyContext,
+        local: &LocalIndexes,
+        change: &ItemChange<'_>,
+        sizes: &mut CollectionSizes,
+    ) -> Result<Result<IndexChange, WriteRejection>, StorageError> {
+        if let Some(new) = change.new
+            && let Err(rejection) = local.check_keys(new)
+        {
+            return Ok(Err(rejection));
+        }
+        let plan = local
+            .change(
+                change.row_key,
+                change.old,
+                change.old_size_bytes,
+                change.new,
+                change.new_size_bytes,
+            )
+            .map_err(corrupt)?;
+        let before = sizes.current(ctx, local, &plan.collection_key)?;
+        let after = before.saturating_add_signed(plan.collection_delta_bytes);
+        if plan.collection_delta_bytes > 0 && after > local.collection_limit_bytes() {
+            return Ok(Err(WriteRejection::ItemCollectionTooLarge));
+        }
+        sizes.set(plan.collection_key.clone(), after);
+        Ok(Ok(plan))
+    }
+
+    /// Applies a batch on a table with local indexes: every write planned
+    /// first (a batch that would overfill a collection is refused whole,
+    /// with nothing written), then written.
+    fn apply_indexed_batch(
+        &self,
+        ctx: &mut ApplyContext,
+        local: &LocalIndexes,
+        ops: Vec<WriteOp>,
+    ) -> Result<PartitionOutput, StorageError> {
+        let mut sizes = CollectionSizes::default();
+        let mut planned = Vec::with_capacity(ops.len());
+        for op in ops {
+            debug_assert!(
+                self.owns(op.row_key()),
+                "batch write outside the partition's range"
+            );
+            let stored = ctx.get(&self.items, op.row_key())?;
+            let old_size_bytes = match &stored {
+                Some(value) => stored_size(value).map_err(corrupt)?,
+                None => 0,
+            };
+            let old = match &stored {
+                Some(value) => Some(stored_item(value).map_err(corrupt)?),
+                None => None,
+            };
+            let (new, new_size_bytes) = match &op {
+                WriteOp::Put {
+                    record, size_bytes, ..
+                } => (
+                    Some(
+                        atoll_model::decode_item(record)
+                            .map_err(|e| corrupt(PartitionError::Corrupt(e.to_string())))?,
+                    ),
+                    *size_bytes,
+                ),
+                WriteOp::Delete { .. } => (None, 0),
+            };
+            let change = ItemChange {
+                row_key: op.row_key(),
+                old: old.as_ref(),
+                old_size_bytes,
+                new: new.as_ref(),
+                new_size_bytes,
+            };
+            match self.plan_indexes(ctx, local, &change, &mut sizes)? {
+                Ok(plan) => planned.push((op, stored.is_some(), old_size_bytes, plan)),
+                Err(rejection) => return Ok(PartitionOutput::Refused(rejection)),
+            }
+        }
+        let mut old_sizes_bytes = Vec::with_capacity(planned.len());
+        let mut collection_sizes_bytes = Vec::with_capacity(planned.len());
+        let mut index_writes = Vec::with_capacity(planned.len());
+        for (op, existed, old_size_bytes, plan) in planned {
+            collection_sizes_bytes.push(sizes.size_of(&plan.collection_key));
+            index_writes.push(plan.entry_writes.clone());
+            let old_count = i64::from(existed);
+            match op {
+                WriteOp::Put {
+                    row_key,
+                    record,
+                    size_bytes,
+                } => {
+                    self.stats.apply_change(
+                        1 - old_count,
+                        i64::from(size_bytes) - i64::from(old_size_bytes),
+                    );
+                    ctx.put(&self.items, row_key, stored_value(&record, size_bytes));
+                }
+                WriteOp::Delete { row_key } => {
+                    self.stats
+                        .apply_change(-old_count, -i64::from(old_size_bytes));
+                    if existed {
+                        ctx.delete(&self.items, row_key);
+                    }
+                }
+            }
+            write_index_change(ctx, local, plan);
+            old_sizes_bytes.push(old_size_bytes);
+        }
+        sizes.write(ctx, local);
+        Ok(PartitionOutput::BatchWrittenInCollections {
+            old_sizes_bytes,
+            collection_sizes_bytes,
+            index_writes,
+        })
+    }
+}
+
+/// An item's change, as index maintenance sees it.
+struct ItemChange<'a> {
+    row_key: &'a [u8],
+    old: Option<&'a Item>,
+    old_size_bytes: u32,
+    new: Option<&'a Item>,
+    new_size_bytes: u32,
+}
+
+/// Item collection sizes as one command leaves them (a batch's writes may
+/// share a collection), written once at its end.
+#[derive(Default)]
+struct CollectionSizes {
+    sizes: BTreeMap<Vec<u8>, u64>,
+}
+
+impl CollectionSizes {
+    /// The collection's size so far in this command.
+    fn current(
+        &self,
+        ctx: &ApplyContext,
+        local: &LocalIndexes,
+        key: &[u8],
+    ) -> Result<u64, StorageError> {
+        if let Some(size) = self.sizes.get(key) {
+            return Ok(*size);
+        }
+        match ctx.get(local.keyspace(), key)? {
+            Some(bytes) => decode_collection_size(&bytes).map_err(corrupt),
+            None => Ok(0),
+        }
+    }
+
+    fn set(&mut self, key: Vec<u8>, size_bytes: u64) {
+        self.sizes.insert(key, size_bytes);
+    }
+
+    fn size_of(&self, key: &[u8]) -> u64 {
+        self.sizes.get(key).copied().unwrap_or(0)
+    }
+
+    /// Writes the sizes; an empty collection's record goes.
+    fn write(self, ctx: &mut ApplyContext, local: &LocalIndexes) {
+        for (key, size_bytes) in self.sizes {
+            if size_bytes == 0 {
+                ctx.delete(local.keyspace(), key);
+            } else {
+                ctx.put(local.keyspace(), key, size_bytes.to_be_bytes().to_vec());
+            }
+        }
+    }
+}
+
+/// Writes a planned change of index entries.
+fn write_index_change(ctx: &mut ApplyContext, local: &LocalIndexes, plan: IndexChange) {
+    for key in plan.deletes {
+        ctx.delete(local.keyspace(), key);
+    }
+    for (key, value) in plan.puts {
+        ctx.put(local.keyspace(), key, value);
     }
 }
 
@@ -430,11 +663,12 @@ fn new_state(
     write: &ItemWrite,
     old_item: Option<&Item>,
     env: &Env<'_>,
+    decode_put: bool,
 ) -> Result<Result<NewState, NoWrite>, StorageError> {
     Ok(Ok(match &write.action {
         WriteAction::Put { record, size_bytes } => {
             let value = stored_value(record, *size_bytes);
-            let item = if write.return_values == ReturnValues::AllNew {
+            let item = if decode_put || write.return_values == ReturnValues::AllNew {
                 Some(stored_item(&value).map_err(corrupt)?)
             } else {
                 None
@@ -518,13 +752,13 @@ fn handoff_key(group_id: u64, at_token: u64) -> Vec<u8> {
     key
 }
 
-fn encode_range((first, last): TokenRange) -> Vec<u8> {
+pub(crate) fn encode_range((first, last): TokenRange) -> Vec<u8> {
     let mut bytes = first.to_be_bytes().to_vec();
     bytes.extend_from_slice(&last.to_be_bytes());
     bytes
 }
 
-fn decode_range(bytes: &[u8]) -> Result<TokenRange, PartitionError> {
+pub(crate) fn decode_range(bytes: &[u8]) -> Result<TokenRange, PartitionError> {
     let read = |at: usize| -> Option<u64> {
         let raw: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;
         Some(u64::from_be_bytes(raw))
@@ -541,7 +775,7 @@ fn corrupt_expr(e: &atoll_expr::ExprError) -> StorageError {
     corrupt(PartitionError::Corrupt(e.to_string()))
 }
 
-fn corrupt(e: PartitionError) -> StorageError {
+pub(crate) fn corrupt(e: PartitionError) -> StorageError {
     StorageError::Io(std::io::Error::new(
         std::io::ErrorKind::InvalidData,
         e.to_string(),
@@ -569,13 +803,16 @@ impl GroupStateMachine for PartitionStateMachine {
                 PartitionOutput::WrongPartition
             }
             PartitionCommand::Split { at_token } => self.apply_split(ctx, at_token)?,
-            PartitionCommand::Batch { ops } => {
-                let mut old_sizes_bytes = Vec::with_capacity(ops.len());
-                for op in ops {
-                    old_sizes_bytes.push(self.apply_op(ctx, op)?);
+            PartitionCommand::Batch { ops } => match &self.local {
+                Some(local) => self.apply_indexed_batch(ctx, local, ops)?,
+                None => {
+                    let mut old_sizes_bytes = Vec::with_capacity(ops.len());
+                    for op in ops {
+                        old_sizes_bytes.push(self.apply_op(ctx, op)?);
+                    }
+                    PartitionOutput::BatchWritten { old_sizes_bytes }
                 }
-                PartitionOutput::BatchWritten { old_sizes_bytes }
-            }
+            },
         };
         ctx.put(
             &self.stats_keyspace,
@@ -586,7 +823,8 @@ impl GroupStateMachine for PartitionStateMachine {
     }
 
     /// The range as of `view` (a split applied since must not narrow what
-    /// the view holds), then every item in it, in row-key order.
+    /// the view holds), then every item in it, in row-key order, then the
+    /// local index entries of its tokens (see `snapshot`).
     fn export(&self, view: &ReadView, out: &mut SnapshotWriter<'_>) -> Result<(), StorageError> {
         let key = range_key(self.group_id);
         let recorded = view
@@ -601,57 +839,40 @@ impl GroupStateMachine for PartitionStateMachine {
             Some((_, bytes)) => decode_range(&bytes).map_err(corrupt)?,
             None => self.range(),
         };
-        out.header(&encode_range(range))?;
-        let (start, end) = row_key_bounds(range.0, range.1);
-        let end = end.map_or(Bound::Unbounded, Bound::Excluded);
-        for pair in view.range(&self.items, Bound::Included(start), end) {
-            let (key, value) = pair?;
-            out.record(&key, &value)?;
-        }
-        Ok(())
+        let export = snapshot::Export {
+            range,
+            items: &self.items,
+            local: self
+                .local
+                .as_ref()
+                .map(|local| (local.keyspace(), local.token_ranges(range.0, range.1))),
+        };
+        snapshot::export(&export, view, out)
     }
 
-    /// Makes this replica's items in the exported range the export's (a
-    /// merge of the two sorted key sequences: each key is written once,
-    /// and an item in both is overwritten, never missing meanwhile), takes
-    /// the export's range, and recounts the statistics.
+    /// Makes this replica's items (and index entries) in the exported
+    /// range the export's, takes the export's range, and recounts the
+    /// statistics. Only the export's range is replaced: tokens outside it
+    /// (given away by a split this replica had not applied) belong to
+    /// another partition, whose items may share this keyspace.
     fn import(
         &self,
         input: &mut SnapshotReader,
         out: &mut ImportWriter,
     ) -> Result<(), StorageError> {
-        let range = decode_range(input.header()).map_err(corrupt)?;
-        // Only the export's range is replaced: tokens outside it (given away
-        // by a split this replica had not applied) belong to another
-        // partition, whose items may share this keyspace.
-        let (start, end) = row_key_bounds(range.0, range.1);
-        let end = end.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut stored = StoredKeys::new(&self.items, start, end);
-        let mut stale = stored.next(None)?;
-        let (mut item_count, mut size_bytes) = (0u64, 0u64);
-        let mut previous: Option<Vec<u8>> = None;
-        while let Some((key, value)) = input.next_record()? {
-            let in_range = row_key_token(&key).is_some_and(|t| range.0 <= t && t <= range.1);
-            if !in_range || previous.as_ref().is_some_and(|p| key <= *p) {
-                return Err(corrupt(PartitionError::Corrupt(
-                    "a snapshot's items are out of order or out of its range".into(),
-                )));
-            }
-            while let Some(old) = stale.take_if(|old| *old <= key) {
-                if old < key {
-                    out.delete(&self.items, old)?;
-                }
-                stale = stored.next(previous.as_deref())?;
-            }
-            size_bytes += u64::from(stored_size(&value).map_err(corrupt)?);
-            item_count += 1;
-            out.put(&self.items, key.clone(), value)?;
-            previous = Some(key);
+        let (range, sectioned) = snapshot::read_header(input).map_err(corrupt)?;
+        let mut import = snapshot::Import::new(input, sectioned);
+        let (item_count, size_bytes) =
+            snapshot::import_items(&mut import, &self.items, range, out)?;
+        if let Some(local) = &self.local {
+            snapshot::import_local_indexes(
+                &mut import,
+                local.keyspace(),
+                local.token_ranges(range.0, range.1),
+                out,
+            )?;
         }
-        while let Some(old) = stale {
-            out.delete(&self.items, old)?;
-            stale = stored.next(previous.as_deref())?;
-        }
+        import.finish()?;
         self.stats.set(item_count, size_bytes);
         *self.range.lock().unwrap_or_else(|e| e.into_inner()) = range;
         out.put(

@@ -40,3 +40,14 @@ pub fn read_item(keyspace: &Keyspace, row_key: &[u8]) -> Result<Option<Item>, Pa
         None => Ok(None),
     }
 }
+
+/// Reads the item stored under `row_key`, with its DynamoDB size.
+pub fn read_stored_item(
+    keyspace: &Keyspace,
+    row_key: &[u8],
+) -> Result<Option<(Item, u32)>, PartitionError> {
+    match keyspace.get(row_key)? {
+        Some(value) => Ok(Some((stored_item(&value)?, stored_size(&value)?))),
+        None => Ok(None),
+    }
+}

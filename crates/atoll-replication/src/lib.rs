@@ -30,7 +30,7 @@ pub use error::ReplicationError;
 pub use group::{Group, GroupStatus, Untyped};
 pub use node::{NodeOptions, RaftNode};
 pub use service::{ServiceFuture, ServiceHandler};
-pub use snapshot::{ImportWriter, SnapshotReader, SnapshotWriter, transfer_state};
+pub use snapshot::{ImportWriter, Record, SnapshotReader, SnapshotWriter, transfer_state};
 pub use state_machine::{ApplyContext, GroupStateMachine};
 
 /// Identifies a Raft group (a partition, or the metadata catalog) on every node.

@@ -70,6 +70,11 @@ pub struct ServeArgs {
     /// its replicas are rebuilt on other nodes [default: 60000].
     #[arg(long, env = "ATOLL_DEAD_NODE_AFTER_MS", value_name = "MS")]
     pub dead_node_after_ms: Option<u64>,
+    /// Largest item collection (one partition key's items and their local
+    /// index entries) of a table with local secondary indexes; DynamoDB's
+    /// 10 GB by default. For tests; every node of a cluster must agree.
+    #[arg(long, env = "ATOLL_ITEM_COLLECTION_LIMIT_BYTES", value_name = "BYTES")]
+    pub item_collection_limit_bytes: Option<u64>,
 }
 
 /// The settings file.
@@ -92,6 +97,7 @@ struct FileConfig {
     join: Option<String>,
     zone: Option<String>,
     dead_node_after_ms: Option<u64>,
+    item_collection_limit_bytes: Option<u64>,
 }
 
 /// How log lines are written.
@@ -138,6 +144,8 @@ pub struct ServeConfig {
     pub zone: Option<String>,
     /// Silence after which a node's replicas are rebuilt elsewhere.
     pub dead_node_after_ms: u64,
+    /// Largest item collection of a table with local indexes.
+    pub item_collection_limit_bytes: u64,
 }
 
 /// Errors reading the configuration.
@@ -220,6 +228,10 @@ impl ServeArgs {
                 .dead_node_after_ms
                 .or(file.dead_node_after_ms)
                 .unwrap_or(atoll_cluster::DEFAULT_DEAD_NODE_AFTER.as_millis() as u64),
+            item_collection_limit_bytes: self
+                .item_collection_limit_bytes
+                .or(file.item_collection_limit_bytes)
+                .unwrap_or(atoll_cluster::DEFAULT_ITEM_COLLECTION_LIMIT_BYTES),
             listen: self
                 .listen
                 .or(file.listen)

@@ -89,6 +89,7 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
                 api_addr: local_addr.to_string(),
                 zone: config.zone.clone(),
                 dead_node_after: Duration::from_millis(config.dead_node_after_ms),
+                item_collection_limit_bytes: config.item_collection_limit_bytes,
             },
         )
         .await?;

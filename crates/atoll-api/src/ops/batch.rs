@@ -114,6 +114,8 @@ enum BatchWrite {
 /// A checked BatchWriteItem request, before its tables are known.
 struct BatchWriteItemRequest {
     capacity: ReturnCapacity,
+    /// `ReturnItemCollectionMetrics` is SIZE.
+    collection_metrics: bool,
     /// Each table's name and writes, in request order.
     tables: Vec<(String, Vec<BatchWrite>)>,
 }
@@ -124,14 +126,31 @@ struct TableWrites {
     writes: Vec<data::BatchWrite>,
     /// Each write's new item size (0 for a delete), for the write units.
     new_sizes_bytes: Vec<u32>,
+    /// Each write's item key, for `ItemCollectionMetrics`.
+    keys: Vec<Item>,
+}
+
+/// What one table's share of a BatchWriteItem consumed and reports.
+struct TableWritten {
+    name: String,
+    /// Write units of the items.
+    units: f64,
+    /// Write units of local index entries, by index.
+    index_units: std::collections::BTreeMap<String, f64>,
+    /// `ItemCollectionMetrics` of each write (tables with local indexes).
+    collections: Vec<Value>,
 }
 
 /// BatchWriteItem.
 pub(crate) async fn batch_write_item(api: &Api, input: &Object) -> ApiResult<Value> {
     let request = parse_batch_write_item(input)?;
     let resolved = resolve_batch_write_item(api, request.tables).await?;
-    let units_by_table = execute_batch_writes(api, resolved).await?;
-    Ok(batch_write_response(request.capacity, &units_by_table))
+    let written = execute_batch_writes(api, resolved).await?;
+    Ok(batch_write_response(
+        request.capacity,
+        request.collection_metrics,
+        &written,
+    ))
 }
 
 /// The checks DynamoDB makes of a BatchWriteItem before it looks at any table.
@@ -162,6 +181,7 @@ fn parse_batch_write_item(input: &Object) -> ApiResult<BatchWriteItemRequest> {
     }
     Ok(BatchWriteItemRequest {
         capacity,
+        collection_metrics: input::string(input, "ReturnItemCollectionMetrics") == Some("SIZE"),
         tables: requests,
     })
 }
@@ -295,10 +315,16 @@ fn locate_batch_writes(
     let mut seen = HashSet::new();
     let mut share = Vec::with_capacity(writes.len());
     let mut new_sizes_bytes = Vec::with_capacity(writes.len());
+    let mut keys = Vec::with_capacity(writes.len());
     for write in writes {
+        keys.push(match write {
+            BatchWrite::Put(item) => table.key_schema.key_of(item),
+            BatchWrite::Delete(key) => key.clone(),
+        });
         let (key, new_size_bytes) = match write {
             BatchWrite::Put(item) => {
                 check_batch_item_key(&table.key_schema, item)?;
+                super::index_writes::check_index_keys(&table, item)?;
                 (
                     locate(&table.key_schema, item)?,
                     item_size_bytes(item) as u32,
@@ -324,14 +350,13 @@ fn locate_batch_writes(
         table,
         writes: share,
         new_sizes_bytes,
+        keys,
     })
 }
 
-/// Writes every table's share at once; returns each table's write units, on max(old, new) size.
-async fn execute_batch_writes(
-    api: &Api,
-    shares: Vec<TableWrites>,
-) -> ApiResult<Vec<(String, f64)>> {
+/// Writes every table's share at once; returns what each consumed (write
+/// units on max(old, new) size) and its item collections' sizes.
+async fn execute_batch_writes(api: &Api, shares: Vec<TableWrites>) -> ApiResult<Vec<TableWritten>> {
     // Tables replicate independently; writing them together lets their
     // log entries share the node's group commit.
     let writes = shares.into_iter().map(
@@ -339,14 +364,32 @@ async fn execute_batch_writes(
              table,
              writes,
              new_sizes_bytes,
+             keys,
          }| async move {
-            let old_sizes_bytes = api.data.write_batch(&table, writes).await?;
+            let outcome = api.data.write_batch(&table, writes).await?;
             let units: f64 = new_sizes_bytes
                 .iter()
-                .zip(old_sizes_bytes.iter().chain(std::iter::repeat(&0)))
+                .zip(outcome.old_sizes_bytes.iter().chain(std::iter::repeat(&0)))
                 .map(|(new, old)| write_units((*new).max(*old) as usize))
                 .sum();
-            Ok::<_, ApiError>((table.name.clone(), units))
+            let index_writes: Vec<(String, u32)> =
+                outcome.index_writes.into_iter().flatten().collect();
+            let collections = keys
+                .iter()
+                .zip(&outcome.collection_sizes_bytes)
+                .filter_map(|(key, size)| {
+                    let size = (*size)?;
+                    Some(super::index_writes::item_collection_metrics(
+                        &table, key, size,
+                    ))
+                })
+                .collect();
+            Ok::<_, ApiError>(TableWritten {
+                name: table.name.clone(),
+                units,
+                index_units: super::index_writes::index_write_units(&index_writes),
+                collections,
+            })
         },
     );
     futures_util::future::join_all(writes)
@@ -355,16 +398,29 @@ async fn execute_batch_writes(
         .collect()
 }
 
-/// BatchWriteItem's answer: nothing left unprocessed, and the capacity asked for.
-fn batch_write_response(capacity: ReturnCapacity, units_by_table: &[(String, f64)]) -> Value {
+/// BatchWriteItem's answer: nothing left unprocessed, the capacity and the
+/// item collection metrics asked for.
+fn batch_write_response(
+    capacity: ReturnCapacity,
+    collection_metrics: bool,
+    written: &[TableWritten],
+) -> Value {
     let mut response = Map::new();
     response.insert("UnprocessedItems".into(), json!({}));
-    let consumed: Vec<Value> = units_by_table
+    let consumed: Vec<Value> = written
         .iter()
-        .filter_map(|(table, units)| capacity.report(table, *units))
+        .filter_map(|t| capacity.report_indexed(&t.name, t.units, &t.index_units))
         .collect();
     if capacity != ReturnCapacity::None {
         response.insert("ConsumedCapacity".into(), Value::Array(consumed));
+    }
+    let collections: Map<String, Value> = written
+        .iter()
+        .filter(|t| !t.collections.is_empty())
+        .map(|t| (t.name.clone(), Value::Array(t.collections.clone())))
+        .collect();
+    if collection_metrics && !collections.is_empty() {
+        response.insert("ItemCollectionMetrics".into(), Value::Object(collections));
     }
     Value::Object(response)
 }

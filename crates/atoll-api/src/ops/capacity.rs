@@ -1,5 +1,7 @@
 //! Consumed capacity, by DynamoDB's rounding rules.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
 
 use crate::constraints::{Shown, Violations, enum_constraint};
@@ -11,7 +13,7 @@ pub(crate) enum ReturnCapacity {
     None,
     /// The total per table.
     Total,
-    /// The total and the table's part (no indexes yet).
+    /// The total, the table's part and each index's.
     Indexes,
 }
 
@@ -38,14 +40,38 @@ impl ReturnCapacity {
 
     /// The `ConsumedCapacity` value for `units` consumed on `table`, if asked for.
     pub(crate) fn report(self, table: &str, units: f64) -> Option<Value> {
+        self.report_indexed(table, units, &BTreeMap::new())
+    }
+
+    /// The `ConsumedCapacity` value for `table_units` consumed on `table`
+    /// and `local_units` on its local secondary indexes, if asked for.
+    pub(crate) fn report_indexed(
+        self,
+        table: &str,
+        table_units: f64,
+        local_units: &BTreeMap<String, f64>,
+    ) -> Option<Value> {
+        let total = table_units + local_units.values().sum::<f64>();
         match self {
             ReturnCapacity::None => None,
-            ReturnCapacity::Total => Some(json!({"TableName": table, "CapacityUnits": units})),
-            ReturnCapacity::Indexes => Some(json!({
-                "TableName": table,
-                "CapacityUnits": units,
-                "Table": {"CapacityUnits": units}
-            })),
+            ReturnCapacity::Total => Some(json!({"TableName": table, "CapacityUnits": total})),
+            ReturnCapacity::Indexes => {
+                let mut consumed = json!({
+                    "TableName": table,
+                    "CapacityUnits": total,
+                    "Table": {"CapacityUnits": table_units}
+                });
+                if !local_units.is_empty()
+                    && let Some(object) = consumed.as_object_mut()
+                {
+                    let indexes: serde_json::Map<String, Value> = local_units
+                        .iter()
+                        .map(|(name, units)| (name.clone(), json!({"CapacityUnits": units})))
+                        .collect();
+                    object.insert("LocalSecondaryIndexes".into(), Value::Object(indexes));
+                }
+                Some(consumed)
+            }
         }
     }
 }

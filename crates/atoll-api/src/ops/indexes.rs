@@ -1,14 +1,14 @@
-//! Secondary index definitions in CreateTable: reading them and DynamoDB's
-//! checks (the indexes themselves are not supported yet).
+//! Secondary index definitions in CreateTable: reading them, DynamoDB's
+//! checks, and the definitions the catalog keeps.
 
 use std::collections::HashSet;
 
-use atoll_model::table::BillingMode;
+use atoll_model::table::{BillingMode, KeyAttribute, KeySchema, LocalIndex, Projection};
 use serde_json::Value;
 
 use super::keys::{
     AttributeDefinitionInput, KeyElement, check_key_schema_constraints, check_key_schema_semantics,
-    key_elements,
+    defined_type, key_elements,
 };
 use super::table_settings::{
     MAX_GLOBAL_INDEXES, MAX_LOCAL_INDEXES, ThroughputInput, check_throughput_bounds,
@@ -250,4 +250,51 @@ pub(crate) fn check_global_indexes(
         ));
     }
     Ok(())
+}
+
+/// The definitions of checked local secondary indexes, in request order.
+pub(crate) fn local_index_definitions(
+    indexes: &[IndexInput],
+    definitions: &[AttributeDefinitionInput],
+) -> ApiResult<Vec<LocalIndex>> {
+    indexes
+        .iter()
+        .map(|index| {
+            Ok(LocalIndex {
+                name: index.name.clone().unwrap_or_default(),
+                key_schema: index_key_schema(&index.key_schema, definitions)?,
+                projection: projection(index),
+            })
+        })
+        .collect()
+}
+
+/// A checked index key schema with its attributes' defined types.
+fn index_key_schema(
+    elements: &[KeyElement],
+    definitions: &[AttributeDefinitionInput],
+) -> ApiResult<KeySchema> {
+    let attribute = |element: Option<&KeyElement>| -> Option<KeyAttribute> {
+        let name = element?.name.clone()?;
+        let scalar_type = defined_type(definitions, &name)?;
+        Some(KeyAttribute { name, scalar_type })
+    };
+    let partition_key = attribute(elements.first()).ok_or_else(|| {
+        ApiError::validation("Invalid KeySchema: Some index key attribute have no definition")
+    })?;
+    Ok(KeySchema {
+        partition_key,
+        sort_key: attribute(elements.get(1)),
+    })
+}
+
+/// A checked index's projection.
+fn projection(index: &IndexInput) -> Projection {
+    match &index.projection {
+        Some((Some(t), _)) if t == "KEYS_ONLY" => Projection::KeysOnly,
+        Some((Some(t), Some(attributes))) if t == "INCLUDE" => {
+            Projection::Include(attributes.clone())
+        }
+        _ => Projection::All,
+    }
 }

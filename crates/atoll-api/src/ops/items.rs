@@ -251,27 +251,59 @@ fn put_or_delete_return_values(return_values: Option<&str>) -> ApiResult<ReturnV
     }
 }
 
+/// What a single write reports besides its returned attributes.
+pub(crate) struct WriteReport {
+    /// `ReturnConsumedCapacity`.
+    pub(crate) capacity: ReturnCapacity,
+    /// The item's key, when `ReturnItemCollectionMetrics` is SIZE.
+    pub(crate) collection_of: Option<Item>,
+}
+
+impl WriteReport {
+    /// The report `input` asks for on a write of the item keyed `key`.
+    pub(crate) fn of(input: &Object, capacity: ReturnCapacity, key: &Item) -> WriteReport {
+        let wants_metrics = input::string(input, "ReturnItemCollectionMetrics") == Some("SIZE");
+        WriteReport {
+            capacity,
+            collection_of: wants_metrics.then(|| key.clone()),
+        }
+    }
+}
+
 /// Replicates a single write through its partition and turns the outcome
 /// into DynamoDB's response (or error).
 pub(crate) async fn single_write(
     api: &Api,
     table: &TableDefinition,
     write: SingleWrite,
-    capacity: ReturnCapacity,
+    report: WriteReport,
 ) -> ApiResult<Value> {
     match api.data.write_item(table, write).await? {
         WriteOutcome::Written {
             returned,
             old_size_bytes,
             new_size_bytes,
+            collection_size_bytes,
+            index_writes,
         } => {
             let mut response = Map::new();
             if let Some(returned) = returned {
                 response.insert("Attributes".into(), encode_map(&returned));
             }
             let units = write_units(old_size_bytes.max(new_size_bytes) as usize);
-            if let Some(consumed) = capacity.report(&table.name, units) {
+            let index_units = super::index_writes::index_write_units(&index_writes);
+            if let Some(consumed) = report
+                .capacity
+                .report_indexed(&table.name, units, &index_units)
+            {
                 response.insert("ConsumedCapacity".into(), consumed);
+            }
+            // Only tables with local indexes have item collections to report.
+            if let (Some(key), Some(size_bytes)) = (&report.collection_of, collection_size_bytes) {
+                response.insert(
+                    "ItemCollectionMetrics".into(),
+                    super::index_writes::item_collection_metrics(table, key, size_bytes),
+                );
             }
             Ok(Value::Object(response))
         }
@@ -306,6 +338,8 @@ pub(crate) async fn put_item(api: &Api, input: &Object) -> ApiResult<Value> {
     let name = input::string(input, "TableName").unwrap_or_default();
     let table = item_table(api, name).await?;
     check_item_key(&table.key_schema, &item)?;
+    super::index_writes::check_index_keys(&table, &item)?;
+    let report = WriteReport::of(input, capacity, &table.key_schema.key_of(&item));
     let write = SingleWrite {
         key: locate(&table.key_schema, &item)?,
         action: WriteAction::Put {
@@ -318,7 +352,7 @@ pub(crate) async fn put_item(api: &Api, input: &Object) -> ApiResult<Value> {
         return_values,
         return_old_on_condition_failure: return_old_on_condition_failure(input),
     };
-    single_write(api, &table, write, capacity).await
+    single_write(api, &table, write, report).await
 }
 
 /// DeleteItem.
@@ -342,6 +376,7 @@ pub(crate) async fn delete_item(api: &Api, input: &Object) -> ApiResult<Value> {
     let name = input::string(input, "TableName").unwrap_or_default();
     let table = item_table(api, name).await?;
     check_key(&table.key_schema, &key)?;
+    let report = WriteReport::of(input, capacity, &key);
     let write = SingleWrite {
         key: locate(&table.key_schema, &key)?,
         action: WriteAction::Delete,
@@ -351,7 +386,7 @@ pub(crate) async fn delete_item(api: &Api, input: &Object) -> ApiResult<Value> {
         return_values,
         return_old_on_condition_failure: return_old_on_condition_failure(input),
     };
-    single_write(api, &table, write, capacity).await
+    single_write(api, &table, write, report).await
 }
 
 /// The projection of a read, from `ProjectionExpression` or from the legacy

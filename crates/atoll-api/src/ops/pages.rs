@@ -8,6 +8,7 @@ use atoll_cluster::data::{ItemKey, KeyRange};
 use atoll_model::Item;
 use atoll_model::table::TableDefinition;
 
+use super::index_reads::IndexPlan;
 use crate::Api;
 use crate::error::ApiResult;
 
@@ -28,6 +29,8 @@ pub(crate) struct PagePlan {
     pub limit: Option<usize>,
     /// `ConsistentRead`.
     pub consistent: bool,
+    /// The secondary index read, if any (else the table).
+    pub index: Option<IndexPlan>,
 }
 
 /// One page.
@@ -60,13 +63,27 @@ pub(crate) async fn read_page(
         plan.limit.is_some_and(|limit| page.scanned_count >= limit)
             || page.bytes_read >= MAX_PAGE_BYTES
     };
-    let mut cursor = api.data.range_cursor(
-        plan.table.clone(),
-        &plan.range,
-        plan.exclusive_start.as_ref(),
-        plan.reverse,
-        plan.consistent,
-    )?;
+    let mut cursor = match &plan.index {
+        None => api.data.range_cursor(
+            plan.table.clone(),
+            &plan.range,
+            plan.exclusive_start.as_ref(),
+            plan.reverse,
+            plan.consistent,
+        )?,
+        Some(index) => {
+            let start = plan.exclusive_start.as_ref().zip(index.start_sort.as_ref());
+            api.data.local_index_cursor(
+                plan.table.clone(),
+                &index.name,
+                &plan.range,
+                start,
+                plan.reverse,
+                plan.consistent,
+                index.fetch_items,
+            )?
+        }
+    };
     loop {
         let max_items = plan
             .limit
@@ -82,7 +99,10 @@ pub(crate) async fn read_page(
         for read in chunk.items {
             page.scanned_count += 1;
             page.bytes_read += u64::from(read.size_bytes);
-            last_key = Some(plan.table.key_schema.key_of(&read.item));
+            last_key = Some(match &plan.index {
+                None => plan.table.key_schema.key_of(&read.item),
+                Some(index) => super::index_reads::index_page_key(&plan.table, index, &read.item),
+            });
             if keep(&read.item)? {
                 page.items.push(read.item);
             }

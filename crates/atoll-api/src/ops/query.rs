@@ -9,13 +9,14 @@ use atoll_model::{AttributeValue, Item};
 
 use super::capacity::ReturnCapacity;
 use super::expressions::{Expressions, expression_error};
+use super::index_reads::{IndexPlan, check_index_start_key, fetches_items, resolve_index};
 use super::items::{READ_LAYER, check_data_table_name, item_table};
 use super::legacy_input::CONDITIONS;
 use super::pages::{PagePlan, read_page};
 use super::reads::{
-    Select, check_select_constraint, exclusive_start_key, filter, page_response, select,
+    ReadCharge, Select, check_select_constraint, exclusive_start_key, filter, page_response, select,
 };
-use super::scan::{check_attributes_to_get, check_index, check_index_and_attributes};
+use super::scan::{check_attributes_to_get, check_index_and_attributes};
 use crate::Api;
 use crate::constraints::{Shown, Violations};
 use crate::error::{ApiError, ApiResult};
@@ -192,13 +193,8 @@ fn key_range(schema: &KeySchema, conditions: &[(String, LegacyCondition)]) -> Ap
     })
 }
 
-/// DynamoDB's checks of a Query's ExclusiveStartKey against the table and the key conditions.
-fn check_start_key(
-    table: &TableDefinition,
-    key: &Item,
-    partition: &AttributeValue,
-    conditions: &[(String, LegacyCondition)],
-) -> ApiResult<()> {
+/// DynamoDB's checks of a Query's ExclusiveStartKey against the table's key schema.
+fn check_table_start_key(table: &TableDefinition, key: &Item) -> ApiResult<()> {
     let schema = &table.key_schema;
     let expected = 1 + usize::from(schema.sort_key.is_some());
     if key.len() != expected {
@@ -218,7 +214,17 @@ fn check_start_key(
     // Shape and types are right; an empty or oversized value is refused as
     // a GetItem key would be, behind the start key's prefix (dynalite's
     // tests, made against DynamoDB).
-    super::keys::check_key(schema, key).map_err(super::scan::invalid_start_key)?;
+    super::keys::check_key(schema, key).map_err(super::scan::invalid_start_key)
+}
+
+/// DynamoDB's checks of a Query's ExclusiveStartKey against the key
+/// conditions on `schema` (the table's or the index's).
+fn check_start_key_bounds(
+    schema: &KeySchema,
+    key: &Item,
+    partition: &AttributeValue,
+    conditions: &[(String, LegacyCondition)],
+) -> ApiResult<()> {
     let same_partition = key.get(&schema.partition_key.name) == Some(partition);
     let sort_condition = schema.sort_key.as_ref().and_then(|sort| {
         conditions
@@ -430,12 +436,13 @@ fn parse_key_conditions(
     Ok(key_conditions)
 }
 
-/// Looks up the table and checks key conditions, start key and key paths against its schema.
+/// Looks up the table (and the index) and checks key conditions, start key
+/// and key paths against its schema.
 async fn resolve_query(api: &Api, request: &QueryRequest<'_>) -> ApiResult<PagePlan> {
     let table = item_table(api, request.table_name).await?;
     // After the lookup: a missing table's error wins over a missing index's.
-    check_index(request.index_name)?;
-    let schema = &table.key_schema;
+    let index = resolve_index(&table, request.index_name)?;
+    let schema = index.as_ref().map_or(&table.key_schema, |i| &i.key_schema);
     let key_conditions = &request.key_conditions;
     let key_count = 1 + usize::from(schema.sort_key.is_some());
     if request.expressions.key_condition.is_some() && key_conditions.len() > key_count {
@@ -447,14 +454,30 @@ async fn resolve_query(api: &Api, request: &QueryRequest<'_>) -> ApiResult<PageP
     atoll_expr::legacy::check_key_conditions(key_conditions, schema)
         .map_err(|e| expression_error(e, READ_LAYER))?;
     let range = key_range(schema, key_conditions)?;
-    let exclusive_start = match (&request.start_key, &range) {
-        (Some(key), KeyRange::Partition { partition, .. }) => {
-            check_start_key(&table, key, partition, key_conditions)?;
-            Some(super::keys::locate(schema, key)?)
+    let mut exclusive_start = None;
+    let mut start_sort = None;
+    if let (Some(key), KeyRange::Partition { partition, .. }) = (&request.start_key, &range) {
+        match &index {
+            None => check_table_start_key(&table, key)?,
+            Some(index) => start_sort = Some(check_index_start_key(&table, index, key)?),
         }
-        _ => None,
-    };
-    check_query_key_paths(request, schema)?;
+        check_start_key_bounds(schema, key, partition, key_conditions)?;
+        let table_key = table.key_schema.key_of(key);
+        exclusive_start = Some(super::keys::locate(&table.key_schema, &table_key)?);
+    }
+    check_query_key_paths(request, &table.key_schema, schema)?;
+    let index = index.map(|index| IndexPlan {
+        fetch_items: fetches_items(
+            &table,
+            &index,
+            request.select,
+            request.projection.as_ref(),
+            &request.expressions,
+        ),
+        name: index.name,
+        key_schema: index.key_schema,
+        start_sort,
+    });
     Ok(PagePlan {
         table,
         range,
@@ -462,18 +485,29 @@ async fn resolve_query(api: &Api, request: &QueryRequest<'_>) -> ApiResult<PageP
         reverse: request.reverse,
         limit: request.limit.map(|l| l.max(1) as usize),
         consistent: request.consistent,
+        index,
     })
 }
 
 /// Refuses projection paths that step into a key attribute and, as DynamoDB
-/// does for Query only, a filter on a key attribute.
-fn check_query_key_paths(request: &QueryRequest<'_>, schema: &KeySchema) -> ApiResult<()> {
+/// does for Query only, a filter on a key attribute of what is queried
+/// (`schema`: the table's or the index's).
+fn check_query_key_paths(
+    request: &QueryRequest<'_>,
+    table_keys: &KeySchema,
+    schema: &KeySchema,
+) -> ApiResult<()> {
     let env = request.expressions.env();
     let mut key_paths: Vec<&atoll_expr::ast::Path> = Vec::new();
     if let Some(projection) = &request.projection {
         key_paths.extend(projection.paths.iter());
     }
-    atoll_expr::eval::keys::check_key_paths(key_paths, &env, schema, &[])
+    let index_keys: Vec<&str> = std::iter::once(&schema.partition_key)
+        .chain(schema.sort_key.as_ref())
+        .map(|k| k.name.as_str())
+        .filter(|name| !table_keys.is_key_attribute(name))
+        .collect();
+    atoll_expr::eval::keys::check_key_paths(key_paths, &env, table_keys, &index_keys)
         .map_err(|e| expression_error(e, READ_LAYER))?;
     if let Some(filter) = &request.expressions.filter {
         atoll_expr::eval::keys::check_filter_key_attributes(
@@ -510,7 +544,10 @@ async fn execute_query(
         request.projection.as_ref(),
         &request.expressions,
         &plan.table,
-        request.capacity,
-        request.consistent,
+        &ReadCharge {
+            capacity: request.capacity,
+            consistent: request.consistent,
+            index: plan.index.as_ref().map(|i| i.name.as_str()),
+        },
     )
 }

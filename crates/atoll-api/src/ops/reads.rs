@@ -27,8 +27,10 @@ pub(crate) const SELECT_VALUES: &[&str] = &[
 /// What a Query or Scan returns of each item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Select {
-    /// Whole items.
+    /// Whole items (`ALL_ATTRIBUTES`, and the default on a table).
     All,
+    /// What the index holds (`ALL_PROJECTED_ATTRIBUTES`, the default on an index).
+    AllProjected,
     /// The projection.
     Specific,
     /// Counts only.
@@ -65,7 +67,10 @@ pub(crate) fn select(input: &Object, enveloped: bool) -> ApiResult<Select> {
             projection_parameter.unwrap_or("ProjectionExpression")
         ))
     };
+    let on_index = input::has(input, "IndexName");
     match (input::string(input, "Select"), projection_parameter) {
+        (None, None) if on_index => Ok(Select::AllProjected),
+        (Some("ALL_PROJECTED_ATTRIBUTES"), None) if on_index => Ok(Select::AllProjected),
         (None, None) | (Some("ALL_ATTRIBUTES"), None) => Ok(Select::All),
         (None, Some(_)) | (Some("SPECIFIC_ATTRIBUTES"), Some(_)) => Ok(Select::Specific),
         (Some("SPECIFIC_ATTRIBUTES"), None) => {
@@ -118,6 +123,16 @@ pub(crate) fn filter(expressions: &Expressions, legacy: Option<Condition>) -> Op
     }
 }
 
+/// What a page's read is charged to, and what the request asked back.
+pub(crate) struct ReadCharge<'a> {
+    /// `ReturnConsumedCapacity`.
+    pub(crate) capacity: ReturnCapacity,
+    /// `ConsistentRead` (full units rather than half).
+    pub(crate) consistent: bool,
+    /// The index read, when it was one.
+    pub(crate) index: Option<&'a str>,
+}
+
 /// The response to a page.
 pub(crate) fn page_response(
     page: Page,
@@ -125,8 +140,7 @@ pub(crate) fn page_response(
     projection: Option<&Projection>,
     expressions: &Expressions,
     table: &TableDefinition,
-    capacity: ReturnCapacity,
-    consistent: bool,
+    charge: &ReadCharge<'_>,
 ) -> ApiResult<Output> {
     let count = page.items.len();
     let mut response = RawObject::with_capacity(page.bytes_read as usize + 256);
@@ -150,10 +164,16 @@ pub(crate) fn page_response(
     if let Some(key) = page.last_evaluated_key {
         write_map(response.member("LastEvaluatedKey"), &key);
     }
-    if let Some(consumed) = capacity.report(
-        &table.name,
-        read_units(page.bytes_read as usize, consistent),
-    ) {
+    let units = read_units(page.bytes_read as usize, charge.consistent);
+    let consumed = match charge.index {
+        None => charge.capacity.report(&table.name, units),
+        Some(index) => charge.capacity.report_indexed(
+            &table.name,
+            0.0,
+            &std::collections::BTreeMap::from([(index.to_string(), units)]),
+        ),
+    };
+    if let Some(consumed) = consumed {
         response.value("ConsumedCapacity", &consumed);
     }
     Ok(response.finish())

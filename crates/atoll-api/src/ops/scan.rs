@@ -8,12 +8,13 @@ use serde_json::Value;
 
 use super::capacity::ReturnCapacity;
 use super::expressions::{Expressions, expression_error};
+use super::index_reads::{IndexPlan, check_index_start_key, fetches_items, resolve_index};
 use super::items::{check_data_table_name, item_table};
 use super::keys::locate;
 use super::legacy_input::CONDITIONS;
 use super::pages::{PagePlan, read_page};
 use super::reads::{
-    Select, check_select_constraint, exclusive_start_key, filter, page_response, select,
+    ReadCharge, Select, check_select_constraint, exclusive_start_key, filter, page_response, select,
 };
 use crate::Api;
 use crate::attribute::Layer;
@@ -131,16 +132,6 @@ pub(crate) fn check_attributes_to_get(input: &Object) -> ApiResult<()> {
         }
     }
     Ok(())
-}
-
-/// The index a Query or Scan names: none exist yet, as in DynamoDB for a table without indexes.
-pub(crate) fn check_index(index: Option<&str>) -> ApiResult<()> {
-    match index {
-        Some(index) => Err(ApiError::validation(format!(
-            "The table does not have the specified index: {index}"
-        ))),
-        None => Ok(()),
-    }
 }
 
 /// A checked Scan request: what to read and how to answer, before the table is known.
@@ -305,18 +296,29 @@ fn parse_segment(segment: Option<i64>, total_segments: Option<i64>) -> ApiResult
     }
 }
 
-/// Looks up the table and checks the start key and key paths against its schema.
+/// Looks up the table (and the index) and checks the start key and key
+/// paths against its schema.
 async fn resolve_scan(api: &Api, request: &ScanRequest<'_>) -> ApiResult<PagePlan> {
     let table = item_table(api, request.table_name).await?;
     // After the lookup: a missing table's error wins over a missing index's.
-    check_index(request.index_name)?;
+    let index = resolve_index(&table, request.index_name)?;
     let (segment, total_segments) = (request.segment, request.total_segments);
     let mut exclusive_start = None;
+    let mut start_sort = None;
     if let Some(key) = &request.start_key {
         // A key of the wrong shape "does not match the schema"; an empty
         // or oversized key value says why. Both behind DynamoDB's prefix.
-        super::keys::check_key(&table.key_schema, key).map_err(invalid_start_key)?;
-        let key = locate(&table.key_schema, key)?;
+        let table_key = match &index {
+            None => {
+                super::keys::check_key(&table.key_schema, key).map_err(invalid_start_key)?;
+                key.clone()
+            }
+            Some(index) => {
+                start_sort = Some(check_index_start_key(&table, index, key)?);
+                table.key_schema.key_of(key)
+            }
+        };
+        let key = locate(&table.key_schema, &table_key)?;
         if !key.in_segment(segment, total_segments) {
             return Err(ApiError::validation(format!(
                 "The provided starting key is invalid: Invalid ExclusiveStartKey. Please use ExclusiveStartKey with correct Segment. TotalSegments: {total_segments} Segment: {segment}"
@@ -332,8 +334,24 @@ async fn resolve_scan(api: &Api, request: &ScanRequest<'_>) -> ApiResult<PagePla
     if let Some(filter) = &request.filter {
         key_paths.extend(atoll_expr::eval::keys::condition_paths(filter));
     }
-    atoll_expr::eval::keys::check_key_paths(key_paths, &env, &table.key_schema, &[])
+    let index_keys: Vec<&str> = index
+        .iter()
+        .map(|index| index.sort_key().name.as_str())
+        .collect();
+    atoll_expr::eval::keys::check_key_paths(key_paths, &env, &table.key_schema, &index_keys)
         .map_err(|e| expression_error(e, SCAN_LAYER))?;
+    let index = index.map(|index| IndexPlan {
+        fetch_items: fetches_items(
+            &table,
+            &index,
+            request.select,
+            request.projection.as_ref(),
+            &request.expressions,
+        ),
+        name: index.name,
+        key_schema: index.key_schema,
+        start_sort,
+    });
     Ok(PagePlan {
         table,
         range: KeyRange::Segment {
@@ -344,6 +362,7 @@ async fn resolve_scan(api: &Api, request: &ScanRequest<'_>) -> ApiResult<PagePla
         reverse: false,
         limit: request.limit.map(|l| l.max(1) as usize),
         consistent: request.consistent,
+        index,
     })
 }
 
@@ -367,8 +386,11 @@ async fn execute_scan(
         request.projection.as_ref(),
         &request.expressions,
         &plan.table,
-        request.capacity,
-        request.consistent,
+        &ReadCharge {
+            capacity: request.capacity,
+            consistent: request.consistent,
+            index: plan.index.as_ref().map(|i| i.name.as_str()),
+        },
     )
 }
 

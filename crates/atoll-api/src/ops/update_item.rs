@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::capacity::ReturnCapacity;
 use super::expressions::expression_error;
 use super::items::{
-    check_data_table_name, check_enum, envelope, item_table, read_write_expressions,
+    WriteReport, check_data_table_name, check_enum, envelope, item_table, read_write_expressions,
     return_old_on_condition_failure, single_write,
 };
 use super::keys::{check_key, locate};
@@ -136,6 +136,7 @@ pub(crate) async fn update_item(api: &Api, input: &Object) -> ApiResult<Value> {
     // Checked against the table, after the envelope-wrapped request checks: bare.
     atoll_expr::update::check_key_updates(&update, &expressions.env(), &table.key_schema)
         .map_err(|e| crate::error::ApiError::validation(e.message()))?;
+    let report = WriteReport::of(input, capacity, &key);
     let write = SingleWrite {
         key: locate(&table.key_schema, &key)?,
         action: WriteAction::Update {
@@ -148,5 +149,5 @@ pub(crate) async fn update_item(api: &Api, input: &Object) -> ApiResult<Value> {
         return_values: return_values(returned),
         return_old_on_condition_failure: return_old_on_condition_failure(input),
     };
-    single_write(api, &table, write, capacity).await
+    single_write(api, &table, write, report).await
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use atoll_model::table::{PartitionDefinition, TableDefinition, TableStatus};
-use atoll_partition::{PartitionOutput, PartitionStateMachine};
+use atoll_partition::{LocalIndexes, PartitionOutput, PartitionStateMachine};
 use atoll_replication::{Group, GroupId, NodeId, RaftNode, ReplicationError};
 use atoll_storage::{Keyspace, Storage};
 
@@ -133,6 +133,8 @@ pub(super) struct PartitionHost {
     hosting: tokio::sync::Mutex<()>,
     // Where peers reach this node's inter-node port.
     advertise_addr: String,
+    // The item collection size limit of tables with local indexes.
+    item_collection_limit_bytes: u64,
 }
 
 impl PartitionHost {
@@ -141,8 +143,10 @@ impl PartitionHost {
         node: Arc<RaftNode>,
         catalog: Arc<CatalogClient>,
         peers: Peers,
+        item_collection_limit_bytes: u64,
     ) -> Result<PartitionHost, ClusterError> {
         Ok(PartitionHost {
+            item_collection_limit_bytes,
             stats_keyspace: storage.keyspace(PARTITION_STATS_KEYSPACE)?,
             advertise_addr: node.advertise_addr().to_string(),
             storage,
@@ -186,12 +190,21 @@ impl PartitionHost {
         partition: &PartitionDefinition,
     ) -> Result<Arc<PartitionStateMachine>, ClusterError> {
         let items = self.storage.keyspace(&table.keyspace)?;
-        Ok(Arc::new(PartitionStateMachine::open(
+        let sm = PartitionStateMachine::open(
             partition.group_id,
             items,
             self.stats_keyspace.clone(),
             (partition.start_token, partition.end_token),
-        )?))
+        )?;
+        Ok(Arc::new(match table.local_index_keyspace() {
+            Some(name) => sm.with_local_indexes(LocalIndexes::new(
+                self.storage.keyspace(&name)?,
+                table.key_schema.clone(),
+                table.local_indexes.clone(),
+                self.item_collection_limit_bytes,
+            )),
+            None => sm,
+        }))
     }
 
     /// Brings hosted partitions in line with the catalog: destroys replicas
@@ -676,14 +689,20 @@ impl PartitionHost {
             .tables()
             .iter()
             .filter(|t| t.status != TableStatus::Deleting)
-            .map(|t| t.keyspace.clone())
+            .flat_map(|t| std::iter::once(t.keyspace.clone()).chain(t.local_index_keyspace()))
             .collect();
         let in_use: std::collections::BTreeSet<String> = self
             .partitions
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .map(|handle| handle.items.name().to_string())
+            .flat_map(|handle| {
+                let local = handle
+                    .sm
+                    .local_indexes()
+                    .map(|l| l.keyspace().name().to_string());
+                std::iter::once(handle.items.name().to_string()).chain(local)
+            })
             .collect();
         for name in self.storage.keyspace_names() {
             if name.starts_with(TABLE_KEYSPACE_PREFIX)
@@ -749,8 +768,12 @@ impl PartitionHost {
                 self.node.destroy_group(partition.group_id).await?;
             }
         }
-        if self.storage.keyspace_names().contains(&table.keyspace) {
-            self.storage.drop_keyspace(&table.keyspace)?;
+        let names = self.storage.keyspace_names();
+        for keyspace in std::iter::once(table.keyspace.clone()).chain(table.local_index_keyspace())
+        {
+            if names.contains(&keyspace) {
+                self.storage.drop_keyspace(&keyspace)?;
+            }
         }
         Ok(())
     }

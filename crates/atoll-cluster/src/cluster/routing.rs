@@ -16,6 +16,9 @@ use atoll_model::table::TableDefinition;
 use atoll_partition::{ItemRange, PartitionCommand, PartitionOutput, WriteOp, read_item};
 use atoll_replication::{GroupId, NodeId, ReplicationError};
 
+use crate::data::BatchOutcome;
+
+mod index_reads;
 use super::PartitionHandle;
 use super::catalog_client::CatalogClient;
 use super::hosting::PartitionHost;
@@ -239,8 +242,10 @@ impl Router {
             let error = match self.write_to_group(group, token, command, attempt).await {
                 Ok(PartitionOutput::WrongPartition) => {
                     if let PartitionCommand::Batch { ops } = command {
-                        let old_sizes_bytes = self.write_regrouped(table, ops, deadline).await?;
-                        return Ok(PartitionOutput::BatchWritten { old_sizes_bytes });
+                        let written = self.write_regrouped(table, ops, deadline).await?;
+                        return Ok(PartitionOutput::BatchWritten {
+                            old_sizes_bytes: written.old_sizes_bytes,
+                        });
                     }
                     ClusterError::PartitionMoved {
                         table: table.name.clone(),
@@ -261,26 +266,34 @@ impl Router {
     /// Writes a batch of unconditional writes on distinct keys, each
     /// partition's share as one command, all shares at once (their log
     /// entries share the node's group commit). Returns the old size of
-    /// each item in the batch's order.
+    /// each item (and its collection's size after, on a table with local
+    /// indexes) in the batch's order.
     pub(crate) async fn write_batch(
         &self,
         table: &TableDefinition,
         ops: &[WriteOp],
-    ) -> Result<Vec<u32>, ClusterError> {
+    ) -> Result<BatchOutcome, ClusterError> {
         self.write_regrouped(table, ops, Instant::now() + ROUTE_RETRY)
             .await
     }
 
     /// Writes a batch that straddles partitions: each partition's share
     /// goes as its own batch; shares refused (a split, a leader change) are
-    /// regrouped and sent again. Old sizes come back in the batch's order.
+    /// regrouped and sent again. Sizes come back in the batch's order. A
+    /// share its partition refuses (an item collection that would overfill)
+    /// fails the batch; other shares may have been written, as DynamoDB's
+    /// BatchWriteItem is not atomic either.
     async fn write_regrouped(
         &self,
         table: &TableDefinition,
         ops: &[WriteOp],
         deadline: Instant,
-    ) -> Result<Vec<u32>, ClusterError> {
-        let mut old_sizes_bytes = vec![0u32; ops.len()];
+    ) -> Result<BatchOutcome, ClusterError> {
+        let mut written = BatchOutcome {
+            old_sizes_bytes: vec![0u32; ops.len()],
+            collection_sizes_bytes: vec![None; ops.len()],
+            index_writes: vec![Vec::new(); ops.len()],
+        };
         let mut pending: Vec<usize> = (0..ops.len()).collect();
         let mut attempt = 0;
         while !pending.is_empty() {
@@ -314,12 +327,20 @@ impl Router {
                 match outcome {
                     Ok(PartitionOutput::BatchWritten {
                         old_sizes_bytes: sizes,
-                    }) => {
-                        for (index, size) in indices.into_iter().zip(sizes) {
-                            if let Some(slot) = old_sizes_bytes.get_mut(index) {
-                                *slot = size;
-                            }
-                        }
+                    }) => written.record(table, &indices, &sizes, &[], Vec::new()),
+                    Ok(PartitionOutput::BatchWrittenInCollections {
+                        old_sizes_bytes: sizes,
+                        collection_sizes_bytes,
+                        index_writes,
+                    }) => written.record(
+                        table,
+                        &indices,
+                        &sizes,
+                        &collection_sizes_bytes,
+                        index_writes,
+                    ),
+                    Ok(PartitionOutput::Refused(rejection)) => {
+                        return Err(ClusterError::Rejected(rejection));
                     }
                     Ok(PartitionOutput::WrongPartition) => pending.extend(indices),
                     Err(e) if e.is_retryable() => {
@@ -342,7 +363,7 @@ impl Router {
                 attempt += 1;
             }
         }
-        Ok(old_sizes_bytes)
+        Ok(written)
     }
 
     /// Sends the read `request(group)` to a replica of the partition owning
@@ -448,6 +469,22 @@ impl Router {
                 Ok(chunk) => ClusterReply::Range(chunk),
                 Err(reply) => reply,
             },
+            ClusterRequest::ReadIndexRange {
+                group,
+                token,
+                index,
+                fetch_items,
+                range,
+                consistent,
+            } => {
+                let read = self
+                    .read_index_range_here(group, token, (index, fetch_items), range, consistent)
+                    .await;
+                match read {
+                    Ok(chunk) => ClusterReply::Range(chunk),
+                    Err(reply) => reply,
+                }
+            }
             _ => ClusterReply::failed("not a read", false),
         }
     }

@@ -96,6 +96,17 @@ pub(super) enum ClusterRequest {
     /// Propose a catalog command (to the catalog's leader), in the
     /// catalog's own encoding (it grows with features; postcard cannot).
     CatalogCommand(Vec<u8>),
+    /// Read entries of a partition's local secondary index `index` (its
+    /// storage number) in key order; with `fetch_items`, the items they
+    /// index rather than the entries.
+    ReadIndexRange {
+        group: GroupId,
+        token: u64,
+        index: u8,
+        fetch_items: bool,
+        range: RangeRequest,
+        consistent: bool,
+    },
 }
 
 /// A row-key range to read and how much of it.
@@ -284,6 +295,7 @@ impl ClusterRequest {
             ClusterRequest::Stats { .. } => "stats",
             ClusterRequest::HostReplica { .. } => "host_replica",
             ClusterRequest::ReadRange { .. } => "read_range",
+            ClusterRequest::ReadIndexRange { .. } => "read_index_range",
             ClusterRequest::CatalogIndex => "catalog_index",
             ClusterRequest::CompactLog { .. } => "compact_log",
             ClusterRequest::Join { .. } | ClusterRequest::JoinAs { .. } => "join",
@@ -327,6 +339,7 @@ impl Peers {
         let timeout = match request {
             ClusterRequest::ReadItem { .. }
             | ClusterRequest::ReadRange { .. }
+            | ClusterRequest::ReadIndexRange { .. }
             | ClusterRequest::Stats { .. }
             | ClusterRequest::Members { .. }
             | ClusterRequest::CatalogIndex => FORWARDED_READ_TIMEOUT,
@@ -421,9 +434,9 @@ impl Cluster {
                         size_bytes: handle.stats.size_bytes(),
                     })
             }
-            read @ (ClusterRequest::ReadItem { .. } | ClusterRequest::ReadRange { .. }) => {
-                Ok(self.router.read_here(read).await)
-            }
+            read @ (ClusterRequest::ReadItem { .. }
+            | ClusterRequest::ReadRange { .. }
+            | ClusterRequest::ReadIndexRange { .. }) => Ok(self.router.read_here(read).await),
         };
         answered.unwrap_or_else(|reply| reply)
     }

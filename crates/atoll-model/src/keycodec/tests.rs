@@ -179,3 +179,61 @@ proptest! {
         }
     }
 }
+
+fn arb_sort_key() -> impl Strategy<Value = AttributeValue> {
+    prop_oneof![
+        arb_key_string().prop_map(AttributeValue::S),
+        arb_number().prop_map(AttributeValue::N),
+    ]
+}
+
+/// DynamoDB's order of two sort keys of one type.
+fn sort_order(a: &AttributeValue, b: &AttributeValue) -> Ordering {
+    match (a, b) {
+        (AttributeValue::S(x), AttributeValue::S(y)) => x.as_bytes().cmp(y.as_bytes()),
+        (AttributeValue::N(x), AttributeValue::N(y)) => x.cmp(y),
+        _ => Ordering::Equal,
+    }
+}
+
+proptest! {
+    #[test]
+    fn index_entries_sort_by_index_sort_key_then_table_sort_key(
+        pk in arb_key(),
+        index_a in arb_sort_key(), index_b in arb_sort_key(),
+        table_a in arb_key_string(), table_b in arb_key_string(),
+    ) {
+        prop_assume!(std::mem::discriminant(&index_a) == std::mem::discriminant(&index_b));
+        let row_a = encode_row_key(&pk, Some(&AttributeValue::S(table_a.clone()))).unwrap();
+        let row_b = encode_row_key(&pk, Some(&AttributeValue::S(table_b.clone()))).unwrap();
+        let entry_a = encode_local_index_key(3, &row_a, &index_a).unwrap();
+        let entry_b = encode_local_index_key(3, &row_b, &index_b).unwrap();
+        let expected = sort_order(&index_a, &index_b)
+            .then_with(|| table_a.as_bytes().cmp(table_b.as_bytes()));
+        prop_assert_eq!(entry_a.cmp(&entry_b), expected);
+        // Each entry leads back to its item, and lies under its prefixes.
+        prop_assert_eq!(local_index_entry_row_key(&entry_a).unwrap(), row_a.clone());
+        prop_assert!(entry_a.starts_with(&local_index_prefix(3, &pk).unwrap()));
+        prop_assert!(entry_a.starts_with(&local_index_sort_prefix(3, &pk, &index_a, false).unwrap()));
+        let partition_prefix = row_key_prefix_for_partition(&pk).unwrap();
+        prop_assert_eq!(row_key_partition_part(&row_a).unwrap(), partition_prefix.as_slice());
+    }
+
+    #[test]
+    fn begins_with_prefixes_cover_exactly_the_values_that_begin_so(
+        pk in arb_key(), value in arb_key_string(), prefix in arb_key_string(),
+    ) {
+        let row = encode_row_key(&pk, None).unwrap();
+        let entry = encode_local_index_key(1, &row, &AttributeValue::S(value.clone())).unwrap();
+        let under = local_index_sort_prefix(1, &pk, &AttributeValue::S(prefix.clone()), true).unwrap();
+        prop_assert_eq!(entry.starts_with(&under), value.as_bytes().starts_with(prefix.as_bytes()));
+    }
+}
+
+#[test]
+fn index_entry_of_a_hash_only_row_key_has_no_table_sort_key() {
+    let row = encode_row_key(&s("a\0b"), None).unwrap();
+    let entry = encode_local_index_key(2, &row, &num("-12.5")).unwrap();
+    assert_eq!(entry[0], 2);
+    assert_eq!(local_index_entry_row_key(&entry).unwrap(), row);
+}

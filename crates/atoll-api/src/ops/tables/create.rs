@@ -1,8 +1,8 @@
 //! CreateTable.
 
 use atoll_model::table::{
-    BillingMode, KeyAttribute, KeySchema, StreamSettings, TableClass, TableDefinition, TableStatus,
-    Throughput,
+    BillingMode, KeyAttribute, KeySchema, LocalIndex, StreamSettings, TableClass, TableDefinition,
+    TableStatus, Throughput,
 };
 use serde_json::{Value, json};
 
@@ -13,6 +13,7 @@ use crate::input::{self, Object};
 use crate::ops::describe::{stream_label, table_description};
 use crate::ops::indexes::{
     IndexInput, check_global_indexes, check_index_constraints, check_local_indexes, index_inputs,
+    local_index_definitions,
 };
 use crate::ops::keys::{
     AttributeDefinitionInput, KeyElement, attribute_definitions,
@@ -96,6 +97,7 @@ struct CreateTableRequest<'a> {
     tags: Vec<(String, String)>,
     table_class: Option<TableClass>,
     deletion_protection: bool,
+    local_indexes: Vec<LocalIndex>,
 }
 
 /// CreateTable.
@@ -129,11 +131,15 @@ fn parse_create_table(input: &Object) -> ApiResult<CreateTableRequest<'_>> {
     if input::has(input, "ResourcePolicy") {
         return Err(crate::ops::unsupported_parameter("ResourcePolicy"));
     }
-    if members.has_indexes() {
+    if members.global_indexes.is_some() {
         return Err(crate::ops::unsupported_parameter(
-            "Secondary indexes (LocalSecondaryIndexes, GlobalSecondaryIndexes)",
+            "Global secondary indexes (GlobalSecondaryIndexes)",
         ));
     }
+    let local_indexes = match &members.local_indexes {
+        Some(indexes) => local_index_definitions(indexes, &members.definitions)?,
+        None => Vec::new(),
+    };
     Ok(CreateTableRequest {
         name: members.name,
         definitions: members.definitions,
@@ -144,6 +150,7 @@ fn parse_create_table(input: &Object) -> ApiResult<CreateTableRequest<'_>> {
         tags,
         table_class,
         deletion_protection: input::boolean(input, "DeletionProtectionEnabled").unwrap_or(false),
+        local_indexes,
     })
 }
 
@@ -394,6 +401,7 @@ fn table_definition(
         tags,
         table_class,
         deletion_protection,
+        local_indexes,
     } = request;
     let key_attribute = |element: Option<&KeyElement>| -> Option<KeyAttribute> {
         let name = element?.name.clone()?;
@@ -447,5 +455,6 @@ fn table_definition(
         status: TableStatus::Creating,
         keyspace: String::new(),
         partitions: Vec::new(),
+        local_indexes,
     })
 }
