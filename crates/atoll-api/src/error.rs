@@ -323,7 +323,7 @@ impl ApiError {
             }
             (E::Rejected(WriteRejection::ItemCollectionTooLarge), _) => ApiError::new(
                 ErrorKind::ItemCollectionSizeLimitExceeded,
-                "Item collection size limit exceeded",
+                "Collection size exceeded.",
             ),
             (e, _) if e.is_retryable() => {
                 ApiError::new(ErrorKind::ServiceUnavailable, e.to_string())
