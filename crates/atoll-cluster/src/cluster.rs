@@ -20,11 +20,13 @@ mod balance;
 mod catalog_client;
 mod decommission;
 mod hosting;
+mod index_tables;
 mod membership;
 mod observe;
 mod repair;
 mod routing;
 mod rpc;
+mod shipping;
 mod splits;
 
 pub use admin::{ClusterReport, NodeReport, PartitionReport, TableReport};
@@ -148,6 +150,7 @@ pub struct Cluster {
     // Serialises table lifecycle work (create, delete, split) on this node.
     lifecycle: Arc<tokio::sync::Mutex<()>>,
     replicas: Arc<ReplicaController>,
+    shipper: Arc<shipping::Shipper>,
     // Seed of table ids in a simulation (`NodeOptions::rng_seed`), and how
     // many were drawn.
     rng_seed: Option<u64>,
@@ -212,6 +215,7 @@ impl Cluster {
             Arc::downgrade(&cluster.splitter),
             options.split_check_interval,
         ));
+        tokio::spawn(shipping::ship_outboxes(Arc::downgrade(&cluster.shipper)));
         Ok(cluster)
     }
 
@@ -248,6 +252,11 @@ impl Cluster {
             host.clone(),
             peers.clone(),
         ));
+        let shipper = Arc::new(shipping::Shipper::new(
+            catalog.clone(),
+            host.clone(),
+            router.clone(),
+        ));
         Ok(Arc::new(Cluster {
             storage,
             node,
@@ -255,6 +264,7 @@ impl Cluster {
             catalog,
             host,
             router,
+            shipper,
             splitter,
             lifecycle,
             replicas,
@@ -280,6 +290,7 @@ impl Cluster {
                 tracing::warn!(table = %table.name, error = %e, "could not finish what a crash interrupted");
             }
         }
+        self.delete_orphaned_index_tables().await;
         if let Err(e) = self.host.forget_orphaned_groups().await {
             tracing::warn!(error = %e, "could not delete the state of groups no longer placed here");
         }
@@ -376,13 +387,10 @@ impl Cluster {
         mut definition: TableDefinition,
     ) -> Result<Arc<TableDefinition>, ClusterError> {
         let _lifecycle = self.lifecycle.lock().await;
-        definition.table_id = self.new_table_id();
-        definition.keyspace = format!(
-            "{TABLE_KEYSPACE_PREFIX}{}",
-            definition.table_id.replace('-', "")
-        );
-        definition.created_ms = now_ms();
-        definition.partitions.clear();
+        self.prepare_new_table(&mut definition);
+        // The indexes' tables first: the table's partitions feed them from
+        // its first write.
+        let index_tables = self.create_index_tables(&mut definition).await?;
         let name = definition.name.clone();
         let created = self
             .catalog
@@ -393,6 +401,9 @@ impl Cluster {
             .await?
             .map_err(|r| r.into_error(&name))?
             .ok_or_else(|| ClusterError::Catalog("create produced no table".into()))?;
+        for index_table in &index_tables {
+            self.activate(index_table).await?;
+        }
         self.activate(&created).await?;
         Ok(created)
     }

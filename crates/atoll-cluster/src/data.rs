@@ -140,15 +140,14 @@ impl BatchOutcome {
     /// (empty without local indexes).
     pub(crate) fn record(
         &mut self,
-        table: &TableDefinition,
         indices: &[usize],
         old_sizes_bytes: &[u32],
         collection_sizes_bytes: &[u64],
-        index_writes: Vec<Vec<(u8, u32)>>,
+        index_writes: Vec<Vec<(String, u32)>>,
     ) {
         for (index, writes) in indices.iter().zip(index_writes) {
             if let Some(slot) = self.index_writes.get_mut(*index) {
-                *slot = index_names(table, writes);
+                *slot = writes;
             }
         }
         for (position, index) in indices.iter().enumerate() {
@@ -166,17 +165,6 @@ impl BatchOutcome {
             }
         }
     }
-}
-
-/// Index writes named by the table's indexes rather than their numbers.
-fn index_names(table: &TableDefinition, writes: Vec<(u8, u32)>) -> Vec<(String, u32)> {
-    writes
-        .into_iter()
-        .filter_map(|(number, size)| {
-            let position = usize::from(number).checked_sub(1)?;
-            Some((table.local_indexes.get(position)?.name.clone(), size))
-        })
-        .collect()
 }
 
 /// One unconditional write of a batch (BatchWriteItem).
@@ -312,8 +300,10 @@ impl DataPlane {
                 returned,
                 old_size_bytes,
                 new_size_bytes,
-                collection_size_bytes: Some(collection_size_bytes),
-                index_writes: index_names(table, index_writes),
+                // Only tables with local indexes have item collections to report.
+                collection_size_bytes: (!table.local_indexes.is_empty())
+                    .then_some(collection_size_bytes),
+                index_writes,
             }),
             PartitionOutput::ConditionFailed {
                 old,
@@ -435,6 +425,8 @@ impl DataPlane {
 }
 
 mod local_index;
+
+pub use local_index::GlobalIndexStart;
 
 /// A row-key range: its start and end.
 type RowKeyBounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);

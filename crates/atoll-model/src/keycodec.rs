@@ -286,7 +286,18 @@ pub fn local_index_sort_prefix(
     sort: &AttributeValue,
     begins_with: bool,
 ) -> Result<Vec<u8>, KeyCodecError> {
-    let mut out = local_index_prefix(index_number, pk)?;
+    index_sort_prefix(local_index_prefix(index_number, pk)?, sort, begins_with)
+}
+
+/// `partition_prefix` (the prefix of every entry of one index partition
+/// key) extended to the entries whose index sort key is `sort` (or, with
+/// `begins_with`, starts with it: S and B only).
+pub fn index_sort_prefix(
+    partition_prefix: Vec<u8>,
+    sort: &AttributeValue,
+    begins_with: bool,
+) -> Result<Vec<u8>, KeyCodecError> {
+    let mut out = partition_prefix;
     match (sort, begins_with) {
         (AttributeValue::S(text), true) => {
             out.push(TAG_S);
@@ -330,5 +341,27 @@ pub fn local_index_entry_row_key(entry_key: &[u8]) -> Result<Vec<u8>, KeyCodecEr
     let mut out = Vec::with_capacity(partition.len() + table_sort.len());
     out.extend_from_slice(partition);
     out.extend_from_slice(table_sort);
+    Ok(out)
+}
+
+/// The key of a global secondary index entry in the index's own table:
+///
+/// ```text
+/// token ‖ pk tag ‖ escaped index pk ‖ 0x00 0x01 ‖ [index sort component] ‖ base row key
+/// ```
+///
+/// Partitioned by the token of the index's partition key like a table's
+/// row keys, so the index's partitions split and move as a table's do;
+/// the item's row key at the end keeps entries of equal index keys apart.
+pub fn encode_global_index_key(
+    pk: &AttributeValue,
+    sort: Option<&AttributeValue>,
+    base_row_key: &[u8],
+) -> Result<Vec<u8>, KeyCodecError> {
+    let mut out = row_key_prefix_for_partition(pk)?;
+    if let Some(sort) = sort {
+        index_sort_component(sort, &mut out)?;
+    }
+    out.extend_from_slice(base_row_key);
     Ok(out)
 }

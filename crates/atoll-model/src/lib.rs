@@ -16,9 +16,9 @@ mod testing;
 
 pub use error::{KeyCodecError, ModelError, NumberDecodeError, NumberError, RecordError};
 pub use keycodec::{
-    decode_row_key, encode_local_index_key, encode_row_key, local_index_entry_row_key,
-    local_index_prefix, local_index_sort_prefix, partition_token, row_key_partition_part,
-    row_key_prefix_for_partition, row_key_token,
+    decode_row_key, encode_global_index_key, encode_local_index_key, encode_row_key,
+    index_sort_prefix, local_index_entry_row_key, local_index_prefix, local_index_sort_prefix,
+    partition_token, row_key_partition_part, row_key_prefix_for_partition, row_key_token,
 };
 pub use number::Number;
 pub use record::{decode_item, encode_item};

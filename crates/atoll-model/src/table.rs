@@ -247,6 +247,70 @@ pub struct TableDefinition {
     /// life: the position is the index's number in storage).
     #[serde(default)]
     pub local_indexes: Vec<LocalIndex>,
+    /// Global secondary indexes, in creation order.
+    #[serde(default)]
+    pub global_indexes: Vec<GlobalIndex>,
+    /// For the hidden table holding a global secondary index's entries:
+    /// the table and index it serves (`None` for a user's table).
+    #[serde(default)]
+    pub index_of: Option<IndexOwner>,
+}
+
+/// Lifecycle state of a global secondary index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IndexStatus {
+    /// Being created (and backfilled).
+    Creating,
+    /// Serving.
+    Active,
+    /// Its throughput is changing.
+    Updating,
+    /// Being deleted.
+    Deleting,
+}
+
+impl IndexStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndexStatus::Creating => "CREATING",
+            IndexStatus::Active => "ACTIVE",
+            IndexStatus::Updating => "UPDATING",
+            IndexStatus::Deleting => "DELETING",
+        }
+    }
+}
+
+/// A global secondary index: another partition key (and sort key) for the
+/// table's items, its entries kept in partitions of their own (the hidden
+/// table `table_name`), fed from the table's partitions asynchronously.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlobalIndex {
+    /// Index name, unique among the table's indexes.
+    pub name: String,
+    /// The index's partition key and optional sort key.
+    pub key_schema: KeySchema,
+    /// What the index holds of each item.
+    pub projection: Projection,
+    /// Provisioned throughput (zeros for on-demand tables).
+    pub throughput: Throughput,
+    /// Lifecycle state.
+    pub status: IndexStatus,
+    /// Whether existing items are still being copied in.
+    pub backfilling: bool,
+    /// The hidden table holding the entries.
+    pub table_name: String,
+}
+
+/// What a hidden index table serves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexOwner {
+    /// The table indexed.
+    pub table: String,
+    /// Which incarnation of it.
+    pub table_id: String,
+    /// The global secondary index.
+    pub index: String,
 }
 
 /// What an index stores of each item besides the table's and the index's keys.
@@ -337,10 +401,27 @@ impl TableDefinition {
         table_arn(&self.region, &self.name)
     }
 
-    /// The storage keyspace of the table's local index entries (`None`
-    /// without local indexes).
-    pub fn local_index_keyspace(&self) -> Option<String> {
-        (!self.local_indexes.is_empty()).then(|| format!("{}_lsi", self.keyspace))
+    /// The storage keyspace of the table's index bookkeeping: local index
+    /// entries and item collection sizes, the outbox of global index
+    /// changes, or (a hidden index table) the versions of its entries.
+    /// `None` when the table needs none.
+    pub fn index_keyspace(&self) -> Option<String> {
+        let needed = !self.local_indexes.is_empty()
+            || !self.global_indexes.is_empty()
+            || self.index_of.is_some();
+        needed.then(|| format!("{}_idx", self.keyspace))
+    }
+
+    /// The global secondary index called `name`.
+    pub fn global_index(&self, name: &str) -> Option<&GlobalIndex> {
+        self.global_indexes.iter().find(|index| index.name == name)
+    }
+
+    /// The name of the hidden table holding global index `index` of the
+    /// table `table` (incarnation `table_id`): a `/` keeps it apart from
+    /// every name a user may give.
+    pub fn index_table_name(table: &str, table_id: &str, index: &str) -> String {
+        format!("{table}/index/{index}/{table_id}")
     }
 
     /// The local secondary index called `name`.

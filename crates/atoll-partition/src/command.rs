@@ -7,6 +7,7 @@ use atoll_model::{AttributeValue, Item};
 use serde::{Deserialize, Serialize};
 
 use crate::error::PartitionError;
+use crate::global_index::IndexEntryChange;
 
 /// One item write. Row keys are computed by the proposer, so the state machine
 /// needs no key schema; items travel in the on-disk record encoding.
@@ -109,6 +110,20 @@ pub enum PartitionCommand {
     Split {
         /// First token of the part that leaves.
         at_token: u64,
+    },
+    // Appended only: the log holds commands of earlier versions.
+    /// Apply changes of items' entries shipped from a table's outboxes (to
+    /// a partition of a global index's table): each only if newer than
+    /// what the partition holds for its item there.
+    ApplyIndexChanges {
+        /// The changes, their records' tokens all in this partition.
+        changes: Vec<IndexEntryChange>,
+    },
+    /// Remove this partition's outbox records up to and including key
+    /// `through` (their changes reached the index partitions).
+    TrimOutbox {
+        /// The last outbox key shipped.
+        through: Vec<u8>,
     },
 }
 
@@ -253,18 +268,30 @@ pub enum PartitionOutput {
         old_size_bytes: u32,
         /// DynamoDB size of the item after the write (0 if deleted).
         new_size_bytes: u32,
-        /// Size of the item's collection after the write (items and index entries).
+        /// Size of the item's collection after the write (items and local
+        /// index entries; 0 on a table without local indexes).
         collection_size_bytes: u64,
-        /// Index entries written or removed, as (index number, entry size).
-        index_writes: Vec<(u8, u32)>,
+        /// Index entries written or removed, as (index name, entry size).
+        index_writes: Vec<(String, u32)>,
     },
     /// `BatchWritten`, on a table with local secondary indexes.
     BatchWrittenInCollections {
         /// DynamoDB size of each item before its write, in batch order.
         old_sizes_bytes: Vec<u32>,
-        /// Size of each write's item collection after the batch, in batch order.
+        /// Size of each write's item collection after the batch, in batch
+        /// order (empty on a table without local indexes).
         collection_sizes_bytes: Vec<u64>,
-        /// Index entries written or removed, as (index number, entry size), in batch order.
-        index_writes: Vec<Vec<(u8, u32)>>,
+        /// Index entries written or removed, as (index name, entry size), in batch order.
+        index_writes: Vec<Vec<(String, u32)>>,
+    },
+    /// Index changes applied (`ApplyIndexChanges`).
+    IndexChangesApplied {
+        /// How many were newer than what the partition held.
+        applied: u32,
+    },
+    /// Outbox records removed (`TrimOutbox`).
+    OutboxTrimmed {
+        /// How many.
+        removed: u32,
     },
 }

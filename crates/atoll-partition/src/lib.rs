@@ -7,6 +7,7 @@
 
 mod command;
 mod error;
+mod global_index;
 mod local_index;
 mod read;
 mod snapshot;
@@ -19,6 +20,9 @@ pub use command::{
     WriteRejection,
 };
 pub use error::PartitionError;
+pub use global_index::{
+    GlobalIndexSpec, GlobalIndexes, IndexEntryChange, ItemVersion, OutboxEntry, decode_outbox_entry,
+};
 pub use local_index::{
     DEFAULT_ITEM_COLLECTION_LIMIT_BYTES, LocalIndexes, MAX_LOCAL_INDEXES, index_number,
 };

@@ -43,7 +43,8 @@ pub struct LocalIndexes {
 
 /// One index entry an item has.
 struct Entry {
-    number: u8,
+    /// Position of its index among the table's.
+    position: usize,
     key: Vec<u8>,
     value: Vec<u8>,
     size_bytes: u64,
@@ -59,9 +60,9 @@ pub(crate) struct IndexChange {
     pub(crate) collection_key: Vec<u8>,
     /// How the collection's size changes (items and entries).
     pub(crate) collection_delta_bytes: i64,
-    /// Each entry written or removed, as (index number, entry size): what
+    /// Each entry written or removed, as (index name, entry size): what
     /// DynamoDB charges index writes by.
-    pub(crate) entry_writes: Vec<(u8, u32)>,
+    pub(crate) entry_writes: Vec<(String, u32)>,
 }
 
 impl LocalIndexes {
@@ -143,7 +144,7 @@ impl LocalIndexes {
             let projected_size = item_size_bytes(&projected);
             let size_bytes = projected_size as u64 + ENTRY_OVERHEAD_BYTES;
             entries.push(Entry {
-                number,
+                position,
                 key: entry_key,
                 value: stored_value(&encode_item(&projected), projected_size as u32),
                 size_bytes,
@@ -178,10 +179,16 @@ impl LocalIndexes {
             - entry_bytes(&old_entries);
         let mut entry_writes = Vec::new();
         let size = |entry: &Entry| u32::try_from(entry.size_bytes).unwrap_or(u32::MAX);
+        let name = |entry: &Entry| {
+            self.indexes
+                .get(entry.position)
+                .map(|index| index.name.clone())
+                .unwrap_or_default()
+        };
         let mut deletes = Vec::new();
         for old in &old_entries {
             if !new_entries.iter().any(|new| new.key == old.key) {
-                entry_writes.push((old.number, size(old)));
+                entry_writes.push((name(old), size(old)));
                 deletes.push(old.key.clone());
             }
         }
@@ -191,7 +198,7 @@ impl LocalIndexes {
                 .iter()
                 .any(|old| old.key == new.key && old.value == new.value);
             if !unchanged {
-                entry_writes.push((new.number, size(&new)));
+                entry_writes.push((name(&new), size(&new)));
                 puts.push((new.key, new.value));
             }
         }

@@ -18,9 +18,14 @@ use crate::command::{
     WriteRejection,
 };
 use crate::error::PartitionError;
-use crate::local_index::{IndexChange, LocalIndexes, decode_collection_size};
+use crate::global_index::GlobalIndexes;
+use crate::local_index::LocalIndexes;
 use crate::snapshot;
+
+mod indexing;
+
 use crate::stored::{stored_item, stored_size, stored_value};
+use indexing::{CollectionSizes, ItemChange};
 
 /// Item count and total item size of a partition, maintained by `apply`.
 #[derive(Debug, Default)]
@@ -120,6 +125,13 @@ pub struct PartitionStateMachine {
     // The table's local secondary indexes (fixed for the table's life, so
     // every replica and every replay of the log maintains the same ones).
     local: Option<LocalIndexes>,
+    // The table's global secondary indexes, fed through the outbox.
+    global: Option<GlobalIndexes>,
+    // The keyspace of index bookkeeping (local index entries, collection
+    // sizes, the outbox; on an index table, entry versions).
+    aux: Option<Keyspace>,
+    // Whether this is a partition of a global index's hidden table.
+    index_table: bool,
 }
 
 impl PartitionStateMachine {
@@ -154,13 +166,43 @@ impl PartitionStateMachine {
             stats: Arc::new(stats),
             range: Mutex::new(range),
             local: None,
+            global: None,
+            aux: None,
+            index_table: false,
         })
     }
 
     /// This partition, maintaining its table's local secondary indexes.
     pub fn with_local_indexes(mut self, local: LocalIndexes) -> Self {
+        self.aux = Some(local.keyspace().clone());
         self.local = Some(local);
         self
+    }
+
+    /// This partition, feeding its table's global secondary indexes
+    /// through an outbox in `aux` (the table's index keyspace).
+    pub fn with_global_indexes(mut self, aux: Keyspace, global: GlobalIndexes) -> Self {
+        self.aux = Some(aux);
+        self.global = Some(global);
+        self
+    }
+
+    /// This partition, a partition of a global index's hidden table, its
+    /// entries' versions kept in `aux`.
+    pub fn as_index_table(mut self, aux: Keyspace) -> Self {
+        self.aux = Some(aux);
+        self.index_table = true;
+        self
+    }
+
+    /// The keyspace of this partition's index bookkeeping, if it has one.
+    pub fn aux_keyspace(&self) -> Option<&Keyspace> {
+        self.aux.as_ref()
+    }
+
+    /// This partition's group.
+    pub fn group_id(&self) -> u64 {
+        self.group_id
     }
 
     /// The table's local secondary indexes, if it has any.
@@ -346,6 +388,7 @@ impl PartitionStateMachine {
         &self,
         ctx: &mut ApplyContext,
         write: ItemWrite,
+        log_index: u64,
     ) -> Result<PartitionOutput, StorageError> {
         debug_assert!(
             self.owns(&write.row_key),
@@ -361,7 +404,7 @@ impl PartitionStateMachine {
         let needs_old = write.condition.is_some()
             || matches!(write.action, WriteAction::Update { .. })
             || write.return_values != ReturnValues::None
-            || self.local.is_some();
+            || self.has_indexes();
         let old_item = match (&stored, needs_old) {
             (Some(value), true) => Some(stored_item(value).map_err(corrupt)?),
             _ => None,
@@ -385,7 +428,7 @@ impl PartitionStateMachine {
         }
         // Everything that can fail happens before the first write to `ctx`:
         // a rejected write must leave nothing behind in the apply batch.
-        let new = match new_state(&write, old_item.as_ref(), &env, self.local.is_some())? {
+        let new = match new_state(&write, old_item.as_ref(), &env, self.has_indexes())? {
             Ok(new) => new,
             Err(NoWrite::Refused(output)) => return Ok(output),
             // Nothing to write: the item stays missing.
@@ -398,22 +441,21 @@ impl PartitionStateMachine {
                 });
             }
         };
-        let indexed = match &self.local {
-            Some(local) => {
-                let change = ItemChange {
-                    row_key: &write.row_key,
-                    old: old_item.as_ref(),
-                    old_size_bytes,
-                    new: new.item.as_ref(),
-                    new_size_bytes: new.size_bytes,
-                };
-                let mut sizes = CollectionSizes::default();
-                match self.plan_indexes(ctx, local, &change, &mut sizes)? {
-                    Ok(plan) => Some((plan, sizes)),
-                    Err(rejection) => return Ok(PartitionOutput::Refused(rejection)),
-                }
+        let mut sizes = CollectionSizes::default();
+        let plan = if self.has_indexes() {
+            let change = ItemChange {
+                row_key: &write.row_key,
+                old: old_item.as_ref(),
+                old_size_bytes,
+                new: new.item.as_ref(),
+                new_size_bytes: new.size_bytes,
+            };
+            match self.plan_indexes(ctx, &change, &mut sizes, (self.group_id, log_index))? {
+                Ok(plan) => Some(plan),
+                Err(rejection) => return Ok(PartitionOutput::Refused(rejection)),
             }
-            None => None,
+        } else {
+            None
         };
         let returned = returned_attributes(&write, old_item, new.item, &env)?;
         let old_count = i64::from(stored.is_some());
@@ -428,12 +470,12 @@ impl PartitionStateMachine {
             i64::from(new.size_bytes) - i64::from(old_size_bytes),
         );
         let returned = returned.filter(|item| !item.is_empty());
-        Ok(match (indexed, &self.local) {
-            (Some((plan, sizes)), Some(local)) => {
-                let collection_size_bytes = sizes.size_of(&plan.collection_key);
-                let index_writes = plan.entry_writes.clone();
-                write_index_change(ctx, local, plan);
-                sizes.write(ctx, local);
+        Ok(match plan {
+            Some(plan) => {
+                let collection_size_bytes = plan.collection_size(&sizes);
+                let index_writes = plan.index_writes.clone();
+                self.write_index_plan(ctx, plan, log_index, &mut 0)?;
+                self.write_collection_sizes(ctx, sizes);
                 PartitionOutput::WrittenInCollection {
                     returned,
                     old_size_bytes,
@@ -442,195 +484,12 @@ impl PartitionStateMachine {
                     index_writes,
                 }
             }
-            _ => PartitionOutput::Written {
+            None => PartitionOutput::Written {
                 returned,
                 old_size_bytes,
                 new_size_bytes: new.size_bytes,
             },
         })
-    }
-
-    /// What a write does to the local indexes: the new item's index keys
-    /// checked, its entries' changes, and its collection's size (counted
-    /// in `sizes`, which a batch shares across its writes) within the limit.
-    fn plan_indexes(
-        &self,
-        ctx: &ApplyContext,
-        local: &LocalIndexes,
-        change: &ItemChange<'_>,
-        sizes: &mut CollectionSizes,
-    ) -> Result<Result<IndexChange, WriteRejection>, StorageError> {
-        if let Some(new) = change.new
-            && let Err(rejection) = local.check_keys(new)
-        {
-            return Ok(Err(rejection));
-        }
-        let plan = local
-            .change(
-                change.row_key,
-                change.old,
-                change.old_size_bytes,
-                change.new,
-                change.new_size_bytes,
-            )
-            .map_err(corrupt)?;
-        let before = sizes.current(ctx, local, &plan.collection_key)?;
-        let after = before.saturating_add_signed(plan.collection_delta_bytes);
-        if plan.collection_delta_bytes > 0 && after > local.collection_limit_bytes() {
-            return Ok(Err(WriteRejection::ItemCollectionTooLarge));
-        }
-        sizes.set(plan.collection_key.clone(), after);
-        Ok(Ok(plan))
-    }
-
-    /// Applies a batch on a table with local indexes: every write planned
-    /// first (a batch that would overfill a collection is refused whole,
-    /// with nothing written), then written.
-    fn apply_indexed_batch(
-        &self,
-        ctx: &mut ApplyContext,
-        local: &LocalIndexes,
-        ops: Vec<WriteOp>,
-    ) -> Result<PartitionOutput, StorageError> {
-        let mut sizes = CollectionSizes::default();
-        let mut planned = Vec::with_capacity(ops.len());
-        for op in ops {
-            debug_assert!(
-                self.owns(op.row_key()),
-                "batch write outside the partition's range"
-            );
-            let stored = ctx.get(&self.items, op.row_key())?;
-            let old_size_bytes = match &stored {
-                Some(value) => stored_size(value).map_err(corrupt)?,
-                None => 0,
-            };
-            let old = match &stored {
-                Some(value) => Some(stored_item(value).map_err(corrupt)?),
-                None => None,
-            };
-            let (new, new_size_bytes) = match &op {
-                WriteOp::Put {
-                    record, size_bytes, ..
-                } => (
-                    Some(
-                        atoll_model::decode_item(record)
-                            .map_err(|e| corrupt(PartitionError::Corrupt(e.to_string())))?,
-                    ),
-                    *size_bytes,
-                ),
-                WriteOp::Delete { .. } => (None, 0),
-            };
-            let change = ItemChange {
-                row_key: op.row_key(),
-                old: old.as_ref(),
-                old_size_bytes,
-                new: new.as_ref(),
-                new_size_bytes,
-            };
-            match self.plan_indexes(ctx, local, &change, &mut sizes)? {
-                Ok(plan) => planned.push((op, stored.is_some(), old_size_bytes, plan)),
-                Err(rejection) => return Ok(PartitionOutput::Refused(rejection)),
-            }
-        }
-        let mut old_sizes_bytes = Vec::with_capacity(planned.len());
-        let mut collection_sizes_bytes = Vec::with_capacity(planned.len());
-        let mut index_writes = Vec::with_capacity(planned.len());
-        for (op, existed, old_size_bytes, plan) in planned {
-            collection_sizes_bytes.push(sizes.size_of(&plan.collection_key));
-            index_writes.push(plan.entry_writes.clone());
-            let old_count = i64::from(existed);
-            match op {
-                WriteOp::Put {
-                    row_key,
-                    record,
-                    size_bytes,
-                } => {
-                    self.stats.apply_change(
-                        1 - old_count,
-                        i64::from(size_bytes) - i64::from(old_size_bytes),
-                    );
-                    ctx.put(&self.items, row_key, stored_value(&record, size_bytes));
-                }
-                WriteOp::Delete { row_key } => {
-                    self.stats
-                        .apply_change(-old_count, -i64::from(old_size_bytes));
-                    if existed {
-                        ctx.delete(&self.items, row_key);
-                    }
-                }
-            }
-            write_index_change(ctx, local, plan);
-            old_sizes_bytes.push(old_size_bytes);
-        }
-        sizes.write(ctx, local);
-        Ok(PartitionOutput::BatchWrittenInCollections {
-            old_sizes_bytes,
-            collection_sizes_bytes,
-            index_writes,
-        })
-    }
-}
-
-/// An item's change, as index maintenance sees it.
-struct ItemChange<'a> {
-    row_key: &'a [u8],
-    old: Option<&'a Item>,
-    old_size_bytes: u32,
-    new: Option<&'a Item>,
-    new_size_bytes: u32,
-}
-
-/// Item collection sizes as one command leaves them (a batch's writes may
-/// share a collection), written once at its end.
-#[derive(Default)]
-struct CollectionSizes {
-    sizes: BTreeMap<Vec<u8>, u64>,
-}
-
-impl CollectionSizes {
-    /// The collection's size so far in this command.
-    fn current(
-        &self,
-        ctx: &ApplyContext,
-        local: &LocalIndexes,
-        key: &[u8],
-    ) -> Result<u64, StorageError> {
-        if let Some(size) = self.sizes.get(key) {
-            return Ok(*size);
-        }
-        match ctx.get(local.keyspace(), key)? {
-            Some(bytes) => decode_collection_size(&bytes).map_err(corrupt),
-            None => Ok(0),
-        }
-    }
-
-    fn set(&mut self, key: Vec<u8>, size_bytes: u64) {
-        self.sizes.insert(key, size_bytes);
-    }
-
-    fn size_of(&self, key: &[u8]) -> u64 {
-        self.sizes.get(key).copied().unwrap_or(0)
-    }
-
-    /// Writes the sizes; an empty collection's record goes.
-    fn write(self, ctx: &mut ApplyContext, local: &LocalIndexes) {
-        for (key, size_bytes) in self.sizes {
-            if size_bytes == 0 {
-                ctx.delete(local.keyspace(), key);
-            } else {
-                ctx.put(local.keyspace(), key, size_bytes.to_be_bytes().to_vec());
-            }
-        }
-    }
-}
-
-/// Writes a planned change of index entries.
-fn write_index_change(ctx: &mut ApplyContext, local: &LocalIndexes, plan: IndexChange) {
-    for key in plan.deletes {
-        ctx.delete(local.keyspace(), key);
-    }
-    for (key, value) in plan.puts {
-        ctx.put(local.keyspace(), key, value);
     }
 }
 
@@ -788,7 +647,7 @@ impl GroupStateMachine for PartitionStateMachine {
     fn apply(
         &self,
         ctx: &mut ApplyContext,
-        _log_index: u64,
+        log_index: u64,
         command: &[u8],
     ) -> Result<PartitionOutput, StorageError> {
         let command = PartitionCommand::decode(command).map_err(corrupt)?;
@@ -796,16 +655,25 @@ impl GroupStateMachine for PartitionStateMachine {
             PartitionCommand::Write(write) if !self.owns(&write.row_key) => {
                 PartitionOutput::WrongPartition
             }
-            PartitionCommand::Write(write) => self.apply_write(ctx, *write)?,
+            PartitionCommand::Write(write) => self.apply_write(ctx, *write, log_index)?,
             // A batch is refused whole, before any of it is applied, so the
             // router can regroup it by the new partition map.
             PartitionCommand::Batch { ops } if !ops.iter().all(|op| self.owns(op.row_key())) => {
                 PartitionOutput::WrongPartition
             }
             PartitionCommand::Split { at_token } => self.apply_split(ctx, at_token)?,
-            PartitionCommand::Batch { ops } => match &self.local {
-                Some(local) => self.apply_indexed_batch(ctx, local, ops)?,
-                None => {
+            PartitionCommand::ApplyIndexChanges { changes }
+                if !changes.iter().all(|c| self.owns(&c.record)) =>
+            {
+                PartitionOutput::WrongPartition
+            }
+            PartitionCommand::ApplyIndexChanges { changes } => {
+                self.apply_index_changes(ctx, changes)?
+            }
+            PartitionCommand::TrimOutbox { through } => self.apply_trim_outbox(ctx, &through)?,
+            PartitionCommand::Batch { ops } => match self.has_indexes() {
+                true => self.apply_indexed_batch(ctx, ops, log_index)?,
+                false => {
                     let mut old_sizes_bytes = Vec::with_capacity(ops.len());
                     for op in ops {
                         old_sizes_bytes.push(self.apply_op(ctx, op)?);
@@ -842,10 +710,7 @@ impl GroupStateMachine for PartitionStateMachine {
         let export = snapshot::Export {
             range,
             items: &self.items,
-            local: self
-                .local
-                .as_ref()
-                .map(|local| (local.keyspace(), local.token_ranges(range.0, range.1))),
+            local: self.aux.as_ref().map(|aux| (aux, self.aux_ranges(range))),
         };
         snapshot::export(&export, view, out)
     }
@@ -864,13 +729,8 @@ impl GroupStateMachine for PartitionStateMachine {
         let mut import = snapshot::Import::new(input, sectioned);
         let (item_count, size_bytes) =
             snapshot::import_items(&mut import, &self.items, range, out)?;
-        if let Some(local) = &self.local {
-            snapshot::import_local_indexes(
-                &mut import,
-                local.keyspace(),
-                local.token_ranges(range.0, range.1),
-                out,
-            )?;
+        if let Some(aux) = &self.aux {
+            snapshot::import_local_indexes(&mut import, aux, self.aux_ranges(range), out)?;
         }
         import.finish()?;
         self.stats.set(item_count, size_bytes);

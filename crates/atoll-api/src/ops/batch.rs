@@ -136,7 +136,7 @@ struct TableWritten {
     /// Write units of the items.
     units: f64,
     /// Write units of local index entries, by index.
-    index_units: std::collections::BTreeMap<String, f64>,
+    index_units: super::capacity::IndexUnits,
     /// `ItemCollectionMetrics` of each write (tables with local indexes).
     collections: Vec<Value>,
 }
@@ -387,7 +387,7 @@ async fn execute_batch_writes(api: &Api, shares: Vec<TableWrites>) -> ApiResult<
             Ok::<_, ApiError>(TableWritten {
                 name: table.name.clone(),
                 units,
-                index_units: super::index_writes::index_write_units(&index_writes),
+                index_units: super::index_writes::index_write_units(&table, &index_writes),
                 collections,
             })
         },

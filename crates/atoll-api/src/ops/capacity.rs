@@ -40,18 +40,20 @@ impl ReturnCapacity {
 
     /// The `ConsumedCapacity` value for `units` consumed on `table`, if asked for.
     pub(crate) fn report(self, table: &str, units: f64) -> Option<Value> {
-        self.report_indexed(table, units, &BTreeMap::new())
+        self.report_indexed(table, units, &IndexUnits::default())
     }
 
     /// The `ConsumedCapacity` value for `table_units` consumed on `table`
-    /// and `local_units` on its local secondary indexes, if asked for.
+    /// and `index_units` on its secondary indexes, if asked for.
     pub(crate) fn report_indexed(
         self,
         table: &str,
         table_units: f64,
-        local_units: &BTreeMap<String, f64>,
+        index_units: &IndexUnits,
     ) -> Option<Value> {
-        let total = table_units + local_units.values().sum::<f64>();
+        let total = table_units
+            + index_units.local.values().sum::<f64>()
+            + index_units.global.values().sum::<f64>();
         match self {
             ReturnCapacity::None => None,
             ReturnCapacity::Total => Some(json!({"TableName": table, "CapacityUnits": total})),
@@ -61,18 +63,49 @@ impl ReturnCapacity {
                     "CapacityUnits": total,
                     "Table": {"CapacityUnits": table_units}
                 });
-                if !local_units.is_empty()
-                    && let Some(object) = consumed.as_object_mut()
-                {
-                    let indexes: serde_json::Map<String, Value> = local_units
-                        .iter()
-                        .map(|(name, units)| (name.clone(), json!({"CapacityUnits": units})))
-                        .collect();
-                    object.insert("LocalSecondaryIndexes".into(), Value::Object(indexes));
+                for (member, units) in [
+                    ("LocalSecondaryIndexes", &index_units.local),
+                    ("GlobalSecondaryIndexes", &index_units.global),
+                ] {
+                    if !units.is_empty()
+                        && let Some(object) = consumed.as_object_mut()
+                    {
+                        let indexes: serde_json::Map<String, Value> = units
+                            .iter()
+                            .map(|(name, units)| (name.clone(), json!({"CapacityUnits": units})))
+                            .collect();
+                        object.insert(member.into(), Value::Object(indexes));
+                    }
                 }
                 Some(consumed)
             }
         }
+    }
+}
+
+/// Capacity units consumed on secondary indexes, by index name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct IndexUnits {
+    /// On local secondary indexes.
+    pub(crate) local: BTreeMap<String, f64>,
+    /// On global secondary indexes.
+    pub(crate) global: BTreeMap<String, f64>,
+}
+
+impl IndexUnits {
+    /// Adds `units` on index `index` of `table`.
+    pub(crate) fn add(
+        &mut self,
+        table: &atoll_model::table::TableDefinition,
+        index: &str,
+        units: f64,
+    ) {
+        let on = if table.global_index(index).is_some() {
+            &mut self.global
+        } else {
+            &mut self.local
+        };
+        *on.entry(index.to_string()).or_insert(0.0) += units;
     }
 }
 

@@ -1,7 +1,11 @@
 //! `TableDescription` as DynamoDB returns it.
 
 use atoll_cluster::TableStats;
-use atoll_model::table::{BillingMode, TableClass, TableDefinition, TableStatus, table_arn};
+use std::collections::BTreeMap;
+
+use atoll_model::table::{
+    BillingMode, IndexStatus, TableClass, TableDefinition, TableStatus, table_arn,
+};
 use serde_json::{Map, Value, json};
 
 fn seconds(ms: u64) -> Value {
@@ -42,9 +46,12 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 pub(crate) fn table_description(
     table: &TableDefinition,
     region: &str,
-    stats: TableStats,
+    stats: &DescribedStats,
     status: Option<TableStatus>,
 ) -> Value {
+    let described_status = status.unwrap_or(table.status);
+    let index_stats = &stats.global_indexes;
+    let stats = stats.table;
     let mut d = Map::new();
     d.insert(
         "AttributeDefinitions".into(),
@@ -61,10 +68,7 @@ pub(crate) fn table_description(
         "KeySchema".into(),
         key_schema_description(&table.key_schema),
     );
-    d.insert(
-        "TableStatus".into(),
-        json!(status.unwrap_or(table.status).as_str()),
-    );
+    d.insert("TableStatus".into(), json!(described_status.as_str()));
     d.insert("CreationDateTime".into(), seconds(table.created_ms));
     d.insert(
         "ProvisionedThroughput".into(),
@@ -79,6 +83,12 @@ pub(crate) fn table_description(
         d.insert(
             "LocalSecondaryIndexes".into(),
             local_index_descriptions(table, &arn),
+        );
+    }
+    if !table.global_indexes.is_empty() {
+        d.insert(
+            "GlobalSecondaryIndexes".into(),
+            global_index_descriptions(table, &arn, described_status, index_stats),
         );
     }
     if let Some(summary) = billing_mode_summary(table) {
@@ -184,6 +194,73 @@ fn billing_mode_summary(table: &TableDefinition) -> Option<Value> {
         "BillingMode": table.billing_mode.as_str(),
         "LastUpdateToPayPerRequestDateTime": seconds(on_demand_since_ms),
     }))
+}
+
+/// Item counts and sizes DescribeTable reports: the table's, and each
+/// global index's (by index name).
+pub(crate) struct DescribedStats {
+    /// The table's.
+    pub(crate) table: TableStats,
+    /// Each global index's.
+    pub(crate) global_indexes: BTreeMap<String, TableStats>,
+}
+
+/// The statistics of `table` and of its global indexes' tables.
+pub(crate) async fn described_stats(api: &crate::Api, table: &TableDefinition) -> DescribedStats {
+    let mut global_indexes = BTreeMap::new();
+    for index in &table.global_indexes {
+        if let Some(index_table) = api.cluster.catalog().table(&index.table_name) {
+            let stats = api.cluster.table_stats(&index_table).await;
+            global_indexes.insert(index.name.clone(), stats);
+        }
+    }
+    DescribedStats {
+        table: api.cluster.table_stats(table).await,
+        global_indexes,
+    }
+}
+
+/// The table's global secondary indexes; while the table is being
+/// created, so are they.
+fn global_index_descriptions(
+    table: &TableDefinition,
+    table_arn: &str,
+    table_status: TableStatus,
+    stats: &BTreeMap<String, TableStats>,
+) -> Value {
+    Value::Array(
+        table
+            .global_indexes
+            .iter()
+            .map(|index| {
+                let status = match table_status {
+                    TableStatus::Creating => IndexStatus::Creating,
+                    _ => index.status,
+                };
+                let index_stats = stats.get(&index.name).copied().unwrap_or_default();
+                let mut d = json!({
+                    "IndexName": index.name,
+                    "KeySchema": key_schema_description(&index.key_schema),
+                    "Projection": projection_description(&index.projection),
+                    "IndexStatus": status.as_str(),
+                    "ProvisionedThroughput": {
+                        "NumberOfDecreasesToday": index.throughput.decreases_today,
+                        "ReadCapacityUnits": index.throughput.read_capacity_units,
+                        "WriteCapacityUnits": index.throughput.write_capacity_units,
+                    },
+                    "IndexSizeBytes": index_stats.size_bytes,
+                    "ItemCount": index_stats.item_count,
+                    "IndexArn": format!("{table_arn}/index/{}", index.name),
+                });
+                if status == IndexStatus::Creating
+                    && let Some(object) = d.as_object_mut()
+                {
+                    object.insert("Backfilling".into(), json!(index.backfilling));
+                }
+                d
+            })
+            .collect(),
+    )
 }
 
 /// A key schema as DynamoDB describes it: HASH, then RANGE.

@@ -1,9 +1,11 @@
 //! Query and Scan on a secondary index (`IndexName`): which index, what it
 //! returns of each item, and its `ExclusiveStartKey`.
 
+use std::sync::Arc;
+
 use atoll_expr::ast::PathElement;
 use atoll_expr::ast::Projection as ExprProjection;
-use atoll_model::table::{KeySchema, LocalIndex, TableDefinition};
+use atoll_model::table::{GlobalIndex, KeySchema, LocalIndex, Projection, TableDefinition};
 use atoll_model::{AttributeValue, Item};
 
 use super::expressions::Expressions;
@@ -22,30 +24,122 @@ pub(crate) struct IndexPlan {
     /// Read the indexed items rather than the index's entries (attributes
     /// the index does not project were asked for).
     pub(crate) fetch_items: bool,
-    /// The index sort key of `ExclusiveStartKey`, when given.
-    pub(crate) start_sort: Option<AttributeValue>,
+    /// The index keys of `ExclusiveStartKey`, when given.
+    pub(crate) start: Option<IndexStart>,
+    /// A global index's hidden table (`None`: a local index).
+    pub(crate) global_table: Option<Arc<TableDefinition>>,
+}
+
+/// The index keys of an `ExclusiveStartKey`.
+#[derive(Clone, Debug)]
+pub(crate) struct IndexStart {
+    /// The index partition key.
+    pub(crate) partition: AttributeValue,
+    /// The index sort key, when the index has one.
+    pub(crate) sort: Option<AttributeValue>,
+}
+
+/// A secondary index a Query or Scan names.
+#[derive(Clone, Debug)]
+pub(crate) enum ReadIndex {
+    /// A local secondary index.
+    Local(LocalIndex),
+    /// A global secondary index.
+    Global(GlobalIndex),
+}
+
+impl ReadIndex {
+    /// The index's name.
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            ReadIndex::Local(index) => &index.name,
+            ReadIndex::Global(index) => &index.name,
+        }
+    }
+
+    /// The index's keys.
+    pub(crate) fn key_schema(&self) -> &KeySchema {
+        match self {
+            ReadIndex::Local(index) => &index.key_schema,
+            ReadIndex::Global(index) => &index.key_schema,
+        }
+    }
+
+    /// DynamoDB's checks of what a global index cannot do: consistent
+    /// reads, and whole items when it does not project them.
+    pub(crate) fn check_read(&self, select: Select, consistent: bool) -> ApiResult<()> {
+        let ReadIndex::Global(index) = self else {
+            return Ok(());
+        };
+        if consistent {
+            return Err(ApiError::validation(
+                "Consistent reads are not supported on global secondary indexes",
+            ));
+        }
+        if select == Select::All && index.projection != Projection::All {
+            return Err(ApiError::invalid_parameter(format!(
+                "Select type ALL_ATTRIBUTES is not supported for global secondary index {} because its projection type is not ALL",
+                index.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// The plan of a read of this index of `table`.
+    pub(crate) fn plan(
+        self,
+        api: &crate::Api,
+        table: &TableDefinition,
+        read: (Select, Option<&ExprProjection>, &Expressions),
+        start: Option<IndexStart>,
+    ) -> ApiResult<IndexPlan> {
+        let (select, projection, expressions) = read;
+        let fetch_items = match &self {
+            ReadIndex::Local(index) => fetches_items(table, index, select, projection, expressions),
+            ReadIndex::Global(_) => false,
+        };
+        let global_table = match &self {
+            ReadIndex::Local(_) => None,
+            ReadIndex::Global(index) => Some(
+                api.cluster
+                    .catalog()
+                    .table(&index.table_name)
+                    .ok_or_else(ApiError::item_table_not_found)?,
+            ),
+        };
+        Ok(IndexPlan {
+            name: self.name().to_string(),
+            key_schema: self.key_schema().clone(),
+            fetch_items,
+            start,
+            global_table,
+        })
+    }
 }
 
 /// The index `name` of `table`, or DynamoDB's error for a missing one.
 pub(crate) fn resolve_index(
     table: &TableDefinition,
     name: Option<&str>,
-) -> ApiResult<Option<LocalIndex>> {
-    match name {
-        None => Ok(None),
-        Some(name) => match table.local_index(name) {
-            Some(index) => Ok(Some(index.clone())),
-            None => Err(ApiError::validation(format!(
-                "The table does not have the specified index: {name}"
-            ))),
-        },
+) -> ApiResult<Option<ReadIndex>> {
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    if let Some(index) = table.local_index(name) {
+        return Ok(Some(ReadIndex::Local(index.clone())));
+    }
+    match table.global_index(name) {
+        Some(index) => Ok(Some(ReadIndex::Global(index.clone()))),
+        None => Err(ApiError::validation(format!(
+            "The table does not have the specified index: {name}"
+        ))),
     }
 }
 
 /// Whether a read of `index` must fetch whole items: whole items were asked
 /// for (ALL_ATTRIBUTES) or a projection names an attribute the index does
 /// not hold. A local index may do so; DynamoDB reads them from the table.
-pub(crate) fn fetches_items(
+fn fetches_items(
     table: &TableDefinition,
     index: &LocalIndex,
     select: Select,
@@ -79,19 +173,20 @@ pub(crate) fn fetches_items(
 }
 
 /// Checks an `ExclusiveStartKey` of an index read: exactly the table's and
-/// the index's key attributes, of their types. Returns the index sort key.
+/// the index's key attributes, of their types. Returns the index keys.
 pub(crate) fn check_index_start_key(
     table: &TableDefinition,
-    index: &LocalIndex,
+    index: &ReadIndex,
     key: &Item,
-) -> ApiResult<AttributeValue> {
+) -> ApiResult<IndexStart> {
+    let index_keys = index.key_schema();
     let table_keys = &table.key_schema;
     let mut names: Vec<&str> = Vec::new();
     for attribute in [&table_keys.partition_key]
         .into_iter()
         .chain(table_keys.sort_key.as_ref())
-        .chain([&index.key_schema.partition_key])
-        .chain(index.key_schema.sort_key.as_ref())
+        .chain([&index_keys.partition_key])
+        .chain(index_keys.sort_key.as_ref())
     {
         if !names.contains(&attribute.name.as_str()) {
             names.push(&attribute.name);
@@ -100,15 +195,24 @@ pub(crate) fn check_index_start_key(
     if key.len() != names.len() || names.iter().any(|name| !key.contains_key(*name)) {
         return Err(ApiError::validation(INVALID_START_KEY));
     }
-    let index_sort = index.sort_key();
-    let sort = key
-        .get(&index_sort.name)
-        .ok_or_else(|| ApiError::validation(INVALID_START_KEY))?;
-    if !index_sort.scalar_type.matches(sort) {
-        return Err(ApiError::validation(
-            "The provided key element does not match the schema",
-        ));
-    }
+    let index_value = |attribute: &atoll_model::table::KeyAttribute| -> ApiResult<AttributeValue> {
+        let value = key
+            .get(&attribute.name)
+            .ok_or_else(|| ApiError::validation(INVALID_START_KEY))?;
+        if !attribute.scalar_type.matches(value) {
+            return Err(ApiError::validation(
+                "The provided key element does not match the schema",
+            ));
+        }
+        Ok(value.clone())
+    };
+    let start = IndexStart {
+        partition: index_value(&index_keys.partition_key)?,
+        sort: match &index_keys.sort_key {
+            Some(sort) => Some(index_value(sort)?),
+            None => None,
+        },
+    };
     for attribute in [&table_keys.partition_key]
         .into_iter()
         .chain(table_keys.sort_key.as_ref())
@@ -124,7 +228,7 @@ pub(crate) fn check_index_start_key(
     }
     let table_key = table_keys.key_of(key);
     super::keys::check_key(table_keys, &table_key).map_err(super::scan::invalid_start_key)?;
-    Ok(sort.clone())
+    Ok(start)
 }
 
 /// The key an index read's `LastEvaluatedKey` holds: the table's keys and the index's.

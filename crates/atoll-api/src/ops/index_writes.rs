@@ -2,13 +2,11 @@
 //! an item's index key attributes, `ItemCollectionMetrics`, and the write
 //! capacity index entries consume.
 
-use std::collections::BTreeMap;
-
 use atoll_model::table::TableDefinition;
 use atoll_model::{AttributeValue, Item};
 use serde_json::{Value, json};
 
-use super::capacity::write_units;
+use super::capacity::{IndexUnits, write_units};
 use crate::attribute::encode_map;
 use crate::error::{ApiError, ApiResult};
 
@@ -17,11 +15,17 @@ use crate::error::{ApiError, ApiResult};
 /// string or binary. An absent attribute leaves the item out of that
 /// index. Several offenders: the first index by name is reported.
 pub(crate) fn check_index_keys(table: &TableDefinition, item: &Item) -> ApiResult<()> {
-    let mut indexes: Vec<_> = table
+    // An LSI's partition key is the table's, checked with the table's keys.
+    let mut indexes: Vec<(&str, &atoll_model::table::KeyAttribute)> = table
         .local_indexes
         .iter()
         .map(|index| (index.name.as_str(), index.sort_key()))
         .collect();
+    for index in &table.global_indexes {
+        let keys = std::iter::once(&index.key_schema.partition_key)
+            .chain(index.key_schema.sort_key.as_ref());
+        indexes.extend(keys.map(|key| (index.name.as_str(), key)));
+    }
     indexes.sort_by_key(|(name, _)| *name);
     for (index, key) in &indexes {
         let Some(value) = item.get(&key.name) else {
@@ -77,11 +81,14 @@ pub(crate) fn item_collection_metrics(
     })
 }
 
-/// Write units of index entries written or removed, by index name.
-pub(crate) fn index_write_units(index_writes: &[(String, u32)]) -> BTreeMap<String, f64> {
-    let mut units = BTreeMap::new();
+/// Write units of index entries of `table` written or removed, by index.
+pub(crate) fn index_write_units(
+    table: &TableDefinition,
+    index_writes: &[(String, u32)],
+) -> IndexUnits {
+    let mut units = IndexUnits::default();
     for (index, size_bytes) in index_writes {
-        *units.entry(index.clone()).or_insert(0.0) += write_units(*size_bytes as usize);
+        units.add(table, index, write_units(*size_bytes as usize));
     }
     units
 }

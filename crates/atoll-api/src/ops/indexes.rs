@@ -3,7 +3,10 @@
 
 use std::collections::HashSet;
 
-use atoll_model::table::{BillingMode, KeyAttribute, KeySchema, LocalIndex, Projection};
+use atoll_model::table::{
+    BillingMode, GlobalIndex, IndexStatus, KeyAttribute, KeySchema, LocalIndex, Projection,
+    Throughput,
+};
 use serde_json::Value;
 
 use super::keys::{
@@ -264,6 +267,33 @@ pub(crate) fn local_index_definitions(
                 name: index.name.clone().unwrap_or_default(),
                 key_schema: index_key_schema(&index.key_schema, definitions)?,
                 projection: projection(index),
+            })
+        })
+        .collect()
+}
+
+/// The definitions of checked global secondary indexes, in request order
+/// (their tables are named when the cluster creates them).
+pub(crate) fn global_index_definitions(
+    indexes: &[IndexInput],
+    definitions: &[AttributeDefinitionInput],
+) -> ApiResult<Vec<GlobalIndex>> {
+    indexes
+        .iter()
+        .map(|index| {
+            let units = |value: Option<i64>| value.unwrap_or(0).max(0) as u64;
+            Ok(GlobalIndex {
+                name: index.name.clone().unwrap_or_default(),
+                key_schema: index_key_schema(&index.key_schema, definitions)?,
+                projection: projection(index),
+                throughput: Throughput {
+                    read_capacity_units: units(index.throughput.as_ref().and_then(|t| t.read)),
+                    write_capacity_units: units(index.throughput.as_ref().and_then(|t| t.write)),
+                    ..Throughput::default()
+                },
+                status: IndexStatus::Active,
+                backfilling: false,
+                table_name: String::new(),
             })
         })
         .collect()

@@ -291,7 +291,7 @@ pub(crate) async fn single_write(
                 response.insert("Attributes".into(), encode_map(&returned));
             }
             let units = write_units(old_size_bytes.max(new_size_bytes) as usize);
-            let index_units = super::index_writes::index_write_units(&index_writes);
+            let index_units = super::index_writes::index_write_units(table, &index_writes);
             if let Some(consumed) = report
                 .capacity
                 .report_indexed(&table.name, units, &index_units)

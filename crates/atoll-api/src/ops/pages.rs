@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use atoll_cluster::data::{ItemKey, KeyRange};
+use atoll_cluster::data::{GlobalIndexStart, ItemKey, KeyRange};
 use atoll_model::Item;
 use atoll_model::table::TableDefinition;
 
@@ -71,8 +71,27 @@ pub(crate) async fn read_page(
             plan.reverse,
             plan.consistent,
         )?,
+        Some(index) if index.global_table.is_some() => {
+            let start = match (&plan.exclusive_start, &index.start) {
+                (Some(item), Some(start)) => Some(GlobalIndexStart {
+                    item,
+                    partition: &start.partition,
+                    sort: start.sort.as_ref(),
+                }),
+                _ => None,
+            };
+            let index_table = index
+                .global_table
+                .clone()
+                .unwrap_or_else(|| plan.table.clone());
+            api.data
+                .global_index_cursor(index_table, &plan.range, start, plan.reverse)?
+        }
         Some(index) => {
-            let start = plan.exclusive_start.as_ref().zip(index.start_sort.as_ref());
+            let start = plan
+                .exclusive_start
+                .as_ref()
+                .zip(index.start.as_ref().and_then(|s| s.sort.as_ref()));
             api.data.local_index_cursor(
                 plan.table.clone(),
                 &index.name,

@@ -9,7 +9,7 @@ use atoll_model::{AttributeValue, Item};
 
 use super::capacity::ReturnCapacity;
 use super::expressions::{Expressions, expression_error};
-use super::index_reads::{IndexPlan, check_index_start_key, fetches_items, resolve_index};
+use super::index_reads::{check_index_start_key, resolve_index};
 use super::items::{READ_LAYER, check_data_table_name, item_table};
 use super::legacy_input::CONDITIONS;
 use super::pages::{PagePlan, read_page};
@@ -442,7 +442,10 @@ async fn resolve_query(api: &Api, request: &QueryRequest<'_>) -> ApiResult<PageP
     let table = item_table(api, request.table_name).await?;
     // After the lookup: a missing table's error wins over a missing index's.
     let index = resolve_index(&table, request.index_name)?;
-    let schema = index.as_ref().map_or(&table.key_schema, |i| &i.key_schema);
+    if let Some(index) = &index {
+        index.check_read(request.select, request.consistent)?;
+    }
+    let schema = index.as_ref().map_or(&table.key_schema, |i| i.key_schema());
     let key_conditions = &request.key_conditions;
     let key_count = 1 + usize::from(schema.sort_key.is_some());
     if request.expressions.key_condition.is_some() && key_conditions.len() > key_count {
@@ -455,29 +458,26 @@ async fn resolve_query(api: &Api, request: &QueryRequest<'_>) -> ApiResult<PageP
         .map_err(|e| expression_error(e, READ_LAYER))?;
     let range = key_range(schema, key_conditions)?;
     let mut exclusive_start = None;
-    let mut start_sort = None;
+    let mut start = None;
     if let (Some(key), KeyRange::Partition { partition, .. }) = (&request.start_key, &range) {
         match &index {
             None => check_table_start_key(&table, key)?,
-            Some(index) => start_sort = Some(check_index_start_key(&table, index, key)?),
+            Some(index) => start = Some(check_index_start_key(&table, index, key)?),
         }
         check_start_key_bounds(schema, key, partition, key_conditions)?;
         let table_key = table.key_schema.key_of(key);
         exclusive_start = Some(super::keys::locate(&table.key_schema, &table_key)?);
     }
     check_query_key_paths(request, &table.key_schema, schema)?;
-    let index = index.map(|index| IndexPlan {
-        fetch_items: fetches_items(
-            &table,
-            &index,
-            request.select,
-            request.projection.as_ref(),
-            &request.expressions,
-        ),
-        name: index.name,
-        key_schema: index.key_schema,
-        start_sort,
-    });
+    let read = (
+        request.select,
+        request.projection.as_ref(),
+        &request.expressions,
+    );
+    let index = match index {
+        Some(index) => Some(index.plan(api, &table, read, start)?),
+        None => None,
+    };
     Ok(PagePlan {
         table,
         range,

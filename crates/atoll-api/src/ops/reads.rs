@@ -167,11 +167,13 @@ pub(crate) fn page_response(
     let units = read_units(page.bytes_read as usize, charge.consistent);
     let consumed = match charge.index {
         None => charge.capacity.report(&table.name, units),
-        Some(index) => charge.capacity.report_indexed(
-            &table.name,
-            0.0,
-            &std::collections::BTreeMap::from([(index.to_string(), units)]),
-        ),
+        Some(index) => {
+            let mut index_units = super::capacity::IndexUnits::default();
+            index_units.add(table, index, units);
+            charge
+                .capacity
+                .report_indexed(&table.name, 0.0, &index_units)
+        }
     };
     if let Some(consumed) = consumed {
         response.value("ConsumedCapacity", &consumed);

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::capacity::ReturnCapacity;
 use super::expressions::{Expressions, expression_error};
-use super::index_reads::{IndexPlan, check_index_start_key, fetches_items, resolve_index};
+use super::index_reads::{ReadIndex, check_index_start_key, resolve_index};
 use super::items::{check_data_table_name, item_table};
 use super::keys::locate;
 use super::legacy_input::CONDITIONS;
@@ -302,9 +302,12 @@ async fn resolve_scan(api: &Api, request: &ScanRequest<'_>) -> ApiResult<PagePla
     let table = item_table(api, request.table_name).await?;
     // After the lookup: a missing table's error wins over a missing index's.
     let index = resolve_index(&table, request.index_name)?;
+    if let Some(index) = &index {
+        index.check_read(request.select, request.consistent)?;
+    }
     let (segment, total_segments) = (request.segment, request.total_segments);
     let mut exclusive_start = None;
-    let mut start_sort = None;
+    let mut start = None;
     if let Some(key) = &request.start_key {
         // A key of the wrong shape "does not match the schema"; an empty
         // or oversized key value says why. Both behind DynamoDB's prefix.
@@ -314,12 +317,17 @@ async fn resolve_scan(api: &Api, request: &ScanRequest<'_>) -> ApiResult<PagePla
                 key.clone()
             }
             Some(index) => {
-                start_sort = Some(check_index_start_key(&table, index, key)?);
+                start = Some(check_index_start_key(&table, index, key)?);
                 table.key_schema.key_of(key)
             }
         };
+        // A global index's segments cut its own tokens.
+        let segment_key = match &index {
+            Some(index @ ReadIndex::Global(_)) => locate(index.key_schema(), key)?,
+            _ => locate(&table.key_schema, &table_key)?,
+        };
         let key = locate(&table.key_schema, &table_key)?;
-        if !key.in_segment(segment, total_segments) {
+        if !segment_key.in_segment(segment, total_segments) {
             return Err(ApiError::validation(format!(
                 "The provided starting key is invalid: Invalid ExclusiveStartKey. Please use ExclusiveStartKey with correct Segment. TotalSegments: {total_segments} Segment: {segment}"
             )));
@@ -336,22 +344,24 @@ async fn resolve_scan(api: &Api, request: &ScanRequest<'_>) -> ApiResult<PagePla
     }
     let index_keys: Vec<&str> = index
         .iter()
-        .map(|index| index.sort_key().name.as_str())
+        .flat_map(|index| {
+            let keys = index.key_schema();
+            std::iter::once(&keys.partition_key).chain(keys.sort_key.as_ref())
+        })
+        .map(|key| key.name.as_str())
+        .filter(|name| !table.key_schema.is_key_attribute(name))
         .collect();
     atoll_expr::eval::keys::check_key_paths(key_paths, &env, &table.key_schema, &index_keys)
         .map_err(|e| expression_error(e, SCAN_LAYER))?;
-    let index = index.map(|index| IndexPlan {
-        fetch_items: fetches_items(
-            &table,
-            &index,
-            request.select,
-            request.projection.as_ref(),
-            &request.expressions,
-        ),
-        name: index.name,
-        key_schema: index.key_schema,
-        start_sort,
-    });
+    let read = (
+        request.select,
+        request.projection.as_ref(),
+        &request.expressions,
+    );
+    let index = match index {
+        Some(index) => Some(index.plan(api, &table, read, start)?),
+        None => None,
+    };
     Ok(PagePlan {
         table,
         range: KeyRange::Segment {

@@ -58,6 +58,8 @@ impl From<TableDefinitionV1> for TableDefinition {
             keyspace: v1.keyspace,
             partitions: v1.partitions,
             local_indexes: Vec::new(),
+            global_indexes: Vec::new(),
+            index_of: None,
         }
     }
 }

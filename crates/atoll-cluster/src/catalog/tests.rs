@@ -35,6 +35,8 @@ pub(super) fn definition(name: &str) -> TableDefinition {
         keyspace: format!("t_{name}"),
         partitions: Vec::new(),
         local_indexes: Vec::new(),
+        global_indexes: Vec::new(),
+        index_of: None,
     }
 }
 

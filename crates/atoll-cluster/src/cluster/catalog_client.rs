@@ -241,6 +241,12 @@ impl CatalogClient {
 
     /// Names of all tables, in order.
     pub fn table_names(&self) -> Vec<String> {
-        self.state.tables().iter().map(|t| t.name.clone()).collect()
+        self.state
+            .tables()
+            .iter()
+            // Hidden tables of global indexes are no user's to list.
+            .filter(|t| t.index_of.is_none())
+            .map(|t| t.name.clone())
+            .collect()
     }
 }

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use atoll_model::table::{PartitionDefinition, TableDefinition, TableStatus};
-use atoll_partition::{LocalIndexes, PartitionOutput, PartitionStateMachine};
+use atoll_partition::{
+    GlobalIndexSpec, GlobalIndexes, LocalIndexes, PartitionOutput, PartitionStateMachine,
+};
 use atoll_replication::{Group, GroupId, NodeId, RaftNode, ReplicationError};
 use atoll_storage::{Keyspace, Storage};
 
@@ -196,15 +198,39 @@ impl PartitionHost {
             self.stats_keyspace.clone(),
             (partition.start_token, partition.end_token),
         )?;
-        Ok(Arc::new(match table.local_index_keyspace() {
-            Some(name) => sm.with_local_indexes(LocalIndexes::new(
-                self.storage.keyspace(&name)?,
+        let Some(aux_name) = table.index_keyspace() else {
+            return Ok(Arc::new(sm));
+        };
+        let aux = self.storage.keyspace(&aux_name)?;
+        let mut sm = sm;
+        if !table.local_indexes.is_empty() {
+            sm = sm.with_local_indexes(LocalIndexes::new(
+                aux.clone(),
                 table.key_schema.clone(),
                 table.local_indexes.clone(),
                 self.item_collection_limit_bytes,
-            )),
-            None => sm,
-        }))
+            ));
+        }
+        if !table.global_indexes.is_empty() {
+            let specs = table
+                .global_indexes
+                .iter()
+                .map(|index| GlobalIndexSpec {
+                    name: index.name.clone(),
+                    index_table: index.table_name.clone(),
+                    key_schema: index.key_schema.clone(),
+                    projection: index.projection.clone(),
+                })
+                .collect();
+            sm = sm.with_global_indexes(
+                aux.clone(),
+                GlobalIndexes::new(table.key_schema.clone(), specs),
+            );
+        }
+        if table.index_of.is_some() {
+            sm = sm.as_index_table(aux);
+        }
+        Ok(Arc::new(sm))
     }
 
     /// Brings hosted partitions in line with the catalog: destroys replicas
@@ -689,7 +715,7 @@ impl PartitionHost {
             .tables()
             .iter()
             .filter(|t| t.status != TableStatus::Deleting)
-            .flat_map(|t| std::iter::once(t.keyspace.clone()).chain(t.local_index_keyspace()))
+            .flat_map(|t| std::iter::once(t.keyspace.clone()).chain(t.index_keyspace()))
             .collect();
         let in_use: std::collections::BTreeSet<String> = self
             .partitions
@@ -769,8 +795,7 @@ impl PartitionHost {
             }
         }
         let names = self.storage.keyspace_names();
-        for keyspace in std::iter::once(table.keyspace.clone()).chain(table.local_index_keyspace())
-        {
+        for keyspace in std::iter::once(table.keyspace.clone()).chain(table.index_keyspace()) {
             if names.contains(&keyspace) {
                 self.storage.drop_keyspace(&keyspace)?;
             }
@@ -793,7 +818,7 @@ impl Cluster {
             })
             .await?
             .map_err(|r| r.into_error(&table.name))?;
-        Ok(())
+        self.delete_index_tables(table).await
     }
 
     /// Makes a CREATING table ACTIVE once each of its partitions has a

@@ -19,6 +19,7 @@ use atoll_replication::{GroupId, NodeId, ReplicationError};
 use crate::data::BatchOutcome;
 
 mod index_reads;
+mod index_writes;
 use super::PartitionHandle;
 use super::catalog_client::CatalogClient;
 use super::hosting::PartitionHost;
@@ -327,18 +328,12 @@ impl Router {
                 match outcome {
                     Ok(PartitionOutput::BatchWritten {
                         old_sizes_bytes: sizes,
-                    }) => written.record(table, &indices, &sizes, &[], Vec::new()),
+                    }) => written.record(&indices, &sizes, &[], Vec::new()),
                     Ok(PartitionOutput::BatchWrittenInCollections {
                         old_sizes_bytes: sizes,
                         collection_sizes_bytes,
                         index_writes,
-                    }) => written.record(
-                        table,
-                        &indices,
-                        &sizes,
-                        &collection_sizes_bytes,
-                        index_writes,
-                    ),
+                    }) => written.record(&indices, &sizes, &collection_sizes_bytes, index_writes),
                     Ok(PartitionOutput::Refused(rejection)) => {
                         return Err(ClusterError::Rejected(rejection));
                     }

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use atoll_expr::key_condition::SortKeyCondition;
 use atoll_model::table::TableDefinition;
 use atoll_model::{
-    AttributeValue, encode_local_index_key, local_index_prefix, local_index_sort_prefix,
-    partition_token,
+    AttributeValue, encode_local_index_key, index_sort_prefix, local_index_prefix, partition_token,
 };
 
 use super::{
@@ -55,7 +54,8 @@ impl DataPlane {
         };
         let spans = match range {
             KeyRange::Partition { partition, sort } => {
-                let (mut start, mut end) = index_sort_bounds(number, partition, sort.as_ref())?;
+                let whole = local_index_prefix(number, partition).map_err(encoding)?;
+                let (mut start, mut end) = index_sort_bounds(whole, sort.as_ref())?;
                 match after {
                     Some(after) if reverse => end = tighter_end(end, after),
                     Some(after) => start = tighter_start(start, after),
@@ -81,20 +81,17 @@ impl DataPlane {
     }
 }
 
-/// Entry-key bounds of the index sort keys `sort` of partition key
-/// `partition` in index `number`. Every entry of one index sort value
-/// starts with that value's prefix (the encoding is prefix-free), so each
-/// condition is a range of prefixes.
-fn index_sort_bounds(
-    number: u8,
-    partition: &AttributeValue,
+/// Entry-key bounds of the index sort keys `sort` under `whole`, the
+/// prefix of every entry of one index partition key. Every entry of one
+/// index sort value starts with that value's prefix (the encoding is
+/// prefix-free), so each condition is a range of prefixes.
+pub(super) fn index_sort_bounds(
+    whole: Vec<u8>,
     sort: Option<&SortKeyCondition>,
 ) -> Result<RowKeyBounds, ClusterError> {
     let encoding = |e: atoll_model::KeyCodecError| ClusterError::KeyEncoding(e.to_string());
-    let exact = |value: &AttributeValue| {
-        local_index_sort_prefix(number, partition, value, false).map_err(encoding)
-    };
-    let whole = local_index_prefix(number, partition).map_err(encoding)?;
+    let exact =
+        |value: &AttributeValue| index_sort_prefix(whole.clone(), value, false).map_err(encoding);
     let whole_start = Bound::Included(whole.clone());
     let whole_end = after_prefix(&whole);
     Ok(match sort {
@@ -111,8 +108,7 @@ fn index_sort_bounds(
             (Bound::Included(exact(low)?), after_prefix(&exact(high)?))
         }
         Some(SortKeyCondition::BeginsWith(value)) => {
-            let prefix =
-                local_index_sort_prefix(number, partition, value, true).map_err(encoding)?;
+            let prefix = index_sort_prefix(whole.clone(), value, true).map_err(encoding)?;
             (Bound::Included(prefix.clone()), after_prefix(&prefix))
         }
     })
@@ -160,4 +156,66 @@ fn index_segment_spans(
             }
         })
         .collect()
+}
+
+/// Where a read of a global index resumes: after the entry of an item
+/// (its key in the table) under the index's keys.
+pub struct GlobalIndexStart<'a> {
+    /// The item's key in the table.
+    pub item: &'a ItemKey,
+    /// Its index partition key.
+    pub partition: &'a AttributeValue,
+    /// Its index sort key, when the index has one.
+    pub sort: Option<&'a AttributeValue>,
+}
+
+impl DataPlane {
+    /// A cursor over `range` of a global index whose entries live in
+    /// `index_table` (its hidden table), in index order (descending with
+    /// `reverse`), after `exclusive_start` when given. Global indexes are
+    /// read eventually consistently, from any replica.
+    pub fn global_index_cursor(
+        &self,
+        index_table: Arc<TableDefinition>,
+        range: &KeyRange,
+        exclusive_start: Option<GlobalIndexStart<'_>>,
+        reverse: bool,
+    ) -> Result<RangeCursor, ClusterError> {
+        let encoding = |e: atoll_model::KeyCodecError| ClusterError::KeyEncoding(e.to_string());
+        let after = match exclusive_start {
+            Some(start) => Some(Bound::Excluded(
+                atoll_model::encode_global_index_key(
+                    start.partition,
+                    start.sort,
+                    &start.item.row_key,
+                )
+                .map_err(encoding)?,
+            )),
+            None => None,
+        };
+        let spans = match range {
+            KeyRange::Partition { partition, sort } => {
+                let whole =
+                    atoll_model::row_key_prefix_for_partition(partition).map_err(encoding)?;
+                let (mut start, mut end) = index_sort_bounds(whole, sort.as_ref())?;
+                match after {
+                    Some(after) if reverse => end = tighter_end(end, after),
+                    Some(after) => start = tighter_start(start, after),
+                    None => {}
+                }
+                let token = partition_token(partition).map_err(encoding)?;
+                VecDeque::from([Span { token, start, end }])
+            }
+            KeyRange::Segment { segment, total } => {
+                super::segment_spans(&index_table.partitions, *segment, *total, after)
+            }
+        };
+        Ok(RangeCursor {
+            table: index_table,
+            spans,
+            reverse,
+            consistent: false,
+            index: None,
+        })
+    }
 }

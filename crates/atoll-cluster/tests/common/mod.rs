@@ -38,5 +38,7 @@ pub fn definition(name: &str) -> TableDefinition {
         keyspace: String::new(),
         partitions: Vec::new(),
         local_indexes: Vec::new(),
+        global_indexes: Vec::new(),
+        index_of: None,
     }
 }

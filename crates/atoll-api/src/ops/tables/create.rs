@@ -1,8 +1,8 @@
 //! CreateTable.
 
 use atoll_model::table::{
-    BillingMode, KeyAttribute, KeySchema, LocalIndex, StreamSettings, TableClass, TableDefinition,
-    TableStatus, Throughput,
+    BillingMode, GlobalIndex, KeyAttribute, KeySchema, LocalIndex, StreamSettings, TableClass,
+    TableDefinition, TableStatus, Throughput,
 };
 use serde_json::{Value, json};
 
@@ -12,8 +12,8 @@ use crate::error::{ApiError, ApiResult, Doing};
 use crate::input::{self, Object};
 use crate::ops::describe::{stream_label, table_description};
 use crate::ops::indexes::{
-    IndexInput, check_global_indexes, check_index_constraints, check_local_indexes, index_inputs,
-    local_index_definitions,
+    IndexInput, check_global_indexes, check_index_constraints, check_local_indexes,
+    global_index_definitions, index_inputs, local_index_definitions,
 };
 use crate::ops::keys::{
     AttributeDefinitionInput, KeyElement, attribute_definitions,
@@ -98,6 +98,7 @@ struct CreateTableRequest<'a> {
     table_class: Option<TableClass>,
     deletion_protection: bool,
     local_indexes: Vec<LocalIndex>,
+    global_indexes: Vec<GlobalIndex>,
 }
 
 /// CreateTable.
@@ -131,11 +132,10 @@ fn parse_create_table(input: &Object) -> ApiResult<CreateTableRequest<'_>> {
     if input::has(input, "ResourcePolicy") {
         return Err(crate::ops::unsupported_parameter("ResourcePolicy"));
     }
-    if members.global_indexes.is_some() {
-        return Err(crate::ops::unsupported_parameter(
-            "Global secondary indexes (GlobalSecondaryIndexes)",
-        ));
-    }
+    let global_indexes = match &members.global_indexes {
+        Some(indexes) => global_index_definitions(indexes, &members.definitions)?,
+        None => Vec::new(),
+    };
     let local_indexes = match &members.local_indexes {
         Some(indexes) => local_index_definitions(indexes, &members.definitions)?,
         None => Vec::new(),
@@ -151,6 +151,7 @@ fn parse_create_table(input: &Object) -> ApiResult<CreateTableRequest<'_>> {
         table_class,
         deletion_protection: input::boolean(input, "DeletionProtectionEnabled").unwrap_or(false),
         local_indexes,
+        global_indexes,
     })
 }
 
@@ -380,9 +381,9 @@ async fn execute_create_table(
         .create_table(definition)
         .await
         .map_err(|e| ApiError::from_cluster(e, Doing::Table(name)))?;
-    let stats = api.cluster.table_stats(&created).await;
+    let stats = crate::ops::describe::described_stats(api, &created).await;
     Ok(json!({
-        "TableDescription": table_description(&created, &context.region, stats, Some(TableStatus::Creating))
+        "TableDescription": table_description(&created, &context.region, &stats, Some(TableStatus::Creating))
     }))
 }
 
@@ -402,6 +403,7 @@ fn table_definition(
         table_class,
         deletion_protection,
         local_indexes,
+        global_indexes,
     } = request;
     let key_attribute = |element: Option<&KeyElement>| -> Option<KeyAttribute> {
         let name = element?.name.clone()?;
@@ -456,5 +458,7 @@ fn table_definition(
         keyspace: String::new(),
         partitions: Vec::new(),
         local_indexes,
+        global_indexes,
+        index_of: None,
     })
 }

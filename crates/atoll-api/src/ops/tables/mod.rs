@@ -73,8 +73,8 @@ pub(crate) async fn describe_table(
 ) -> ApiResult<Value> {
     let name = table_name_constraints(input)?;
     let table = table_or_not_found(api, name).await?;
-    let stats = api.cluster.table_stats(&table).await;
-    Ok(json!({"Table": table_description(&table, &context.region, stats, None)}))
+    let stats = crate::ops::describe::described_stats(api, &table).await;
+    Ok(json!({"Table": table_description(&table, &context.region, &stats, None)}))
 }
 
 /// DeleteTable.

@@ -299,7 +299,7 @@ async fn execute_update_table(
         .update_table(name, update)
         .await
         .map_err(|e| ApiError::from_cluster(e, Doing::Table(name)))?;
-    let stats = api.cluster.table_stats(&updated).await;
+    let stats = crate::ops::describe::described_stats(api, &updated).await;
     let status = updating.then_some(TableStatus::Updating);
-    Ok(json!({"TableDescription": table_description(&updated, &context.region, stats, status)}))
+    Ok(json!({"TableDescription": table_description(&updated, &context.region, &stats, status)}))
 }
