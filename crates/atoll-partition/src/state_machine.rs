@@ -726,6 +726,13 @@ impl GroupStateMachine for PartitionStateMachine {
         out: &mut ImportWriter,
     ) -> Result<(), StorageError> {
         let (range, sectioned) = snapshot::read_header(input).map_err(corrupt)?;
+        // Both ends derive their index bookkeeping from the same table
+        // definition: a snapshot without it cannot be this partition's.
+        if sectioned != self.aux.is_some() {
+            return Err(corrupt(PartitionError::Corrupt(
+                "a snapshot's index sections do not match the partition's indexes".into(),
+            )));
+        }
         let mut import = snapshot::Import::new(input, sectioned);
         let (item_count, size_bytes) =
             snapshot::import_items(&mut import, &self.items, range, out)?;
