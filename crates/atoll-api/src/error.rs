@@ -300,6 +300,17 @@ impl ApiError {
                 "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first.",
             ),
             (E::TooManyTags, _) => ApiError::too_many_tags(),
+            (E::IndexExists(_), _) => {
+                ApiError::validation("Attempting to create an index which already exists")
+            }
+            (E::IndexNotFound(table), _) => ApiError::new(
+                ErrorKind::ResourceNotFound,
+                format!("Requested resource not found: Index for table {table}"),
+            ),
+            (E::IndexBusy(_), _) => ApiError::new(
+                ErrorKind::LimitExceeded,
+                "Subscriber limit exceeded: Only 1 online index can be created or deleted simultaneously per table",
+            ),
             (E::KeyMismatch, _) => {
                 ApiError::validation("The provided key element does not match the schema")
             }

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ClusterError;
 
 mod codec;
+mod global_indexes;
 pub(crate) mod legacy;
 mod nodes;
 
@@ -184,6 +185,41 @@ pub enum CatalogCommandOf<D> {
     },
     // New commands go last: postcard numbers variants in order, and the
     // log holds commands written by older versions.
+    /// Add a global secondary index to an ACTIVE table, CREATING (its
+    /// table already named), its key attributes merged into the table's
+    /// attribute definitions.
+    AddGlobalIndex {
+        /// Table name.
+        name: String,
+        /// Which incarnation of the name.
+        table_id: String,
+        /// The index.
+        index: atoll_model::table::GlobalIndex,
+    },
+    /// Change a global secondary index's state (DELETING stops the
+    /// table's partitions feeding it).
+    SetGlobalIndexState {
+        /// Table name.
+        name: String,
+        /// Which incarnation of the name.
+        table_id: String,
+        /// The index.
+        index: String,
+        /// Its new status.
+        status: atoll_model::table::IndexStatus,
+        /// Whether it is backfilling.
+        backfilling: bool,
+    },
+    /// Forget a deleted global secondary index, and the attribute
+    /// definitions no key uses any more.
+    RemoveGlobalIndex {
+        /// Table name.
+        name: String,
+        /// Which incarnation of the name.
+        table_id: String,
+        /// The index.
+        index: String,
+    },
 }
 
 impl CatalogCommand {
@@ -228,6 +264,12 @@ pub(crate) enum Rejection {
     TooManyTags,
     // Appended only: rejections travel in forwarded replies.
     NodeRemoved,
+    /// The table has an index of that name.
+    IndexExists,
+    /// The table has no such global index.
+    IndexNotFound,
+    /// Another index of the table is being created or deleted.
+    IndexBusy,
 }
 
 impl Rejection {
@@ -240,6 +282,9 @@ impl Rejection {
             Rejection::ThroughputUnchanged => ClusterError::ThroughputUnchanged,
             Rejection::TooManyTags => ClusterError::TooManyTags,
             Rejection::NodeRemoved => ClusterError::NodeRemoved(name.to_string()),
+            Rejection::IndexExists => ClusterError::IndexExists(name.to_string()),
+            Rejection::IndexNotFound => ClusterError::IndexNotFound(name.to_string()),
+            Rejection::IndexBusy => ClusterError::IndexBusy(name.to_string()),
         }
     }
 }
@@ -466,6 +511,23 @@ impl CatalogStateMachine {
                     .set_replicas(ctx, &self.keyspace, group_id, replicas)?;
                 Ok(Ok(None))
             }
+            CatalogCommand::AddGlobalIndex {
+                name,
+                table_id,
+                index,
+            } => self.add_global_index(ctx, &name, &table_id, index),
+            CatalogCommand::SetGlobalIndexState {
+                name,
+                table_id,
+                index,
+                status,
+                backfilling,
+            } => self.set_global_index_state(ctx, (&name, &table_id), &index, status, backfilling),
+            CatalogCommand::RemoveGlobalIndex {
+                name,
+                table_id,
+                index,
+            } => self.remove_global_index(ctx, &name, &table_id, &index),
         }
     }
 

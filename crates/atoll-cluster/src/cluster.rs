@@ -20,6 +20,7 @@ mod balance;
 mod catalog_client;
 mod decommission;
 mod hosting;
+mod index_lifecycle;
 mod index_tables;
 mod membership;
 mod observe;
@@ -151,6 +152,8 @@ pub struct Cluster {
     lifecycle: Arc<tokio::sync::Mutex<()>>,
     replicas: Arc<ReplicaController>,
     shipper: Arc<shipping::Shipper>,
+    // Serialises changes of global indexes on this node.
+    index_changes: tokio::sync::Mutex<()>,
     // Seed of table ids in a simulation (`NodeOptions::rng_seed`), and how
     // many were drawn.
     rng_seed: Option<u64>,
@@ -265,6 +268,7 @@ impl Cluster {
             host,
             router,
             shipper,
+            index_changes: tokio::sync::Mutex::new(()),
             splitter,
             lifecycle,
             replicas,
@@ -291,6 +295,7 @@ impl Cluster {
             }
         }
         self.delete_orphaned_index_tables().await;
+        self.resume_index_changes();
         if let Err(e) = self.host.forget_orphaned_groups().await {
             tracing::warn!(error = %e, "could not delete the state of groups no longer placed here");
         }

@@ -71,6 +71,15 @@ pub enum ClusterError {
     /// A key value could not be encoded as a row key.
     #[error("unencodable key: {0}")]
     KeyEncoding(String),
+    /// The table already has an index of that name.
+    #[error("table {0} already has an index of that name")]
+    IndexExists(String),
+    /// The table has no such global secondary index.
+    #[error("table {0} has no such global index")]
+    IndexNotFound(String),
+    /// Another index of the table is being created or deleted.
+    #[error("an index of table {0} is being created or deleted")]
+    IndexBusy(String),
     /// The partition refused a write for the item as it is; nothing was written.
     #[error("write rejected: {0}")]
     Rejected(WriteRejection),

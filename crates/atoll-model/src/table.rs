@@ -254,6 +254,11 @@ pub struct TableDefinition {
     /// the table and index it serves (`None` for a user's table).
     #[serde(default)]
     pub index_of: Option<IndexOwner>,
+    /// Counts the changes of which global indexes the table's partitions
+    /// feed (an index added, or one being deleted): each partition takes
+    /// a set of indexes only if newer than its own.
+    #[serde(default)]
+    pub global_index_epoch: u64,
 }
 
 /// Lifecycle state of a global secondary index.
@@ -403,13 +408,10 @@ impl TableDefinition {
 
     /// The storage keyspace of the table's index bookkeeping: local index
     /// entries and item collection sizes, the outbox of global index
-    /// changes, or (a hidden index table) the versions of its entries.
-    /// `None` when the table needs none.
-    pub fn index_keyspace(&self) -> Option<String> {
-        let needed = !self.local_indexes.is_empty()
-            || !self.global_indexes.is_empty()
-            || self.index_of.is_some();
-        needed.then(|| format!("{}_idx", self.keyspace))
+    /// changes (any table may gain global indexes), or on a hidden index
+    /// table the versions of its entries.
+    pub fn index_keyspace(&self) -> String {
+        format!("{}_idx", self.keyspace)
     }
 
     /// The global secondary index called `name`.

@@ -7,7 +7,7 @@ use atoll_model::{AttributeValue, Item};
 use serde::{Deserialize, Serialize};
 
 use crate::error::PartitionError;
-use crate::global_index::IndexEntryChange;
+use crate::global_index::{GlobalIndexSet, IndexEntryChange};
 
 /// One item write. Row keys are computed by the proposer, so the state machine
 /// needs no key schema; items travel in the on-disk record encoding.
@@ -124,6 +124,25 @@ pub enum PartitionCommand {
     TrimOutbox {
         /// The last outbox key shipped.
         through: Vec<u8>,
+    },
+    /// Feed these global indexes from this entry on (ignored unless newer
+    /// than the partition's).
+    SetGlobalIndexes {
+        /// The indexes.
+        set: GlobalIndexSet,
+    },
+    /// Take `set` as `SetGlobalIndexes` does, then put into the outbox the
+    /// entries of up to `max_items` items, from row key `from` on, for the
+    /// index whose entries live in `index_table` (a backfill's step).
+    BackfillIndex {
+        /// The indexes, the one backfilled among them.
+        set: GlobalIndexSet,
+        /// The hidden table of the index backfilled.
+        index_table: String,
+        /// The row key to start at.
+        from: Vec<u8>,
+        /// Most items to read.
+        max_items: u32,
     },
 }
 
@@ -293,5 +312,19 @@ pub enum PartitionOutput {
     OutboxTrimmed {
         /// How many.
         removed: u32,
+    },
+    /// The partition feeds the global indexes of this epoch (`SetGlobalIndexes`).
+    GlobalIndexesSet {
+        /// The partition's epoch after the command (it may be newer).
+        epoch: u64,
+    },
+    /// A backfill step read its items (`BackfillIndex`).
+    Backfilled {
+        /// Where the next step starts, or `None` at the end of the
+        /// partition's range.
+        next: Option<Vec<u8>>,
+        /// The last token of the partition's range (the backfill goes on
+        /// after it once `next` is `None`).
+        range_last: u64,
     },
 }

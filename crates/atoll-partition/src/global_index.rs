@@ -70,7 +70,7 @@ pub struct OutboxEntry {
 pub type IndexWrite = (String, u32);
 
 /// A global index as a table's partitions maintain it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GlobalIndexSpec {
     /// The index's name.
     pub name: String,
@@ -80,6 +80,35 @@ pub struct GlobalIndexSpec {
     pub key_schema: KeySchema,
     /// What it holds of each item.
     pub projection: Projection,
+}
+
+/// The global indexes a table's partitions feed, as of a catalog change
+/// (`epoch` counts the table's index changes; a partition takes a set only
+/// if it is newer than its own). It travels through each partition's log,
+/// so every replica feeds the same indexes from the same entry on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlobalIndexSet {
+    /// Which change of the table's indexes this is.
+    pub epoch: u64,
+    /// The indexes.
+    pub indexes: Vec<GlobalIndexSpec>,
+}
+
+impl GlobalIndexSet {
+    /// Encodes the set for a record or a snapshot header.
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, PartitionError> {
+        postcard::to_stdvec(self).map_err(|e| PartitionError::Corrupt(e.to_string()))
+    }
+
+    /// Decodes what `encode` wrote.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<GlobalIndexSet, PartitionError> {
+        postcard::from_bytes(bytes).map_err(|e| PartitionError::Corrupt(e.to_string()))
+    }
+
+    /// The index whose entries live in `index_table`.
+    pub(crate) fn index(&self, index_table: &str) -> Option<&GlobalIndexSpec> {
+        self.indexes.iter().find(|i| i.index_table == index_table)
+    }
 }
 
 /// A table's global indexes, as one of its partitions feeds them.
@@ -178,6 +207,25 @@ impl GlobalIndexes {
             key,
             value: stored_value(&encode_item(&projected), size),
             size_bytes: size + ENTRY_OVERHEAD_BYTES,
+        }))
+    }
+
+    /// The outbox entry that gives `index` the entry `item` (stored under
+    /// `row_key`) has, as of `version` (a backfill of the index).
+    pub(crate) fn backfill(
+        &self,
+        index: &GlobalIndexSpec,
+        row_key: &[u8],
+        item: &Item,
+        version: ItemVersion,
+    ) -> Result<Option<OutboxEntry>, PartitionError> {
+        Ok(self.entry(index, row_key, item)?.map(|entry| OutboxEntry {
+            index_table: index.index_table.clone(),
+            change: IndexEntryChange {
+                record: entry.record,
+                version,
+                entry: Some((entry.key, entry.value)),
+            },
         }))
     }
 

@@ -21,7 +21,8 @@ pub use command::{
 };
 pub use error::PartitionError;
 pub use global_index::{
-    GlobalIndexSpec, GlobalIndexes, IndexEntryChange, ItemVersion, OutboxEntry, decode_outbox_entry,
+    GlobalIndexSet, GlobalIndexSpec, GlobalIndexes, IndexEntryChange, ItemVersion, OutboxEntry,
+    decode_outbox_entry,
 };
 pub use local_index::{
     DEFAULT_ITEM_COLLECTION_LIMIT_BYTES, LocalIndexes, MAX_LOCAL_INDEXES, index_number,

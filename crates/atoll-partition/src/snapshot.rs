@@ -14,6 +14,7 @@ use atoll_replication::{ImportWriter, Record, SnapshotReader, SnapshotWriter};
 use atoll_storage::{Keyspace, ReadView, StorageError};
 
 use crate::error::PartitionError;
+use crate::global_index::GlobalIndexSet;
 use crate::local_index::KeyRange;
 use crate::state_machine::{TokenRange, corrupt, decode_range, encode_range, row_key_token};
 use crate::stored::stored_size;
@@ -32,6 +33,8 @@ pub(crate) struct Export<'a> {
     pub(crate) items: &'a Keyspace,
     /// The index keyspace's ranges holding the partition's tokens.
     pub(crate) local: Option<(&'a Keyspace, Vec<KeyRange>)>,
+    /// The global indexes the partition feeds, when it ever fed any.
+    pub(crate) global_set: Option<GlobalIndexSet>,
 }
 
 /// Writes `export` as `view` sees it.
@@ -43,6 +46,9 @@ pub(crate) fn export(
     let mut header = encode_range(export.range);
     if export.local.is_some() {
         header.push(SECTIONED);
+        if let Some(set) = &export.global_set {
+            header.extend_from_slice(&set.encode().map_err(corrupt)?);
+        }
     }
     out.header(&header)?;
     let (start, end) = crate::state_machine::row_key_bounds(export.range.0, export.range.1);
@@ -87,14 +93,19 @@ pub(crate) struct Import<'a> {
     peeked: Option<Record>,
 }
 
-/// The header of a snapshot: its range, and whether its records are sectioned.
-pub(crate) fn read_header(input: &SnapshotReader) -> Result<(TokenRange, bool), PartitionError> {
+/// A snapshot's header: its range, whether its records are sectioned,
+/// and the global indexes the partition fed.
+type Header = (TokenRange, bool, Option<GlobalIndexSet>);
+
+/// The header of a snapshot.
+pub(crate) fn read_header(input: &SnapshotReader) -> Result<Header, PartitionError> {
     let header = input.header();
     let range = decode_range(header.get(..16).unwrap_or(header))?;
-    match header.get(16) {
-        None => Ok((range, false)),
-        Some(&SECTIONED) if header.len() == 17 => Ok((range, true)),
-        Some(_) => Err(PartitionError::Corrupt("unknown snapshot header".into())),
+    match (header.get(16), header.get(17..)) {
+        (None, _) => Ok((range, false, None)),
+        (Some(&SECTIONED), None | Some([])) => Ok((range, true, None)),
+        (Some(&SECTIONED), Some(set)) => Ok((range, true, Some(GlobalIndexSet::decode(set)?))),
+        (Some(_), _) => Err(PartitionError::Corrupt("unknown snapshot header".into())),
     }
 }
 

@@ -18,13 +18,14 @@ use crate::command::{
     WriteRejection,
 };
 use crate::error::PartitionError;
-use crate::global_index::GlobalIndexes;
 use crate::local_index::LocalIndexes;
 use crate::snapshot;
 
+mod global_feed;
 mod indexing;
 
 use crate::stored::{stored_item, stored_size, stored_value};
+use global_feed::GlobalFeed;
 use indexing::{CollectionSizes, ItemChange};
 
 /// Item count and total item size of a partition, maintained by `apply`.
@@ -125,8 +126,9 @@ pub struct PartitionStateMachine {
     // The table's local secondary indexes (fixed for the table's life, so
     // every replica and every replay of the log maintains the same ones).
     local: Option<LocalIndexes>,
-    // The table's global secondary indexes, fed through the outbox.
-    global: Option<GlobalIndexes>,
+    // The table's global secondary indexes, fed through the outbox (a
+    // table's partition; `None` on an index table's).
+    global: Option<GlobalFeed>,
     // The keyspace of index bookkeeping (local index entries, collection
     // sizes, the outbox; on an index table, entry versions).
     aux: Option<Keyspace>,
@@ -176,14 +178,6 @@ impl PartitionStateMachine {
     pub fn with_local_indexes(mut self, local: LocalIndexes) -> Self {
         self.aux = Some(local.keyspace().clone());
         self.local = Some(local);
-        self
-    }
-
-    /// This partition, feeding its table's global secondary indexes
-    /// through an outbox in `aux` (the table's index keyspace).
-    pub fn with_global_indexes(mut self, aux: Keyspace, global: GlobalIndexes) -> Self {
-        self.aux = Some(aux);
-        self.global = Some(global);
         self
     }
 
@@ -256,8 +250,12 @@ impl PartitionStateMachine {
     }
 
     /// Keys of this partition's records in the statistics keyspace (for removal).
-    pub fn record_keys(group_id: u64) -> [Vec<u8>; 2] {
-        [group_id.to_be_bytes().to_vec(), range_key(group_id)]
+    pub fn record_keys(group_id: u64) -> [Vec<u8>; 3] {
+        [
+            group_id.to_be_bytes().to_vec(),
+            range_key(group_id),
+            global_feed::set_key(group_id),
+        ]
     }
 
     fn owns(&self, row_key: &[u8]) -> bool {
@@ -331,6 +329,8 @@ impl PartitionStateMachine {
             handoff_key(self.group_id, at_token),
             encode_range((at_token, last)),
         );
+        // The new partition feeds the global indexes this one feeds now.
+        self.hand_off_global_indexes(ctx, at_token)?;
         Ok(PartitionOutput::Split {
             moved_items,
             moved_bytes,
@@ -671,6 +671,20 @@ impl GroupStateMachine for PartitionStateMachine {
                 self.apply_index_changes(ctx, changes)?
             }
             PartitionCommand::TrimOutbox { through } => self.apply_trim_outbox(ctx, &through)?,
+            PartitionCommand::SetGlobalIndexes { set } => self.apply_global_index_set(ctx, set)?,
+            // A step starts in the partition that owns its first key.
+            PartitionCommand::BackfillIndex { from, .. } if !self.owns(&from) => {
+                PartitionOutput::WrongPartition
+            }
+            PartitionCommand::BackfillIndex {
+                set,
+                index_table,
+                from,
+                max_items,
+            } => {
+                self.apply_global_index_set(ctx, set)?;
+                self.apply_backfill(ctx, &index_table, from, max_items, log_index)?
+            }
             PartitionCommand::Batch { ops } => match self.has_indexes() {
                 true => self.apply_indexed_batch(ctx, ops, log_index)?,
                 false => {
@@ -707,10 +721,18 @@ impl GroupStateMachine for PartitionStateMachine {
             Some((_, bytes)) => decode_range(&bytes).map_err(corrupt)?,
             None => self.range(),
         };
+        // The global index set as of the view, like the range.
+        let set = self.global_index_set_at(view)?;
+        let sectioned = self.local.is_some() || self.index_table || set.epoch > 0;
         let export = snapshot::Export {
             range,
             items: &self.items,
-            local: self.aux.as_ref().map(|aux| (aux, self.aux_ranges(range))),
+            local: self
+                .aux
+                .as_ref()
+                .filter(|_| sectioned)
+                .map(|aux| (aux, self.aux_ranges(range))),
+            global_set: (set.epoch > 0).then_some(set),
         };
         snapshot::export(&export, view, out)
     }
@@ -725,10 +747,12 @@ impl GroupStateMachine for PartitionStateMachine {
         input: &mut SnapshotReader,
         out: &mut ImportWriter,
     ) -> Result<(), StorageError> {
-        let (range, sectioned) = snapshot::read_header(input).map_err(corrupt)?;
-        // Both ends derive their index bookkeeping from the same table
-        // definition: a snapshot without it cannot be this partition's.
-        if sectioned != self.aux.is_some() {
+        let (range, sectioned, global_set) = snapshot::read_header(input).map_err(corrupt)?;
+        // Local indexes and index tables are fixed by the table's
+        // definition, which both ends share: a snapshot without their
+        // sections cannot be this partition's.
+        let must_section = self.local.is_some() || self.index_table;
+        if (must_section && !sectioned) || (sectioned && self.aux.is_none()) {
             return Err(corrupt(PartitionError::Corrupt(
                 "a snapshot's index sections do not match the partition's indexes".into(),
             )));
@@ -736,8 +760,11 @@ impl GroupStateMachine for PartitionStateMachine {
         let mut import = snapshot::Import::new(input, sectioned);
         let (item_count, size_bytes) =
             snapshot::import_items(&mut import, &self.items, range, out)?;
-        if let Some(aux) = &self.aux {
+        if let Some(aux) = self.aux.as_ref().filter(|_| sectioned) {
             snapshot::import_local_indexes(&mut import, aux, self.aux_ranges(range), out)?;
+        }
+        if let Some((key, value)) = self.import_global_index_set(global_set.unwrap_or_default()) {
+            out.put(&self.stats_keyspace, key, value)?;
         }
         import.finish()?;
         self.stats.set(item_count, size_bytes);

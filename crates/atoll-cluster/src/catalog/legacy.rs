@@ -60,6 +60,7 @@ impl From<TableDefinitionV1> for TableDefinition {
             local_indexes: Vec::new(),
             global_indexes: Vec::new(),
             index_of: None,
+            global_index_epoch: 0,
         }
     }
 }
@@ -161,6 +162,37 @@ impl<D> CatalogCommandOf<D> {
             } => C::AdmitNode {
                 node_id,
                 incarnation,
+            },
+            C::AddGlobalIndex {
+                name,
+                table_id,
+                index,
+            } => C::AddGlobalIndex {
+                name,
+                table_id,
+                index,
+            },
+            C::SetGlobalIndexState {
+                name,
+                table_id,
+                index,
+                status,
+                backfilling,
+            } => C::SetGlobalIndexState {
+                name,
+                table_id,
+                index,
+                status,
+                backfilling,
+            },
+            C::RemoveGlobalIndex {
+                name,
+                table_id,
+                index,
+            } => C::RemoveGlobalIndex {
+                name,
+                table_id,
+                index,
             },
         }
     }

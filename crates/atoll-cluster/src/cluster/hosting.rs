@@ -7,9 +7,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use atoll_model::table::{PartitionDefinition, TableDefinition, TableStatus};
-use atoll_partition::{
-    GlobalIndexSpec, GlobalIndexes, LocalIndexes, PartitionOutput, PartitionStateMachine,
-};
+use atoll_partition::{LocalIndexes, PartitionOutput, PartitionStateMachine};
 use atoll_replication::{Group, GroupId, NodeId, RaftNode, ReplicationError};
 use atoll_storage::{Keyspace, Storage};
 
@@ -198,10 +196,7 @@ impl PartitionHost {
             self.stats_keyspace.clone(),
             (partition.start_token, partition.end_token),
         )?;
-        let Some(aux_name) = table.index_keyspace() else {
-            return Ok(Arc::new(sm));
-        };
-        let aux = self.storage.keyspace(&aux_name)?;
+        let aux = self.storage.keyspace(&table.index_keyspace())?;
         let mut sm = sm;
         if !table.local_indexes.is_empty() {
             sm = sm.with_local_indexes(LocalIndexes::new(
@@ -211,25 +206,12 @@ impl PartitionHost {
                 self.item_collection_limit_bytes,
             ));
         }
-        if !table.global_indexes.is_empty() {
-            let specs = table
-                .global_indexes
-                .iter()
-                .map(|index| GlobalIndexSpec {
-                    name: index.name.clone(),
-                    index_table: index.table_name.clone(),
-                    key_schema: index.key_schema.clone(),
-                    projection: index.projection.clone(),
-                })
-                .collect();
-            sm = sm.with_global_indexes(
-                aux.clone(),
-                GlobalIndexes::new(table.key_schema.clone(), specs),
-            );
-        }
-        if table.index_of.is_some() {
-            sm = sm.as_index_table(aux);
-        }
+        // A user's table may gain global indexes at any time; which it
+        // feeds comes through each partition's log.
+        sm = match table.index_of {
+            Some(_) => sm.as_index_table(aux),
+            None => sm.with_global_indexes(aux, table.key_schema.clone())?,
+        };
         Ok(Arc::new(sm))
     }
 
@@ -511,6 +493,29 @@ impl PartitionHost {
 
     /// Records the range a new replica of `group` starts with (see
     /// `PartitionStateMachine::range_record`), before its group first starts.
+    /// Writes the global index set a split-off replica starts with (its
+    /// parent's at the split, when this node's replica of the parent applied it).
+    fn pin_global_indexes(
+        &self,
+        group: GroupId,
+        parent: GroupId,
+        at_token: u64,
+    ) -> Result<(), ClusterError> {
+        let pinned = PartitionStateMachine::pinned_global_indexes(
+            &self.stats_keyspace,
+            group,
+            parent,
+            at_token,
+        )?;
+        if let Some((key, value)) = pinned {
+            let mut batch = atoll_storage::WriteBatch::new();
+            batch.put(&self.stats_keyspace, key, value);
+            self.storage
+                .commit(batch, atoll_storage::Durability::Synced)?;
+        }
+        Ok(())
+    }
+
     pub(super) fn pin_initial_range(
         &self,
         group: GroupId,
@@ -566,6 +571,10 @@ impl PartitionHost {
                 group_id,
                 handed_off.unwrap_or((partition.start_token, partition.end_token)),
             )?;
+            // And feeds the global indexes its parent fed at the split.
+            if let Some(parent) = self.catalog.view().origin(group_id).split_from {
+                self.pin_global_indexes(group_id, parent, partition.start_token)?;
+            }
         }
         let sm = self.partition_state_machine(table, partition)?;
         let me = self.node.node_id();
@@ -715,7 +724,7 @@ impl PartitionHost {
             .tables()
             .iter()
             .filter(|t| t.status != TableStatus::Deleting)
-            .flat_map(|t| std::iter::once(t.keyspace.clone()).chain(t.index_keyspace()))
+            .flat_map(|t| [t.keyspace.clone(), t.index_keyspace()])
             .collect();
         let in_use: std::collections::BTreeSet<String> = self
             .partitions
@@ -795,7 +804,7 @@ impl PartitionHost {
             }
         }
         let names = self.storage.keyspace_names();
-        for keyspace in std::iter::once(table.keyspace.clone()).chain(table.index_keyspace()) {
+        for keyspace in [table.keyspace.clone(), table.index_keyspace()] {
             if names.contains(&keyspace) {
                 self.storage.drop_keyspace(&keyspace)?;
             }
@@ -832,6 +841,10 @@ impl Cluster {
             self.router
                 .read_item(table, partition.start_token, &[], true)
                 .await?;
+        }
+        // A table created with global indexes feeds them from its first write.
+        if table.index_of.is_none() && table.global_index_epoch > 0 {
+            self.feed_global_indexes(&table.name).await?;
         }
         hold_for_tests("table-activate-hold-ms").await;
         self.catalog.set_status(table, TableStatus::Active).await

@@ -35,22 +35,32 @@ impl Cluster {
             index.table_name =
                 TableDefinition::index_table_name(&table.name, &table.table_id, &index.name);
         }
+        if !table.global_indexes.is_empty() {
+            table.global_index_epoch = 1;
+        }
         for index in &table.global_indexes {
-            let mut definition = index_table_definition(table, index);
-            self.prepare_new_table(&mut definition);
-            let name = definition.name.clone();
-            let made = self
-                .catalog
-                .propose(CatalogCommand::CreateTableBy {
-                    definition: Box::new(definition),
-                    proposer: self.node.node_id(),
-                })
-                .await?
-                .map_err(|r| r.into_error(&name))?
-                .ok_or_else(|| ClusterError::Catalog("create produced no table".into()))?;
-            created.push(made);
+            created.push(self.create_index_table(table, index).await?);
         }
         Ok(created)
+    }
+
+    /// Creates the hidden table of `table`'s global index `index`, CREATING.
+    pub(super) async fn create_index_table(
+        &self,
+        table: &TableDefinition,
+        index: &GlobalIndex,
+    ) -> Result<Arc<TableDefinition>, ClusterError> {
+        let mut definition = index_table_definition(table, index);
+        self.prepare_new_table(&mut definition);
+        let name = definition.name.clone();
+        self.catalog
+            .propose(CatalogCommand::CreateTableBy {
+                definition: Box::new(definition),
+                proposer: self.node.node_id(),
+            })
+            .await?
+            .map_err(|r| r.into_error(&name))?
+            .ok_or_else(|| ClusterError::Catalog("create produced no table".into()))
     }
 
     /// Deletes the hidden tables of `table`'s global indexes (after the
@@ -60,12 +70,13 @@ impl Cluster {
         table: &TableDefinition,
     ) -> Result<(), ClusterError> {
         for index in &table.global_indexes {
-            self.delete_index_table(&index.table_name).await?;
+            self.delete_index_table_named(&index.table_name).await?;
         }
         Ok(())
     }
 
-    async fn delete_index_table(&self, name: &str) -> Result<(), ClusterError> {
+    /// Deletes the hidden index table `name`, if it still exists.
+    pub(super) async fn delete_index_table_named(&self, name: &str) -> Result<(), ClusterError> {
         let deleting = match self.catalog.table(name) {
             Some(table) if table.status == TableStatus::Deleting => table,
             Some(_) => {
@@ -102,7 +113,7 @@ impl Cluster {
             if served || table.status == TableStatus::Creating {
                 continue;
             }
-            if let Err(e) = self.delete_index_table(&table.name).await {
+            if let Err(e) = self.delete_index_table_named(&table.name).await {
                 tracing::warn!(table = %table.name, error = %e, "could not delete an orphaned index table");
             }
         }
@@ -140,5 +151,6 @@ fn index_table_definition(table: &TableDefinition, index: &GlobalIndex) -> Table
             table_id: table.table_id.clone(),
             index: index.name.clone(),
         }),
+        global_index_epoch: 0,
     }
 }

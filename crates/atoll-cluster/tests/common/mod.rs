@@ -40,5 +40,6 @@ pub fn definition(name: &str) -> TableDefinition {
         local_indexes: Vec::new(),
         global_indexes: Vec::new(),
         index_of: None,
+        global_index_epoch: 0,
     }
 }

@@ -75,7 +75,7 @@ impl IndexPlan {
 impl PartitionStateMachine {
     /// Whether writes here maintain indexes.
     pub(super) fn has_indexes(&self) -> bool {
-        self.local.is_some() || self.global.is_some()
+        self.local.is_some() || self.global_indexes().is_some()
     }
 
     /// Plans what a write does to the indexes: the new item's index keys
@@ -119,7 +119,8 @@ impl PartitionStateMachine {
                 .extend(entries.entry_writes.iter().cloned());
             plan.local = Some(entries);
         }
-        if let Some(global) = &self.global {
+        if let Some(current) = self.global_indexes() {
+            let global = &current.1;
             if let Some(new) = change.new
                 && let Err(rejection) = global.check_keys(new)
             {

@@ -460,5 +460,6 @@ fn table_definition(
         local_indexes,
         global_indexes,
         index_of: None,
+        global_index_epoch: 0,
     })
 }

@@ -1,6 +1,7 @@
 //! CreateTable, DescribeTable, ListTables, UpdateTable, DeleteTable.
 
 mod create;
+mod index_updates;
 mod update;
 
 use atoll_model::table::TableStatus;

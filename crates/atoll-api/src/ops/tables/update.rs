@@ -4,6 +4,7 @@ use atoll_cluster::TableUpdate;
 use atoll_model::table::{BillingMode, StreamSettings, TableClass, TableDefinition, TableStatus};
 use serde_json::{Value, json};
 
+use super::index_updates::{IndexChange, IndexUpdate, parse_index_updates, resolve_index_updates};
 use super::{now_ms, required_table_name, table_or_not_found};
 use crate::constraints::{Violations, check_table_name};
 use crate::error::{ApiError, ApiResult, Doing};
@@ -60,8 +61,10 @@ struct UpdateTableRequest<'a> {
     stream: Option<&'a Object>,
     deletion_protection: Option<bool>,
     table_class: Option<TableClass>,
-    // Refused only after the checks against the table, to keep their order.
-    gsi_updates: bool,
+    /// `GlobalSecondaryIndexUpdates`, checked as far as the request goes.
+    gsi_updates: Option<Vec<IndexUpdate>>,
+    /// The request, for the index updates' checks against the table.
+    input: &'a Object,
     sse: Option<&'a Object>,
     on_demand_throughput: bool,
     warm_throughput: bool,
@@ -74,8 +77,9 @@ pub(crate) async fn update_table(
     input: &Object,
 ) -> ApiResult<Value> {
     let request = parse_update_table(input)?;
-    let (update, updating) = resolve_update_table(api, &request).await?;
-    execute_update_table(api, context, request.name, update, updating).await
+    let name = request.name;
+    let (update, index_change, updating) = resolve_update_table(api, request).await?;
+    execute_update_table(api, context, name, (update, index_change), updating).await
 }
 
 /// The checks DynamoDB makes of an UpdateTable request before it looks at the table.
@@ -103,19 +107,23 @@ fn parse_update_table(input: &Object) -> ApiResult<UpdateTableRequest<'_>> {
 
     let deletion_protection = input::boolean(input, "DeletionProtectionEnabled");
     let table_class_text = input::string(input, "TableClass");
-    let other_changes = billing_text.is_some()
+    let settings_changes = billing_text.is_some()
         || throughput.is_some()
         || stream.is_some()
-        || input::has(input, "GlobalSecondaryIndexUpdates")
         || input::has(input, "SSESpecification")
         || input::has(input, "OnDemandThroughput")
         || input::has(input, "WarmThroughput");
+    // An empty list of index updates alone counts as none.
+    let gsi_listed =
+        input::list(input, "GlobalSecondaryIndexUpdates").is_some_and(|l| !l.is_empty());
+    let other_changes = settings_changes || gsi_listed;
     check_one_kind_of_change(
         other_changes,
         deletion_protection.is_some(),
         table_class_text.is_some(),
     )?;
     let table_class = parse_table_class(table_class_text)?;
+    let gsi_updates = parse_index_updates(input, settings_changes)?;
     Ok(UpdateTableRequest {
         name,
         billing_mode: billing_text.map(|t| parse_billing_mode(Some(t))),
@@ -123,7 +131,8 @@ fn parse_update_table(input: &Object) -> ApiResult<UpdateTableRequest<'_>> {
         stream,
         deletion_protection,
         table_class,
-        gsi_updates: input::has(input, "GlobalSecondaryIndexUpdates"),
+        gsi_updates,
+        input,
         sse: input::object(input, "SSESpecification"),
         on_demand_throughput: input::has(input, "OnDemandThroughput"),
         warm_throughput: input::has(input, "WarmThroughput"),
@@ -154,25 +163,28 @@ fn check_one_kind_of_change(
     Ok(())
 }
 
-/// The cluster's update, checked against the table, and whether it makes the table UPDATING.
+/// The cluster's update and index change, checked against the table, and
+/// whether they make the table UPDATING.
 async fn resolve_update_table(
     api: &Api,
-    request: &UpdateTableRequest<'_>,
-) -> ApiResult<(TableUpdate, bool)> {
+    request: UpdateTableRequest<'_>,
+) -> ApiResult<(TableUpdate, Option<IndexChange>, bool)> {
     let name = request.name;
     let table = table_or_not_found(api, name).await?;
     if table.status == TableStatus::Deleting {
         return Err(ApiError::table_not_found(name));
     }
-    let requested = check_throughput_change(request, &table)?;
+    let requested = check_throughput_change(&request, &table)?;
     let stream_update = stream_update(request.stream, &table, name)?;
-    // Request-only checks, but they come after the table's above (a missing
-    // table or a bad stream change wins): kept here to keep that order.
-    if request.gsi_updates {
-        return Err(crate::ops::unsupported_parameter(
-            "GlobalSecondaryIndexUpdates",
-        ));
-    }
+    let index_change = match request.gsi_updates {
+        Some(updates) => Some(resolve_index_updates(
+            &table,
+            request.input,
+            updates,
+            (request.throughput.is_some(), request.stream.is_some()),
+        )?),
+        None => None,
+    };
     check_sse_semantics(request.sse)?;
     if request.on_demand_throughput {
         return Err(crate::ops::unsupported_parameter("OnDemandThroughput"));
@@ -183,7 +195,8 @@ async fn resolve_update_table(
     let billing_mode = request.billing_mode;
     let updating = billing_mode.is_some_and(|m| m != table.billing_mode)
         || requested.is_some()
-        || stream_update.is_some();
+        || stream_update.is_some()
+        || index_change.is_some();
     let update = TableUpdate {
         billing_mode,
         throughput: requested,
@@ -191,7 +204,7 @@ async fn resolve_update_table(
         table_class: request.table_class,
         stream: stream_update,
     };
-    Ok((update, updating))
+    Ok((update, index_change, updating))
 }
 
 /// The (read, write) units asked for, if the table's billing mode takes them and they change.
@@ -286,19 +299,52 @@ fn stream_update(
     Ok(stream_update)
 }
 
-/// Applies the update and describes the table.
+/// Applies the update (and the index change) and describes the table.
 async fn execute_update_table(
     api: &Api,
     context: &RequestContext,
     name: &str,
-    update: TableUpdate,
+    (update, index_change): (TableUpdate, Option<IndexChange>),
     updating: bool,
 ) -> ApiResult<Value> {
-    let updated = api
-        .cluster
-        .update_table(name, update)
-        .await
-        .map_err(|e| ApiError::from_cluster(e, Doing::Table(name)))?;
+    let cluster_error = |e| ApiError::from_cluster(e, Doing::Table(name));
+    let settings_change = update.billing_mode.is_some()
+        || update.throughput.is_some()
+        || update.deletion_protection.is_some()
+        || update.table_class.is_some()
+        || update.stream.is_some();
+    let mut updated = match (settings_change, &index_change) {
+        (false, Some(_)) => None,
+        _ => Some(
+            api.cluster
+                .update_table(name, update)
+                .await
+                .map_err(cluster_error)?,
+        ),
+    };
+    match index_change {
+        Some(IndexChange::Create(index)) => {
+            updated = Some(
+                api.cluster
+                    .create_global_index(name, index)
+                    .await
+                    .map_err(cluster_error)?,
+            );
+        }
+        Some(IndexChange::Delete(index)) => {
+            updated = Some(
+                api.cluster
+                    .delete_global_index(name, &index)
+                    .await
+                    .map_err(cluster_error)?,
+            );
+        }
+        None => {}
+    }
+    let updated = match updated {
+        Some(updated) => updated,
+        None => table_or_not_found(api, name).await?,
+    };
     let stats = crate::ops::describe::described_stats(api, &updated).await;
     let status = updating.then_some(TableStatus::Updating);
     Ok(json!({"TableDescription": table_description(&updated, &context.region, &stats, status)}))

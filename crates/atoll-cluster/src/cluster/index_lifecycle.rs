@@ -1,0 +1,284 @@
+//! Global secondary indexes added to and deleted from a live table.
+//!
+//! Adding one: the catalog records it CREATING; its hidden table is created
+//! and served; every partition of the table is told, through its log, to
+//! feed it from then on; then a backfill walks the table's items in token
+//! order, one partition's step per log entry, putting each item's entry in
+//! the outbox as of that entry. A write after a step has a newer version
+//! than the step's, and a write before it is superseded by it, so the order
+//! of backfill and writes never loses a change. Then it is ACTIVE.
+//!
+//! Deleting one: the catalog records it DELETING (the partitions stop
+//! feeding it), its hidden table is deleted, then the catalog forgets it.
+//!
+//! Both run in the background after UpdateTable answers, and are resumed
+//! by `finish_interrupted_work` after a crash; every step may be repeated.
+
+use std::sync::Arc;
+
+use atoll_model::table::{GlobalIndex, IndexStatus, TableDefinition};
+use atoll_partition::{GlobalIndexSet, GlobalIndexSpec, PartitionCommand, PartitionOutput};
+use metrics::counter;
+
+use super::Cluster;
+use crate::catalog::CatalogCommand;
+use crate::error::ClusterError;
+
+/// Items one backfill step reads.
+const BACKFILL_STEP_ITEMS: u32 = 256;
+
+/// The global indexes `table`'s partitions are to feed: all but those
+/// being deleted.
+pub(super) fn global_index_set(table: &TableDefinition) -> GlobalIndexSet {
+    GlobalIndexSet {
+        epoch: table.global_index_epoch,
+        indexes: table
+            .global_indexes
+            .iter()
+            .filter(|index| index.status != IndexStatus::Deleting)
+            .map(|index| GlobalIndexSpec {
+                name: index.name.clone(),
+                index_table: index.table_name.clone(),
+                key_schema: index.key_schema.clone(),
+                projection: index.projection.clone(),
+            })
+            .collect(),
+    }
+}
+
+impl Cluster {
+    /// Adds global index `index` to table `name` (CREATING) and builds it
+    /// in the background; returns the table as the catalog has it then.
+    pub async fn create_global_index(
+        self: &Arc<Self>,
+        name: &str,
+        mut index: GlobalIndex,
+    ) -> Result<Arc<TableDefinition>, ClusterError> {
+        let table = self.catalog.active_table_or_catch_up(name).await?;
+        index.table_name =
+            TableDefinition::index_table_name(&table.name, &table.table_id, &index.name);
+        let index_name = index.name.clone();
+        let updated = self
+            .catalog
+            .propose(CatalogCommand::AddGlobalIndex {
+                name: name.to_string(),
+                table_id: table.table_id.clone(),
+                index,
+            })
+            .await?
+            .map_err(|r| r.into_error(name))?
+            .ok_or_else(|| ClusterError::Catalog("adding an index produced no table".into()))?;
+        self.spawn_index_work(name, &index_name);
+        Ok(updated)
+    }
+
+    /// Starts deleting global index `index` of table `name` (DELETING) and
+    /// finishes in the background; returns the table as the catalog has it then.
+    pub async fn delete_global_index(
+        self: &Arc<Self>,
+        name: &str,
+        index: &str,
+    ) -> Result<Arc<TableDefinition>, ClusterError> {
+        let table = self.catalog.active_table_or_catch_up(name).await?;
+        let updated = self
+            .catalog
+            .propose(CatalogCommand::SetGlobalIndexState {
+                name: name.to_string(),
+                table_id: table.table_id.clone(),
+                index: index.to_string(),
+                status: IndexStatus::Deleting,
+                backfilling: false,
+            })
+            .await?
+            .map_err(|r| r.into_error(name))?
+            .ok_or_else(|| ClusterError::Catalog("deleting an index produced no table".into()))?;
+        self.spawn_index_work(name, index);
+        Ok(updated)
+    }
+
+    /// Runs what a CREATING or DELETING index of `table` still needs.
+    pub(super) fn spawn_index_work(self: &Arc<Self>, table: &str, index: &str) {
+        let cluster = Arc::downgrade(self);
+        let (table, index) = (table.to_string(), index.to_string());
+        tokio::spawn(async move {
+            let Some(cluster) = cluster.upgrade() else {
+                return;
+            };
+            if let Err(e) = cluster.finish_index_change(&table, &index).await {
+                tracing::warn!(%table, %index, error = %e, "a global index change failed; it resumes at the next start");
+                counter!("atoll_gsi_change_failures_total").increment(1);
+            }
+        });
+    }
+
+    /// Resumes the index changes a crash interrupted.
+    pub(super) fn resume_index_changes(self: &Arc<Self>) {
+        for table in self.catalog.view().tables() {
+            for index in &table.global_indexes {
+                if matches!(index.status, IndexStatus::Creating | IndexStatus::Deleting)
+                    && table.status == atoll_model::table::TableStatus::Active
+                {
+                    self.spawn_index_work(&table.name, &index.name);
+                }
+            }
+        }
+    }
+
+    /// Takes index `index` of table `name` from CREATING to ACTIVE, or
+    /// from DELETING to gone.
+    async fn finish_index_change(
+        self: &Arc<Self>,
+        name: &str,
+        index: &str,
+    ) -> Result<(), ClusterError> {
+        let _changing = self.index_changes.lock().await;
+        let Some(table) = self.catalog.table(name) else {
+            return Ok(());
+        };
+        let Some(found) = table.global_index(index).cloned() else {
+            return Ok(());
+        };
+        match found.status {
+            IndexStatus::Creating => self.build_global_index(&table, &found).await,
+            IndexStatus::Deleting => self.drop_global_index(&table, &found).await,
+            IndexStatus::Active | IndexStatus::Updating => Ok(()),
+        }
+    }
+
+    async fn build_global_index(
+        self: &Arc<Self>,
+        table: &TableDefinition,
+        index: &GlobalIndex,
+    ) -> Result<(), ClusterError> {
+        let started = std::time::Instant::now();
+        let index_table = match self.catalog.table(&index.table_name) {
+            Some(existing) => existing,
+            None => self.create_index_table(table, index).await?,
+        };
+        if index_table.status == atoll_model::table::TableStatus::Creating {
+            self.activate(&index_table).await?;
+        }
+        self.feed_global_indexes(&table.name).await?;
+        self.set_index_state(table, &index.name, IndexStatus::Creating, true)
+            .await?;
+        let items = self.backfill(&table.name, &index.table_name).await?;
+        self.set_index_state(table, &index.name, IndexStatus::Active, false)
+            .await?;
+        tracing::info!(
+            table = %table.name,
+            index = %index.name,
+            items,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "global index built"
+        );
+        Ok(())
+    }
+
+    async fn drop_global_index(
+        &self,
+        table: &TableDefinition,
+        index: &GlobalIndex,
+    ) -> Result<(), ClusterError> {
+        self.feed_global_indexes(&table.name).await?;
+        self.delete_index_table_named(&index.table_name).await?;
+        self.catalog
+            .propose(CatalogCommand::RemoveGlobalIndex {
+                name: table.name.clone(),
+                table_id: table.table_id.clone(),
+                index: index.name.clone(),
+            })
+            .await?
+            .map_err(|r| r.into_error(&table.name))?;
+        Ok(())
+    }
+
+    async fn set_index_state(
+        &self,
+        table: &TableDefinition,
+        index: &str,
+        status: IndexStatus,
+        backfilling: bool,
+    ) -> Result<(), ClusterError> {
+        self.catalog
+            .propose(CatalogCommand::SetGlobalIndexState {
+                name: table.name.clone(),
+                table_id: table.table_id.clone(),
+                index: index.to_string(),
+                status,
+                backfilling,
+            })
+            .await?
+            .map_err(|r| r.into_error(&table.name))?;
+        Ok(())
+    }
+
+    /// Tells every partition of table `name`, through its log, which
+    /// global indexes to feed, until every partition of the current map
+    /// (splits may add some meanwhile) has taken the current set.
+    pub(super) async fn feed_global_indexes(&self, name: &str) -> Result<(), ClusterError> {
+        let mut told: Vec<(u64, u64)> = Vec::new();
+        loop {
+            let table = self
+                .catalog
+                .table(name)
+                .ok_or_else(|| ClusterError::TableNotFound(name.to_string()))?;
+            let set = global_index_set(&table);
+            let mut all_told = true;
+            for partition in &table.partitions {
+                if told.contains(&(partition.group_id, set.epoch)) {
+                    continue;
+                }
+                all_told = false;
+                let command = PartitionCommand::SetGlobalIndexes { set: set.clone() };
+                match self
+                    .router
+                    .write(&table, partition.start_token, &command)
+                    .await?
+                {
+                    PartitionOutput::GlobalIndexesSet { .. } => {
+                        told.push((partition.group_id, set.epoch));
+                    }
+                    other => return Err(ClusterError::UnexpectedOutcome(format!("{other:?}"))),
+                }
+            }
+            if all_told {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Backfills the index whose entries live in `index_table` from every
+    /// item of table `name`, in token order; returns the steps taken.
+    async fn backfill(&self, name: &str, index_table: &str) -> Result<u64, ClusterError> {
+        let mut from = 0u64.to_be_bytes().to_vec();
+        let mut steps = 0u64;
+        loop {
+            let table = self
+                .catalog
+                .table(name)
+                .ok_or_else(|| ClusterError::TableNotFound(name.to_string()))?;
+            let token = atoll_partition::row_key_token(&from).unwrap_or_default();
+            let command = PartitionCommand::BackfillIndex {
+                set: global_index_set(&table),
+                index_table: index_table.to_string(),
+                from: from.clone(),
+                max_items: BACKFILL_STEP_ITEMS,
+            };
+            steps += 1;
+            counter!("atoll_gsi_backfill_steps_total").increment(1);
+            match self.router.write(&table, token, &command).await? {
+                PartitionOutput::Backfilled {
+                    next: Some(next), ..
+                } => from = next,
+                PartitionOutput::Backfilled {
+                    next: None,
+                    range_last,
+                } => match range_last.checked_add(1) {
+                    Some(next_token) => from = next_token.to_be_bytes().to_vec(),
+                    None => return Ok(steps),
+                },
+                other => return Err(ClusterError::UnexpectedOutcome(format!("{other:?}"))),
+            }
+        }
+    }
+}
