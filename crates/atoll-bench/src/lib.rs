@@ -97,6 +97,11 @@ pub enum BenchCommand {
         /// The endpoint and table.
         #[command(flatten)]
         target: TargetArgs,
+        /// Global secondary indexes to give the table (0 to 2): `gsi1`
+        /// (hash sk, range pk, KEYS_ONLY), `gsi2` (the same keys, ALL), so
+        /// every write also writes one entry per index.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
+        gsis: u8,
     },
     /// Write the data set.
     Load {
@@ -180,7 +185,7 @@ fn print(report: &report::Report, json: bool) {
 /// Runs a bench command to completion.
 pub async fn execute(command: BenchCommand) -> Result<(), BenchError> {
     match command {
-        BenchCommand::Setup { target: args } => runner::setup(&target(&args)?).await,
+        BenchCommand::Setup { target: args, gsis } => runner::setup(&target(&args)?, gsis).await,
         BenchCommand::Load {
             target: args,
             data,

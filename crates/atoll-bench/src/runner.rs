@@ -69,11 +69,27 @@ impl Target {
     }
 }
 
-/// Creates the benchmark table (hash `pk` S, range `sk` S, on-demand) and waits until it is ACTIVE.
-pub async fn setup(target: &Target) -> Result<(), BenchError> {
+/// Creates the benchmark table (hash `pk` S, range `sk` S, on-demand),
+/// with `gsis` global secondary indexes, and waits until it is ACTIVE.
+pub async fn setup(target: &Target, gsis: u8) -> Result<(), BenchError> {
     let mut connection = target.connection().await?;
+    let index = |name: &str, projection: &str| {
+        format!(
+            r#"{{"IndexName":"{name}","KeySchema":[{{"AttributeName":"sk","KeyType":"HASH"}},{{"AttributeName":"pk","KeyType":"RANGE"}}],"Projection":{{"ProjectionType":"{projection}"}}}}"#
+        )
+    };
+    let indexes: Vec<String> = [("gsi1", "KEYS_ONLY"), ("gsi2", "ALL")]
+        .iter()
+        .take(usize::from(gsis))
+        .map(|(name, projection)| index(name, projection))
+        .collect();
+    let global_indexes = if indexes.is_empty() {
+        String::new()
+    } else {
+        format!(r#","GlobalSecondaryIndexes":[{}]"#, indexes.join(","))
+    };
     let body = format!(
-        r#"{{"TableName":"{}","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}},{{"AttributeName":"sk","KeyType":"RANGE"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}},{{"AttributeName":"sk","AttributeType":"S"}}],"BillingMode":"PAY_PER_REQUEST"}}"#,
+        r#"{{"TableName":"{}","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}},{{"AttributeName":"sk","KeyType":"RANGE"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}},{{"AttributeName":"sk","AttributeType":"S"}}],"BillingMode":"PAY_PER_REQUEST"{global_indexes}}}"#,
         target.table
     );
     let reply = connection.call("CreateTable", body).await?;

@@ -123,8 +123,16 @@ fn render(report: &Value) -> String {
             if partitions.len() == 1 { "" } else { "s" }
         ));
         out.push_str(&format!(
-            "  {:>6}  {:<33}  {:>10}  {:>12}  {:>6}  {:<8}  {:>9}  {:>9}\n",
-            "group", "tokens", "items", "bytes", "leader", "replicas", "reads/s", "writes/s"
+            "  {:>6}  {:<33}  {:>10}  {:>12}  {:>6}  {:<8}  {:>9}  {:>9}  {:>7}\n",
+            "group",
+            "tokens",
+            "items",
+            "bytes",
+            "leader",
+            "replicas",
+            "reads/s",
+            "writes/s",
+            "outbox"
         ));
         for p in &partitions {
             let replicas: Vec<String> = p["replicas"]
@@ -132,7 +140,7 @@ fn render(report: &Value) -> String {
                 .map(|r| r.iter().map(|id| id.to_string()).collect())
                 .unwrap_or_default();
             out.push_str(&format!(
-                "  {:>6}  {}-{}  {:>10}  {:>12}  {:>6}  {:<8}  {:>9.1}  {:>9.1}\n",
+                "  {:>6}  {}-{}  {:>10}  {:>12}  {:>6}  {:<8}  {:>9.1}  {:>9.1}  {:>7}\n",
                 p["group_id"].to_string(),
                 p["start_token"].as_str().unwrap_or("?"),
                 p["end_token"].as_str().unwrap_or("?"),
@@ -144,6 +152,7 @@ fn render(report: &Value) -> String {
                 replicas.join(","),
                 p["reads_per_second"].as_f64().unwrap_or(0.0),
                 p["writes_per_second"].as_f64().unwrap_or(0.0),
+                p["outbox_records"].as_u64().unwrap_or(0),
             ));
         }
     }

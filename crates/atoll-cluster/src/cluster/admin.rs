@@ -205,7 +205,15 @@ pub struct PartitionReport {
     pub reads_per_second: f64,
     /// Writes routed here per second (last interval).
     pub writes_per_second: f64,
+    /// Global index changes in its outbox not yet shipped, as this node's
+    /// replica holds them (counted up to `OUTBOX_COUNT_CAP`).
+    pub outbox_records: u64,
+    /// How long the oldest of them has waited, when this node ships them.
+    pub outbox_age_ms: Option<u64>,
 }
+
+/// Most outbox records the report counts per partition.
+const OUTBOX_COUNT_CAP: usize = 100_000;
 
 impl Cluster {
     /// `report`, with the item count and size of each partition this node
@@ -291,6 +299,10 @@ impl Cluster {
                             ),
                             reads_per_second: reads,
                             writes_per_second: writes,
+                            outbox_records: handle.as_ref().map_or(0, |h| {
+                                h.sm.outbox_depth(OUTBOX_COUNT_CAP).unwrap_or(0) as u64
+                            }),
+                            outbox_age_ms: self.shipper.waiting_ms(p.group_id),
                         }
                     })
                     .collect(),

@@ -111,6 +111,14 @@ impl Shipper {
         Ok(count)
     }
 
+    /// How long the oldest unshipped record of `group` has waited, when
+    /// this node leads it and has seen one.
+    pub(super) fn waiting_ms(&self, group: GroupId) -> Option<u64> {
+        self.lock_waiting()
+            .get(&group)
+            .map(|since| since.elapsed().as_millis() as u64)
+    }
+
     fn lock_waiting(&self) -> std::sync::MutexGuard<'_, BTreeMap<GroupId, Instant>> {
         self.waiting_since.lock().unwrap_or_else(|e| e.into_inner())
     }

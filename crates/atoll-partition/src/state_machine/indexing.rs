@@ -375,6 +375,20 @@ impl PartitionStateMachine {
         Ok(entries)
     }
 
+    /// How many records this replica's outbox holds (counting up to `cap`).
+    pub fn outbox_depth(&self, cap: usize) -> Result<usize, PartitionError> {
+        let Some(aux) = self.aux.as_ref().filter(|_| self.global.is_some()) else {
+            return Ok(0);
+        };
+        let (start, end) = outbox_range(self.group_id);
+        let mut count = 0;
+        for pair in aux.range(Bound::Included(start), end, false).take(cap) {
+            pair?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
     /// The index keyspace's ranges this partition's snapshot carries: local
     /// index entries and collection sizes, or entry versions, of its
     /// tokens; and its own outbox.
