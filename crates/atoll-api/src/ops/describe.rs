@@ -252,7 +252,9 @@ fn global_index_descriptions(
                     "ItemCount": index_stats.item_count,
                     "IndexArn": format!("{table_arn}/index/{}", index.name),
                 });
-                if status == IndexStatus::Creating
+                // Only an index added to a live table says whether it is
+                // backfilling; one created with its table never does.
+                if index.status == IndexStatus::Creating
                     && let Some(object) = d.as_object_mut()
                 {
                     object.insert("Backfilling".into(), json!(index.backfilling));
