@@ -593,9 +593,29 @@ impl PartitionHost {
             })
             .collect();
         let origin = self.catalog.view().origin(group_id);
+        // Every replica that holds the handoff of a split (its parent's
+        // replica here applied the split from its log, so its items are the
+        // new partition's exactly) may found the new group, not only the
+        // node named founder: if that one dies before any other replica got
+        // the group's first entry, the others would wait for it forever.
+        // openraft allows several nodes to initialise with one membership;
+        // a replica without the handoff never does (it is sent a snapshot).
+        let holds_handoff = match origin.split_from {
+            Some(parent) => PartitionStateMachine::handed_off_through_log(
+                &self.stats_keyspace,
+                parent,
+                partition.start_token,
+            )?,
+            None => false,
+        };
+        let founder = if holds_handoff {
+            self.node.node_id()
+        } else {
+            origin.founder
+        };
         let group = self
             .node
-            .start_group_founded_by(group_id, sm.clone(), members, origin.founder)
+            .start_group_founded_by(group_id, sm.clone(), members, founder)
             .await?;
         // A split-off partition's first state came from its parent's
         // handoff, not from its log: a leader still holding the log from

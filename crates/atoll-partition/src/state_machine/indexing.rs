@@ -344,18 +344,28 @@ impl PartitionStateMachine {
             return Ok(PartitionOutput::OutboxTrimmed { removed: 0 });
         };
         let (start, _) = outbox_range(self.group_id);
-        let mut removed = 0u32;
-        let keys: Vec<Vec<u8>> = aux
+        // The stored records, overlaid with this round's writes: a replica
+        // that applies the writes and their trim in one round must remove
+        // what one applying them in separate rounds removes.
+        let mut keys: std::collections::BTreeSet<Vec<u8>> = aux
             .range(
-                Bound::Included(start),
+                Bound::Included(start.clone()),
                 Bound::Included(through.to_vec()),
                 false,
             )
             .map(|pair| pair.map(|(key, _)| key.to_vec()))
             .collect::<Result<_, _>>()?;
+        let mut end = through.to_vec();
+        end.push(0);
+        for (key, value) in ctx.pending_in_range(aux, &start, Some(&end)) {
+            match value {
+                Some(_) => keys.insert(key),
+                None => keys.remove(&key),
+            };
+        }
+        let removed = u32::try_from(keys.len()).unwrap_or(u32::MAX);
         for key in keys {
             ctx.delete(aux, key);
-            removed += 1;
         }
         Ok(PartitionOutput::OutboxTrimmed { removed })
     }
