@@ -232,12 +232,13 @@ impl Cluster {
     ) -> Result<Arc<Cluster>, ClusterError> {
         let peers = Peers::new(node.clone());
         let catalog = Arc::new(CatalogClient::new(catalog, catalog_group, peers.clone()));
+        let outbox_signal = Arc::new(tokio::sync::Notify::new());
         let host = Arc::new(PartitionHost::new(
             storage.clone(),
             node.clone(),
             catalog.clone(),
             peers.clone(),
-            options.item_collection_limit_bytes,
+            (options.item_collection_limit_bytes, outbox_signal.clone()),
         )?);
         let router = Arc::new(Router::new(catalog.clone(), host.clone(), peers.clone()));
         let lifecycle = Arc::new(tokio::sync::Mutex::new(()));
@@ -259,6 +260,7 @@ impl Cluster {
             catalog.clone(),
             host.clone(),
             router.clone(),
+            outbox_signal,
         ));
         Ok(Arc::new(Cluster {
             storage,

@@ -28,5 +28,7 @@ pub use local_index::{
     DEFAULT_ITEM_COLLECTION_LIMIT_BYTES, LocalIndexes, MAX_LOCAL_INDEXES, index_number,
 };
 pub use read::{ItemRange, StoredItem};
-pub use state_machine::{PartitionStateMachine, PartitionStats, TokenRange, row_key_token};
+pub use state_machine::{
+    OutboxListener, PartitionStateMachine, PartitionStats, TokenRange, row_key_token,
+};
 pub use stored::{read_item, read_stored_item};

@@ -26,6 +26,7 @@ mod indexing;
 
 use crate::stored::{stored_item, stored_size, stored_value};
 use global_feed::GlobalFeed;
+pub use global_feed::OutboxListener;
 use indexing::{CollectionSizes, ItemChange};
 
 /// Item count and total item size of a partition, maintained by `apply`.
@@ -134,6 +135,8 @@ pub struct PartitionStateMachine {
     aux: Option<Keyspace>,
     // Whether this is a partition of a global index's hidden table.
     index_table: bool,
+    // Told when an apply writes outbox records (the node's shipper).
+    outbox_listener: std::sync::OnceLock<global_feed::OutboxListener>,
 }
 
 impl PartitionStateMachine {
@@ -171,6 +174,7 @@ impl PartitionStateMachine {
             global: None,
             aux: None,
             index_table: false,
+            outbox_listener: std::sync::OnceLock::new(),
         })
     }
 

@@ -135,6 +135,8 @@ pub(super) struct PartitionHost {
     advertise_addr: String,
     // The item collection size limit of tables with local indexes.
     item_collection_limit_bytes: u64,
+    // Told when a hosted partition's apply writes outbox records.
+    outbox_signal: Arc<tokio::sync::Notify>,
 }
 
 impl PartitionHost {
@@ -143,10 +145,11 @@ impl PartitionHost {
         node: Arc<RaftNode>,
         catalog: Arc<CatalogClient>,
         peers: Peers,
-        item_collection_limit_bytes: u64,
+        (item_collection_limit_bytes, outbox_signal): (u64, Arc<tokio::sync::Notify>),
     ) -> Result<PartitionHost, ClusterError> {
         Ok(PartitionHost {
             item_collection_limit_bytes,
+            outbox_signal,
             stats_keyspace: storage.keyspace(PARTITION_STATS_KEYSPACE)?,
             advertise_addr: node.advertise_addr().to_string(),
             storage,
@@ -212,6 +215,8 @@ impl PartitionHost {
             Some(_) => sm.as_index_table(aux),
             None => sm.with_global_indexes(aux, table.key_schema.clone())?,
         };
+        let signal = self.outbox_signal.clone();
+        sm.on_outbox_write(Arc::new(move || signal.notify_one()));
         Ok(Arc::new(sm))
     }
 

@@ -20,19 +20,42 @@ use super::hosting::PartitionHost;
 use super::routing::{Router, propose_to};
 use crate::error::ClusterError;
 
-/// How often the shipper looks for outbox records when it found none.
-const IDLE_INTERVAL: Duration = Duration::from_millis(10);
+/// How long the shipper waits for an apply to signal new outbox records
+/// before it looks anyway (a signal may come from a replica that is not
+/// the leader yet, or a leadership may have just come here).
+const IDLE_INTERVAL: Duration = Duration::from_millis(50);
+
+/// How long after a signal the shipper reads the outbox (see `ship_outboxes`).
+const SIGNAL_SETTLE: Duration = Duration::from_millis(1);
 
 /// Most outbox records shipped in one round per partition.
 const BATCH_RECORDS: usize = 1024;
+
+/// How often a partition's shipped records are trimmed while more keep
+/// coming (each trim is a log entry; once shipping pauses, at once).
+const TRIM_INTERVAL: Duration = Duration::from_millis(100);
+
+/// What the shipper knows of one led partition's outbox.
+#[derive(Default)]
+struct Shipping {
+    /// When the oldest unshipped record was first seen here.
+    waiting_since: Option<Instant>,
+    /// The last record shipped (records up to it need not be read again).
+    shipped_through: Option<Vec<u8>>,
+    /// Whether records up to `shipped_through` still wait for their trim.
+    untrimmed: bool,
+    /// When the partition's outbox was last trimmed.
+    last_trim: Option<Instant>,
+}
 
 /// Ships the outboxes of the table partitions this node leads.
 pub(super) struct Shipper {
     catalog: Arc<CatalogClient>,
     host: Arc<PartitionHost>,
     router: Arc<Router>,
-    // When each group's oldest unshipped record was first seen here.
-    waiting_since: Mutex<BTreeMap<GroupId, Instant>>,
+    // Told by applies that wrote outbox records.
+    signal: Arc<tokio::sync::Notify>,
+    partitions: Mutex<BTreeMap<GroupId, Shipping>>,
 }
 
 impl Shipper {
@@ -40,12 +63,14 @@ impl Shipper {
         catalog: Arc<CatalogClient>,
         host: Arc<PartitionHost>,
         router: Arc<Router>,
+        signal: Arc<tokio::sync::Notify>,
     ) -> Shipper {
         Shipper {
             catalog,
             host,
             router,
-            waiting_since: Mutex::new(BTreeMap::new()),
+            signal,
+            partitions: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -55,6 +80,8 @@ impl Shipper {
         let mut shipped_any = false;
         for handle in self.host.handles() {
             if !handle.group.is_leader() {
+                // A later leadership here starts again from the outbox's start.
+                self.lock_partitions().remove(&handle.group.id());
                 continue;
             }
             match self.ship_partition(&handle).await {
@@ -71,22 +98,28 @@ impl Shipper {
         shipped_any
     }
 
-    /// Ships one batch of a partition's outbox and trims it; returns how
+    /// Ships one batch of a partition's outbox (the records after those
+    /// it shipped already), and trims what was shipped every
+    /// `TRIM_INTERVAL`, or at once when nothing more waits; returns how
     /// many records went.
     async fn ship_partition(&self, handle: &PartitionHandle) -> Result<usize, ClusterError> {
         let group = handle.group.id();
-        let records = handle.sm.outbox(BATCH_RECORDS)?;
-        let Some((through, _)) = records.last() else {
-            self.lock_waiting().remove(&group);
-            gauge!("atoll_gsi_outbox_age_seconds", "partition" => group.to_string()).set(0.0);
+        let after = self.with_state(group, |s| s.shipped_through.clone());
+        let records = handle.sm.outbox_after(after.as_deref(), BATCH_RECORDS)?;
+        let labels = [("partition", group.to_string())];
+        let Some((last, _)) = records.last() else {
+            let (untrimmed, through) =
+                self.with_state(group, |s| (s.untrimmed, s.shipped_through.clone()));
+            if let (true, Some(through)) = (untrimmed, through) {
+                self.trim(handle, through).await?;
+            }
+            self.with_state(group, |s| s.waiting_since = None);
+            gauge!("atoll_gsi_outbox_age_seconds", &labels).set(0.0);
+            gauge!("atoll_gsi_outbox_records", &labels).set(0.0);
             return Ok(0);
         };
-        let through = through.clone();
-        let since = *self
-            .lock_waiting()
-            .entry(group)
-            .or_insert_with(Instant::now);
-        let labels = [("partition", group.to_string())];
+        let last = last.clone();
+        let since = self.with_state(group, |s| *s.waiting_since.get_or_insert_with(Instant::now));
         gauge!("atoll_gsi_outbox_age_seconds", &labels).set(since.elapsed().as_secs_f64());
         gauge!("atoll_gsi_outbox_records", &labels).set(records.len() as f64);
         let count = records.len();
@@ -105,22 +138,44 @@ impl Shipper {
         for outcome in futures_util::future::join_all(sends).await {
             outcome?;
         }
-        propose_to(handle, &PartitionCommand::TrimOutbox { through }).await?;
-        self.lock_waiting().remove(&group);
         counter!("atoll_gsi_changes_shipped_total").increment(count as u64);
+        let trim_due = self.with_state(group, |s| {
+            s.shipped_through = Some(last.clone());
+            s.untrimmed = true;
+            s.waiting_since = None;
+            s.last_trim.is_none_or(|at| at.elapsed() >= TRIM_INTERVAL)
+        });
+        if trim_due {
+            self.trim(handle, last).await?;
+        }
         Ok(count)
+    }
+
+    /// Trims a partition's outbox through `through`, through its log.
+    async fn trim(&self, handle: &PartitionHandle, through: Vec<u8>) -> Result<(), ClusterError> {
+        propose_to(handle, &PartitionCommand::TrimOutbox { through }).await?;
+        self.with_state(handle.group.id(), |s| {
+            s.untrimmed = false;
+            s.last_trim = Some(Instant::now());
+        });
+        Ok(())
     }
 
     /// How long the oldest unshipped record of `group` has waited, when
     /// this node leads it and has seen one.
     pub(super) fn waiting_ms(&self, group: GroupId) -> Option<u64> {
-        self.lock_waiting()
+        self.lock_partitions()
             .get(&group)
+            .and_then(|s| s.waiting_since)
             .map(|since| since.elapsed().as_millis() as u64)
     }
 
-    fn lock_waiting(&self) -> std::sync::MutexGuard<'_, BTreeMap<GroupId, Instant>> {
-        self.waiting_since.lock().unwrap_or_else(|e| e.into_inner())
+    fn with_state<T>(&self, group: GroupId, f: impl FnOnce(&mut Shipping) -> T) -> T {
+        f(self.lock_partitions().entry(group).or_default())
+    }
+
+    fn lock_partitions(&self) -> std::sync::MutexGuard<'_, BTreeMap<GroupId, Shipping>> {
+        self.partitions.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -131,9 +186,15 @@ pub(super) async fn ship_outboxes(shipper: Weak<Shipper>) {
             return;
         };
         let busy = shipper.ship_round().await;
+        let signal = shipper.signal.clone();
         drop(shipper);
         if !busy {
-            tokio::time::sleep(IDLE_INTERVAL).await;
+            let signalled = tokio::time::timeout(IDLE_INTERVAL, signal.notified()).await;
+            // The signal comes from inside an apply round, before the round's
+            // writes are committed: give them a moment to land.
+            if signalled.is_ok() {
+                tokio::time::sleep(SIGNAL_SETTLE).await;
+            }
         }
     }
 }

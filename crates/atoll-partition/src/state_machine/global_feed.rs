@@ -17,6 +17,9 @@ use crate::error::PartitionError;
 use crate::global_index::{GlobalIndexSet, GlobalIndexes};
 use crate::stored::stored_item;
 
+/// What is called when an apply writes outbox records.
+pub type OutboxListener = Arc<dyn Fn() + Send + Sync>;
+
 /// A record of the statistics keyspace: its key and value.
 type Record = (Vec<u8>, Vec<u8>);
 
@@ -81,6 +84,18 @@ impl PartitionStateMachine {
         self.aux = Some(aux);
         self.global = Some(GlobalFeed::new(table_keys, set));
         Ok(self)
+    }
+
+    /// Calls `listener` whenever an apply writes outbox records (after the
+    /// round commits they can be shipped), so a shipper need not poll.
+    pub fn on_outbox_write(&self, listener: OutboxListener) {
+        let _ = self.outbox_listener.set(listener);
+    }
+
+    pub(super) fn signal_outbox(&self) {
+        if let Some(listener) = self.outbox_listener.get() {
+            listener();
+        }
     }
 
     /// The global indexes fed now, when there are any.

@@ -153,10 +153,14 @@ impl PartitionStateMachine {
             }
         }
         if let Some(aux) = &self.aux {
+            let wrote = !plan.outbox.is_empty();
             for entry in plan.outbox {
                 let value = encode_outbox_entry(&entry).map_err(corrupt)?;
                 ctx.put(aux, outbox_key(self.group_id, log_index, *sequence), value);
                 *sequence += 1;
+            }
+            if wrote {
+                self.signal_outbox();
             }
         }
         Ok(())
@@ -373,12 +377,26 @@ impl PartitionStateMachine {
     /// Up to `limit` records of this partition's outbox, oldest first, as
     /// this replica has applied them (its leader ships them).
     pub fn outbox(&self, limit: usize) -> Result<Vec<(Vec<u8>, OutboxEntry)>, PartitionError> {
+        self.outbox_after(None, limit)
+    }
+
+    /// Up to `limit` records of this partition's outbox after key `after`
+    /// (from its start without one), oldest first.
+    pub fn outbox_after(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, OutboxEntry)>, PartitionError> {
         let Some(aux) = self.aux.as_ref().filter(|_| self.global.is_some()) else {
             return Ok(Vec::new());
         };
         let (start, end) = outbox_range(self.group_id);
+        let start = match after {
+            Some(after) if after >= start.as_slice() => Bound::Excluded(after.to_vec()),
+            _ => Bound::Included(start),
+        };
         let mut entries = Vec::new();
-        for pair in aux.range(Bound::Included(start), end, false).take(limit) {
+        for pair in aux.range(start, end, false).take(limit) {
             let (key, value) = pair?;
             entries.push((key.to_vec(), decode_outbox_entry(&value)?));
         }
