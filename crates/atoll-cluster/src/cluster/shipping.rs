@@ -105,7 +105,12 @@ impl Shipper {
     async fn ship_partition(&self, handle: &PartitionHandle) -> Result<usize, ClusterError> {
         let group = handle.group.id();
         let after = self.with_state(group, |s| s.shipped_through.clone());
-        let records = handle.sm.outbox_after(after.as_deref(), BATCH_RECORDS)?;
+        // Only records of entries the group reports applied: their rounds
+        // are committed whole (see `outbox_after`).
+        let applied = handle.group.applied_index().unwrap_or(0);
+        let records = handle
+            .sm
+            .outbox_after(after.as_deref(), applied, BATCH_RECORDS)?;
         let labels = [("partition", group.to_string())];
         let Some((last, _)) = records.last() else {
             let (untrimmed, through) =

@@ -377,20 +377,29 @@ impl PartitionStateMachine {
     /// Up to `limit` records of this partition's outbox, oldest first, as
     /// this replica has applied them (its leader ships them).
     pub fn outbox(&self, limit: usize) -> Result<Vec<(Vec<u8>, OutboxEntry)>, PartitionError> {
-        self.outbox_after(None, limit)
+        self.outbox_after(None, u64::MAX, limit)
     }
 
     /// Up to `limit` records of this partition's outbox after key `after`
-    /// (from its start without one), oldest first.
+    /// (from its start without one), written by log entries up to
+    /// `applied_through`, oldest first. A reader must stay behind what
+    /// the group reports applied: the round applying later entries may be
+    /// committing meanwhile, and a read racing it could see some of its
+    /// records and not others (it would then skip those for good).
     pub fn outbox_after(
         &self,
         after: Option<&[u8]>,
+        applied_through: u64,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, OutboxEntry)>, PartitionError> {
         let Some(aux) = self.aux.as_ref().filter(|_| self.global.is_some()) else {
             return Ok(Vec::new());
         };
-        let (start, end) = outbox_range(self.group_id);
+        let (start, whole_end) = outbox_range(self.group_id);
+        let end = match applied_through.checked_add(1) {
+            Some(next) => Bound::Excluded(outbox_key(self.group_id, next, 0)),
+            None => whole_end,
+        };
         let start = match after {
             Some(after) if after >= start.as_slice() => Bound::Excluded(after.to_vec()),
             _ => Bound::Included(start),
