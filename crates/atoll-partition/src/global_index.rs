@@ -19,8 +19,7 @@
 
 use atoll_model::table::{KeySchema, Projection};
 use atoll_model::{
-    AttributeValue, Item, encode_global_index_key, encode_item, item_size_bytes,
-    row_key_prefix_for_partition,
+    Item, encode_global_index_key, encode_item, item_size_bytes, row_key_prefix_for_partition,
 };
 use serde::{Deserialize, Serialize};
 
@@ -147,26 +146,7 @@ impl GlobalIndexes {
             let keys = std::iter::once(&index.key_schema.partition_key)
                 .chain(index.key_schema.sort_key.as_ref());
             for key in keys {
-                let Some(value) = item.get(&key.name) else {
-                    continue;
-                };
-                if !key.scalar_type.matches(value) {
-                    return Err(WriteRejection::IndexKeyType {
-                        index: index.name.clone(),
-                        attribute: key.name.clone(),
-                        expected: key.scalar_type.as_str().to_string(),
-                        actual: value.type_name().to_string(),
-                    });
-                }
-                match value {
-                    AttributeValue::S(text) if text.is_empty() => {
-                        return Err(WriteRejection::IndexKeyEmpty { binary: false });
-                    }
-                    AttributeValue::B(bytes) if bytes.is_empty() => {
-                        return Err(WriteRejection::IndexKeyEmpty { binary: true });
-                    }
-                    _ => {}
-                }
+                crate::local_index::check_index_key(&index.name, key, item)?;
             }
         }
         Ok(())

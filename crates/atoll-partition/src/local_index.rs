@@ -101,27 +101,7 @@ impl LocalIndexes {
         let mut by_name: Vec<&LocalIndex> = self.indexes.iter().collect();
         by_name.sort_by(|a, b| a.name.cmp(&b.name));
         for index in by_name {
-            let key = index.sort_key();
-            let Some(value) = item.get(&key.name) else {
-                continue;
-            };
-            if !key.scalar_type.matches(value) {
-                return Err(WriteRejection::IndexKeyType {
-                    index: index.name.clone(),
-                    attribute: key.name.clone(),
-                    expected: key.scalar_type.as_str().to_string(),
-                    actual: value.type_name().to_string(),
-                });
-            }
-            match value {
-                AttributeValue::S(text) if text.is_empty() => {
-                    return Err(WriteRejection::IndexKeyEmpty { binary: false });
-                }
-                AttributeValue::B(bytes) if bytes.is_empty() => {
-                    return Err(WriteRejection::IndexKeyEmpty { binary: true });
-                }
-                _ => {}
-            }
+            check_index_key(&index.name, index.sort_key(), item)?;
         }
         Ok(())
     }
@@ -239,6 +219,36 @@ impl LocalIndexes {
 
 /// A key range of a keyspace: its start (included) and its end.
 pub(crate) type KeyRange = (Vec<u8>, Bound<Vec<u8>>);
+
+/// Refuses `item`'s value of index key `key` (of index `index`) if no index
+/// key may have it: a wrong type, or an empty string or binary. An absent
+/// attribute is fine (the item is not in that index).
+pub(crate) fn check_index_key(
+    index: &str,
+    key: &atoll_model::table::KeyAttribute,
+    item: &Item,
+) -> Result<(), WriteRejection> {
+    let Some(value) = item.get(&key.name) else {
+        return Ok(());
+    };
+    if !key.scalar_type.matches(value) {
+        return Err(WriteRejection::IndexKeyType {
+            index: index.to_string(),
+            attribute: key.name.clone(),
+            expected: key.scalar_type.as_str().to_string(),
+            actual: value.type_name().to_string(),
+        });
+    }
+    match value {
+        AttributeValue::S(text) if text.is_empty() => {
+            Err(WriteRejection::IndexKeyEmpty { binary: false })
+        }
+        AttributeValue::B(bytes) if bytes.is_empty() => {
+            Err(WriteRejection::IndexKeyEmpty { binary: true })
+        }
+        _ => Ok(()),
+    }
+}
 
 /// The storage number of the index at `position` among the table's LSIs.
 pub fn index_number(position: usize) -> u8 {
