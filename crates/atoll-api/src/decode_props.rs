@@ -140,6 +140,7 @@ fn api(runtime: &tokio::runtime::Runtime) -> Arc<Api> {
         Api::new(
             cluster,
             ApiConfig {
+                max_global_indexes: crate::DEFAULT_MAX_GLOBAL_INDEXES,
                 default_region: "us-east-1".into(),
                 endpoint_address: "localhost:8000".into(),
                 message_style: crate::MessageStyle::default(),

@@ -36,6 +36,9 @@ pub use operation::Operation;
 /// Parsed expressions kept per node.
 const EXPRESSION_CACHE_ENTRIES: usize = 4096;
 
+/// DynamoDB's default limit of global secondary indexes per table.
+pub const DEFAULT_MAX_GLOBAL_INDEXES: usize = 20;
+
 /// Settings of the API front door.
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
@@ -47,6 +50,8 @@ pub struct ApiConfig {
     pub message_style: MessageStyle,
     /// What `GET /metrics` renders; `None` answers it as an unknown path.
     pub metrics: Option<MetricsExport>,
+    /// Most global secondary indexes a table may have (DynamoDB's default: 20).
+    pub max_global_indexes: usize,
 }
 
 /// DynamoDB is rolling out a new validation layer region by region (2026):

@@ -75,6 +75,9 @@ pub struct ServeArgs {
     /// 10 GB by default. For tests; every node of a cluster must agree.
     #[arg(long, env = "ATOLL_ITEM_COLLECTION_LIMIT_BYTES", value_name = "BYTES")]
     pub item_collection_limit_bytes: Option<u64>,
+    /// Most global secondary indexes a table may have [default: 20, DynamoDB's].
+    #[arg(long, env = "ATOLL_MAX_GLOBAL_INDEXES", value_name = "N")]
+    pub max_global_indexes: Option<usize>,
 }
 
 /// The settings file.
@@ -98,6 +101,7 @@ struct FileConfig {
     zone: Option<String>,
     dead_node_after_ms: Option<u64>,
     item_collection_limit_bytes: Option<u64>,
+    max_global_indexes: Option<usize>,
 }
 
 /// How log lines are written.
@@ -146,6 +150,8 @@ pub struct ServeConfig {
     pub dead_node_after_ms: u64,
     /// Largest item collection of a table with local indexes.
     pub item_collection_limit_bytes: u64,
+    /// Most global secondary indexes per table.
+    pub max_global_indexes: usize,
 }
 
 /// Errors reading the configuration.
@@ -232,6 +238,10 @@ impl ServeArgs {
                 .item_collection_limit_bytes
                 .or(file.item_collection_limit_bytes)
                 .unwrap_or(atoll_cluster::DEFAULT_ITEM_COLLECTION_LIMIT_BYTES),
+            max_global_indexes: self
+                .max_global_indexes
+                .or(file.max_global_indexes)
+                .unwrap_or(atoll_api::DEFAULT_MAX_GLOBAL_INDEXES),
             listen: self
                 .listen
                 .or(file.listen)

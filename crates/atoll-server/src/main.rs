@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start a node serving the DynamoDB API (single node by default).
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Benchmark any DynamoDB endpoint with YCSB-style workloads.
     Bench {
         #[command(subcommand)]
@@ -49,7 +49,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     atoll_cluster::arm_fail_points_from_env();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args).map_err(Into::into),
+        Command::Serve(args) => serve::run(*args).map_err(Into::into),
         Command::Bench { command } => bench(command),
         Command::Admin(args) => admin::run(args),
         Command::DevCluster(args) => dev_cluster::run(args),

@@ -100,6 +100,7 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
                 endpoint_address: local_addr.to_string(),
                 message_style: config.message_style,
                 metrics: Some(metrics.export),
+                max_global_indexes: config.max_global_indexes,
             },
         );
         tokio::spawn(

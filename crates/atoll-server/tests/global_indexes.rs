@@ -996,3 +996,70 @@ async fn global_indexes_converge_after_restarts_and_sigkill() {
     assert_eq!(table.by_g("moved").await.len(), 6);
     table.wait_item_counts(&items).await;
 }
+
+/// A hash-only KEYS_ONLY index on `attribute`, for the limit test.
+fn keys_only_index(name: &str, attribute: &str) -> GlobalSecondaryIndex {
+    GlobalSecondaryIndex::builder()
+        .index_name(name)
+        .key_schema(key_element(attribute, KeyType::Hash))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        )
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_global_index_limit_is_configurable() {
+    let server = TestServer::start_with_args(&["--max-global-indexes", "2"]);
+    let client = server.client();
+    let create = |name: &str, indexes: usize| {
+        let mut request = client
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key_element("pk", KeyType::Hash))
+            .attribute_definitions(attr_def("pk", Sat::S));
+        for i in 0..indexes {
+            request = request
+                .attribute_definitions(attr_def(&format!("a{i}"), Sat::S))
+                .global_secondary_indexes(keys_only_index(&format!("gsi{i}"), &format!("a{i}")));
+        }
+        request.send()
+    };
+    assert_error(
+        create("gsi-limit-three", 3).await,
+        "ValidationException",
+        "One or more parameter values were invalid: GlobalSecondaryIndex count exceeds the per-table limit of 2",
+    );
+    ok(create("gsi-limit-two", 2).await);
+    let added = client
+        .update_table()
+        .table_name("gsi-limit-two")
+        .attribute_definitions(attr_def("a9", Sat::S))
+        .global_secondary_index_updates(
+            aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
+                .create(
+                    aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
+                        .index_name("gsi9")
+                        .key_schema(key_element("a9", KeyType::Hash))
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::KeysOnly)
+                                .build(),
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await;
+    assert_error(
+        added,
+        "LimitExceededException",
+        "Subscriber limit exceeded: Number of global secondary indexes exceeds per-table limit of 2",
+    );
+}

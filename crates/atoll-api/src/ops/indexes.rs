@@ -14,8 +14,8 @@ use super::keys::{
     defined_type, key_elements,
 };
 use super::table_settings::{
-    MAX_GLOBAL_INDEXES, MAX_LOCAL_INDEXES, ThroughputInput, check_throughput_bounds,
-    check_throughput_constraints, throughput_input,
+    MAX_LOCAL_INDEXES, ThroughputInput, check_throughput_bounds, check_throughput_constraints,
+    throughput_input,
 };
 use crate::constraints::{
     NAME_PATTERN_CONSTRAINT, Shown, Violations, enum_constraint, is_valid_name,
@@ -215,7 +215,7 @@ pub(crate) fn check_global_indexes(
     indexes: &[IndexInput],
     local_names: &[&str],
     definitions: &[AttributeDefinitionInput],
-    billing_mode: BillingMode,
+    (billing_mode, max_global_indexes): (BillingMode, usize),
 ) -> ApiResult<()> {
     if indexes.is_empty() {
         return Err(ApiError::invalid_parameter(
@@ -247,10 +247,10 @@ pub(crate) fn check_global_indexes(
             )));
         }
     }
-    if indexes.len() > MAX_GLOBAL_INDEXES {
-        return Err(ApiError::invalid_parameter(
-            "GlobalSecondaryIndex count exceeds the per-table limit of 20",
-        ));
+    if indexes.len() > max_global_indexes {
+        return Err(ApiError::invalid_parameter(format!(
+            "GlobalSecondaryIndex count exceeds the per-table limit of {max_global_indexes}"
+        )));
     }
     Ok(())
 }

@@ -102,7 +102,6 @@ pub(crate) const STREAM_VIEW_TYPES: &[&str] =
     &["OLD_IMAGE", "KEYS_ONLY", "NEW_AND_OLD_IMAGES", "NEW_IMAGE"];
 pub(crate) const BILLING_MODES: &[&str] = &["PROVISIONED", "PAY_PER_REQUEST"];
 pub(crate) const MAX_LOCAL_INDEXES: usize = 5;
-pub(crate) const MAX_GLOBAL_INDEXES: usize = 20;
 
 /// Provisioned throughput as sent.
 pub(crate) struct ThroughputInput {

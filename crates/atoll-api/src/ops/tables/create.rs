@@ -107,19 +107,22 @@ pub(crate) async fn create_table(
     context: &RequestContext,
     input: &Object,
 ) -> ApiResult<Value> {
-    let request = parse_create_table(input)?;
+    let request = parse_create_table(input, api.config.max_global_indexes)?;
     resolve_create_table(api, request.name)?;
     execute_create_table(api, context, request).await
 }
 
 /// Every check DynamoDB makes of a CreateTable request before it looks at the name's table.
-fn parse_create_table(input: &Object) -> ApiResult<CreateTableRequest<'_>> {
+fn parse_create_table(
+    input: &Object,
+    max_global_indexes: usize,
+) -> ApiResult<CreateTableRequest<'_>> {
     check_members(CREATE_TABLE, input)?;
     let members = read_create_table_members(input)?;
     check_create_table_constraints(input, &members)?;
     let billing_mode =
         check_create_table_billing(members.billing_text, members.throughput.as_ref())?;
-    check_create_table_keys(&members, billing_mode)?;
+    check_create_table_keys(&members, billing_mode, max_global_indexes)?;
     let stream = create_stream_settings(members.stream)?;
     check_sse_semantics(members.sse)?;
     check_on_demand_throughput(input, billing_mode)?;
@@ -231,6 +234,7 @@ fn check_create_table_billing(
 fn check_create_table_keys(
     members: &CreateTableMembers,
     billing_mode: BillingMode,
+    max_global_indexes: usize,
 ) -> ApiResult<()> {
     let CreateTableMembers {
         definitions,
@@ -261,7 +265,8 @@ fn check_create_table_keys(
             .flatten()
             .filter_map(|i| i.name.as_deref())
             .collect();
-        check_global_indexes(indexes, &local_names, definitions, billing_mode)?;
+        let limits = (billing_mode, max_global_indexes);
+        check_global_indexes(indexes, &local_names, definitions, limits)?;
     }
     if has_indexes {
         check_unused_definitions(members)?;

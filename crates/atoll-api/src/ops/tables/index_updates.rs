@@ -11,7 +11,6 @@ use crate::ops::indexes::{IndexInput, check_projection, global_index_definitions
 use crate::ops::keys::{
     AttributeDefinitionInput, attribute_definitions, check_key_schema_semantics,
 };
-use crate::ops::table_settings::MAX_GLOBAL_INDEXES;
 
 /// One entry of `GlobalSecondaryIndexUpdates`.
 pub(crate) enum IndexUpdate {
@@ -108,6 +107,7 @@ pub(crate) fn resolve_index_updates(
     input: &Object,
     updates: Vec<IndexUpdate>,
     changes_throughput_or_stream: (bool, bool),
+    max_global_indexes: usize,
 ) -> ApiResult<IndexChange> {
     let online = updates
         .iter()
@@ -136,7 +136,9 @@ pub(crate) fn resolve_index_updates(
     let mut change = None;
     for update in updates {
         match update {
-            IndexUpdate::Create(index) => change = Some(check_create(table, input, index)?),
+            IndexUpdate::Create(index) => {
+                change = Some(check_create(table, input, index, max_global_indexes)?);
+            }
             IndexUpdate::Delete(name) => {
                 check_existing(table, &name, "delete")?;
                 change = Some(IndexChange::Delete(name));
@@ -184,6 +186,7 @@ fn check_create(
     table: &TableDefinition,
     input: &Object,
     index: IndexInput,
+    max_global_indexes: usize,
 ) -> ApiResult<IndexChange> {
     let name = index.name.clone().unwrap_or_default();
     if table.global_index(&name).is_some() || table.local_index(&name).is_some() {
@@ -230,9 +233,9 @@ fn check_create(
         }
         _ => {}
     }
-    if table.global_indexes.len() >= MAX_GLOBAL_INDEXES {
+    if table.global_indexes.len() >= max_global_indexes {
         return Err(limit_exceeded(&format!(
-            "Number of global secondary indexes exceeds per-table limit of {MAX_GLOBAL_INDEXES}"
+            "Number of global secondary indexes exceeds per-table limit of {max_global_indexes}"
         )));
     }
     // A redeclared attribute keeps the table's type; the catalog merges.

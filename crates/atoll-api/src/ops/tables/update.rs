@@ -182,6 +182,7 @@ async fn resolve_update_table(
             request.input,
             updates,
             (request.throughput.is_some(), request.stream.is_some()),
+            api.config.max_global_indexes,
         )?),
         None => None,
     };
