@@ -55,14 +55,7 @@ impl DataPlane {
         let spans = match range {
             KeyRange::Partition { partition, sort } => {
                 let whole = local_index_prefix(number, partition).map_err(encoding)?;
-                let (mut start, mut end) = index_sort_bounds(whole, sort.as_ref())?;
-                match after {
-                    Some(after) if reverse => end = tighter_end(end, after),
-                    Some(after) => start = tighter_start(start, after),
-                    None => {}
-                }
-                let token = partition_token(partition).map_err(encoding)?;
-                VecDeque::from([Span { token, start, end }])
+                partition_span(partition, whole, sort.as_ref(), after, reverse)?
             }
             KeyRange::Segment { segment, total } => {
                 index_segment_spans(&table, number, *segment, *total, after)
@@ -79,6 +72,26 @@ impl DataPlane {
             }),
         })
     }
+}
+
+/// The one span of an index read of partition key `partition`: the index
+/// sort keys `sort` under `whole` (the prefix of its entries), narrowed by
+/// the entry the read resumes after.
+fn partition_span(
+    partition: &AttributeValue,
+    whole: Vec<u8>,
+    sort: Option<&SortKeyCondition>,
+    after: Option<Bound<Vec<u8>>>,
+    reverse: bool,
+) -> Result<VecDeque<Span>, ClusterError> {
+    let (mut start, mut end) = index_sort_bounds(whole, sort)?;
+    match after {
+        Some(after) if reverse => end = tighter_end(end, after),
+        Some(after) => start = tighter_start(start, after),
+        None => {}
+    }
+    let token = partition_token(partition).map_err(|e| ClusterError::KeyEncoding(e.to_string()))?;
+    Ok(VecDeque::from([Span { token, start, end }]))
 }
 
 /// Entry-key bounds of the index sort keys `sort` under `whole`, the
@@ -197,14 +210,7 @@ impl DataPlane {
             KeyRange::Partition { partition, sort } => {
                 let whole =
                     atoll_model::row_key_prefix_for_partition(partition).map_err(encoding)?;
-                let (mut start, mut end) = index_sort_bounds(whole, sort.as_ref())?;
-                match after {
-                    Some(after) if reverse => end = tighter_end(end, after),
-                    Some(after) => start = tighter_start(start, after),
-                    None => {}
-                }
-                let token = partition_token(partition).map_err(encoding)?;
-                VecDeque::from([Span { token, start, end }])
+                partition_span(partition, whole, sort.as_ref(), after, reverse)?
             }
             KeyRange::Segment { segment, total } => {
                 super::segment_spans(&index_table.partitions, *segment, *total, after)
