@@ -1,5 +1,7 @@
 //! Tests of the catalog state machine.
-use atoll_model::table::{KeyAttribute, KeySchema, ScalarType, TableClass, Throughput};
+use atoll_model::table::{
+    BillingMode, KeyAttribute, KeySchema, ScalarType, TableClass, Throughput,
+};
 use atoll_storage::{Durability, Storage};
 
 use super::*;
