@@ -25,7 +25,7 @@ pub(crate) mod legacy;
 mod nodes;
 mod tables;
 
-pub use commands::{CatalogCommand, CatalogCommandOf, TableUpdate};
+pub use commands::{CatalogCommand, CatalogCommandOf, IndexThroughputUpdate, TableUpdate};
 use nodes::Placements;
 pub use nodes::{GroupOrigin, NodeRecord};
 
@@ -269,7 +269,13 @@ impl CatalogStateMachine {
                 name,
                 update,
                 now_ms,
-            } => self.update_table(ctx, &name, &update, now_ms),
+            } => self.update_table(ctx, &name, &update, &[], now_ms),
+            CatalogCommand::UpdateTableAndIndexes {
+                name,
+                update,
+                indexes,
+                now_ms,
+            } => self.update_table(ctx, &name, &update, &indexes, now_ms),
             CatalogCommand::BeginDelete { name } => self.begin_delete(ctx, &name),
             CatalogCommand::DropTable { name, table_id } => {
                 self.drop_table(ctx, &name, &table_id);

@@ -11,7 +11,8 @@ use atoll_replication::{Group, GroupId, NodeId, NodeOptions, RaftNode, Replicati
 use atoll_storage::{Keyspace, Storage};
 
 use crate::catalog::{
-    CatalogCommand, CatalogOutcome, CatalogStateMachine, NodeRecord, TableUpdate,
+    CatalogCommand, CatalogOutcome, CatalogStateMachine, IndexThroughputUpdate, NodeRecord,
+    TableUpdate,
 };
 use crate::error::ClusterError;
 
@@ -462,12 +463,35 @@ impl Cluster {
         name: &str,
         update: TableUpdate,
     ) -> Result<Arc<TableDefinition>, ClusterError> {
-        self.catalog
-            .propose(CatalogCommand::UpdateTable {
+        self.update_table_and_indexes(name, update, Vec::new())
+            .await
+    }
+
+    /// Changes settings of an ACTIVE table and the provisioned throughput
+    /// of its global indexes, in one catalog change.
+    pub async fn update_table_and_indexes(
+        &self,
+        name: &str,
+        update: TableUpdate,
+        indexes: Vec<IndexThroughputUpdate>,
+    ) -> Result<Arc<TableDefinition>, ClusterError> {
+        let now_ms = now_ms();
+        let command = match indexes.is_empty() {
+            // Nodes of earlier versions read only this one.
+            true => CatalogCommand::UpdateTable {
                 name: name.to_string(),
                 update,
-                now_ms: now_ms(),
-            })
+                now_ms,
+            },
+            false => CatalogCommand::UpdateTableAndIndexes {
+                name: name.to_string(),
+                update,
+                indexes,
+                now_ms,
+            },
+        };
+        self.catalog
+            .propose(command)
             .await?
             .map_err(|r| r.into_error(name))?
             .ok_or_else(|| ClusterError::Catalog("update produced no table".into()))

@@ -13,7 +13,7 @@ pub mod placement;
 mod trace;
 
 pub use atoll_partition::DEFAULT_ITEM_COLLECTION_LIMIT_BYTES;
-pub use catalog::{CatalogCommand, NodeRecord, TableUpdate};
+pub use catalog::{CatalogCommand, IndexThroughputUpdate, NodeRecord, TableUpdate};
 pub use cluster::{
     Cluster, ClusterOptions, ClusterReport, DEFAULT_DEAD_NODE_AFTER,
     DEFAULT_SPLIT_LOAD_OPS_PER_SECOND, DEFAULT_SPLIT_SIZE_BYTES, NodeReport, PartitionReport,

@@ -159,26 +159,31 @@ pub(crate) fn deleted_table_description(
 }
 
 fn provisioned_throughput(table: &TableDefinition) -> Value {
-    let mut throughput = Map::new();
-    if let Some(ms) = table.throughput.last_increase_ms {
-        throughput.insert("LastIncreaseDateTime".into(), seconds(ms));
+    throughput_description(&table.throughput)
+}
+
+/// A table's or global index's `ProvisionedThroughput`.
+fn throughput_description(throughput: &atoll_model::table::Throughput) -> Value {
+    let mut described = Map::new();
+    if let Some(ms) = throughput.last_increase_ms {
+        described.insert("LastIncreaseDateTime".into(), seconds(ms));
     }
-    if let Some(ms) = table.throughput.last_decrease_ms {
-        throughput.insert("LastDecreaseDateTime".into(), seconds(ms));
+    if let Some(ms) = throughput.last_decrease_ms {
+        described.insert("LastDecreaseDateTime".into(), seconds(ms));
     }
-    throughput.insert(
+    described.insert(
         "NumberOfDecreasesToday".into(),
-        json!(table.throughput.decreases_today),
+        json!(throughput.decreases_today),
     );
-    throughput.insert(
+    described.insert(
         "ReadCapacityUnits".into(),
-        json!(table.throughput.read_capacity_units),
+        json!(throughput.read_capacity_units),
     );
-    throughput.insert(
+    described.insert(
         "WriteCapacityUnits".into(),
-        json!(table.throughput.write_capacity_units),
+        json!(throughput.write_capacity_units),
     );
-    Value::Object(throughput)
+    Value::Object(described)
 }
 
 /// `BillingModeSummary`, for a table that has been on demand at some time.
@@ -243,11 +248,7 @@ fn global_index_descriptions(
                     "KeySchema": key_schema_description(&index.key_schema),
                     "Projection": projection_description(&index.projection),
                     "IndexStatus": status.as_str(),
-                    "ProvisionedThroughput": {
-                        "NumberOfDecreasesToday": index.throughput.decreases_today,
-                        "ReadCapacityUnits": index.throughput.read_capacity_units,
-                        "WriteCapacityUnits": index.throughput.write_capacity_units,
-                    },
+                    "ProvisionedThroughput": throughput_description(&index.throughput),
                     "IndexSizeBytes": index_stats.size_bytes,
                     "ItemCount": index_stats.item_count,
                     "IndexArn": format!("{table_arn}/index/{}", index.name),

@@ -65,69 +65,88 @@ pub(crate) fn check_index_constraints(
     indexes: &[IndexInput],
 ) {
     for (i, index) in indexes.iter().enumerate() {
-        let at = |field: &str| format!("{member}.{}.member.{field}", i + 1);
-        match index.name.as_deref() {
-            None => violations.not_null(member, &at("indexName")),
-            Some(name) => {
-                if name.chars().count() < 3 {
-                    violations.add(
-                        member,
-                        Shown::Text(name),
-                        &at("indexName"),
-                        "Member must have length greater than or equal to 3",
-                    );
-                }
-                if name.chars().count() > 255 {
-                    violations.add(
-                        member,
-                        Shown::Text(name),
-                        &at("indexName"),
-                        "Member must have length less than or equal to 255",
-                    );
-                }
-                if !is_valid_name(name) {
-                    violations.add(
-                        member,
-                        Shown::Text(name),
-                        &at("indexName"),
-                        NAME_PATTERN_CONSTRAINT,
-                    );
-                }
-            }
-        }
-        check_key_schema_constraints(
+        check_one_index_constraints(
             violations,
             member,
-            &at("keySchema"),
-            index.key_schema_present,
-            &index.key_schema,
+            &format!("{member}.{}.member", i + 1),
+            index,
         );
-        match &index.projection {
-            None => violations.not_null(member, &at("projection")),
-            Some((projection_type, non_key)) => {
-                if let Some(t) = projection_type
-                    && !["ALL", "KEYS_ONLY", "INCLUDE"].contains(&t.as_str())
-                {
-                    violations.add(
-                        member,
-                        Shown::Text(t),
-                        &at("projection.projectionType"),
-                        &enum_constraint(&["ALL", "INCLUDE", "KEYS_ONLY"]),
-                    );
-                }
-                if non_key.as_ref().is_some_and(Vec::is_empty) {
-                    violations.add(
-                        member,
-                        Shown::Text("[]"),
-                        &at("projection.nonKeyAttributes"),
-                        "Member must have length greater than or equal to 1",
-                    );
-                }
+    }
+}
+
+/// The constraints of an index's name, at `at`.
+pub(crate) fn check_index_name_constraints(
+    violations: &mut Violations,
+    member: &str,
+    at: &str,
+    name: Option<&str>,
+) {
+    let Some(name) = name else {
+        violations.not_null(member, at);
+        return;
+    };
+    if name.chars().count() < 3 {
+        violations.add(
+            member,
+            Shown::Text(name),
+            at,
+            "Member must have length greater than or equal to 3",
+        );
+    }
+    if name.chars().count() > 255 {
+        violations.add(
+            member,
+            Shown::Text(name),
+            at,
+            "Member must have length less than or equal to 255",
+        );
+    }
+    if !is_valid_name(name) {
+        violations.add(member, Shown::Text(name), at, NAME_PATTERN_CONSTRAINT);
+    }
+}
+
+/// The constraints of one index definition whose fields are at `path.*`.
+pub(crate) fn check_one_index_constraints(
+    violations: &mut Violations,
+    member: &str,
+    path: &str,
+    index: &IndexInput,
+) {
+    let at = |field: &str| format!("{path}.{field}");
+    check_index_name_constraints(violations, member, &at("indexName"), index.name.as_deref());
+    check_key_schema_constraints(
+        violations,
+        member,
+        &at("keySchema"),
+        index.key_schema_present,
+        &index.key_schema,
+    );
+    match &index.projection {
+        None => violations.not_null(member, &at("projection")),
+        Some((projection_type, non_key)) => {
+            if let Some(t) = projection_type
+                && !["ALL", "KEYS_ONLY", "INCLUDE"].contains(&t.as_str())
+            {
+                violations.add(
+                    member,
+                    Shown::Text(t),
+                    &at("projection.projectionType"),
+                    &enum_constraint(&["ALL", "INCLUDE", "KEYS_ONLY"]),
+                );
+            }
+            if non_key.as_ref().is_some_and(Vec::is_empty) {
+                violations.add(
+                    member,
+                    Shown::Text("[]"),
+                    &at("projection.nonKeyAttributes"),
+                    "Member must have length greater than or equal to 1",
+                );
             }
         }
-        if let Some(pt) = &index.throughput {
-            check_throughput_constraints(violations, member, &at("provisionedThroughput"), pt);
-        }
+    }
+    if let Some(pt) = &index.throughput {
+        check_throughput_constraints(violations, member, &at("provisionedThroughput"), pt);
     }
 }
 

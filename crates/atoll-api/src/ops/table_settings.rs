@@ -86,7 +86,7 @@ pub(crate) static GSI_UPDATE: Shape = Shape::Struct(
     &[
         ("Update", &GSI_UPDATE_ACTION),
         ("Create", &GLOBAL_INDEX),
-        ("Delete", &GSI_UPDATE_ACTION),
+        ("Delete", &GSI_DELETE_ACTION),
     ],
 );
 pub(crate) static GSI_UPDATE_ACTION: Shape = Shape::Struct(
@@ -94,7 +94,13 @@ pub(crate) static GSI_UPDATE_ACTION: Shape = Shape::Struct(
     &[
         ("IndexName", &STRING),
         ("ProvisionedThroughput", &PROVISIONED_THROUGHPUT),
+        ("OnDemandThroughput", &ON_DEMAND_THROUGHPUT),
+        ("WarmThroughput", &WARM_THROUGHPUT),
     ],
+);
+pub(crate) static GSI_DELETE_ACTION: Shape = Shape::Struct(
+    "DeleteGlobalSecondaryIndexAction",
+    &[("IndexName", &STRING)],
 );
 
 pub(crate) const MAX_CAPACITY_UNITS: i64 = 1_000_000_000_000;

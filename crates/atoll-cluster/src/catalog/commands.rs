@@ -20,6 +20,18 @@ pub struct TableUpdate {
     pub stream: Option<StreamSettings>,
 }
 
+/// A global secondary index's new provisioned throughput (validated
+/// against the request rules).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexThroughputUpdate {
+    /// The index.
+    pub index: String,
+    /// New read capacity units.
+    pub read: u64,
+    /// New write capacity units.
+    pub write: u64,
+}
+
 /// A command of the catalog's log. Ids and timestamps are fixed by the
 /// proposer so that every replica applies the same values.
 pub type CatalogCommand = CatalogCommandOf<TableDefinition>;
@@ -191,5 +203,18 @@ pub enum CatalogCommandOf<D> {
         table_id: String,
         /// The index.
         index: String,
+    },
+    /// `UpdateTable` that also changes global indexes' throughput (an
+    /// UpdateTable without such changes stays `UpdateTable`, which nodes of
+    /// earlier versions read).
+    UpdateTableAndIndexes {
+        /// Table name.
+        name: String,
+        /// The table's changes.
+        update: TableUpdate,
+        /// The indexes' new throughput.
+        indexes: Vec<IndexThroughputUpdate>,
+        /// The proposer's clock (epoch milliseconds).
+        now_ms: u64,
     },
 }

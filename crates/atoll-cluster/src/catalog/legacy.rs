@@ -194,6 +194,17 @@ impl<D> CatalogCommandOf<D> {
                 table_id,
                 index,
             },
+            C::UpdateTableAndIndexes {
+                name,
+                update,
+                indexes,
+                now_ms,
+            } => C::UpdateTableAndIndexes {
+                name,
+                update,
+                indexes,
+                now_ms,
+            },
         }
     }
 }

@@ -1,10 +1,13 @@
 //! Catalog changes of tables: creation, settings, status, tags, splits
 //! and deletion.
 
-use atoll_model::table::{BillingMode, PartitionDefinition, TableDefinition, TableStatus};
+use atoll_model::table::{
+    BillingMode, PartitionDefinition, TableDefinition, TableStatus, Throughput,
+};
 use atoll_replication::ApplyContext;
 use atoll_storage::StorageError;
 
+use super::commands::IndexThroughputUpdate;
 use super::{
     CatalogOutcome, CatalogStateMachine, GroupOrigin, MAX_TAGS, NEXT_GROUP_ID_KEY, Rejection,
     TableUpdate, table_key,
@@ -35,13 +38,14 @@ impl CatalogStateMachine {
         ctx: &mut ApplyContext,
         name: &str,
         update: &TableUpdate,
+        indexes: &[IndexThroughputUpdate],
         now_ms: u64,
     ) -> Result<CatalogOutcome, StorageError> {
         let current = match self.active(name) {
             Ok(t) => t,
             Err(r) => return Ok(Err(r)),
         };
-        match apply_update(&current, update, now_ms) {
+        match apply_update(&current, update, indexes, now_ms) {
             Ok(updated) => Ok(Ok(Some(self.store(ctx, updated)?))),
             Err(r) => Ok(Err(r)),
         }
@@ -233,11 +237,12 @@ impl CatalogStateMachine {
     }
 }
 
-/// Computes the definition after `update`, with DynamoDB's bookkeeping of
-/// capacity changes.
+/// Computes the definition after `update` and the indexes' throughput
+/// changes, with DynamoDB's bookkeeping of capacity changes.
 fn apply_update(
     current: &TableDefinition,
     update: &TableUpdate,
+    indexes: &[IndexThroughputUpdate],
     now_ms: u64,
 ) -> Result<TableDefinition, Rejection> {
     let mut next = current.clone();
@@ -249,6 +254,10 @@ fn apply_update(
         if switching_mode && mode == BillingMode::PayPerRequest {
             next.throughput.read_capacity_units = 0;
             next.throughput.write_capacity_units = 0;
+            for index in &mut next.global_indexes {
+                index.throughput.read_capacity_units = 0;
+                index.throughput.write_capacity_units = 0;
+            }
             next.last_on_demand_switch_ms = Some(now_ms);
         }
         // A table created on demand has been on demand since its creation;
@@ -260,20 +269,23 @@ fn apply_update(
         }
     }
     if let Some((read, write)) = update.throughput {
-        let old_read = current.throughput.read_capacity_units;
-        let old_write = current.throughput.write_capacity_units;
-        if !switching_mode && read == old_read && write == old_write {
+        let unchanged = read == current.throughput.read_capacity_units
+            && write == current.throughput.write_capacity_units;
+        if !switching_mode && unchanged {
             return Err(Rejection::ThroughputUnchanged);
         }
-        if read > old_read || write > old_write {
-            next.throughput.last_increase_ms = Some(now_ms);
-        }
-        if (read < old_read || write < old_write) && !switching_mode {
-            next.throughput.last_decrease_ms = Some(now_ms);
-            next.throughput.decreases_today += 1;
-        }
-        next.throughput.read_capacity_units = read;
-        next.throughput.write_capacity_units = write;
+        change_throughput(&mut next.throughput, (read, write), now_ms, switching_mode);
+    }
+    for change in indexes {
+        let Some(index) = next
+            .global_indexes
+            .iter_mut()
+            .find(|i| i.name == change.index)
+        else {
+            return Err(Rejection::IndexNotFound);
+        };
+        let wanted = (change.read, change.write);
+        change_throughput(&mut index.throughput, wanted, now_ms, switching_mode);
     }
     if let Some(protection) = update.deletion_protection {
         next.deletion_protection = protection;
@@ -285,4 +297,27 @@ fn apply_update(
         next.stream = Some(stream.clone());
     }
     Ok(next)
+}
+
+/// Sets provisioned throughput, dating the increase or decrease (a switch
+/// of billing mode is neither: DynamoDB does not count it).
+fn change_throughput(
+    throughput: &mut Throughput,
+    (read, write): (u64, u64),
+    now_ms: u64,
+    switching_mode: bool,
+) {
+    let (old_read, old_write) = (
+        throughput.read_capacity_units,
+        throughput.write_capacity_units,
+    );
+    if read > old_read || write > old_write {
+        throughput.last_increase_ms = Some(now_ms);
+    }
+    if (read < old_read || write < old_write) && !switching_mode {
+        throughput.last_decrease_ms = Some(now_ms);
+        throughput.decreases_today += 1;
+    }
+    throughput.read_capacity_units = read;
+    throughput.write_capacity_units = write;
 }

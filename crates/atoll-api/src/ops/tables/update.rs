@@ -1,10 +1,15 @@
 //! UpdateTable.
 
 use atoll_cluster::TableUpdate;
-use atoll_model::table::{BillingMode, StreamSettings, TableClass, TableDefinition, TableStatus};
+use atoll_model::table::{
+    BillingMode, IndexStatus, StreamSettings, TableClass, TableDefinition, TableStatus,
+};
 use serde_json::{Value, json};
 
-use super::index_updates::{IndexChange, IndexUpdate, parse_index_updates, resolve_index_updates};
+use super::index_updates::{
+    IndexChange, IndexChanges, IndexUpdate, TableChangeContext, check_index_update_constraints,
+    check_indexes_provisioned, parse_index_updates, resolve_index_updates,
+};
 use super::{now_ms, required_table_name, table_or_not_found};
 use crate::constraints::{Violations, check_table_name};
 use crate::error::{ApiError, ApiResult, Doing};
@@ -78,8 +83,8 @@ pub(crate) async fn update_table(
 ) -> ApiResult<Value> {
     let request = parse_update_table(input)?;
     let name = request.name;
-    let (update, index_change, updating) = resolve_update_table(api, request).await?;
-    execute_update_table(api, context, name, (update, index_change), updating).await
+    let (update, index_changes, updating) = resolve_update_table(api, request).await?;
+    execute_update_table(api, context, name, (update, index_changes), updating).await
 }
 
 /// The checks DynamoDB makes of an UpdateTable request before it looks at the table.
@@ -103,6 +108,7 @@ fn parse_update_table(input: &Object) -> ApiResult<UpdateTableRequest<'_>> {
         stream,
         input::object(input, "SSESpecification"),
     );
+    check_index_update_constraints(&mut violations, input);
     violations.into_result()?;
 
     let deletion_protection = input::boolean(input, "DeletionProtectionEnabled");
@@ -163,12 +169,12 @@ fn check_one_kind_of_change(
     Ok(())
 }
 
-/// The cluster's update and index change, checked against the table, and
+/// The cluster's update and index changes, checked against the table, and
 /// whether they make the table UPDATING.
 async fn resolve_update_table(
     api: &Api,
     request: UpdateTableRequest<'_>,
-) -> ApiResult<(TableUpdate, Option<IndexChange>, bool)> {
+) -> ApiResult<(TableUpdate, IndexChanges, bool)> {
     let name = request.name;
     let table = table_or_not_found(api, name).await?;
     if table.status == TableStatus::Deleting {
@@ -176,16 +182,24 @@ async fn resolve_update_table(
     }
     let requested = check_throughput_change(&request, &table)?;
     let stream_update = stream_update(request.stream, &table, name)?;
-    let index_change = match request.gsi_updates {
-        Some(updates) => Some(resolve_index_updates(
+    let billing_mode = request.billing_mode;
+    let context = TableChangeContext {
+        changes_table_throughput: request.throughput.is_some(),
+        changes_stream: request.stream.is_some(),
+        billing_mode: billing_mode.unwrap_or(table.billing_mode),
+        switching_mode: billing_mode.is_some_and(|m| m != table.billing_mode),
+    };
+    let index_changes = match request.gsi_updates {
+        Some(updates) => resolve_index_updates(
             &table,
             request.input,
             updates,
-            (request.throughput.is_some(), request.stream.is_some()),
+            &context,
             api.config.max_global_indexes,
-        )?),
-        None => None,
+        )?,
+        None => IndexChanges::default(),
     };
+    check_indexes_provisioned(&table, &context, &index_changes)?;
     check_sse_semantics(request.sse)?;
     if request.on_demand_throughput {
         return Err(crate::ops::unsupported_parameter("OnDemandThroughput"));
@@ -193,19 +207,20 @@ async fn resolve_update_table(
     if request.warm_throughput {
         return Err(crate::ops::unsupported_parameter("WarmThroughput"));
     }
-    let billing_mode = request.billing_mode;
-    let updating = billing_mode.is_some_and(|m| m != table.billing_mode)
+    let updating = context.switching_mode
         || requested.is_some()
         || stream_update.is_some()
-        || index_change.is_some();
+        || index_changes.online.is_some()
+        || !index_changes.throughput.is_empty();
     let update = TableUpdate {
-        billing_mode,
+        // The mode the table has already changes nothing.
+        billing_mode: billing_mode.filter(|_| context.switching_mode),
         throughput: requested,
         deletion_protection: request.deletion_protection,
         table_class: request.table_class,
         stream: stream_update,
     };
-    Ok((update, index_change, updating))
+    Ok((update, index_changes, updating))
 }
 
 /// The (read, write) units asked for, if the table's billing mode takes them and they change.
@@ -300,30 +315,41 @@ fn stream_update(
     Ok(stream_update)
 }
 
-/// Applies the update (and the index change) and describes the table.
+/// Applies the update (and the index changes) and describes the table.
 async fn execute_update_table(
     api: &Api,
     context: &RequestContext,
     name: &str,
-    (update, index_change): (TableUpdate, Option<IndexChange>),
+    (update, index_changes): (TableUpdate, IndexChanges),
     updating: bool,
 ) -> ApiResult<Value> {
     let cluster_error = |e| ApiError::from_cluster(e, Doing::Table(name));
+    let switching_to_on_demand = update.billing_mode == Some(BillingMode::PayPerRequest);
+    let IndexChanges { online, throughput } = index_changes;
+    // The indexes whose throughput this changes, which the answer shows
+    // UPDATING (as the table): the change itself is in force at once.
+    let mut updating_indexes: Vec<String> = throughput.iter().map(|c| c.index.clone()).collect();
     let settings_change = update.billing_mode.is_some()
         || update.throughput.is_some()
         || update.deletion_protection.is_some()
         || update.table_class.is_some()
-        || update.stream.is_some();
-    let mut updated = match (settings_change, &index_change) {
+        || update.stream.is_some()
+        || !throughput.is_empty();
+    let mut updated = match (settings_change, &online) {
         (false, Some(_)) => None,
         _ => Some(
             api.cluster
-                .update_table(name, update)
+                .update_table_and_indexes(name, update, throughput)
                 .await
                 .map_err(cluster_error)?,
         ),
     };
-    match index_change {
+    if let Some(table) = &updated
+        && switching_to_on_demand
+    {
+        updating_indexes.extend(table.global_indexes.iter().map(|i| i.name.clone()));
+    }
+    match online {
         Some(IndexChange::Create(index)) => {
             updated = Some(
                 api.cluster
@@ -348,5 +374,11 @@ async fn execute_update_table(
     };
     let stats = crate::ops::describe::described_stats(api, &updated).await;
     let status = updating.then_some(TableStatus::Updating);
-    Ok(json!({"TableDescription": table_description(&updated, &context.region, &stats, status)}))
+    let mut described = (*updated).clone();
+    for index in &mut described.global_indexes {
+        if index.status == IndexStatus::Active && updating_indexes.contains(&index.name) {
+            index.status = IndexStatus::Updating;
+        }
+    }
+    Ok(json!({"TableDescription": table_description(&described, &context.region, &stats, status)}))
 }
