@@ -102,7 +102,7 @@ class Boto3EndToEnd(unittest.TestCase):
             ProvisionedThroughput={"ReadCapacityUnits": 2, "WriteCapacityUnits": 3},
         )["TableDescription"]
         self.assertEqual(created["TableName"], name)
-        self.assertEqual(created["TableArn"], f"arn:aws:dynamodb:us-east-1:000000000000:table/{name}")
+        self.assertEqual(created["TableArn"], f"arn:aws:dynamodb:us-east-1:123456789012:table/{name}")
         self.ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 20})
         desc = self.ddb.describe_table(TableName=name)["Table"]
         self.assertEqual(desc["TableStatus"], "ACTIVE")

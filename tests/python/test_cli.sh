@@ -46,7 +46,7 @@ out=$(ddb create-table \
     --billing-mode PAY_PER_REQUEST)
 check "create-table returns the name" "$(json_get 'd["TableDescription"]["TableName"]' <<<"$out")" "$TABLE"
 check "create-table ARN" "$(json_get 'd["TableDescription"]["TableArn"]' <<<"$out")" \
-    "arn:aws:dynamodb:us-east-1:000000000000:table/$TABLE"
+    "arn:aws:dynamodb:us-east-1:123456789012:table/$TABLE"
 
 ddb wait table-exists --table-name "$TABLE"
 out=$(ddb describe-table --table-name "$TABLE")
@@ -96,7 +96,7 @@ out=$(ddb get-item --table-name "$TABLE" --key '{"pk": {"S": "nobody"}, "sk": {"
 check "REMOVE on a missing item creates nothing" "$(json_get '"Item" in d' <<<"$out")" "False"
 
 # Tagging answers with an empty body, which the CLI takes.
-ARN="arn:aws:dynamodb:us-east-1:000000000000:table/$TABLE"
+ARN="arn:aws:dynamodb:us-east-1:123456789012:table/$TABLE"
 ddb tag-resource --resource-arn "$ARN" --tags Key=team,Value=cli
 out=$(ddb list-tags-of-resource --resource-arn "$ARN")
 check "tag-resource then list" "$(json_get 'd["Tags"]' <<<"$out")" "[{'Key': 'team', 'Value': 'cli'}]"

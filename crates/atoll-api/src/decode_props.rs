@@ -141,6 +141,7 @@ fn api(runtime: &tokio::runtime::Runtime) -> Arc<Api> {
             cluster,
             ApiConfig {
                 max_global_indexes: crate::DEFAULT_MAX_GLOBAL_INDEXES,
+                account_id: atoll_model::table::DEFAULT_ACCOUNT_ID.into(),
                 default_region: "us-east-1".into(),
                 endpoint_address: "localhost:8000".into(),
                 message_style: crate::MessageStyle::default(),
@@ -184,7 +185,7 @@ fn templates() -> Vec<(Operation, Value)> {
         ),
         (
             Operation::TagResource,
-            json!({"ResourceArn": "arn:aws:dynamodb:us-east-1:000000000000:table/tbl", "Tags": [{"Key": "k", "Value": "v"}]}),
+            json!({"ResourceArn": "arn:aws:dynamodb:us-east-1:123456789012:table/tbl", "Tags": [{"Key": "k", "Value": "v"}]}),
         ),
     ]
 }
@@ -244,7 +245,10 @@ proptest! {
         let result = RUNTIME.with(|runtime| {
             let api = API.with(|cell| cell.get_or_init(|| api(runtime)).clone());
             runtime.block_on(async {
-                let context = RequestContext { region: "us-east-1".into() };
+                let context = RequestContext {
+                    region: "us-east-1".into(),
+                    account_id: atoll_model::table::DEFAULT_ACCOUNT_ID.into(),
+                };
                 crate::ops::dispatch(&api, &context, operation, &input).await
             })
         });
@@ -279,7 +283,10 @@ proptest! {
         let result = RUNTIME.with(|runtime| {
             let api = API.with(|cell| cell.get_or_init(|| api(runtime)).clone());
             runtime.block_on(async {
-                let context = RequestContext { region: "us-east-1".into() };
+                let context = RequestContext {
+                    region: "us-east-1".into(),
+                    account_id: atoll_model::table::DEFAULT_ACCOUNT_ID.into(),
+                };
                 // The table the templates use exists (creation may fail later: already there).
                 let create = templates
                     .first()
@@ -305,6 +312,7 @@ fn the_templates_are_valid_requests() {
     runtime.block_on(async {
         let context = RequestContext {
             region: "us-east-1".into(),
+            account_id: atoll_model::table::DEFAULT_ACCOUNT_ID.into(),
         };
         for (operation, body) in templates() {
             let Value::Object(input) = body else {

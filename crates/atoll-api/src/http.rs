@@ -335,7 +335,7 @@ async fn route(
         Ok(read) => read,
         Err(answer) => return answer,
     };
-    let call = match parse_call(&parts, &body, span, operation_seen) {
+    let call = match parse_call(&parts, &body, span, operation_seen, &api.config.account_id) {
         Ok(call) => call,
         Err(error) => return error_response(&error, &content_type),
     };
@@ -452,6 +452,7 @@ fn parse_call(
     body: &[u8],
     span: &tracing::Span,
     operation_seen: &mut Option<Operation>,
+    account_id: &str,
 ) -> Result<Call, ApiError> {
     // A body nested deeper than the JSON parser goes is refused after the
     // target and authentication checks, with DynamoDB's nesting error.
@@ -498,6 +499,7 @@ fn parse_call(
         input,
         context: RequestContext {
             region: caller.region,
+            account_id: account_id.to_string(),
         },
     })
 }

@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use atoll_cluster::{Cluster, DataPlane};
 
+pub use atoll_model::table::{DEFAULT_ACCOUNT_ID, is_account_id};
 pub use error::{ApiError, ErrorKind};
 pub use http::{ADMIN_PATH, DECOMMISSION_PATH, METRICS_PATH, coding, serve};
 pub use observe::MetricsExport;
@@ -52,6 +53,9 @@ pub struct ApiConfig {
     pub metrics: Option<MetricsExport>,
     /// Most global secondary indexes a table may have (DynamoDB's default: 20).
     pub max_global_indexes: usize,
+    /// The account whose resources this serves: named in ARNs, and an ARN
+    /// of another account is not found but denied, as DynamoDB does.
+    pub account_id: String,
 }
 
 /// DynamoDB is rolling out a new validation layer region by region (2026):
@@ -107,4 +111,13 @@ impl Api {
 pub(crate) struct RequestContext {
     /// Region of the caller's credential scope.
     pub region: String,
+    /// The account the caller acts in (today the node's configured one).
+    pub account_id: String,
+}
+
+impl RequestContext {
+    /// ARN of table `name` as this caller sees it.
+    pub(crate) fn table_arn(&self, name: &str) -> String {
+        atoll_model::table::table_arn(&self.account_id, &self.region, name)
+    }
 }

@@ -397,15 +397,12 @@ impl LocalIndex {
     }
 }
 
-/// Account id used in ARNs (no accounts yet: the same one DynamoDB Local uses).
-pub const ACCOUNT_ID: &str = "000000000000";
+/// The account id in ARNs when none is configured: the one AWS's
+/// documentation uses for examples. It is not DynamoDB Local's
+/// `000000000000`, which DynamoDB itself treats as another account.
+pub const DEFAULT_ACCOUNT_ID: &str = "123456789012";
 
 impl TableDefinition {
-    /// The table's ARN.
-    pub fn arn(&self) -> String {
-        table_arn(&self.region, &self.name)
-    }
-
     /// The storage keyspace of the table's index bookkeeping: local index
     /// entries and item collection sizes, the outbox of global index
     /// changes (any table may gain global indexes), or on a hidden index
@@ -431,11 +428,6 @@ impl TableDefinition {
         self.local_indexes.iter().find(|index| index.name == name)
     }
 
-    /// ARN of the table's index `index`.
-    pub fn index_arn(&self, index: &str) -> String {
-        format!("{}/index/{index}", self.arn())
-    }
-
     /// The partition owning `token`.
     pub fn partition_for_token(&self, token: u64) -> Option<&PartitionDefinition> {
         self.partitions
@@ -444,7 +436,12 @@ impl TableDefinition {
     }
 }
 
-/// ARN of table `name` in `region`.
-pub fn table_arn(region: &str, name: &str) -> String {
-    format!("arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/{name}")
+/// ARN of table `name` of account `account_id` in `region`.
+pub fn table_arn(account_id: &str, region: &str, name: &str) -> String {
+    format!("arn:aws:dynamodb:{region}:{account_id}:table/{name}")
+}
+
+/// Whether `text` can be an AWS account id: twelve digits.
+pub fn is_account_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
 }

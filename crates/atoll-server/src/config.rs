@@ -78,6 +78,11 @@ pub struct ServeArgs {
     /// Most global secondary indexes a table may have [default: 20, DynamoDB's].
     #[arg(long, env = "ATOLL_MAX_GLOBAL_INDEXES", value_name = "N")]
     pub max_global_indexes: Option<usize>,
+    /// The twelve-digit account id in ARNs; an ARN naming another account
+    /// is denied, as DynamoDB does. Every node of a cluster must agree
+    /// [default: 123456789012].
+    #[arg(long, env = "ATOLL_ACCOUNT_ID", value_name = "DIGITS")]
+    pub account_id: Option<String>,
 }
 
 /// The settings file.
@@ -102,6 +107,7 @@ struct FileConfig {
     dead_node_after_ms: Option<u64>,
     item_collection_limit_bytes: Option<u64>,
     max_global_indexes: Option<usize>,
+    account_id: Option<String>,
 }
 
 /// How log lines are written.
@@ -152,6 +158,8 @@ pub struct ServeConfig {
     pub item_collection_limit_bytes: u64,
     /// Most global secondary indexes per table.
     pub max_global_indexes: usize,
+    /// The account id in ARNs.
+    pub account_id: String,
 }
 
 /// Errors reading the configuration.
@@ -224,7 +232,19 @@ impl ServeArgs {
                 expected: "a member's inter-node address, with --cluster-listen set and no --peers",
             });
         }
+        let account_id = self
+            .account_id
+            .or(file.account_id)
+            .unwrap_or_else(|| atoll_api::DEFAULT_ACCOUNT_ID.into());
+        if !atoll_api::is_account_id(&account_id) {
+            return Err(ConfigError::Invalid {
+                setting: "account id",
+                value: account_id,
+                expected: "twelve digits",
+            });
+        }
         Ok(ServeConfig {
+            account_id,
             join,
             cluster_listen,
             advertise: self.advertise.or(file.advertise),
@@ -382,5 +402,18 @@ mod tests {
         .expect_err("typo must be reported");
         assert!(error.to_string().contains("invalid config file"));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_account_id_is_twelve_digits() {
+        let resolved = ServeArgs::default().resolve().unwrap();
+        assert_eq!(resolved.account_id, "123456789012");
+        for bad in ["12345678901", "1234567890123", "12345678901a", ""] {
+            let args = ServeArgs {
+                account_id: Some(bad.into()),
+                ..ServeArgs::default()
+            };
+            assert!(args.resolve().is_err(), "{bad:?} accepted");
+        }
     }
 }

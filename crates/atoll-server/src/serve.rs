@@ -101,6 +101,7 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
                 message_style: config.message_style,
                 metrics: Some(metrics.export),
                 max_global_indexes: config.max_global_indexes,
+                account_id: config.account_id.clone(),
             },
         );
         tokio::spawn(

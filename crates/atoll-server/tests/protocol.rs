@@ -471,7 +471,7 @@ fn region_flag_names_health_check_and_arns() {
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(
         resp.json()["TableDescription"]["TableArn"],
-        "arn:aws:dynamodb:eu-west-2:000000000000:table/proto-region"
+        "arn:aws:dynamodb:eu-west-2:123456789012:table/proto-region"
     );
 }
 

@@ -97,7 +97,7 @@ fn assert_common_description(desc: &TableDescription, name: &str) {
     assert_eq!(desc.table_name(), Some(name));
     assert_eq!(
         desc.table_arn(),
-        Some(format!("arn:aws:dynamodb:us-east-1:000000000000:table/{name}").as_str())
+        Some(format!("arn:aws:dynamodb:us-east-1:123456789012:table/{name}").as_str())
     );
     assert_uuid_v4(desc.table_id().expect("TableId"));
     let created = desc
@@ -786,7 +786,7 @@ async fn table_arn_is_accepted_where_a_table_name_is() {
     let client = client();
     let name = "tables-by-arn";
     create_table(&client, name, Sat::S, None).await;
-    let arn = format!("arn:aws:dynamodb:us-east-1:000000000000:table/{name}");
+    let arn = format!("arn:aws:dynamodb:us-east-1:123456789012:table/{name}");
     let desc = describe(&client, &arn).await;
     assert_eq!(desc.table_name(), Some(name));
     assert_eq!(desc.table_arn(), Some(arn.as_str()));
@@ -1117,7 +1117,7 @@ async fn tag_list_untag() {
     assert!(
         listed(
             &client,
-            "arn:aws:dynamodb:us-east-1:000000000000:table/tables-no-tags"
+            "arn:aws:dynamodb:us-east-1:123456789012:table/tables-no-tags"
         )
         .await
         .is_empty()
@@ -1277,7 +1277,7 @@ async fn duplicate_attribute_definitions_name_the_attribute() {
 #[tokio::test]
 async fn tagging_tells_bad_arns_from_missing_tables() {
     let client = client();
-    let missing = "arn:aws:dynamodb:us-east-1:000000000000:table/tables-no-such";
+    let missing = "arn:aws:dynamodb:us-east-1:123456789012:table/tables-no-such";
     let not_found = format!("Requested resource not found: ResourceArn: {missing} not found");
     assert_error(
         client
@@ -1327,6 +1327,54 @@ async fn tagging_tells_bad_arns_from_missing_tables() {
             .await,
     );
     assert_eq!(err.code, "AccessDeniedException", "{err:?}");
+    // DynamoDB Local's account is another account to DynamoDB, and to Atoll.
+    let local = "arn:aws:dynamodb:us-east-1:000000000000:table/tables-no-such";
+    assert_error(
+        client
+            .list_tags_of_resource()
+            .resource_arn(local)
+            .send()
+            .await,
+        "AccessDeniedException",
+        &format!(
+            "User: arn:aws:iam::123456789012:root is not authorized to perform: dynamodb:ListTagsOfResource on resource: {local} because no identity-based policy allows the dynamodb:ListTagsOfResource action"
+        ),
+    );
+}
+
+/// `--account-id` names the account in ARNs; the default's ARNs are then another account's.
+#[tokio::test]
+async fn the_account_id_is_configurable() {
+    let server = TestServer::start_with_args(&["--account-id", "210987654321"]);
+    let client = server.client();
+    let name = "tables-account";
+    ok(client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key_element("pk", KeyType::Hash))
+        .attribute_definitions(attr_def("pk", Sat::S))
+        .send()
+        .await);
+    let arn = format!("arn:aws:dynamodb:us-east-1:210987654321:table/{name}");
+    assert_eq!(
+        describe(&client, name).await.table_arn(),
+        Some(arn.as_str())
+    );
+    ok(client
+        .list_tags_of_resource()
+        .resource_arn(&arn)
+        .send()
+        .await);
+    let default_arn = format!("arn:aws:dynamodb:us-east-1:123456789012:table/{name}");
+    let err = api_error(
+        client
+            .list_tags_of_resource()
+            .resource_arn(default_arn)
+            .send()
+            .await,
+    );
+    assert_eq!(err.code, "AccessDeniedException", "{err:?}");
 }
 
 /// While a table is being created or deleted, DynamoDB answers requests on
@@ -1339,7 +1387,7 @@ async fn tables_being_created_or_deleted_are_in_use() {
     );
     let client = server.client();
     let name = "tables-held";
-    let arn = format!("arn:aws:dynamodb:us-east-1:000000000000:table/{name}");
+    let arn = format!("arn:aws:dynamodb:us-east-1:123456789012:table/{name}");
     let create = || {
         client
             .create_table()

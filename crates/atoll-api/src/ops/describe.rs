@@ -3,10 +3,10 @@
 use atoll_cluster::TableStats;
 use std::collections::BTreeMap;
 
-use atoll_model::table::{
-    BillingMode, IndexStatus, TableClass, TableDefinition, TableStatus, table_arn,
-};
+use atoll_model::table::{BillingMode, IndexStatus, TableClass, TableDefinition, TableStatus};
 use serde_json::{Map, Value, json};
+
+use crate::RequestContext;
 
 fn seconds(ms: u64) -> Value {
     // DynamoDB sends epoch seconds with a millisecond fraction.
@@ -45,7 +45,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 /// Describes `table` as seen from `region`, overriding its status if asked.
 pub(crate) fn table_description(
     table: &TableDefinition,
-    region: &str,
+    context: &RequestContext,
     stats: &DescribedStats,
     status: Option<TableStatus>,
 ) -> Value {
@@ -76,7 +76,7 @@ pub(crate) fn table_description(
     );
     d.insert("TableSizeBytes".into(), json!(stats.size_bytes));
     d.insert("ItemCount".into(), json!(stats.item_count));
-    let arn = table_arn(region, &table.name);
+    let arn = context.table_arn(&table.name);
     d.insert("TableArn".into(), json!(arn));
     d.insert("TableId".into(), json!(table.table_id));
     if !table.local_indexes.is_empty() {
@@ -138,7 +138,7 @@ pub(crate) fn table_description(
 /// (Alternator's test_delete_table_description*, run against it).
 pub(crate) fn deleted_table_description(
     table: &TableDefinition,
-    region: &str,
+    context: &RequestContext,
     stats: TableStats,
 ) -> Value {
     let mut d = Map::new();
@@ -150,7 +150,7 @@ pub(crate) fn deleted_table_description(
     );
     d.insert("TableSizeBytes".into(), json!(stats.size_bytes));
     d.insert("ItemCount".into(), json!(stats.item_count));
-    d.insert("TableArn".into(), json!(table_arn(region, &table.name)));
+    d.insert("TableArn".into(), json!(context.table_arn(&table.name)));
     d.insert("TableId".into(), json!(table.table_id));
     if let Some(summary) = billing_mode_summary(table) {
         d.insert("BillingModeSummary".into(), summary);

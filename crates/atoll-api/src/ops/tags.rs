@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use atoll_model::table::{ACCOUNT_ID, TableStatus};
+use atoll_model::table::TableStatus;
 use serde_json::{Value, json};
 
 use super::table_settings::TAGS;
@@ -83,11 +83,12 @@ pub(crate) fn check_tags(tags: &[(String, String)], existing: usize) -> ApiResul
 }
 
 /// DynamoDB denies access to a table ARN it cannot resolve in the caller's account.
-fn access_denied(action: &str, arn: &str) -> ApiError {
+fn access_denied(context: &RequestContext, action: &str, arn: &str) -> ApiError {
+    let account_id = &context.account_id;
     ApiError::new(
         ErrorKind::AccessDenied,
         format!(
-            "User: arn:aws:iam::{ACCOUNT_ID}:root is not authorized to perform: dynamodb:{action} on resource: {arn} because no identity-based policy allows the dynamodb:{action} action"
+            "User: arn:aws:iam::{account_id}:root is not authorized to perform: dynamodb:{action} on resource: {arn} because no identity-based policy allows the dynamodb:{action} action"
         ),
     )
 }
@@ -138,8 +139,8 @@ async fn table_of_arn(
             "Invalid TableArn: Invalid ResourceArn provided as input {arn}"
         )));
     }
-    if *account != ACCOUNT_ID {
-        return Err(access_denied(action, arn));
+    if *account != context.account_id {
+        return Err(access_denied(context, action, arn));
     }
     // The live service (2026): a table being created is not found yet; one
     // being deleted is in use for the operations that change it.

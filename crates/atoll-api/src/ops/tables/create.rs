@@ -388,7 +388,7 @@ async fn execute_create_table(
         .map_err(|e| ApiError::from_cluster(e, Doing::Table(name)))?;
     let stats = crate::ops::describe::described_stats(api, &created).await;
     Ok(json!({
-        "TableDescription": table_description(&created, &context.region, &stats, Some(TableStatus::Creating))
+        "TableDescription": table_description(&created, context, &stats, Some(TableStatus::Creating))
     }))
 }
 

@@ -75,7 +75,7 @@ pub(crate) async fn describe_table(
     let name = table_name_constraints(input)?;
     let table = table_or_not_found(api, name).await?;
     let stats = crate::ops::describe::described_stats(api, &table).await;
-    Ok(json!({"Table": table_description(&table, &context.region, &stats, None)}))
+    Ok(json!({"Table": table_description(&table, context, &stats, None)}))
 }
 
 /// DeleteTable.
@@ -97,7 +97,7 @@ pub(crate) async fn delete_table(
         .delete_table(name)
         .await
         .map_err(|e| ApiError::from_cluster(e, Doing::Table(name)))?;
-    Ok(json!({"TableDescription": deleted_table_description(&deleted, &context.region, stats)}))
+    Ok(json!({"TableDescription": deleted_table_description(&deleted, context, stats)}))
 }
 
 /// ListTables.

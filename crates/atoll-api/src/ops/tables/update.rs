@@ -380,5 +380,5 @@ async fn execute_update_table(
             index.status = IndexStatus::Updating;
         }
     }
-    Ok(json!({"TableDescription": table_description(&described, &context.region, &stats, status)}))
+    Ok(json!({"TableDescription": table_description(&described, context, &stats, status)}))
 }
