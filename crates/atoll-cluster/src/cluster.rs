@@ -186,7 +186,7 @@ impl Cluster {
         if catalog.is_removed(options.node.node_id) {
             return Err(ClusterError::NodeRemoved(options.node.node_id.to_string()));
         }
-        let catalog_group = hosting::start_catalog(&storage, &node, &catalog, &options).await?;
+        let catalog_group = membership::start_catalog(&storage, &node, &catalog, &options).await?;
         let cluster = Cluster::assemble(storage, node, catalog, catalog_group, &options)?;
         cluster.node.set_service_handler(Arc::new(rpc::Endpoint {
             cluster: Arc::downgrade(&cluster),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, ScalarAttributeType};
-use common::cluster::{DevCluster, alive};
+use common::cluster::{DevCluster, alive, retry};
 use common::*;
 
 /// Table creation and routing may take a moment to reach every node.
@@ -20,29 +20,6 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// After a node is killed, its leaderships must move within this.
 const FAILOVER_TIMEOUT: Duration = Duration::from_secs(10);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Retries `attempt` until it yields `Some` or `timeout` passes; each call
-/// gets at most the time left. Returns the last failure on timeout.
-async fn retry<T, F, Fut>(timeout: Duration, mut attempt: F) -> Result<T, String>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut last = String::from("no attempt finished");
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        if left.is_zero() {
-            return Err(last);
-        }
-        match tokio::time::timeout(left, attempt()).await {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(e)) => last = e,
-            Err(_) => last = format!("no answer within {timeout:?}"),
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 async fn put(client: &Client, table: &str, pk: &str, value: &str) -> Result<(), String> {
     let req = client.put_item().table_name(table);

@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use atoll_replication::{Group, NodeId, RaftNode};
+use atoll_replication::{Group, NodeId, RaftNode, ReplicationError};
 use atoll_storage::{Durability, Storage, WriteBatch};
 
 use super::repair::ReplicaController;
 use super::rpc::{ClusterReply, ClusterRequest, JOIN_TIMEOUT};
-use super::{CATALOG_GROUP_ID, CATALOG_RETRY};
+use super::{CATALOG_GROUP_ID, CATALOG_RETRY, ClusterOptions};
 use crate::catalog::{CatalogCommand, CatalogOutcome, CatalogStateMachine};
 use crate::error::ClusterError;
 use crate::placement::REPLICATION_FACTOR;
@@ -415,4 +415,43 @@ fn answering(silences: &[(NodeId, Option<Duration>)], node: &NodeId) -> bool {
     silences
         .iter()
         .any(|(id, silence)| id == node && silence.is_some_and(|s| s < super::repair::SILENCE))
+}
+
+/// Starts (or recovers) this node's replica of the catalog. With a cluster,
+/// waits for as long as it takes a quorum of its members to come up.
+pub(super) async fn start_catalog(
+    storage: &Storage,
+    node: &Arc<RaftNode>,
+    catalog: &Arc<CatalogStateMachine>,
+    options: &ClusterOptions,
+) -> Result<Group<CatalogOutcome>, ClusterError> {
+    let me = node.node_id();
+    let alone = BTreeMap::from([(me, node.advertise_addr().to_string())]);
+    // The founder writes the catalog's first membership: the node itself
+    // when it runs alone, the smallest of `--peers`, and never a node that
+    // joins a running cluster (its catalog comes from that cluster).
+    let (members, founder) = if let Some(seed) = &options.join {
+        if !node.has_group_state(CATALOG_GROUP_ID)? {
+            let incarnation = super::membership::incarnation(storage, options.node.rng_seed)?;
+            return super::membership::join_catalog(node, catalog, seed, incarnation).await;
+        }
+        (alone, NodeId::MAX)
+    } else if options.initial_members.len() <= 1 {
+        (alone, me)
+    } else {
+        let founder = options.initial_members.keys().next().copied().unwrap_or(me);
+        (options.initial_members.clone(), founder)
+    };
+    loop {
+        match node
+            .start_group_founded_by(CATALOG_GROUP_ID, catalog.clone(), members.clone(), founder)
+            .await
+        {
+            Ok(group) => return Ok(group),
+            Err(ReplicationError::Timeout(reason)) => {
+                tracing::info!(%reason, "waiting for a quorum of the cluster to start");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }

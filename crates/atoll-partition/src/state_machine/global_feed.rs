@@ -54,16 +54,11 @@ impl GlobalFeed {
 
 /// The key of a partition's global index set in the statistics keyspace.
 pub(super) fn set_key(group_id: u64) -> Vec<u8> {
-    let mut key = group_id.to_be_bytes().to_vec();
-    key.extend_from_slice(b"gsi");
-    key
+    super::record_key(group_id, b"gsi", None)
 }
 
 fn handoff_set_key(group_id: u64, at_token: u64) -> Vec<u8> {
-    let mut key = group_id.to_be_bytes().to_vec();
-    key.extend_from_slice(b"gsi-handoff");
-    key.extend_from_slice(&at_token.to_be_bytes());
-    key
+    super::record_key(group_id, b"gsi-handoff", Some(at_token))
 }
 
 impl PartitionStateMachine {

@@ -629,3 +629,26 @@ impl Drop for ServeCluster {
         keep_if_failed(&mut self.scratch);
     }
 }
+
+/// Retries `attempt` until it yields `Ok` or `timeout` passes; each call
+/// gets at most the time left. Returns the last failure on timeout.
+pub async fn retry<T, F, Fut>(timeout: Duration, mut attempt: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = String::from("no attempt finished");
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return Err(last);
+        }
+        match tokio::time::timeout(left, attempt()).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(e)) => last = e,
+            Err(_) => last = format!("no answer within {timeout:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
