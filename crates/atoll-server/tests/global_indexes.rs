@@ -801,6 +801,18 @@ async fn global_index_reads_are_validated() {
     assert_error(result, VE, &whole("by_gn"));
     let select = table.scan("by_ts").select(Select::AllAttributes);
     assert_error(select.send().await, VE, &whole("by_ts"));
+    // A global index never fetches what it does not project (LocalStack
+    // issue 478 quotes DynamoDB's message).
+    let unprojected = query("by_gn")
+        .projection_expression("pk, x, memo.deep, #o, memo.more")
+        .expression_attribute_names("#o", "other");
+    let message = format!("{OOM}Global secondary index by_gn does not project [memo, other]");
+    assert_error(unprojected.send().await, VE, &message);
+    let projected = query("by_gn").projection_expression("pk, sk, g, n, x");
+    assert_eq!(ok(projected.send().await).count, 1);
+    let keys_only = table.scan("by_ts").projection_expression("t, g");
+    let message = format!("{OOM}Global secondary index by_ts does not project [g]");
+    assert_error(keys_only.send().await, VE, &message);
     let missing = "The table does not have the specified index: nope";
     assert_error(query("nope").send().await, VE, missing);
     assert_error(table.scan("nope").send().await, VE, missing);

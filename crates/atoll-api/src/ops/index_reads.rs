@@ -96,7 +96,10 @@ impl ReadIndex {
         let (select, projection, expressions) = read;
         let fetch_items = match &self {
             ReadIndex::Local(index) => fetches_items(table, index, select, projection, expressions),
-            ReadIndex::Global(_) => false,
+            ReadIndex::Global(index) => {
+                check_global_projection(table, index, select, projection, expressions)?;
+                false
+            }
         };
         let global_table = match &self {
             ReadIndex::Local(_) => None,
@@ -146,30 +149,71 @@ fn fetches_items(
     projection: Option<&ExprProjection>,
     expressions: &Expressions,
 ) -> bool {
-    let held = |name: &str| {
-        index
-            .projection
-            .holds(name, &table.key_schema, &index.key_schema)
-    };
     match select {
-        Select::All => index.projection != atoll_model::table::Projection::All,
+        Select::All => index.projection != Projection::All,
         Select::Specific => {
-            let env = expressions.env();
-            projection
-                .into_iter()
-                .flat_map(|p| p.paths.iter())
-                .any(|path| match path.0.first() {
-                    Some(PathElement::Attribute(name)) => {
-                        match atoll_expr::eval::resolve_name(name, &env) {
-                            Ok(name) => !held(name),
-                            Err(_) => true,
-                        }
-                    }
-                    _ => true,
-                })
+            let held = (&index.projection, &table.key_schema, &index.key_schema);
+            !unprojected_attributes(held, projection, expressions).is_empty()
         }
         Select::AllProjected | Select::Count => false,
     }
+}
+
+/// The top-level attributes `projection` names that an index projecting
+/// `held` (its projection, the table's keys, its keys) does not hold, in
+/// the order named; a name that does not resolve counts as not held.
+fn unprojected_attributes(
+    (index_projection, table_keys, index_keys): (&Projection, &KeySchema, &KeySchema),
+    projection: Option<&ExprProjection>,
+    expressions: &Expressions,
+) -> Vec<String> {
+    let env = expressions.env();
+    let mut missing: Vec<String> = Vec::new();
+    for path in projection.into_iter().flat_map(|p| p.paths.iter()) {
+        let name = match path.0.first() {
+            Some(PathElement::Attribute(name)) => {
+                match (atoll_expr::eval::resolve_name(name, &env), name) {
+                    (Ok(resolved), _) => resolved,
+                    (
+                        Err(_),
+                        atoll_expr::ast::Name::Literal(text)
+                        | atoll_expr::ast::Name::Placeholder(text),
+                    ) => text,
+                }
+            }
+            _ => continue,
+        };
+        if !index_projection.holds(name, table_keys, index_keys)
+            && !missing.iter().any(|m| m == name)
+        {
+            missing.push(name.to_string());
+        }
+    }
+    missing
+}
+
+/// DynamoDB refuses to read from a global index attributes it does not
+/// project (it never fetches them from the table).
+fn check_global_projection(
+    table: &TableDefinition,
+    index: &GlobalIndex,
+    select: Select,
+    projection: Option<&ExprProjection>,
+    expressions: &Expressions,
+) -> ApiResult<()> {
+    if select != Select::Specific {
+        return Ok(());
+    }
+    let held = (&index.projection, &table.key_schema, &index.key_schema);
+    let missing = unprojected_attributes(held, projection, expressions);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid_parameter(format!(
+        "Global secondary index {} does not project [{}]",
+        index.name,
+        missing.join(", ")
+    )))
 }
 
 /// Checks an `ExclusiveStartKey` of an index read: exactly the table's and
