@@ -115,6 +115,9 @@ pub(crate) struct CatalogStateMachine {
     placements: Placements,
     /// Woken after every applied command, so nodes adjust what they host.
     pub(crate) changed: Arc<tokio::sync::Notify>,
+    /// Woken after every applied command too, for the index changes the
+    /// catalog's leader drives (a `Notify` wakes one waiter).
+    pub(crate) index_work: Arc<tokio::sync::Notify>,
 }
 
 fn table_key(name: &str) -> Vec<u8> {
@@ -164,6 +167,7 @@ impl CatalogStateMachine {
             next_group_id: RwLock::new(next_group_id),
             placements,
             changed: Arc::new(tokio::sync::Notify::new()),
+            index_work: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -389,6 +393,7 @@ impl GroupStateMachine for CatalogStateMachine {
             codec::decode::<CatalogCommand, legacy::CatalogCommandV1>(command).map_err(corrupt)?;
         let outcome = self.execute(ctx, command)?;
         self.changed.notify_one();
+        self.index_work.notify_one();
         Ok(outcome)
     }
 
@@ -441,6 +446,7 @@ impl GroupStateMachine for CatalogStateMachine {
             Placements::load(records.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
         self.placements.replace_with(placements);
         self.changed.notify_one();
+        self.index_work.notify_one();
         *self.tables.write().unwrap_or_else(|e| e.into_inner()) = tables;
         *self
             .next_group_id

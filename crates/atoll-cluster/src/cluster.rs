@@ -9,6 +9,7 @@ use atoll_model::table::{TableDefinition, TableStatus};
 use atoll_partition::{PartitionOutput, PartitionStateMachine, PartitionStats};
 use atoll_replication::{Group, GroupId, NodeId, NodeOptions, RaftNode, ReplicationError};
 use atoll_storage::{Keyspace, Storage};
+use tracing::Instrument;
 
 use crate::catalog::{
     CatalogCommand, CatalogOutcome, CatalogStateMachine, IndexThroughputUpdate, NodeRecord,
@@ -155,6 +156,8 @@ pub struct Cluster {
     shipper: Arc<shipping::Shipper>,
     // Serialises changes of global indexes on this node.
     index_changes: tokio::sync::Mutex<()>,
+    // The (table, index) changes this node drives now.
+    driven_index_changes: std::sync::Mutex<std::collections::BTreeSet<(String, String)>>,
     // Seed of table ids in a simulation (`NodeOptions::rng_seed`), and how
     // many were drawn.
     rng_seed: Option<u64>,
@@ -220,6 +223,10 @@ impl Cluster {
             options.split_check_interval,
         ));
         tokio::spawn(shipping::ship_outboxes(Arc::downgrade(&cluster.shipper)));
+        tokio::spawn(
+            index_lifecycle::drive_index_changes(Arc::downgrade(&cluster))
+                .instrument(tracing::info_span!("index_changes")),
+        );
         Ok(cluster)
     }
 
@@ -272,6 +279,7 @@ impl Cluster {
             router,
             shipper,
             index_changes: tokio::sync::Mutex::new(()),
+            driven_index_changes: std::sync::Mutex::new(std::collections::BTreeSet::new()),
             splitter,
             lifecycle,
             replicas,
@@ -298,7 +306,6 @@ impl Cluster {
             }
         }
         self.delete_orphaned_index_tables().await;
-        self.resume_index_changes();
         if let Err(e) = self.host.forget_orphaned_groups().await {
             tracing::warn!(error = %e, "could not delete the state of groups no longer placed here");
         }

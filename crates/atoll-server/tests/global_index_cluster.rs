@@ -4,7 +4,9 @@
 //! indexes' hidden tables split by size; once the writes stop, every index
 //! must converge to the projection of a consistent Scan of the table
 //! within `CONVERGE_WITHIN`. A second test kills the node that founds a
-//! split-off index partition the moment it logs the split.
+//! split-off index partition the moment it logs the split; a third adds an
+//! index online under the writes and kills the node building it in the
+//! middle of its backfill.
 
 // A panic in a test is a failed test, not a crashed server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -32,6 +34,8 @@ use common::*;
 type Item = HashMap<String, AttributeValue>;
 
 const TABLE: &str = "gsi_failover";
+/// The index the third test adds online: `by_v`'s twin (KEYS_ONLY on `v`).
+const ONLINE_INDEX: &str = "by_v_online";
 const ITEMS: usize = 300;
 /// Items in play when the writes begin; the rest join over `GROW_FOR`.
 const FIRST_ITEMS: usize = 60;
@@ -550,6 +554,7 @@ async fn compare(
     clients: &BTreeMap<u8, Client>,
     base_node: u8,
     via: &[u8],
+    online: bool,
 ) -> Result<(String, Vec<Item>), String> {
     let table = scan_all(&clients[&base_node], None)
         .await
@@ -587,6 +592,16 @@ async fn compare(
             &want_v,
             &rendered(&scanned_v),
         );
+        if online {
+            let scanned = scan_all(client, Some(ONLINE_INDEX))
+                .await
+                .map_err(|e| format!("Scan of {ONLINE_INDEX} through node {node}: {e}"))?;
+            diff += &difference(
+                &format!("{ONLINE_INDEX} Scan via node {node}"),
+                &want_v,
+                &rendered(&scanned),
+            );
+        }
     }
     Ok((diff, table))
 }
@@ -635,8 +650,13 @@ fn index_partitions(report: &serde_json::Value) -> BTreeMap<String, usize> {
 /// A three-node dev-cluster whose partitions split past `SPLIT_BYTES`, with
 /// the indexed table ACTIVE on every node, and a retrying client per node.
 async fn start() -> (DevCluster, BTreeMap<u8, Client>) {
+    start_with_env(&[]).await
+}
+
+/// `start`, the nodes run with environment variables `env`.
+async fn start_with_env(env: &[(&str, &str)]) -> (DevCluster, BTreeMap<u8, Client>) {
     let began = Instant::now();
-    let cluster = DevCluster::start(
+    let cluster = DevCluster::start_with_env(
         3,
         &[
             "--partition-split-bytes",
@@ -644,6 +664,7 @@ async fn start() -> (DevCluster, BTreeMap<u8, Client>) {
             "--partition-check-ms",
             CHECK_MS,
         ],
+        env,
     );
     let fail = |what: String| -> ! { panic!("{what}\n{}", cluster.logs()) };
     let clients: BTreeMap<u8, Client> = cluster
@@ -740,12 +761,13 @@ async fn converge(
     clients: &BTreeMap<u8, Client>,
     live: &[u8],
     stopped: Instant,
+    online: bool,
 ) -> (Vec<Item>, Duration) {
     let mut rounds = 0;
     loop {
         rounds += 1;
         let base_node = live[rounds % live.len()];
-        let (what, last) = match compare(clients, base_node, live).await {
+        let (what, last) = match compare(clients, base_node, live, online).await {
             Ok((diff, table)) if diff.is_empty() => {
                 let took = stopped.elapsed();
                 eprintln!(
@@ -777,17 +799,17 @@ async fn converge(
 /// table holds each item as its last acknowledged write left it.
 async fn check_end_state(
     cluster: &DevCluster,
-    live: &[u8],
-    killed: u8,
+    (live, killed): (&[u8], u8),
     writers: &Writers,
     table_items: &[Item],
+    index_count: usize,
 ) {
     let report = admin(cluster.endpoint(live[0])).await;
     eprintln!("final layout (node {}):\n{}", live[0], layout(&report));
     let index_tables = index_partitions(&report);
     assert_eq!(
         index_tables.len(),
-        2,
+        index_count,
         "hidden index tables: {index_tables:?}"
     );
     assert!(
@@ -929,8 +951,8 @@ async fn global_indexes_converge_after_leader_kill_and_index_splits_under_writes
     let killed = killed.unwrap_or_else(|| panic!("no leader of the base table to kill"));
     let live: Vec<u8> = cluster.ids().filter(|id| *id != killed).collect();
 
-    let (table_items, took) = converge(&cluster, &clients, &live, stopped).await;
-    check_end_state(&cluster, &live, killed, &writers, &table_items).await;
+    let (table_items, took) = converge(&cluster, &clients, &live, stopped, false).await;
+    check_end_state(&cluster, (&live, killed), &writers, &table_items, 2).await;
     assert!(took <= CONVERGE_WITHIN, "converged only after {took:?}");
     eprintln!("done after {:?} in all", began.elapsed());
 }
@@ -981,8 +1003,138 @@ async fn an_index_partition_split_off_just_before_its_founder_is_killed_gets_a_l
     let stopped = stop_writers(&cluster, &writers, tasks, writing).await;
     let live: Vec<u8> = cluster.ids().filter(|id| *id != victim).collect();
 
-    let (table_items, took) = converge(&cluster, &clients, &live, stopped).await;
-    check_end_state(&cluster, &live, victim, &writers, &table_items).await;
+    let (table_items, took) = converge(&cluster, &clients, &live, stopped, false).await;
+    check_end_state(&cluster, (&live, victim), &writers, &table_items, 2).await;
+    assert!(took <= CONVERGE_WITHIN, "converged only after {took:?}");
+    eprintln!("done after {:?} in all", began.elapsed());
+}
+
+/// Adds `ONLINE_INDEX` through `client` (a retried Create that already
+/// took effect answers that the index exists: done).
+async fn create_online_index(client: &Client) -> Result<(), String> {
+    let action = aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
+        .index_name(ONLINE_INDEX)
+        .key_schema(key_element("v", KeyType::Hash))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        )
+        .build()
+        .map_err(|e| e.to_string())?;
+    let update = aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
+        .create(action)
+        .build();
+    let request = client
+        .update_table()
+        .table_name(TABLE)
+        .attribute_definitions(attr_def("v", ScalarAttributeType::S))
+        .global_secondary_index_updates(update);
+    match request.send().await {
+        Ok(_) => Ok(()),
+        Err(e) if e.message().is_some_and(|m| m.contains("already exists")) => Ok(()),
+        Err(e) => Err(error_text(e)),
+    }
+}
+
+/// `ONLINE_INDEX`'s status and Backfilling flag through `client`.
+async fn online_index_state(
+    client: &Client,
+) -> Result<(Option<IndexStatus>, Option<bool>), String> {
+    let out = client
+        .describe_table()
+        .table_name(TABLE)
+        .send()
+        .await
+        .map_err(error_text)?;
+    let index = out
+        .table()
+        .and_then(|t| {
+            t.global_secondary_indexes()
+                .iter()
+                .find(|i| i.index_name() == Some(ONLINE_INDEX))
+        })
+        .ok_or_else(|| format!("no {ONLINE_INDEX} in DescribeTable"))?;
+    Ok((index.index_status().cloned(), index.backfilling()))
+}
+
+/// An index added online while the writes go on, and the node building it
+/// (the catalog's leader) `kill -9`ed in the middle of its backfill: the
+/// next leader of the catalog takes the build up, the index becomes
+/// ACTIVE, and once the writes stop all three indexes converge to the
+/// table. A fail point holds the build for `BACKFILL_HOLD` with
+/// `Backfilling` true, so the kill lands inside the build every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_index_built_online_survives_the_kill_of_the_node_building_it() {
+    const BUILD_LINE: &str = "building global index";
+    /// The build holds this long with Backfilling true, each time it starts.
+    const BACKFILL_HOLD: &str = "gsi-backfill-hold-ms=return(3000)";
+    /// The index is added this long into the writes...
+    const CREATE_AFTER: Duration = Duration::from_secs(2);
+    /// ...and is ACTIVE within this after the kill (the new catalog
+    /// leader's election, its next look, the hold again, the backfill).
+    const ACTIVE_WITHIN: Duration = Duration::from_secs(60);
+    let _exclusive = exclusive();
+    let began = Instant::now();
+    let (cluster, clients) = start_with_env(&[("FAILPOINTS", BACKFILL_HOLD)]).await;
+    let fail = |what: String| -> ! { panic!("{what}\n{}", cluster.logs()) };
+    let (writers, tasks, writing) = start_writers(&clients, seed());
+    tokio::time::sleep(CREATE_AFTER).await;
+    retry(SETTLE_TIMEOUT, || create_online_index(&clients[&1]))
+        .await
+        .unwrap_or_else(|e| fail(format!("UpdateTable Create: {e}")));
+
+    // The builder logs that it builds; once the index shows Backfilling
+    // (the build holds there), kill the builder.
+    let builder = retry(SETTLE_TIMEOUT, || async {
+        cluster
+            .ids()
+            .find(|id| cluster.node_log(*id).contains(BUILD_LINE))
+            .ok_or_else(|| "no node builds the index yet".to_string())
+    })
+    .await
+    .unwrap_or_else(|e| fail(e));
+    let watcher = cluster.ids().find(|id| *id != builder).unwrap();
+    let state = retry(SETTLE_TIMEOUT, || async {
+        match online_index_state(&clients[&watcher]).await? {
+            state @ (Some(IndexStatus::Creating), Some(true)) => Ok(state),
+            other => Err(format!("{ONLINE_INDEX} is {other:?}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| fail(format!("never backfilling: {e}")));
+    eprintln!(
+        "kill -9 node {builder} (building {ONLINE_INDEX}: {state:?}) {:?} into the writes",
+        writing.elapsed()
+    );
+    cluster.kill9(builder);
+    writers.dead.store(builder, Ordering::SeqCst);
+    let killed_at = Instant::now();
+    let live: Vec<u8> = cluster.ids().filter(|id| *id != builder).collect();
+
+    // Another node takes the build up; the writes go on meanwhile.
+    retry(ACTIVE_WITHIN, || async {
+        match online_index_state(&clients[&live[0]]).await? {
+            (Some(IndexStatus::Active), None) => Ok(()),
+            other => Err(format!("{ONLINE_INDEX} is {other:?}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| fail(format!("not ACTIVE {ACTIVE_WITHIN:?} after the kill: {e}")));
+    let rebuilt_by: Vec<u8> = live
+        .iter()
+        .copied()
+        .filter(|id| cluster.node_log(*id).contains(BUILD_LINE))
+        .collect();
+    eprintln!(
+        "{ONLINE_INDEX} ACTIVE {:?} after the kill, built again by node(s) {rebuilt_by:?}",
+        killed_at.elapsed()
+    );
+    assert!(!rebuilt_by.is_empty(), "no live node took the build up");
+    let stopped = stop_writers(&cluster, &writers, tasks, writing).await;
+
+    let (table_items, took) = converge(&cluster, &clients, &live, stopped, true).await;
+    check_end_state(&cluster, (&live, builder), &writers, &table_items, 3).await;
     assert!(took <= CONVERGE_WITHIN, "converged only after {took:?}");
     eprintln!("done after {:?} in all", began.elapsed());
 }

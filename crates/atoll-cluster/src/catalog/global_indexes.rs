@@ -1,5 +1,7 @@
 //! Catalog changes of global secondary indexes on a live table.
 
+use std::sync::Arc;
+
 use atoll_model::table::{GlobalIndex, IndexStatus, KeyAttribute, TableDefinition, TableStatus};
 use atoll_replication::ApplyContext;
 use atoll_storage::StorageError;
@@ -80,6 +82,17 @@ impl CatalogStateMachine {
         let Some(found) = table.global_indexes.iter_mut().find(|i| i.name == index) else {
             return Ok(Err(Rejection::IndexNotFound));
         };
+        // Two builders of one index may overlap (the catalog's leadership
+        // moved while the old leader still built it): a late one must not
+        // take an ACTIVE index back to CREATING, nor revive a DELETING one.
+        let backwards = match (found.status, status) {
+            (IndexStatus::Active | IndexStatus::Updating, IndexStatus::Creating) => true,
+            (IndexStatus::Deleting, other) => other != IndexStatus::Deleting,
+            _ => false,
+        };
+        if backwards {
+            return Ok(Ok(Some(Arc::new(table))));
+        }
         let stops_feeding =
             status == IndexStatus::Deleting && found.status != IndexStatus::Deleting;
         found.status = status;

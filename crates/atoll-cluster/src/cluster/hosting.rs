@@ -333,7 +333,7 @@ impl Cluster {
 /// need a step of a lifecycle to take time (a table held in CREATING or
 /// DELETING).
 /// Without the `failpoints` feature it returns at once.
-async fn hold_for_tests(name: &str) {
+pub(super) async fn hold_for_tests(name: &str) {
     #[cfg(feature = "failpoints")]
     {
         let hold_ms = (|| {

@@ -11,14 +11,20 @@
 //! Deleting one: the catalog records it DELETING (the partitions stop
 //! feeding it), its hidden table is deleted, then the catalog forgets it.
 //!
-//! Both run in the background after UpdateTable answers, and are resumed
-//! by `finish_interrupted_work` after a crash; every step may be repeated.
+//! Both run in the background after UpdateTable answers, driven by the
+//! node that leads the catalog (`drive_index_changes`): when it dies or
+//! loses the lead, the next leader takes them up from the catalog's state.
+//! Every step may be repeated, and two builders overlapping for a moment
+//! (a leadership change) do no harm: the catalog never takes an index
+//! back to an earlier state.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use atoll_model::table::{GlobalIndex, IndexStatus, TableDefinition};
 use atoll_partition::{GlobalIndexSet, GlobalIndexSpec, PartitionCommand, PartitionOutput};
 use metrics::counter;
+use tracing::Instrument;
 
 use super::Cluster;
 use crate::catalog::CatalogCommand;
@@ -26,6 +32,31 @@ use crate::error::ClusterError;
 
 /// Items one backfill step reads.
 const BACKFILL_STEP_ITEMS: u32 = 256;
+
+/// How often the catalog's leader looks for index changes to drive even
+/// when the catalog did not change (a failed attempt is retried then, and
+/// a new leader takes over within this).
+const INDEX_WORK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// While this node leads the catalog, drives every CREATING or DELETING
+/// global index to its end, until the cluster is dropped.
+pub(super) async fn drive_index_changes(cluster: Weak<Cluster>) {
+    let Some(woken) = cluster
+        .upgrade()
+        .map(|c| c.catalog.view().index_work.clone())
+    else {
+        return;
+    };
+    loop {
+        let _ = tokio::time::timeout(INDEX_WORK_INTERVAL, woken.notified()).await;
+        let Some(cluster) = cluster.upgrade().filter(|c| !c.node.is_stopped()) else {
+            return;
+        };
+        if cluster.catalog.group().is_leader() {
+            cluster.resume_index_changes();
+        }
+    }
+}
 
 /// The global indexes `table`'s partitions are to feed: all but those
 /// being deleted.
@@ -57,7 +88,6 @@ impl Cluster {
         let table = self.catalog.active_table_or_catch_up(name).await?;
         index.table_name =
             TableDefinition::index_table_name(&table.name, &table.table_id, &index.name);
-        let index_name = index.name.clone();
         let updated = self
             .catalog
             .propose(CatalogCommand::AddGlobalIndex {
@@ -68,7 +98,7 @@ impl Cluster {
             .await?
             .map_err(|r| r.into_error(name))?
             .ok_or_else(|| ClusterError::Catalog("adding an index produced no table".into()))?;
-        self.spawn_index_work(name, &index_name);
+        // The catalog's leader builds it (`drive_index_changes`).
         Ok(updated)
     }
 
@@ -92,27 +122,46 @@ impl Cluster {
             .await?
             .map_err(|r| r.into_error(name))?
             .ok_or_else(|| ClusterError::Catalog("deleting an index produced no table".into()))?;
-        self.spawn_index_work(name, index);
+        // The catalog's leader finishes it (`drive_index_changes`).
         Ok(updated)
     }
 
-    /// Runs what a CREATING or DELETING index of `table` still needs.
-    pub(super) fn spawn_index_work(self: &Arc<Self>, table: &str, index: &str) {
+    /// Runs what a CREATING or DELETING index of `table` still needs,
+    /// unless this node does already.
+    fn spawn_index_work(self: &Arc<Self>, table: &str, index: &str) {
+        let change = (table.to_string(), index.to_string());
+        let newly_driven = self
+            .driven_index_changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(change.clone());
+        if !newly_driven {
+            return;
+        }
         let cluster = Arc::downgrade(self);
-        let (table, index) = (table.to_string(), index.to_string());
-        tokio::spawn(async move {
-            let Some(cluster) = cluster.upgrade() else {
-                return;
-            };
-            if let Err(e) = cluster.finish_index_change(&table, &index).await {
-                tracing::warn!(%table, %index, error = %e, "a global index change failed; it resumes at the next start");
-                counter!("atoll_gsi_change_failures_total").increment(1);
+        let span = tracing::info_span!("index_change", table = %change.0, index = %change.1);
+        tokio::spawn(
+            async move {
+                let Some(cluster) = cluster.upgrade() else {
+                    return;
+                };
+                let (table, index) = &change;
+                if let Err(e) = cluster.finish_index_change(table, index).await {
+                    tracing::warn!(error = %e, "a global index change failed; the catalog's leader tries again");
+                    counter!("atoll_gsi_change_failures_total").increment(1);
+                }
+                cluster
+                    .driven_index_changes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&change);
             }
-        });
+            .instrument(span),
+        );
     }
 
-    /// Resumes the index changes a crash interrupted.
-    pub(super) fn resume_index_changes(self: &Arc<Self>) {
+    /// Starts driving every index change the catalog holds.
+    fn resume_index_changes(self: &Arc<Self>) {
         for table in self.catalog.view().tables() {
             for index in &table.global_indexes {
                 if matches!(index.status, IndexStatus::Creating | IndexStatus::Deleting)
@@ -151,6 +200,7 @@ impl Cluster {
         index: &GlobalIndex,
     ) -> Result<(), ClusterError> {
         let started = std::time::Instant::now();
+        tracing::info!(table = %table.name, index = %index.name, "building global index");
         let index_table = match self.catalog.table(&index.table_name) {
             Some(existing) => existing,
             None => self.create_index_table(table, index).await?,
@@ -161,6 +211,15 @@ impl Cluster {
         self.feed_global_indexes(&table.name).await?;
         self.set_index_state(table, &index.name, IndexStatus::Creating, true)
             .await?;
+        let still_creating = self
+            .catalog
+            .table(&table.name)
+            .and_then(|t| t.global_index(&index.name).map(|i| i.status))
+            == Some(IndexStatus::Creating);
+        if !still_creating {
+            return Ok(()); // another builder finished it, or it is being deleted
+        }
+        super::hosting::hold_for_tests("gsi-backfill-hold-ms").await;
         let items = self.backfill(&table.name, &index.table_name).await?;
         self.set_index_state(table, &index.name, IndexStatus::Active, false)
             .await?;

@@ -188,6 +188,12 @@ impl DevCluster {
     /// Starts `atoll dev-cluster --nodes N ... -- serve_args` on free ports
     /// and waits until every node serves.
     pub fn start(nodes: u8, serve_args: &[&str]) -> DevCluster {
+        DevCluster::start_with_env(nodes, serve_args, &[])
+    }
+
+    /// `start`, with environment variables for dev-cluster and its nodes
+    /// (`FAILPOINTS`, say).
+    pub fn start_with_env(nodes: u8, serve_args: &[&str], env: &[(&str, &str)]) -> DevCluster {
         let api_port = free_port(nodes, 0);
         let cluster_port = free_port(nodes, api_port);
         let scratch = scratch("atoll-cluster-");
@@ -208,6 +214,7 @@ impl DevCluster {
             cmd.arg("--").args(serve_args);
         }
         clean_env(&mut cmd);
+        cmd.envs(env.iter().copied());
         // SAFETY: prctl(2) is async-signal-safe. The forking thread is the
         // test's, which outlives the cluster unless the test binary dies.
         unsafe {
