@@ -462,17 +462,8 @@ impl GroupStateMachine for PartitionStateMachine {
     /// the view holds), then every item in it, in row-key order, then the
     /// local index entries of its tokens (see `snapshot`).
     fn export(&self, view: &ReadView, out: &mut SnapshotWriter<'_>) -> Result<(), StorageError> {
-        let key = range_key(self.group_id);
-        let recorded = view
-            .range(
-                &self.stats_keyspace,
-                Bound::Included(key.clone()),
-                Bound::Included(key),
-            )
-            .next()
-            .transpose()?;
-        let range = match recorded {
-            Some((_, bytes)) => decode_range(&bytes).map_err(corrupt)?,
+        let range = match view.get(&self.stats_keyspace, &range_key(self.group_id))? {
+            Some(bytes) => decode_range(&bytes).map_err(corrupt)?,
             None => self.range(),
         };
         // The global index set as of the view, like the range.

@@ -370,6 +370,16 @@ impl ReadView {
             _ => keyspace.range(start, end, false),
         }
     }
+
+    /// The value of `key` in `keyspace` as the view sees it.
+    pub fn get(&self, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Bytes>> {
+        let exactly = || Bound::Included(key.to_vec());
+        let found = self
+            .range(keyspace, exactly(), exactly())
+            .next()
+            .transpose()?;
+        Ok(found.map(|(_, value)| value))
+    }
 }
 
 /// Items yielded by range iterators: key and value.

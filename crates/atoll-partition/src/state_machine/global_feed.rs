@@ -116,17 +116,8 @@ impl PartitionStateMachine {
         if self.global.is_none() {
             return Ok(GlobalIndexSet::default());
         }
-        let key = set_key(self.group_id);
-        let recorded = view
-            .range(
-                &self.stats_keyspace,
-                Bound::Included(key.clone()),
-                Bound::Included(key),
-            )
-            .next()
-            .transpose()?;
-        match recorded {
-            Some((_, bytes)) => GlobalIndexSet::decode(&bytes).map_err(corrupt),
+        match view.get(&self.stats_keyspace, &set_key(self.group_id))? {
+            Some(bytes) => GlobalIndexSet::decode(&bytes).map_err(corrupt),
             None => Ok(GlobalIndexSet::default()),
         }
     }
