@@ -144,6 +144,22 @@ pub enum PartitionCommand {
         /// Most items to read.
         max_items: u32,
     },
+    /// Apply `command` as of `now_ms`, the proposer's clock: stream
+    /// records take their time from it, so every replica writes the same.
+    Stamped {
+        /// Epoch milliseconds.
+        now_ms: u64,
+        /// The command.
+        command: Box<PartitionCommand>,
+    },
+    /// Write stream records to the table's stream `spec` from this entry
+    /// on (`None`: stop), if `epoch` is newer than the partition's.
+    SetStream {
+        /// Which change of the table's stream this is.
+        epoch: u64,
+        /// The stream.
+        spec: Option<crate::stream::StreamSpec>,
+    },
 }
 
 impl PartitionCommand {
@@ -326,5 +342,10 @@ pub enum PartitionOutput {
         /// The last token of the partition's range (the backfill goes on
         /// after it once `next` is `None`).
         range_last: u64,
+    },
+    /// The partition writes to the stream of this epoch (`SetStream`).
+    StreamSet {
+        /// The partition's epoch after the command (it may be newer).
+        epoch: u64,
     },
 }

@@ -14,6 +14,7 @@ mod snapshot;
 mod state_machine;
 mod stored;
 mod stored_keys;
+mod stream;
 
 pub use command::{
     ItemWrite, PartitionCommand, PartitionOutput, ReturnValues, WriteAction, WriteOp,
@@ -32,3 +33,7 @@ pub use state_machine::{
     OutboxListener, PartitionStateMachine, PartitionStats, TokenRange, row_key_token,
 };
 pub use stored::{read_item, read_stored_item};
+pub use stream::{
+    EventName, SequenceNumber, Shard, ShardRef, StreamRecord, StreamSpec, StreamState,
+    StreamViewType, shard_id,
+};

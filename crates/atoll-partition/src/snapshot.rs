@@ -19,9 +19,13 @@ use crate::local_index::KeyRange;
 use crate::state_machine::{TokenRange, corrupt, decode_range, encode_range, row_key_token};
 use crate::stored::stored_size;
 use crate::stored_keys::StoredKeys;
+use crate::stream::StreamState;
 
 /// The header's mark of a sectioned snapshot.
 const SECTIONED: u8 = b'L';
+/// The header's mark of a sectioned snapshot of a partition with a stream:
+/// the global index set's length (4 bytes), the set, then the stream state.
+const SECTIONED_WITH_STREAM: u8 = b'S';
 /// Section of the items' records.
 const ITEMS: u8 = 0;
 /// Section of the local index keyspace's records.
@@ -35,6 +39,8 @@ pub(crate) struct Export<'a> {
     pub(crate) local: Option<(&'a Keyspace, Vec<KeyRange>)>,
     /// The global indexes the partition feeds, when it ever fed any.
     pub(crate) global_set: Option<GlobalIndexSet>,
+    /// The partition's streams, when it ever had one.
+    pub(crate) stream: Option<StreamState>,
 }
 
 /// Writes `export` as `view` sees it.
@@ -44,10 +50,26 @@ pub(crate) fn export(
     out: &mut SnapshotWriter<'_>,
 ) -> Result<(), StorageError> {
     let mut header = encode_range(export.range);
-    if export.local.is_some() {
-        header.push(SECTIONED);
-        if let Some(set) = &export.global_set {
-            header.extend_from_slice(&set.encode().map_err(corrupt)?);
+    match (&export.local, &export.stream) {
+        (None, _) => {}
+        (Some(_), None) => {
+            header.push(SECTIONED);
+            if let Some(set) = &export.global_set {
+                header.extend_from_slice(&set.encode().map_err(corrupt)?);
+            }
+        }
+        (Some(_), Some(stream)) => {
+            header.push(SECTIONED_WITH_STREAM);
+            let set = match &export.global_set {
+                Some(set) => set.encode().map_err(corrupt)?,
+                None => Vec::new(),
+            };
+            let set_len = u32::try_from(set.len()).map_err(|_| {
+                corrupt(PartitionError::Corrupt("global index set too long".into()))
+            })?;
+            header.extend_from_slice(&set_len.to_be_bytes());
+            header.extend_from_slice(&set);
+            header.extend_from_slice(&stream.encode().map_err(corrupt)?);
         }
     }
     out.header(&header)?;
@@ -94,17 +116,43 @@ pub(crate) struct Import<'a> {
 }
 
 /// A snapshot's header: its range, whether its records are sectioned,
-/// and the global indexes the partition fed.
-type Header = (TokenRange, bool, Option<GlobalIndexSet>);
+/// the global indexes the partition fed, and its streams.
+pub(crate) struct Header {
+    pub(crate) range: TokenRange,
+    pub(crate) sectioned: bool,
+    pub(crate) global_set: Option<GlobalIndexSet>,
+    pub(crate) stream: Option<StreamState>,
+}
 
 /// The header of a snapshot.
 pub(crate) fn read_header(input: &SnapshotReader) -> Result<Header, PartitionError> {
     let header = input.header();
     let range = decode_range(header.get(..16).unwrap_or(header))?;
+    let plain = |sectioned, global_set| Header {
+        range,
+        sectioned,
+        global_set,
+        stream: None,
+    };
     match (header.get(16), header.get(17..)) {
-        (None, _) => Ok((range, false, None)),
-        (Some(&SECTIONED), None | Some([])) => Ok((range, true, None)),
-        (Some(&SECTIONED), Some(set)) => Ok((range, true, Some(GlobalIndexSet::decode(set)?))),
+        (None, _) => Ok(plain(false, None)),
+        (Some(&SECTIONED), None | Some([])) => Ok(plain(true, None)),
+        (Some(&SECTIONED), Some(set)) => Ok(plain(true, Some(GlobalIndexSet::decode(set)?))),
+        (Some(&SECTIONED_WITH_STREAM), Some(rest)) => {
+            let short = || PartitionError::Corrupt("short snapshot header".into());
+            let (len, rest) = rest.split_first_chunk::<4>().ok_or_else(short)?;
+            let len = u32::from_be_bytes(*len) as usize;
+            let set = rest.get(..len).ok_or_else(short)?;
+            let stream = rest.get(len..).ok_or_else(short)?;
+            Ok(Header {
+                range,
+                sectioned: true,
+                global_set: (!set.is_empty())
+                    .then(|| GlobalIndexSet::decode(set))
+                    .transpose()?,
+                stream: Some(StreamState::decode(stream)?),
+            })
+        }
         (Some(_), _) => Err(PartitionError::Corrupt("unknown snapshot header".into())),
     }
 }

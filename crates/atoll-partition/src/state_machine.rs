@@ -17,11 +17,13 @@ use crate::snapshot;
 
 mod global_feed;
 mod indexing;
+mod stream_feed;
 mod writes;
 
 use crate::stored::stored_size;
 use global_feed::GlobalFeed;
 pub use global_feed::OutboxListener;
+use stream_feed::StreamFeed;
 
 /// Item count and total item size of a partition, maintained by `apply`.
 #[derive(Debug, Default)]
@@ -131,6 +133,10 @@ pub struct PartitionStateMachine {
     index_table: bool,
     // Told when an apply writes outbox records (the node's shipper).
     outbox_listener: std::sync::OnceLock<global_feed::OutboxListener>,
+    // The table's stream (a table's partition; `None` on an index table's).
+    stream: Option<StreamFeed>,
+    // The clock of the entry being applied (its proposer's, when stamped).
+    entry_clock_ms: AtomicU64,
 }
 
 impl PartitionStateMachine {
@@ -169,6 +175,8 @@ impl PartitionStateMachine {
             aux: None,
             index_table: false,
             outbox_listener: std::sync::OnceLock::new(),
+            stream: None,
+            entry_clock_ms: AtomicU64::new(0),
         })
     }
 
@@ -268,6 +276,7 @@ impl PartitionStateMachine {
         &self,
         ctx: &mut ApplyContext,
         at_token: u64,
+        log_index: u64,
     ) -> Result<PartitionOutput, StorageError> {
         let (first, last) = self.range();
         if at_token > last {
@@ -327,8 +336,10 @@ impl PartitionStateMachine {
             handoff_key(self.group_id, at_token),
             encode_range((at_token, last)),
         );
-        // The new partition feeds the global indexes this one feeds now.
+        // The new partition feeds the global indexes this one feeds now,
+        // and writes to the stream this one writes to, in a child shard.
         self.hand_off_global_indexes(ctx, at_token)?;
+        self.split_stream(ctx, at_token, log_index)?;
         Ok(PartitionOutput::Split {
             moved_items,
             moved_bytes,
@@ -405,7 +416,114 @@ impl GroupStateMachine for PartitionStateMachine {
         command: &[u8],
     ) -> Result<PartitionOutput, StorageError> {
         let command = PartitionCommand::decode(command).map_err(corrupt)?;
-        let output = match command {
+        // An entry its proposer did not stamp (an earlier version's) takes
+        // this replica's clock: its stream records' times may differ by
+        // replica, never their order or content.
+        self.entry_clock_ms
+            .store(wall_clock_ms(), Ordering::Relaxed);
+        let output = self.apply_command(ctx, log_index, command)?;
+        ctx.put(
+            &self.stats_keyspace,
+            self.group_id.to_be_bytes().to_vec(),
+            self.stats.encode(),
+        );
+        Ok(output)
+    }
+
+    /// The range as of `view` (a split applied since must not narrow what
+    /// the view holds), then every item in it, in row-key order, then the
+    /// local index entries of its tokens (see `snapshot`).
+    fn export(&self, view: &ReadView, out: &mut SnapshotWriter<'_>) -> Result<(), StorageError> {
+        let range = match view.get(&self.stats_keyspace, &range_key(self.group_id))? {
+            Some(bytes) => decode_range(&bytes).map_err(corrupt)?,
+            None => self.range(),
+        };
+        // The global index set and the streams as of the view, like the range.
+        let set = self.global_index_set_at(view)?;
+        let stream = self.stream_state_at(view)?;
+        let streams = stream.epoch > 0;
+        let sectioned = self.local.is_some() || self.index_table || set.epoch > 0 || streams;
+        let export = snapshot::Export {
+            range,
+            items: &self.items,
+            local: self
+                .aux
+                .as_ref()
+                .filter(|_| sectioned)
+                .map(|aux| (aux, self.aux_ranges(range, streams))),
+            global_set: (set.epoch > 0).then_some(set),
+            stream: streams.then_some(stream),
+        };
+        snapshot::export(&export, view, out)
+    }
+
+    /// Makes this replica's items (and index entries) in the exported
+    /// range the export's, takes the export's range, and recounts the
+    /// statistics. Only the export's range is replaced: tokens outside it
+    /// (given away by a split this replica had not applied) belong to
+    /// another partition, whose items may share this keyspace.
+    fn import(
+        &self,
+        input: &mut SnapshotReader,
+        out: &mut ImportWriter,
+    ) -> Result<(), StorageError> {
+        let snapshot::Header {
+            range,
+            sectioned,
+            global_set,
+            stream,
+        } = snapshot::read_header(input).map_err(corrupt)?;
+        // Local indexes and index tables are fixed by the table's
+        // definition, which both ends share: a snapshot without their
+        // sections cannot be this partition's.
+        let must_section = self.local.is_some() || self.index_table;
+        if (must_section && !sectioned) || (sectioned && self.aux.is_none()) {
+            return Err(corrupt(PartitionError::Corrupt(
+                "a snapshot's index sections do not match the partition's indexes".into(),
+            )));
+        }
+        let mut import = snapshot::Import::new(input, sectioned);
+        let (item_count, size_bytes) =
+            snapshot::import_items(&mut import, &self.items, range, out)?;
+        if let Some(aux) = self.aux.as_ref().filter(|_| sectioned) {
+            let ranges = self.aux_ranges(range, stream.is_some());
+            snapshot::import_local_indexes(&mut import, aux, ranges, out)?;
+        }
+        if let Some((key, value)) = self.import_global_index_set(global_set.unwrap_or_default()) {
+            out.put(&self.stats_keyspace, key, value)?;
+        }
+        if let Some((key, value)) = self.import_stream_state(stream.unwrap_or_default()) {
+            out.put(&self.stats_keyspace, key, value)?;
+        }
+        import.finish()?;
+        self.stats.set(item_count, size_bytes);
+        *self.range.lock().unwrap_or_else(|e| e.into_inner()) = range;
+        out.put(
+            &self.stats_keyspace,
+            self.group_id.to_be_bytes().to_vec(),
+            self.stats.encode(),
+        )?;
+        out.put(
+            &self.stats_keyspace,
+            range_key(self.group_id),
+            encode_range(range),
+        )
+    }
+}
+
+impl PartitionStateMachine {
+    /// The clock of the entry being applied, epoch milliseconds.
+    pub(super) fn entry_clock_ms(&self) -> u64 {
+        self.entry_clock_ms.load(Ordering::Relaxed)
+    }
+
+    fn apply_command(
+        &self,
+        ctx: &mut ApplyContext,
+        log_index: u64,
+        command: PartitionCommand,
+    ) -> Result<PartitionOutput, StorageError> {
+        Ok(match command {
             PartitionCommand::Write(write) if !self.owns(&write.row_key) => {
                 PartitionOutput::WrongPartition
             }
@@ -415,7 +533,7 @@ impl GroupStateMachine for PartitionStateMachine {
             PartitionCommand::Batch { ops } if !ops.iter().all(|op| self.owns(op.row_key())) => {
                 PartitionOutput::WrongPartition
             }
-            PartitionCommand::Split { at_token } => self.apply_split(ctx, at_token)?,
+            PartitionCommand::Split { at_token } => self.apply_split(ctx, at_token, log_index)?,
             PartitionCommand::ApplyIndexChanges { changes }
                 if !changes.iter().all(|c| self.owns(&c.record)) =>
             {
@@ -449,80 +567,20 @@ impl GroupStateMachine for PartitionStateMachine {
                     PartitionOutput::BatchWritten { old_sizes_bytes }
                 }
             },
-        };
-        ctx.put(
-            &self.stats_keyspace,
-            self.group_id.to_be_bytes().to_vec(),
-            self.stats.encode(),
-        );
-        Ok(output)
+            PartitionCommand::Stamped { now_ms, command } => {
+                self.entry_clock_ms.store(now_ms, Ordering::Relaxed);
+                self.apply_command(ctx, log_index, *command)?
+            }
+            PartitionCommand::SetStream { epoch, spec } => {
+                self.apply_set_stream(ctx, (epoch, spec), log_index)?
+            }
+        })
     }
+}
 
-    /// The range as of `view` (a split applied since must not narrow what
-    /// the view holds), then every item in it, in row-key order, then the
-    /// local index entries of its tokens (see `snapshot`).
-    fn export(&self, view: &ReadView, out: &mut SnapshotWriter<'_>) -> Result<(), StorageError> {
-        let range = match view.get(&self.stats_keyspace, &range_key(self.group_id))? {
-            Some(bytes) => decode_range(&bytes).map_err(corrupt)?,
-            None => self.range(),
-        };
-        // The global index set as of the view, like the range.
-        let set = self.global_index_set_at(view)?;
-        let sectioned = self.local.is_some() || self.index_table || set.epoch > 0;
-        let export = snapshot::Export {
-            range,
-            items: &self.items,
-            local: self
-                .aux
-                .as_ref()
-                .filter(|_| sectioned)
-                .map(|aux| (aux, self.aux_ranges(range))),
-            global_set: (set.epoch > 0).then_some(set),
-        };
-        snapshot::export(&export, view, out)
-    }
-
-    /// Makes this replica's items (and index entries) in the exported
-    /// range the export's, takes the export's range, and recounts the
-    /// statistics. Only the export's range is replaced: tokens outside it
-    /// (given away by a split this replica had not applied) belong to
-    /// another partition, whose items may share this keyspace.
-    fn import(
-        &self,
-        input: &mut SnapshotReader,
-        out: &mut ImportWriter,
-    ) -> Result<(), StorageError> {
-        let (range, sectioned, global_set) = snapshot::read_header(input).map_err(corrupt)?;
-        // Local indexes and index tables are fixed by the table's
-        // definition, which both ends share: a snapshot without their
-        // sections cannot be this partition's.
-        let must_section = self.local.is_some() || self.index_table;
-        if (must_section && !sectioned) || (sectioned && self.aux.is_none()) {
-            return Err(corrupt(PartitionError::Corrupt(
-                "a snapshot's index sections do not match the partition's indexes".into(),
-            )));
-        }
-        let mut import = snapshot::Import::new(input, sectioned);
-        let (item_count, size_bytes) =
-            snapshot::import_items(&mut import, &self.items, range, out)?;
-        if let Some(aux) = self.aux.as_ref().filter(|_| sectioned) {
-            snapshot::import_local_indexes(&mut import, aux, self.aux_ranges(range), out)?;
-        }
-        if let Some((key, value)) = self.import_global_index_set(global_set.unwrap_or_default()) {
-            out.put(&self.stats_keyspace, key, value)?;
-        }
-        import.finish()?;
-        self.stats.set(item_count, size_bytes);
-        *self.range.lock().unwrap_or_else(|e| e.into_inner()) = range;
-        out.put(
-            &self.stats_keyspace,
-            self.group_id.to_be_bytes().to_vec(),
-            self.stats.encode(),
-        )?;
-        out.put(
-            &self.stats_keyspace,
-            range_key(self.group_id),
-            encode_range(range),
-        )
-    }
+/// This node's clock, epoch milliseconds.
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -142,7 +142,9 @@ impl PartitionHost {
         // feeds comes through each partition's log.
         sm = match table.index_of {
             Some(_) => sm.as_index_table(aux),
-            None => sm.with_global_indexes(aux, table.key_schema.clone())?,
+            None => sm
+                .with_global_indexes(aux, table.key_schema.clone())?
+                .with_streams()?,
         };
         let signal = self.outbox_signal.clone();
         sm.on_outbox_write(Arc::new(move || signal.notify_one()));

@@ -18,14 +18,22 @@ use crate::global_index::{
 };
 use crate::local_index::{IndexChange, KeyRange, LocalIndexes, decode_collection_size};
 use crate::stored::{stored_item, stored_size, stored_value};
+use crate::stream::{SequenceNumber, ShardRef, StoredStreamRecord, record_of};
 
-/// An item's change, as index maintenance sees it.
+/// An item's change, as index and stream maintenance see it.
 pub(super) struct ItemChange<'a> {
     pub(super) row_key: &'a [u8],
     pub(super) old: Option<&'a Item>,
     pub(super) old_size_bytes: u32,
     pub(super) new: Option<&'a Item>,
     pub(super) new_size_bytes: u32,
+}
+
+/// Numbers of the records one log entry writes, by kind.
+#[derive(Default)]
+pub(super) struct Sequences {
+    outbox: u32,
+    stream: u32,
 }
 
 /// Item collection sizes as one command leaves them (a batch's writes may
@@ -53,11 +61,12 @@ impl CollectionSizes {
     }
 }
 
-/// What a write does to the table's indexes, planned before anything is
-/// written (a refused write leaves nothing in the apply batch).
+/// What a write does to the table's indexes and stream, planned before
+/// anything is written (a refused write leaves nothing in the apply batch).
 pub(super) struct IndexPlan {
     local: Option<IndexChange>,
     outbox: Vec<OutboxEntry>,
+    stream: Option<(ShardRef, StoredStreamRecord)>,
     /// Index entries written or removed, as (index name, entry size).
     pub(super) index_writes: Vec<(String, u32)>,
 }
@@ -73,9 +82,9 @@ impl IndexPlan {
 }
 
 impl PartitionStateMachine {
-    /// Whether writes here maintain indexes.
+    /// Whether writes here maintain indexes or a stream.
     pub(super) fn has_indexes(&self) -> bool {
-        self.local.is_some() || self.global_indexes().is_some()
+        self.local.is_some() || self.global_indexes().is_some() || self.open_stream().is_some()
     }
 
     /// Plans what a write does to the indexes: the new item's index keys
@@ -92,6 +101,7 @@ impl PartitionStateMachine {
         let mut plan = IndexPlan {
             local: None,
             outbox: Vec::new(),
+            stream: None,
             index_writes: Vec::new(),
         };
         if let Some(local) = &self.local {
@@ -132,18 +142,32 @@ impl PartitionStateMachine {
             plan.outbox = outbox;
             plan.index_writes.extend(writes);
         }
+        if let Some((spec, shard)) = self.open_stream() {
+            let at_ms = self.entry_clock_ms();
+            plan.stream = record_of(&spec, change.old, change.new, at_ms, false)
+                .map(|record| (shard, record));
+        }
         Ok(Ok(plan))
     }
 
-    /// Writes a plan: local entries, and outbox records numbered on from
-    /// `sequence` within log entry `log_index`.
+    /// Writes a plan: local entries, outbox records and the stream record,
+    /// numbered on from `sequences` within log entry `log_index`.
     pub(super) fn write_index_plan(
         &self,
         ctx: &mut ApplyContext,
         plan: IndexPlan,
         log_index: u64,
-        sequence: &mut u32,
+        sequences: &mut Sequences,
     ) -> Result<(), StorageError> {
+        if let Some(record) = plan.stream {
+            let sequence = SequenceNumber {
+                log_index,
+                sequence: sequences.stream,
+            };
+            self.write_stream_record(ctx, record, sequence)?;
+            sequences.stream += 1;
+        }
+        let sequence = &mut sequences.outbox;
         if let (Some(local), Some(change)) = (&self.local, plan.local) {
             for key in change.deletes {
                 ctx.delete(local.keyspace(), key);
@@ -230,7 +254,7 @@ impl PartitionStateMachine {
         let mut old_sizes_bytes = Vec::with_capacity(planned.len());
         let mut collection_sizes_bytes = Vec::with_capacity(planned.len());
         let mut index_writes = Vec::with_capacity(planned.len());
-        let mut sequence = 0u32;
+        let mut sequences = Sequences::default();
         for (op, existed, old_size_bytes, plan) in planned {
             if self.local.is_some() {
                 collection_sizes_bytes.push(plan.collection_size(&sizes));
@@ -257,7 +281,7 @@ impl PartitionStateMachine {
                     }
                 }
             }
-            self.write_index_plan(ctx, plan, log_index, &mut sequence)?;
+            self.write_index_plan(ctx, plan, log_index, &mut sequences)?;
             old_sizes_bytes.push(old_size_bytes);
         }
         self.write_collection_sizes(ctx, sizes);
@@ -429,7 +453,7 @@ impl PartitionStateMachine {
     /// The index keyspace's ranges this partition's snapshot carries: local
     /// index entries and collection sizes, or entry versions, of its
     /// tokens; and its own outbox.
-    pub(super) fn aux_ranges(&self, range: TokenRange) -> Vec<KeyRange> {
+    pub(super) fn aux_ranges(&self, range: TokenRange, streams: bool) -> Vec<KeyRange> {
         let mut ranges = Vec::new();
         if let Some(local) = &self.local {
             ranges.extend(local.token_ranges(range.0, range.1));
@@ -449,6 +473,9 @@ impl PartitionStateMachine {
         }
         if self.global.is_some() {
             ranges.push(outbox_range(self.group_id));
+        }
+        if streams {
+            ranges.push(self.stream_range());
         }
         ranges
     }

@@ -6,7 +6,7 @@ use atoll_model::{Item, MAX_ITEM_SIZE_BYTES, encode_item, item_size_bytes};
 use atoll_replication::ApplyContext;
 use atoll_storage::StorageError;
 
-use super::indexing::{CollectionSizes, ItemChange};
+use super::indexing::{CollectionSizes, ItemChange, Sequences};
 use super::{PartitionStateMachine, corrupt, corrupt_expr};
 use crate::command::{
     ItemWrite, PartitionOutput, ReturnValues, WriteAction, WriteOp, WriteRejection,
@@ -145,7 +145,7 @@ impl PartitionStateMachine {
             Some(plan) => {
                 let collection_size_bytes = plan.collection_size(&sizes);
                 let index_writes = plan.index_writes.clone();
-                self.write_index_plan(ctx, plan, log_index, &mut 0)?;
+                self.write_index_plan(ctx, plan, log_index, &mut Sequences::default())?;
                 self.write_collection_sizes(ctx, sizes);
                 PartitionOutput::WrittenInCollection {
                     returned,

@@ -223,23 +223,25 @@ impl PartitionHost {
         )
     }
 
-    /// Writes the global index set a split-off replica starts with (its
-    /// parent's at the split, when this node's replica of the parent applied it).
+    /// Writes the global index set and the stream state a split-off replica
+    /// starts with (its parent's at the split, when this node's replica of
+    /// the parent applied it).
     fn pin_global_indexes(
         &self,
         group: GroupId,
         parent: GroupId,
         at_token: u64,
     ) -> Result<(), ClusterError> {
-        let pinned = PartitionStateMachine::pinned_global_indexes(
-            &self.stats_keyspace,
-            group,
-            parent,
-            at_token,
-        )?;
-        if let Some((key, value)) = pinned {
-            let mut batch = atoll_storage::WriteBatch::new();
-            batch.put(&self.stats_keyspace, key, value);
+        let keyspace = &self.stats_keyspace;
+        let pinned = [
+            PartitionStateMachine::pinned_global_indexes(keyspace, group, parent, at_token)?,
+            PartitionStateMachine::pinned_stream(keyspace, group, parent, at_token)?,
+        ];
+        let mut batch = atoll_storage::WriteBatch::new();
+        for (key, value) in pinned.into_iter().flatten() {
+            batch.put(keyspace, key, value);
+        }
+        if !batch.is_empty() {
             self.storage
                 .commit(batch, atoll_storage::Durability::Synced)?;
         }
