@@ -35,6 +35,10 @@ pub enum ErrorKind {
     InternalServerError,
     /// Atoll is temporarily unable to serve (e.g. a partition is electing a leader).
     ServiceUnavailable,
+    /// A shard iterator older than 15 minutes (DynamoDB Streams).
+    ExpiredIterator,
+    /// Stream records asked for are past their retention (DynamoDB Streams).
+    TrimmedDataAccess,
 }
 
 impl ErrorKind {
@@ -68,6 +72,12 @@ impl ErrorKind {
             }
             ErrorKind::ServiceUnavailable => {
                 "com.amazon.coral.availability#ServiceUnavailableException"
+            }
+            ErrorKind::ExpiredIterator => {
+                "com.amazonaws.dynamodb.v20120810#ExpiredIteratorException"
+            }
+            ErrorKind::TrimmedDataAccess => {
+                "com.amazonaws.dynamodb.v20120810#TrimmedDataAccessException"
             }
         }
     }

@@ -31,6 +31,7 @@ mod routing;
 mod rpc;
 mod shipping;
 mod splits;
+mod streams;
 
 pub use admin::{ClusterReport, NodeReport, PartitionReport, TableReport};
 pub use catalog_client::CatalogClient;
@@ -158,6 +159,9 @@ pub struct Cluster {
     index_changes: tokio::sync::Mutex<()>,
     // The (table, index) changes this node drives now.
     driven_index_changes: std::sync::Mutex<std::collections::BTreeSet<(String, String)>>,
+    // The stream change each table's partitions were told of by this node
+    // (by table id).
+    fed_streams: std::sync::Mutex<BTreeMap<String, u64>>,
     // Seed of table ids in a simulation (`NodeOptions::rng_seed`), and how
     // many were drawn.
     rng_seed: Option<u64>,
@@ -280,6 +284,7 @@ impl Cluster {
             shipper,
             index_changes: tokio::sync::Mutex::new(()),
             driven_index_changes: std::sync::Mutex::new(std::collections::BTreeSet::new()),
+            fed_streams: std::sync::Mutex::new(BTreeMap::new()),
             splitter,
             lifecycle,
             replicas,
@@ -483,6 +488,7 @@ impl Cluster {
         indexes: Vec<IndexThroughputUpdate>,
     ) -> Result<Arc<TableDefinition>, ClusterError> {
         let now_ms = now_ms();
+        let changes_stream = update.stream.is_some();
         let command = match indexes.is_empty() {
             // Nodes of earlier versions read only this one.
             true => CatalogCommand::UpdateTable {
@@ -497,11 +503,18 @@ impl Cluster {
                 now_ms,
             },
         };
-        self.catalog
+        let updated = self
+            .catalog
             .propose(command)
             .await?
             .map_err(|r| r.into_error(name))?
-            .ok_or_else(|| ClusterError::Catalog("update produced no table".into()))
+            .ok_or_else(|| ClusterError::Catalog("update produced no table".into()))?;
+        // The partitions write to the new stream (or stop) before the
+        // answer; a crash before then is mended by the catalog's leader.
+        if changes_stream {
+            self.feed_stream(name).await?;
+        }
+        Ok(updated)
     }
 
     /// Adds or overwrites tags of a table.

@@ -425,8 +425,10 @@ impl DataPlane {
 }
 
 mod local_index;
+mod streams;
 
 pub use local_index::GlobalIndexStart;
+pub use streams::{EventName, SequenceNumber, Shard, StreamRecord, StreamShard, StreamViewType};
 
 /// A row-key range: its start and end.
 type RowKeyBounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);

@@ -259,6 +259,28 @@ pub struct TableDefinition {
     /// a set of indexes only if newer than its own.
     #[serde(default)]
     pub global_index_epoch: u64,
+    /// Counts the changes of the table's stream (turned on or off): each
+    /// partition takes a stream only if newer than its own.
+    #[serde(default)]
+    pub stream_epoch: u64,
+    /// When the latest stream was turned off (epoch ms), while it is off.
+    #[serde(default)]
+    pub stream_closed_ms: Option<u64>,
+    /// Streams the table had before its latest, readable until their
+    /// retention ends.
+    #[serde(default)]
+    pub past_streams: Vec<PastStream>,
+}
+
+/// A stream the table had before its latest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PastStream {
+    /// Its label.
+    pub label: String,
+    /// What its records show.
+    pub view_type: String,
+    /// When it was turned off (epoch milliseconds).
+    pub closed_ms: u64,
 }
 
 /// Lifecycle state of a global secondary index.

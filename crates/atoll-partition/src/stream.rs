@@ -209,7 +209,7 @@ impl StreamState {
 
 /// A record's place in its shard: the log entry of its change, and its
 /// order among that entry's records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SequenceNumber {
     /// The log index of the change.
     pub log_index: u64,
@@ -218,6 +218,20 @@ pub struct SequenceNumber {
 }
 
 impl SequenceNumber {
+    /// The place right after this one.
+    pub fn next(self) -> SequenceNumber {
+        match self.sequence.checked_add(1) {
+            Some(sequence) => SequenceNumber {
+                log_index: self.log_index,
+                sequence,
+            },
+            None => SequenceNumber {
+                log_index: self.log_index.saturating_add(1),
+                sequence: 0,
+            },
+        }
+    }
+
     /// DynamoDB's shape: a string of digits (21 to 40 of them), growing
     /// with the record's place.
     pub fn to_wire(self) -> String {
@@ -278,7 +292,7 @@ pub struct StoredStreamRecord {
 }
 
 /// A stream record as read: its place and its decoded images.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StreamRecord {
     /// Its sequence number.
     pub sequence: SequenceNumber,

@@ -180,7 +180,10 @@ impl Partition {
             log_index: 0,
             sequence: 0,
         };
-        self.sm.read_stream(number, from, 10_000, u64::MAX).unwrap()
+        self.sm
+            .read_stream(number, from, 10_000, u64::MAX)
+            .unwrap()
+            .0
     }
 }
 
@@ -260,16 +263,25 @@ fn every_item_change_makes_one_record_and_a_change_of_nothing_none() {
     assert_eq!(insert.size_bytes as usize, expected);
     assert!(!insert.by_service);
     // Reading from a sequence number starts at it.
-    let from = p.sm.read_stream(0, sequences[3], 10, u64::MAX).unwrap();
-    assert_eq!(from.len(), 3);
-    let two = p.sm.read_stream(0, sequences[0], 2, u64::MAX).unwrap();
-    assert_eq!(two.len(), 2, "the limit");
-    let one = p.sm.read_stream(0, sequences[0], 10, 1).unwrap();
+    let (from, more) = p.sm.read_stream(0, sequences[3], 10, u64::MAX).unwrap();
+    assert_eq!((from.len(), more), (3, false));
+    let (two, more) = p.sm.read_stream(0, sequences[0], 2, u64::MAX).unwrap();
+    assert_eq!((two.len(), more), (2, true), "the limit");
+    let (one, more) = p.sm.read_stream(0, sequences[0], 10, 1).unwrap();
     assert_eq!(
         one.len(),
         1,
         "the byte budget stops after the record that passes it"
     );
+    assert!(more);
+    let (all, more) = p.sm.read_stream(0, sequences[0], 6, u64::MAX).unwrap();
+    assert_eq!(
+        (all.len(), more),
+        (6, false),
+        "a read that takes the last record says so"
+    );
+    assert_eq!(p.sm.last_stream_sequence(0).unwrap(), Some(sequences[5]));
+    assert_eq!(p.sm.last_stream_sequence(1).unwrap(), None);
 }
 
 #[test]
@@ -435,6 +447,7 @@ fn a_split_closes_the_shard_and_both_halves_continue_it() {
     let child_records: Vec<String> = child
         .read_stream(0, from, 10, u64::MAX)
         .unwrap()
+        .0
         .iter()
         .map(line)
         .collect();

@@ -28,6 +28,43 @@ pub(crate) fn stream_label(ms: u64) -> String {
     )
 }
 
+/// This node's clock, epoch milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The epoch milliseconds a stream label (`stream_label`'s format) names.
+pub(crate) fn label_ms(label: &str) -> Option<u64> {
+    let number = |range: std::ops::Range<usize>| -> Option<i64> { label.get(range)?.parse().ok() };
+    if label.len() != 23 {
+        return None;
+    }
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second, millis) = (
+        number(11..13)?,
+        number(14..16)?,
+        number(17..19)?,
+        number(20..23)?,
+    );
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
+    u64::try_from(secs * 1000 + millis).ok()
+}
+
+/// A calendar date to days since 1970-01-01 (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to a calendar date (Howard Hinnant's algorithm).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -309,11 +346,15 @@ fn local_index_descriptions(table: &TableDefinition, table_arn: &str) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::stream_label;
+    use super::{label_ms, stream_label};
 
     #[test]
     fn stream_labels_are_utc_timestamps_with_milliseconds() {
         assert_eq!(stream_label(0), "1970-01-01T00:00:00.000");
         assert_eq!(stream_label(1_791_500_851_275), "2026-10-08T23:07:31.275");
+        for ms in [0, 1_791_500_851_275, 951_782_400_999, 4_107_542_400_000] {
+            assert_eq!(label_ms(&stream_label(ms)), Some(ms), "{ms}");
+        }
+        assert_eq!(label_ms("2026-10-08"), None);
     }
 }

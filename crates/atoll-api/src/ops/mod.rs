@@ -16,6 +16,7 @@ mod pages;
 mod query;
 mod reads;
 mod scan;
+mod streams;
 mod table_settings;
 mod tables;
 mod tags;
@@ -126,6 +127,10 @@ pub(crate) async fn dispatch(
         Operation::Scan => scan::scan(api, input).await,
         Operation::BatchGetItem => json(batch::batch_get_item(api, input).await),
         Operation::BatchWriteItem => json(batch::batch_write_item(api, input).await),
+        Operation::ListStreams => json(streams::list_streams(api, context, input).await),
+        Operation::DescribeStream => json(streams::describe_stream(api, context, input).await),
+        Operation::GetShardIterator => json(streams::get_shard_iterator(api, context, input).await),
+        Operation::GetRecords => json(streams::get_records(api, context, input).await),
         other => Err(unsupported_operation(other)),
     }
 }

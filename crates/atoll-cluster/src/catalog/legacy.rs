@@ -61,6 +61,9 @@ impl From<TableDefinitionV1> for TableDefinition {
             global_indexes: Vec::new(),
             index_of: None,
             global_index_epoch: 0,
+            stream_epoch: 0,
+            stream_closed_ms: None,
+            past_streams: Vec::new(),
         }
     }
 }

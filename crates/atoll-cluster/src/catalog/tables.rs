@@ -164,6 +164,8 @@ impl CatalogStateMachine {
             end_token: u64::MAX,
         }];
         definition.status = TableStatus::Creating;
+        // A table created with a stream has its first stream change.
+        definition.stream_epoch = u64::from(definition.stream.as_ref().is_some_and(|s| s.enabled));
         Ok(Ok(Some(self.store(ctx, definition)?)))
     }
 
@@ -294,7 +296,22 @@ fn apply_update(
         next.table_class = class;
     }
     if let Some(stream) = &update.stream {
+        // A stream turned on again is a new stream: the last one, off
+        // since, stays readable until its retention ends.
+        if let Some(previous) = &current.stream
+            && stream.enabled
+            && !previous.enabled
+            && let Some(label) = &previous.label
+        {
+            next.past_streams.push(atoll_model::table::PastStream {
+                label: label.clone(),
+                view_type: previous.view_type.clone().unwrap_or_default(),
+                closed_ms: current.stream_closed_ms.unwrap_or(now_ms),
+            });
+        }
+        next.stream_closed_ms = (!stream.enabled).then_some(now_ms);
         next.stream = Some(stream.clone());
+        next.stream_epoch += 1;
     }
     Ok(next)
 }

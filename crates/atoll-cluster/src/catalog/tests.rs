@@ -40,6 +40,9 @@ pub(super) fn definition(name: &str) -> TableDefinition {
         global_indexes: Vec::new(),
         index_of: None,
         global_index_epoch: 0,
+        stream_epoch: 0,
+        stream_closed_ms: None,
+        past_streams: Vec::new(),
     }
 }
 

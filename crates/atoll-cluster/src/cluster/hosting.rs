@@ -322,9 +322,13 @@ impl Cluster {
                 .read_item(table, partition.start_token, &[], true)
                 .await?;
         }
-        // A table created with global indexes feeds them from its first write.
+        // A table created with global indexes feeds them from its first
+        // write, and one created with a stream writes its records.
         if table.index_of.is_none() && table.global_index_epoch > 0 {
             self.feed_global_indexes(&table.name).await?;
+        }
+        if table.index_of.is_none() && table.stream_epoch > 0 {
+            self.feed_stream(&table.name).await?;
         }
         hold_for_tests("table-activate-hold-ms").await;
         self.catalog.set_status(table, TableStatus::Active).await

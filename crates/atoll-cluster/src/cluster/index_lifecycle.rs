@@ -54,6 +54,7 @@ pub(super) async fn drive_index_changes(cluster: Weak<Cluster>) {
         };
         if cluster.catalog.group().is_leader() {
             cluster.resume_index_changes();
+            cluster.resume_stream_feeds();
         }
     }
 }
@@ -275,33 +276,51 @@ impl Cluster {
     /// global indexes to feed, until every partition of the current map
     /// (splits may add some meanwhile) has taken the current set.
     pub(super) async fn feed_global_indexes(&self, name: &str) -> Result<(), ClusterError> {
-        let mut told: Vec<(u64, u64)> = Vec::new();
+        self.tell_every_partition(name, |table| {
+            let set = global_index_set(table);
+            let epoch = set.epoch;
+            (epoch, PartitionCommand::SetGlobalIndexes { set })
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Proposes the command `told` makes of table `name` (with the epoch
+    /// it carries) to every partition of the table's current map, until
+    /// each has taken it at the table's current epoch; partitions a split
+    /// adds meanwhile are told too. Returns the epoch all took.
+    pub(super) async fn tell_every_partition(
+        &self,
+        name: &str,
+        told: impl Fn(&TableDefinition) -> (u64, PartitionCommand),
+    ) -> Result<u64, ClusterError> {
+        let mut done: Vec<(u64, u64)> = Vec::new();
         loop {
             let table = self
                 .catalog
                 .table(name)
                 .ok_or_else(|| ClusterError::TableNotFound(name.to_string()))?;
-            let set = global_index_set(&table);
+            let (epoch, command) = told(&table);
             let mut all_told = true;
             for partition in &table.partitions {
-                if told.contains(&(partition.group_id, set.epoch)) {
+                if done.contains(&(partition.group_id, epoch)) {
                     continue;
                 }
                 all_told = false;
-                let command = PartitionCommand::SetGlobalIndexes { set: set.clone() };
                 match self
                     .router
                     .write(&table, partition.start_token, &command)
                     .await?
                 {
-                    PartitionOutput::GlobalIndexesSet { .. } => {
-                        told.push((partition.group_id, set.epoch));
+                    PartitionOutput::GlobalIndexesSet { .. }
+                    | PartitionOutput::StreamSet { .. } => {
+                        done.push((partition.group_id, epoch));
                     }
                     other => return Err(ClusterError::UnexpectedOutcome(format!("{other:?}"))),
                 }
             }
             if all_told {
-                return Ok(());
+                return Ok(epoch);
             }
         }
     }

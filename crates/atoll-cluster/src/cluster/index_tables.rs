@@ -152,5 +152,8 @@ fn index_table_definition(table: &TableDefinition, index: &GlobalIndex) -> Table
             index: index.name.clone(),
         }),
         global_index_epoch: 0,
+        stream_epoch: 0,
+        stream_closed_ms: None,
+        past_streams: Vec::new(),
     }
 }

@@ -20,6 +20,7 @@ use crate::data::BatchOutcome;
 
 mod index_reads;
 mod index_writes;
+mod stream_reads;
 use super::PartitionHandle;
 use super::catalog_client::CatalogClient;
 use super::hosting::PartitionHost;
@@ -63,7 +64,21 @@ pub(super) async fn propose_to(
     partition: &PartitionHandle,
     command: &PartitionCommand,
 ) -> Result<PartitionOutput, ClusterError> {
-    let proposal = partition.group.propose(command.encode()?);
+    // On a partition that writes stream records, item writes carry the
+    // leader's clock, so every replica dates their records alike.
+    let item_write = matches!(
+        command,
+        PartitionCommand::Write(_) | PartitionCommand::Batch { .. }
+    );
+    let bytes = match item_write && partition.sm.stamps_writes() {
+        true => PartitionCommand::Stamped {
+            now_ms: super::now_ms(),
+            command: Box::new(command.clone()),
+        }
+        .encode()?,
+        false => command.encode()?,
+    };
+    let proposal = partition.group.propose(bytes);
     let output = tokio::time::timeout(FORWARD_TIMEOUT, proposal)
         .await
         .map_err(|_| {
@@ -479,6 +494,11 @@ impl Router {
                     Ok(chunk) => ClusterReply::Range(chunk),
                     Err(reply) => reply,
                 }
+            }
+            stream @ (ClusterRequest::StreamState { .. }
+            | ClusterRequest::ReadStream { .. }
+            | ClusterRequest::LastStreamSequence { .. }) => {
+                self.stream_read_here(&stream).unwrap_or_else(|reply| reply)
             }
             _ => ClusterReply::failed("not a read", false),
         }

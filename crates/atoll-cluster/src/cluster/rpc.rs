@@ -11,7 +11,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use atoll_model::Item;
-use atoll_partition::{PartitionCommand, PartitionOutput};
+use atoll_partition::{PartitionCommand, PartitionOutput, SequenceNumber, StreamRecord};
 use atoll_replication::{
     GroupId, NodeId, RaftNode, ReplicationError, ServiceFuture, ServiceHandler,
 };
@@ -107,6 +107,18 @@ pub(super) enum ClusterRequest {
         range: RangeRequest,
         consistent: bool,
     },
+    /// A partition's streams and shards, as a replica applied them.
+    StreamState { group: GroupId },
+    /// Records of a partition's shard `number` from `from` on (any replica).
+    ReadStream {
+        group: GroupId,
+        number: u32,
+        from: SequenceNumber,
+        limit: usize,
+        max_bytes: u64,
+    },
+    /// The sequence number of the last record of a partition's shard.
+    LastStreamSequence { group: GroupId, number: u32 },
 }
 
 /// A row-key range to read and how much of it.
@@ -199,6 +211,15 @@ pub(super) enum ClusterReply {
         outcome: Vec<u8>,
         applied_index: u64,
     },
+    /// A partition's stream state (`StreamState`), as JSON.
+    StreamState(Vec<u8>),
+    /// Stream records (`ReadStream`), and whether more follow.
+    StreamRecords {
+        records: Vec<StreamRecord>,
+        more: bool,
+    },
+    /// The last record's sequence number (`LastStreamSequence`).
+    LastStreamSequence(Option<SequenceNumber>),
 }
 
 impl ClusterReply {
@@ -300,6 +321,9 @@ impl ClusterRequest {
             ClusterRequest::CompactLog { .. } => "compact_log",
             ClusterRequest::Join { .. } | ClusterRequest::JoinAs { .. } => "join",
             ClusterRequest::Members { .. } => "members",
+            ClusterRequest::StreamState { .. } => "stream_state",
+            ClusterRequest::ReadStream { .. } => "read_stream",
+            ClusterRequest::LastStreamSequence { .. } => "last_stream_sequence",
         }
     }
 }
@@ -340,6 +364,9 @@ impl Peers {
             ClusterRequest::ReadItem { .. }
             | ClusterRequest::ReadRange { .. }
             | ClusterRequest::ReadIndexRange { .. }
+            | ClusterRequest::StreamState { .. }
+            | ClusterRequest::ReadStream { .. }
+            | ClusterRequest::LastStreamSequence { .. }
             | ClusterRequest::Stats { .. }
             | ClusterRequest::Members { .. }
             | ClusterRequest::CatalogIndex => FORWARDED_READ_TIMEOUT,
@@ -436,7 +463,10 @@ impl Cluster {
             }
             read @ (ClusterRequest::ReadItem { .. }
             | ClusterRequest::ReadRange { .. }
-            | ClusterRequest::ReadIndexRange { .. }) => Ok(self.router.read_here(read).await),
+            | ClusterRequest::ReadIndexRange { .. }
+            | ClusterRequest::StreamState { .. }
+            | ClusterRequest::ReadStream { .. }
+            | ClusterRequest::LastStreamSequence { .. }) => Ok(self.router.read_here(read).await),
         };
         answered.unwrap_or_else(|reply| reply)
     }

@@ -41,5 +41,8 @@ pub fn definition(name: &str) -> TableDefinition {
         global_indexes: Vec::new(),
         index_of: None,
         global_index_epoch: 0,
+        stream_epoch: 0,
+        stream_closed_ms: None,
+        past_streams: Vec::new(),
     }
 }

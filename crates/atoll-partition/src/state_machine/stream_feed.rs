@@ -73,6 +73,14 @@ impl PartitionStateMachine {
             .unwrap_or_default()
     }
 
+    /// Whether item writes here should carry their proposer's clock
+    /// (`PartitionCommand::Stamped`): the partition has had a stream.
+    pub fn stamps_writes(&self) -> bool {
+        self.stream
+            .as_ref()
+            .is_some_and(|feed| feed.current().epoch > 0)
+    }
+
     /// The stream records go to now, and the shard.
     pub(super) fn open_stream(&self) -> Option<(StreamSpec, ShardRef)> {
         let state = self.stream.as_ref()?.current();
@@ -248,32 +256,29 @@ impl PartitionStateMachine {
 
     /// Up to `limit` records of shard `number` from `from` on, in order,
     /// stopping after the one that passes `max_bytes` in all; read from
-    /// this replica's applied state.
+    /// this replica's applied state. Says too whether records follow.
     pub fn read_stream(
         &self,
         number: u32,
         from: SequenceNumber,
         limit: usize,
         max_bytes: u64,
-    ) -> Result<Vec<StreamRecord>, PartitionError> {
+    ) -> Result<(Vec<StreamRecord>, bool), PartitionError> {
         let Some(aux) = &self.aux else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), false));
         };
         let shard = ShardRef {
             group: self.group_id,
             number,
         };
         let start = record_key(shard, from);
-        let mut end = shard_prefix(ShardRef {
-            group: self.group_id,
-            number: number.saturating_add(1),
-        });
-        if number == u32::MAX {
-            end = group_prefix(self.group_id.saturating_add(1));
-        }
         let mut records = Vec::new();
         let mut bytes = 0u64;
-        for pair in aux.range(Bound::Included(start), Bound::Excluded(end), false) {
+        let range = aux.range(Bound::Included(start), self.shard_end(number), false);
+        for pair in range {
+            if records.len() >= limit || bytes >= max_bytes {
+                return Ok((records, true));
+            }
             let (key, value) = pair?;
             let Some(sequence) = sequence_of(&key) else {
                 return Err(PartitionError::Corrupt("bad stream record key".into()));
@@ -281,11 +286,39 @@ impl PartitionStateMachine {
             let record = StoredStreamRecord::decode(&value, sequence)?;
             bytes += u64::from(record.size_bytes);
             records.push(record);
-            if records.len() >= limit || bytes >= max_bytes {
-                break;
-            }
         }
-        Ok(records)
+        Ok((records, false))
+    }
+
+    /// The sequence number of the last record of shard `number` on this
+    /// replica, if it has any.
+    pub fn last_stream_sequence(
+        &self,
+        number: u32,
+    ) -> Result<Option<SequenceNumber>, PartitionError> {
+        let Some(aux) = &self.aux else {
+            return Ok(None);
+        };
+        let start = shard_prefix(ShardRef {
+            group: self.group_id,
+            number,
+        });
+        let last = aux
+            .range(Bound::Included(start), self.shard_end(number), true)
+            .next()
+            .transpose()?;
+        Ok(last.and_then(|(key, _)| sequence_of(&key)))
+    }
+
+    /// Where the keys of shard `number`'s records end.
+    fn shard_end(&self, number: u32) -> Bound<Vec<u8>> {
+        match number.checked_add(1) {
+            Some(next) => Bound::Excluded(shard_prefix(ShardRef {
+                group: self.group_id,
+                number: next,
+            })),
+            None => self.stream_range().1,
+        }
     }
 
     /// The shard `number` of this partition.

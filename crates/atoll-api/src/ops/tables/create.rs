@@ -466,5 +466,8 @@ fn table_definition(
         global_indexes,
         index_of: None,
         global_index_epoch: 0,
+        stream_epoch: 0,
+        stream_closed_ms: None,
+        past_streams: Vec::new(),
     })
 }

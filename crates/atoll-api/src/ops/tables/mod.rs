@@ -36,12 +36,7 @@ fn required_table_name(input: &Object) -> ApiResult<&str> {
     })
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use crate::ops::describe::now_ms;
 
 /// The table a DescribeTable/DeleteTable names: a name, or (since 2024) an ARN.
 fn table_name_constraints(input: &Object) -> ApiResult<&str> {

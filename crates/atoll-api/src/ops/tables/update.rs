@@ -304,9 +304,10 @@ fn stream_update(
                     view_type: Some(view.to_string()),
                     label: Some(stream_label(now_ms())),
                 }),
+                // The view type stays: the stream, off, is still read as it was.
                 (false, None) => Some(StreamSettings {
                     enabled: false,
-                    view_type: None,
+                    view_type: table.stream.as_ref().and_then(|s| s.view_type.clone()),
                     label: table.stream.as_ref().and_then(|s| s.label.clone()),
                 }),
             }
