@@ -56,7 +56,13 @@ pub struct ApiConfig {
     /// The account whose resources this serves: named in ARNs, and an ARN
     /// of another account is not found but denied, as DynamoDB does.
     pub account_id: String,
+    /// Least time between two changes of a table's Time to Live
+    /// (DynamoDB's: one hour).
+    pub ttl_change_interval_ms: u64,
 }
+
+/// DynamoDB's least time between two changes of a table's Time to Live.
+pub const DEFAULT_TTL_CHANGE_INTERVAL_MS: u64 = 60 * 60 * 1000;
 
 /// DynamoDB is rolling out a new validation layer region by region (2026):
 /// regions in the new cohort wrap the value and expression errors of

@@ -280,6 +280,12 @@ impl CatalogStateMachine {
                 indexes,
                 now_ms,
             } => self.update_table(ctx, &name, &update, &indexes, now_ms),
+            CatalogCommand::SetTimeToLive {
+                name,
+                attribute,
+                enabled,
+                now_ms,
+            } => self.set_time_to_live(ctx, &name, (attribute, enabled), now_ms),
             CatalogCommand::BeginDelete { name } => self.begin_delete(ctx, &name),
             CatalogCommand::DropTable { name, table_id } => {
                 self.drop_table(ctx, &name, &table_id);

@@ -21,6 +21,7 @@ mod admin;
 mod balance;
 mod catalog_client;
 mod decommission;
+mod expiry;
 mod hosting;
 mod index_lifecycle;
 mod index_tables;
@@ -61,6 +62,11 @@ pub const DEFAULT_SPLIT_LOAD_OPS_PER_SECOND: f64 = 3000.0;
 /// replicas are rebuilt elsewhere.
 pub const DEFAULT_DEAD_NODE_AFTER: Duration = Duration::from_secs(60);
 
+/// How often each partition's leader looks for items whose Time to Live
+/// passed, by default: an expired item on a lightly loaded node is
+/// deleted within a few of these.
+pub const DEFAULT_TTL_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+
 /// How long a lookup that missed waits for this node's catalog to catch up.
 const CATALOG_CATCH_UP: Duration = Duration::from_secs(2);
 
@@ -96,6 +102,9 @@ pub struct ClusterOptions {
     /// index entries) of a table with local indexes. DynamoDB's 10 GB;
     /// smaller in tests. Every node of a cluster must use the same.
     pub item_collection_limit_bytes: u64,
+    /// How often each partition's leader looks for items whose Time to
+    /// Live passed.
+    pub ttl_sweep_interval: Duration,
 }
 
 impl Default for ClusterOptions {
@@ -111,6 +120,7 @@ impl Default for ClusterOptions {
             zone: None,
             dead_node_after: DEFAULT_DEAD_NODE_AFTER,
             item_collection_limit_bytes: atoll_partition::DEFAULT_ITEM_COLLECTION_LIMIT_BYTES,
+            ttl_sweep_interval: DEFAULT_TTL_SWEEP_INTERVAL,
         }
     }
 }
@@ -162,6 +172,8 @@ pub struct Cluster {
     // The stream change each table's partitions were told of by this node
     // (by table id).
     fed_streams: std::sync::Mutex<BTreeMap<String, u64>>,
+    // Where each led partition's Time to Live sweep goes on (by group).
+    ttl_cursors: std::sync::Mutex<BTreeMap<GroupId, Vec<u8>>>,
     // Seed of table ids in a simulation (`NodeOptions::rng_seed`), and how
     // many were drawn.
     rng_seed: Option<u64>,
@@ -231,6 +243,10 @@ impl Cluster {
             index_lifecycle::drive_index_changes(Arc::downgrade(&cluster))
                 .instrument(tracing::info_span!("index_changes")),
         );
+        tokio::spawn(
+            expiry::sweep_expired_items(Arc::downgrade(&cluster), options.ttl_sweep_interval)
+                .instrument(tracing::info_span!("ttl_sweep")),
+        );
         Ok(cluster)
     }
 
@@ -285,6 +301,7 @@ impl Cluster {
             index_changes: tokio::sync::Mutex::new(()),
             driven_index_changes: std::sync::Mutex::new(std::collections::BTreeSet::new()),
             fed_streams: std::sync::Mutex::new(BTreeMap::new()),
+            ttl_cursors: std::sync::Mutex::new(BTreeMap::new()),
             splitter,
             lifecycle,
             replicas,
@@ -515,6 +532,25 @@ impl Cluster {
             self.feed_stream(name).await?;
         }
         Ok(updated)
+    }
+
+    /// Sets the Time to Live of ACTIVE table `name`.
+    pub async fn set_time_to_live(
+        &self,
+        name: &str,
+        attribute: &str,
+        enabled: bool,
+    ) -> Result<Arc<TableDefinition>, ClusterError> {
+        self.catalog
+            .propose(CatalogCommand::SetTimeToLive {
+                name: name.to_string(),
+                attribute: attribute.to_string(),
+                enabled,
+                now_ms: now_ms(),
+            })
+            .await?
+            .map_err(|r| r.into_error(name))?
+            .ok_or_else(|| ClusterError::Catalog("a TTL change produced no table".into()))
     }
 
     /// Adds or overwrites tags of a table.

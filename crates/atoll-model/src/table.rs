@@ -266,10 +266,24 @@ pub struct TableDefinition {
     /// When the latest stream was turned off (epoch ms), while it is off.
     #[serde(default)]
     pub stream_closed_ms: Option<u64>,
+    /// Time to Live: the attribute whose epoch seconds expire an item.
+    #[serde(default)]
+    pub time_to_live: Option<TimeToLive>,
     /// Streams the table had before its latest, readable until their
     /// retention ends.
     #[serde(default)]
     pub past_streams: Vec<PastStream>,
+}
+
+/// A table's Time to Live setting.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeToLive {
+    /// The attribute holding each item's expiry, in epoch seconds.
+    pub attribute: String,
+    /// Whether expired items are deleted.
+    pub enabled: bool,
+    /// When it last changed (epoch ms), for DynamoDB's limit on changes.
+    pub changed_ms: u64,
 }
 
 /// A stream the table had before its latest.

@@ -160,6 +160,18 @@ pub enum PartitionCommand {
         /// The stream.
         spec: Option<crate::stream::StreamSpec>,
     },
+    /// Delete those of the items under `row_keys` whose Time to Live
+    /// attribute `attribute` has passed at `now_ms` (checked again here:
+    /// a write since the sweep may have moved it), as the service does:
+    /// their stream records name it.
+    ExpireItems {
+        /// The table's Time to Live attribute.
+        attribute: String,
+        /// Items the sweep found expired.
+        row_keys: Vec<Vec<u8>>,
+        /// The sweeping leader's clock (epoch milliseconds).
+        now_ms: u64,
+    },
 }
 
 impl PartitionCommand {
@@ -347,5 +359,10 @@ pub enum PartitionOutput {
     StreamSet {
         /// The partition's epoch after the command (it may be newer).
         epoch: u64,
+    },
+    /// Expired items deleted (`ExpireItems`).
+    Expired {
+        /// How many were still expired and deleted.
+        deleted: u32,
     },
 }

@@ -30,7 +30,7 @@ pub use local_index::{
 };
 pub use read::{ItemRange, StoredItem};
 pub use state_machine::{
-    OutboxListener, PartitionStateMachine, PartitionStats, TokenRange, row_key_token,
+    OutboxListener, PartitionStateMachine, PartitionStats, TokenRange, is_expired, row_key_token,
 };
 pub use stored::{read_item, read_stored_item};
 pub use stream::{

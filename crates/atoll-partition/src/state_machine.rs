@@ -15,12 +15,14 @@ use crate::error::PartitionError;
 use crate::local_index::LocalIndexes;
 use crate::snapshot;
 
+mod expiry;
 mod global_feed;
 mod indexing;
 mod stream_feed;
 mod writes;
 
 use crate::stored::stored_size;
+pub use expiry::is_expired;
 use global_feed::GlobalFeed;
 pub use global_feed::OutboxListener;
 use stream_feed::StreamFeed;
@@ -558,7 +560,7 @@ impl PartitionStateMachine {
                 self.apply_backfill(ctx, &index_table, from, max_items, log_index)?
             }
             PartitionCommand::Batch { ops } => match self.has_indexes() {
-                true => self.apply_indexed_batch(ctx, ops, log_index)?,
+                true => self.apply_indexed_batch(ctx, ops, log_index, false)?,
                 false => {
                     let mut old_sizes_bytes = Vec::with_capacity(ops.len());
                     for op in ops {
@@ -573,6 +575,14 @@ impl PartitionStateMachine {
             }
             PartitionCommand::SetStream { epoch, spec } => {
                 self.apply_set_stream(ctx, (epoch, spec), log_index)?
+            }
+            PartitionCommand::ExpireItems {
+                attribute,
+                row_keys,
+                now_ms,
+            } => {
+                self.entry_clock_ms.store(now_ms, Ordering::Relaxed);
+                self.apply_expire(ctx, &attribute, row_keys, log_index)?
             }
         })
     }

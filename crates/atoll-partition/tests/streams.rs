@@ -487,3 +487,69 @@ fn a_snapshot_carries_the_shards_and_their_records() {
     let events: Vec<EventName> = leader.records(0).iter().map(|r| r.event).collect();
     assert_eq!(events.len(), 6);
 }
+
+fn with_expiry(pk: &str, expiry: AttributeValue) -> PartitionCommand {
+    let mut it = item(pk, "1");
+    it.insert("exp".into(), expiry);
+    single(
+        pk,
+        WriteAction::Put {
+            record: encode_item(&it),
+            size_bytes: item_size_bytes(&it) as u32,
+        },
+    )
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(atoll_model::Number::from_i64(value))
+}
+
+#[test]
+fn expired_items_are_deleted_as_the_service_and_only_if_still_expired() {
+    const NOW_MS: u64 = 1_800_000_000_000;
+    let now_s = (NOW_MS / 1000) as i64;
+    let p = Partition::new(GROUP);
+    p.apply(&[stamped(
+        100,
+        set_stream(1, Some(spec("L1", StreamViewType::NewAndOldImages))),
+    )]);
+    p.apply(&[
+        with_expiry("past", n(now_s - 10)),
+        with_expiry("now", n(now_s)),
+        with_expiry("future", n(now_s + 10)),
+        with_expiry("ancient", n(now_s - 6 * 365 * 24 * 3600)),
+        with_expiry("text", s("1")),
+        put("none", "1"),
+    ]);
+    let keys: Vec<Vec<u8>> = [
+        "past", "now", "future", "ancient", "text", "none", "missing",
+    ]
+    .iter()
+    .map(|pk| row_key(pk))
+    .collect();
+    let out = p.apply(&[PartitionCommand::ExpireItems {
+        attribute: "exp".into(),
+        row_keys: keys,
+        now_ms: NOW_MS,
+    }]);
+    assert_eq!(out, [PartitionOutput::Expired { deleted: 1 }]);
+    let removes: Vec<(String, bool, u64)> = p
+        .records(0)
+        .iter()
+        .filter(|r| r.event == EventName::Remove)
+        .map(|r| (line(r), r.by_service, r.created_ms))
+        .collect();
+    assert_eq!(removes.len(), 1, "{removes:?}");
+    assert!(removes[0].0.starts_with("REMOVE past old=1"), "{removes:?}");
+    assert!(removes[0].1, "the service made it");
+    assert_eq!(removes[0].2, NOW_MS, "dated by the sweep's clock");
+    // An item whose expiry moved to the future since the sweep stays.
+    p.apply(&[with_expiry("moved", n(now_s - 10))]);
+    p.apply(&[with_expiry("moved", n(now_s + 100))]);
+    let out = p.apply(&[PartitionCommand::ExpireItems {
+        attribute: "exp".into(),
+        row_keys: vec![row_key("moved")],
+        now_ms: NOW_MS,
+    }]);
+    assert_eq!(out, [PartitionOutput::Expired { deleted: 0 }]);
+}

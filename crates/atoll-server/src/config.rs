@@ -83,6 +83,14 @@ pub struct ServeArgs {
     /// [default: 123456789012].
     #[arg(long, env = "ATOLL_ACCOUNT_ID", value_name = "DIGITS")]
     pub account_id: Option<String>,
+    /// Least time between two changes of a table's Time to Live
+    /// [default: 3600000, DynamoDB's hour].
+    #[arg(long, env = "ATOLL_TTL_CHANGE_INTERVAL_MS", value_name = "MS")]
+    pub ttl_change_interval_ms: Option<u64>,
+    /// How often each partition's leader looks for expired items (it
+    /// deletes them through the log) [default: 10000].
+    #[arg(long, env = "ATOLL_TTL_SWEEP_INTERVAL_MS", value_name = "MS")]
+    pub ttl_sweep_interval_ms: Option<u64>,
 }
 
 /// The settings file.
@@ -108,6 +116,8 @@ struct FileConfig {
     item_collection_limit_bytes: Option<u64>,
     max_global_indexes: Option<usize>,
     account_id: Option<String>,
+    ttl_change_interval_ms: Option<u64>,
+    ttl_sweep_interval_ms: Option<u64>,
 }
 
 /// How log lines are written.
@@ -160,6 +170,10 @@ pub struct ServeConfig {
     pub max_global_indexes: usize,
     /// The account id in ARNs.
     pub account_id: String,
+    /// Least time between two Time to Live changes of a table.
+    pub ttl_change_interval_ms: u64,
+    /// Time between two looks for expired items.
+    pub ttl_sweep_interval_ms: u64,
 }
 
 /// Errors reading the configuration.
@@ -245,6 +259,14 @@ impl ServeArgs {
         }
         Ok(ServeConfig {
             account_id,
+            ttl_change_interval_ms: self
+                .ttl_change_interval_ms
+                .or(file.ttl_change_interval_ms)
+                .unwrap_or(atoll_api::DEFAULT_TTL_CHANGE_INTERVAL_MS),
+            ttl_sweep_interval_ms: self
+                .ttl_sweep_interval_ms
+                .or(file.ttl_sweep_interval_ms)
+                .unwrap_or(atoll_cluster::DEFAULT_TTL_SWEEP_INTERVAL.as_millis() as u64),
             join,
             cluster_listen,
             advertise: self.advertise.or(file.advertise),

@@ -90,6 +90,7 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
                 zone: config.zone.clone(),
                 dead_node_after: Duration::from_millis(config.dead_node_after_ms),
                 item_collection_limit_bytes: config.item_collection_limit_bytes,
+                ttl_sweep_interval: Duration::from_millis(config.ttl_sweep_interval_ms),
             },
         )
         .await?;
@@ -102,6 +103,7 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
                 metrics: Some(metrics.export),
                 max_global_indexes: config.max_global_indexes,
                 account_id: config.account_id.clone(),
+                ttl_change_interval_ms: config.ttl_change_interval_ms,
             },
         );
         tokio::spawn(

@@ -20,6 +20,7 @@ mod streams;
 mod table_settings;
 mod tables;
 mod tags;
+mod ttl;
 mod update_item;
 
 use serde_json::{Value, json};
@@ -131,6 +132,8 @@ pub(crate) async fn dispatch(
         Operation::DescribeStream => json(streams::describe_stream(api, context, input).await),
         Operation::GetShardIterator => json(streams::get_shard_iterator(api, context, input).await),
         Operation::GetRecords => json(streams::get_records(api, context, input).await),
+        Operation::UpdateTimeToLive => json(ttl::update_time_to_live(api, input).await),
+        Operation::DescribeTimeToLive => json(ttl::describe_time_to_live(api, input).await),
         other => Err(unsupported_operation(other)),
     }
 }

@@ -217,4 +217,15 @@ pub enum CatalogCommandOf<D> {
         /// The proposer's clock (epoch milliseconds).
         now_ms: u64,
     },
+    /// Set an ACTIVE table's Time to Live (its checks made by the proposer).
+    SetTimeToLive {
+        /// Table name.
+        name: String,
+        /// The attribute.
+        attribute: String,
+        /// Whether expired items are deleted.
+        enabled: bool,
+        /// The proposer's clock (epoch milliseconds).
+        now_ms: u64,
+    },
 }

@@ -63,6 +63,7 @@ impl From<TableDefinitionV1> for TableDefinition {
             global_index_epoch: 0,
             stream_epoch: 0,
             stream_closed_ms: None,
+            time_to_live: None,
             past_streams: Vec::new(),
         }
     }
@@ -206,6 +207,17 @@ impl<D> CatalogCommandOf<D> {
                 name,
                 update,
                 indexes,
+                now_ms,
+            },
+            C::SetTimeToLive {
+                name,
+                attribute,
+                enabled,
+                now_ms,
+            } => C::SetTimeToLive {
+                name,
+                attribute,
+                enabled,
                 now_ms,
             },
         }

@@ -51,6 +51,27 @@ impl CatalogStateMachine {
         }
     }
 
+    /// Sets an ACTIVE table's Time to Live.
+    pub(super) fn set_time_to_live(
+        &self,
+        ctx: &mut ApplyContext,
+        name: &str,
+        (attribute, enabled): (String, bool),
+        now_ms: u64,
+    ) -> Result<CatalogOutcome, StorageError> {
+        let current = match self.active(name) {
+            Ok(t) => t,
+            Err(r) => return Ok(Err(r)),
+        };
+        let mut next = (*current).clone();
+        next.time_to_live = Some(atoll_model::table::TimeToLive {
+            attribute,
+            enabled,
+            changed_ms: now_ms,
+        });
+        Ok(Ok(Some(self.store(ctx, next)?)))
+    }
+
     /// Marks an ACTIVE, unprotected table DELETING.
     pub(super) fn begin_delete(
         &self,

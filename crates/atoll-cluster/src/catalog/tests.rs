@@ -42,6 +42,7 @@ pub(super) fn definition(name: &str) -> TableDefinition {
         global_index_epoch: 0,
         stream_epoch: 0,
         stream_closed_ms: None,
+        time_to_live: None,
         past_streams: Vec::new(),
     }
 }

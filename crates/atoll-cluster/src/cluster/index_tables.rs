@@ -154,6 +154,7 @@ fn index_table_definition(table: &TableDefinition, index: &GlobalIndex) -> Table
         global_index_epoch: 0,
         stream_epoch: 0,
         stream_closed_ms: None,
+        time_to_live: None,
         past_streams: Vec::new(),
     }
 }

@@ -43,6 +43,7 @@ pub fn definition(name: &str) -> TableDefinition {
         global_index_epoch: 0,
         stream_epoch: 0,
         stream_closed_ms: None,
+        time_to_live: None,
         past_streams: Vec::new(),
     }
 }

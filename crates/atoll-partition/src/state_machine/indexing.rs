@@ -27,6 +27,8 @@ pub(super) struct ItemChange<'a> {
     pub(super) old_size_bytes: u32,
     pub(super) new: Option<&'a Item>,
     pub(super) new_size_bytes: u32,
+    /// Made by the service (a Time to Live deletion), not a user.
+    pub(super) by_service: bool,
 }
 
 /// Numbers of the records one log entry writes, by kind.
@@ -144,7 +146,7 @@ impl PartitionStateMachine {
         }
         if let Some((spec, shard)) = self.open_stream() {
             let at_ms = self.entry_clock_ms();
-            plan.stream = record_of(&spec, change.old, change.new, at_ms, false)
+            plan.stream = record_of(&spec, change.old, change.new, at_ms, change.by_service)
                 .map(|record| (shard, record));
         }
         Ok(Ok(plan))
@@ -210,6 +212,7 @@ impl PartitionStateMachine {
         ctx: &mut ApplyContext,
         ops: Vec<WriteOp>,
         log_index: u64,
+        by_service: bool,
     ) -> Result<PartitionOutput, StorageError> {
         let mut sizes = CollectionSizes::default();
         let mut planned = Vec::with_capacity(ops.len());
@@ -245,6 +248,7 @@ impl PartitionStateMachine {
                 old_size_bytes,
                 new: new.as_ref(),
                 new_size_bytes,
+                by_service,
             };
             match self.plan_indexes(ctx, &change, &mut sizes, (self.group_id, log_index))? {
                 Ok(plan) => planned.push((op, stored.is_some(), old_size_bytes, plan)),

@@ -120,6 +120,7 @@ impl PartitionStateMachine {
                 old_size_bytes,
                 new: new.item.as_ref(),
                 new_size_bytes: new.size_bytes,
+                by_service: false,
             };
             match self.plan_indexes(ctx, &change, &mut sizes, (self.group_id, log_index))? {
                 Ok(plan) => Some(plan),

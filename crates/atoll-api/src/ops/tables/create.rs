@@ -468,6 +468,7 @@ fn table_definition(
         global_index_epoch: 0,
         stream_epoch: 0,
         stream_closed_ms: None,
+        time_to_live: None,
         past_streams: Vec::new(),
     })
 }

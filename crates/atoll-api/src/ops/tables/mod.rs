@@ -28,7 +28,7 @@ static LIST_TABLES: &[(&str, &Shape)] = &[
 ];
 
 /// The `TableName` a control-plane operation requires.
-fn required_table_name(input: &Object) -> ApiResult<&str> {
+pub(crate) fn required_table_name(input: &Object) -> ApiResult<&str> {
     input::string(input, "TableName").ok_or_else(|| {
         ApiError::validation(
             "The parameter 'TableName' is required but was not present in the request",
