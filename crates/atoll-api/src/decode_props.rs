@@ -143,6 +143,7 @@ fn api(runtime: &tokio::runtime::Runtime) -> Arc<Api> {
                 max_global_indexes: crate::DEFAULT_MAX_GLOBAL_INDEXES,
                 account_id: atoll_model::table::DEFAULT_ACCOUNT_ID.into(),
                 ttl_change_interval_ms: crate::DEFAULT_TTL_CHANGE_INTERVAL_MS,
+                stream_retention_ms: 24 * 60 * 60 * 1000,
                 default_region: "us-east-1".into(),
                 endpoint_address: "localhost:8000".into(),
                 message_style: crate::MessageStyle::default(),

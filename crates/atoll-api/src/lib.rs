@@ -59,6 +59,9 @@ pub struct ApiConfig {
     /// Least time between two changes of a table's Time to Live
     /// (DynamoDB's: one hour).
     pub ttl_change_interval_ms: u64,
+    /// How long a stream's records are kept, and a stream turned off stays
+    /// readable (DynamoDB's 24 hours).
+    pub stream_retention_ms: u64,
 }
 
 /// DynamoDB's least time between two changes of a table's Time to Live.

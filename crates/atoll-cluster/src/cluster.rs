@@ -62,6 +62,9 @@ pub const DEFAULT_SPLIT_LOAD_OPS_PER_SECOND: f64 = 3000.0;
 /// replicas are rebuilt elsewhere.
 pub const DEFAULT_DEAD_NODE_AFTER: Duration = Duration::from_secs(60);
 
+/// How long stream records are kept by default: DynamoDB's 24 hours.
+pub const DEFAULT_STREAM_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// How often each partition's leader looks for items whose Time to Live
 /// passed, by default: an expired item on a lightly loaded node is
 /// deleted within a few of these.
@@ -105,6 +108,9 @@ pub struct ClusterOptions {
     /// How often each partition's leader looks for items whose Time to
     /// Live passed.
     pub ttl_sweep_interval: Duration,
+    /// Stream records are kept this long (DynamoDB's 24 hours), then
+    /// trimmed through their partition's log.
+    pub stream_retention: Duration,
 }
 
 impl Default for ClusterOptions {
@@ -121,6 +127,7 @@ impl Default for ClusterOptions {
             dead_node_after: DEFAULT_DEAD_NODE_AFTER,
             item_collection_limit_bytes: atoll_partition::DEFAULT_ITEM_COLLECTION_LIMIT_BYTES,
             ttl_sweep_interval: DEFAULT_TTL_SWEEP_INTERVAL,
+            stream_retention: DEFAULT_STREAM_RETENTION,
         }
     }
 }
@@ -244,8 +251,12 @@ impl Cluster {
                 .instrument(tracing::info_span!("index_changes")),
         );
         tokio::spawn(
-            expiry::sweep_expired_items(Arc::downgrade(&cluster), options.ttl_sweep_interval)
-                .instrument(tracing::info_span!("ttl_sweep")),
+            expiry::sweep_expired_items(
+                Arc::downgrade(&cluster),
+                options.ttl_sweep_interval,
+                options.stream_retention,
+            )
+            .instrument(tracing::info_span!("ttl_sweep")),
         );
         Ok(cluster)
     }

@@ -172,6 +172,12 @@ pub enum PartitionCommand {
         /// The sweeping leader's clock (epoch milliseconds).
         now_ms: u64,
     },
+    /// Remove the stream records made before `before_ms` (their retention
+    /// ended), and the closed shards they leave empty.
+    TrimStream {
+        /// Epoch milliseconds.
+        before_ms: u64,
+    },
 }
 
 impl PartitionCommand {
@@ -364,5 +370,10 @@ pub enum PartitionOutput {
     Expired {
         /// How many were still expired and deleted.
         deleted: u32,
+    },
+    /// Stream records removed (`TrimStream`).
+    StreamTrimmed {
+        /// How many.
+        removed: u32,
     },
 }

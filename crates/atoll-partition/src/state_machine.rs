@@ -584,6 +584,7 @@ impl PartitionStateMachine {
                 self.entry_clock_ms.store(now_ms, Ordering::Relaxed);
                 self.apply_expire(ctx, &attribute, row_keys, log_index)?
             }
+            PartitionCommand::TrimStream { before_ms } => self.apply_trim_stream(ctx, before_ms)?,
         })
     }
 }

@@ -125,9 +125,20 @@ pub struct Shard {
     pub opened_ms: u64,
     /// When it closed.
     pub closed_ms: Option<u64>,
+    /// Records before this place were trimmed (their retention ended).
+    #[serde(default)]
+    pub trimmed_to: Option<SequenceNumber>,
 }
 
 impl Shard {
+    /// The first place a reader may ask for: the start, or where trimming
+    /// left it.
+    pub fn trim_horizon(&self) -> SequenceNumber {
+        self.trimmed_to
+            .unwrap_or_else(|| self.starting_sequence())
+            .max(self.starting_sequence())
+    }
+
     /// The first sequence number a record of this shard may have.
     pub fn starting_sequence(&self) -> SequenceNumber {
         SequenceNumber {
@@ -193,6 +204,7 @@ impl StreamState {
             last_index: None,
             opened_ms: now_ms,
             closed_ms: None,
+            trimmed_to: None,
         });
     }
 
@@ -358,6 +370,13 @@ impl StoredStreamRecord {
         postcard::to_stdvec(self).map_err(|e| PartitionError::Corrupt(e.to_string()))
     }
 
+    /// When the record `bytes` encode was made, without decoding its images.
+    pub(crate) fn created_ms(bytes: &[u8]) -> Result<u64, PartitionError> {
+        let stored: StoredStreamRecord =
+            postcard::from_bytes(bytes).map_err(|e| PartitionError::Corrupt(e.to_string()))?;
+        Ok(stored.created_ms)
+    }
+
     /// Decodes what `encode` wrote, with its images, at `sequence`.
     pub(crate) fn decode(
         bytes: &[u8],
@@ -427,6 +446,7 @@ mod tests {
             last_index: None,
             opened_ms: 1_765_141_200_123,
             closed_ms: None,
+            trimmed_to: None,
         };
         let id = shard_id(17, &shard);
         assert!(id.starts_with("shardId-00000001765141200123-"), "{id}");

@@ -553,3 +553,42 @@ fn expired_items_are_deleted_as_the_service_and_only_if_still_expired() {
     }]);
     assert_eq!(out, [PartitionOutput::Expired { deleted: 0 }]);
 }
+
+#[test]
+fn trimming_removes_old_records_and_forgets_emptied_closed_shards() {
+    let p = Partition::new(GROUP);
+    p.apply(&[stamped(
+        100,
+        set_stream(1, Some(spec("L1", StreamViewType::KeysOnly))),
+    )]);
+    p.apply(&[stamped(100, put("a", "1")), stamped(150, put("b", "1"))]);
+    p.apply(&[stamped(200, set_stream(2, None))]); // shard 0 closes
+    p.apply(&[stamped(
+        300,
+        set_stream(3, Some(spec("L2", StreamViewType::KeysOnly))),
+    )]);
+    p.apply(&[stamped(400, put("c", "1")), stamped(500, put("d", "1"))]);
+    assert_eq!(p.sm.oldest_stream_record_ms().unwrap(), Some(100));
+    // Nothing is old enough: nothing goes.
+    let out = p.apply(&[PartitionCommand::TrimStream { before_ms: 50 }]);
+    assert_eq!(out, [PartitionOutput::StreamTrimmed { removed: 0 }]);
+    // The first record of shard 0 goes; the shard stays (it has another).
+    let out = p.apply(&[PartitionCommand::TrimStream { before_ms: 120 }]);
+    assert_eq!(out, [PartitionOutput::StreamTrimmed { removed: 1 }]);
+    let state = p.sm.stream_state();
+    let kept = p.records(0);
+    assert_eq!(kept.len(), 1);
+    assert_eq!(state.shards[0].trim_horizon(), kept[0].sequence);
+    // Shard 0 empties and, closed before the cut, is forgotten; shard 1
+    // loses its first record only.
+    let out = p.apply(&[PartitionCommand::TrimStream { before_ms: 450 }]);
+    assert_eq!(out, [PartitionOutput::StreamTrimmed { removed: 2 }]);
+    let state = p.sm.stream_state();
+    let numbers: Vec<u32> = state.shards.iter().map(|s| s.number).collect();
+    assert_eq!(numbers, [1]);
+    let left: Vec<String> = p.records(1).iter().map(line).collect();
+    assert_eq!(left, ["INSERT d old=- new=- at=500"]);
+    assert_eq!(p.sm.oldest_stream_record_ms().unwrap(), Some(500));
+    // A replica restarted reads the same.
+    assert_eq!(*open(&p.storage, GROUP).stream_state(), *state);
+}

@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// deletes them through the log) [default: 10000].
     #[arg(long, env = "ATOLL_TTL_SWEEP_INTERVAL_MS", value_name = "MS")]
     pub ttl_sweep_interval_ms: Option<u64>,
+    /// How long stream records are kept, and a stream turned off stays
+    /// readable [default: 86400000, DynamoDB's 24 hours].
+    #[arg(long, env = "ATOLL_STREAM_RETENTION_MS", value_name = "MS")]
+    pub stream_retention_ms: Option<u64>,
 }
 
 /// The settings file.
@@ -118,6 +122,7 @@ struct FileConfig {
     account_id: Option<String>,
     ttl_change_interval_ms: Option<u64>,
     ttl_sweep_interval_ms: Option<u64>,
+    stream_retention_ms: Option<u64>,
 }
 
 /// How log lines are written.
@@ -174,6 +179,8 @@ pub struct ServeConfig {
     pub ttl_change_interval_ms: u64,
     /// Time between two looks for expired items.
     pub ttl_sweep_interval_ms: u64,
+    /// How long stream records are kept.
+    pub stream_retention_ms: u64,
 }
 
 /// Errors reading the configuration.
@@ -263,6 +270,10 @@ impl ServeArgs {
                 .ttl_change_interval_ms
                 .or(file.ttl_change_interval_ms)
                 .unwrap_or(atoll_api::DEFAULT_TTL_CHANGE_INTERVAL_MS),
+            stream_retention_ms: self
+                .stream_retention_ms
+                .or(file.stream_retention_ms)
+                .unwrap_or(atoll_cluster::DEFAULT_STREAM_RETENTION.as_millis() as u64),
             ttl_sweep_interval_ms: self
                 .ttl_sweep_interval_ms
                 .or(file.ttl_sweep_interval_ms)

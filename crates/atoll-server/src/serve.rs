@@ -91,6 +91,7 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
                 dead_node_after: Duration::from_millis(config.dead_node_after_ms),
                 item_collection_limit_bytes: config.item_collection_limit_bytes,
                 ttl_sweep_interval: Duration::from_millis(config.ttl_sweep_interval_ms),
+                stream_retention: Duration::from_millis(config.stream_retention_ms),
             },
         )
         .await?;
@@ -104,6 +105,7 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
                 max_global_indexes: config.max_global_indexes,
                 account_id: config.account_id.clone(),
                 ttl_change_interval_ms: config.ttl_change_interval_ms,
+                stream_retention_ms: config.stream_retention_ms,
             },
         );
         tokio::spawn(

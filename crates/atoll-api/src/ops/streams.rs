@@ -21,9 +21,6 @@ use crate::shape::common::{LONG, STRING};
 use crate::shape::{Shape, check_members};
 use crate::{Api, RequestContext};
 
-/// How long a stream stays readable after it is turned off, and how long
-/// its records are kept (DynamoDB's 24 hours).
-const RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
 /// A shard iterator expires this long after it was made (DynamoDB's 15 minutes).
 const ITERATOR_LIFETIME_MS: u64 = 15 * 60 * 1000;
 /// Most records GetRecords returns, and its default.
@@ -124,6 +121,13 @@ fn stream_not_found(arn: &str) -> ApiError {
     )
 }
 
+fn trimmed() -> ApiError {
+    ApiError::new(
+        ErrorKind::TrimmedDataAccess,
+        "The data you are trying to access has been trimmed",
+    )
+}
+
 fn shard_not_found() -> ApiError {
     ApiError::new(
         ErrorKind::ResourceNotFound,
@@ -175,21 +179,25 @@ async fn resolve_stream(api: &Api, context: &RequestContext, arn: &str) -> ApiRe
         .await
         .filter(|t| t.index_of.is_none())
         .ok_or_else(|| stream_not_found(arn))?;
-    streams_of(&table, context)
+    streams_of(&table, context, api.config.stream_retention_ms)
         .into_iter()
         .find(|stream| stream.label == label)
         .ok_or_else(|| stream_not_found(arn))
 }
 
 /// The readable streams of `table`: earlier ones still within their
-/// retention, then its latest.
-fn streams_of(table: &Arc<TableDefinition>, context: &RequestContext) -> Vec<Stream> {
+/// retention (`retention_ms` after they were turned off), then its latest.
+fn streams_of(
+    table: &Arc<TableDefinition>,
+    context: &RequestContext,
+    retention_ms: u64,
+) -> Vec<Stream> {
     let now = now_ms();
     let arn = |label: &str| format!("{}/stream/{label}", context.table_arn(&table.name));
     let mut streams: Vec<Stream> = table
         .past_streams
         .iter()
-        .filter(|past| now.saturating_sub(past.closed_ms) < RETENTION_MS)
+        .filter(|past| now.saturating_sub(past.closed_ms) < retention_ms)
         .map(|past| Stream {
             table: table.clone(),
             arn: arn(&past.label),
@@ -203,7 +211,7 @@ fn streams_of(table: &Arc<TableDefinition>, context: &RequestContext) -> Vec<Str
     {
         let closed_long_ago = table
             .stream_closed_ms
-            .is_some_and(|closed| now.saturating_sub(closed) >= RETENTION_MS);
+            .is_some_and(|closed| now.saturating_sub(closed) >= retention_ms);
         if latest.enabled || !closed_long_ago {
             streams.push(Stream {
                 table: table.clone(),
@@ -280,7 +288,7 @@ pub(crate) async fn list_streams(
         if table.index_of.is_some() {
             continue;
         }
-        for stream in streams_of(&table, context) {
+        for stream in streams_of(&table, context, api.config.stream_retention_ms) {
             entries.push((stream.arn, table.name.clone(), stream.label));
         }
     }
@@ -476,10 +484,10 @@ pub(crate) async fn get_shard_iterator(
         .find(|s| s.shard_id() == shard_id)
         .ok_or_else(shard_not_found)?;
     let from = match kind {
-        "TRIM_HORIZON" => shard.shard.starting_sequence(),
+        "TRIM_HORIZON" => shard.shard.trim_horizon(),
         "LATEST" => match api.data.last_stream_sequence(&shard).await? {
             Some(last) => last.next(),
-            None => shard.shard.starting_sequence(),
+            None => shard.shard.trim_horizon(),
         },
         _ => {
             let given = sequence.unwrap_or_default();
@@ -494,6 +502,9 @@ pub(crate) async fn get_shard_iterator(
                 return Err(ApiError::validation(format!(
                     "Invalid SequenceNumber {given} for shard {shard_id}"
                 )));
+            }
+            if parsed < shard.shard.trim_horizon() {
+                return Err(trimmed());
             }
             match kind {
                 "AFTER_SEQUENCE_NUMBER" => parsed.next(),
@@ -572,6 +583,9 @@ pub(crate) async fn get_records(
         log_index: position.log_index,
         sequence: position.sequence,
     };
+    if from < shard.shard.trim_horizon() {
+        return Err(trimmed());
+    }
     let limit = limit.unwrap_or(MAX_RECORDS).clamp(1, MAX_RECORDS) as usize;
     let (records, more) = api
         .data

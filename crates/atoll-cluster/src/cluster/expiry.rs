@@ -2,7 +2,9 @@
 //! a time, finds those whose Time to Live passed, and deletes them through
 //! the partition's log (`ExpireItems`, checked again in apply), so the
 //! deletes reach every replica, the table's indexes and its stream — never
-//! a compaction filter, which replicas would run at different times.
+//! a compaction filter, which replicas would run at different times. The
+//! same pass trims stream records past their retention, through the log
+//! too (`TrimStream`), so every replica trims alike.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -22,14 +24,20 @@ const SWEEP_SCAN_ITEMS: usize = 5_000;
 /// Items one `ExpireItems` entry deletes at most.
 const EXPIRE_BATCH_ITEMS: usize = 100;
 
-/// Sweeps every `interval` until the cluster is dropped.
-pub(super) async fn sweep_expired_items(cluster: Weak<Cluster>, interval: Duration) {
+/// Sweeps every `interval` until the cluster is dropped; stream records
+/// older than `retention` go.
+pub(super) async fn sweep_expired_items(
+    cluster: Weak<Cluster>,
+    interval: Duration,
+    retention: Duration,
+) {
     loop {
         tokio::time::sleep(interval).await;
         let Some(cluster) = cluster.upgrade().filter(|c| !c.node.is_stopped()) else {
             return;
         };
         cluster.sweep_once().await;
+        cluster.trim_streams(retention).await;
     }
 }
 
@@ -68,6 +76,33 @@ impl Cluster {
                 }
             }
             histogram!("atoll_ttl_sweep_seconds").record(started.elapsed().as_secs_f64());
+        }
+    }
+
+    /// Trims the stream records past `retention` of every partition this
+    /// node leads that has some.
+    async fn trim_streams(&self, retention: Duration) {
+        let before_ms = now_ms().saturating_sub(retention.as_millis() as u64);
+        for handle in self.host.handles() {
+            if !handle.group.is_leader() {
+                continue;
+            }
+            let due = matches!(handle.sm.oldest_stream_record_ms(), Ok(Some(oldest)) if oldest < before_ms);
+            if !due {
+                continue;
+            }
+            let command = PartitionCommand::TrimStream { before_ms };
+            match super::routing::propose_to(&handle, &command).await {
+                Ok(PartitionOutput::StreamTrimmed { removed }) => {
+                    counter!("atoll_stream_records_trimmed_total").increment(u64::from(removed));
+                }
+                Ok(other) => {
+                    tracing::warn!(outcome = ?other, "unexpected outcome of a stream trim")
+                }
+                Err(e) => {
+                    tracing::debug!(group = handle.group.id(), error = %e, "a stream trim failed; the next pass tries again")
+                }
+            }
         }
     }
 

@@ -321,6 +321,86 @@ impl PartitionStateMachine {
         }
     }
 
+    /// Removes the records made before `before_ms`, shard by shard (each
+    /// shard's records are in log order, so its trimming stops at its
+    /// first newer record), and forgets closed shards left empty that
+    /// closed before then. Reads the engine overlaid with this round.
+    pub(super) fn apply_trim_stream(
+        &self,
+        ctx: &mut ApplyContext,
+        before_ms: u64,
+    ) -> Result<PartitionOutput, StorageError> {
+        let (Some(feed), Some(aux)) = (&self.stream, &self.aux) else {
+            return Ok(PartitionOutput::StreamTrimmed { removed: 0 });
+        };
+        let mut state = (*feed.current()).clone();
+        let mut removed = 0u32;
+        let mut emptied = Vec::new();
+        for shard in &mut state.shards {
+            let shard_ref = ShardRef {
+                group: self.group_id,
+                number: shard.number,
+            };
+            let start = shard_prefix(shard_ref);
+            let mut kept_any = false;
+            // Records this round wrote are newer than any trimmed here; a
+            // record an earlier entry of the round removed reads as gone.
+            let stored = aux.range(Bound::Included(start), self.shard_end(shard.number), false);
+            for pair in stored {
+                let (key, _) = pair?;
+                let Some(value) = ctx.get(aux, &key)? else {
+                    continue;
+                };
+                let Some(sequence) = sequence_of(&key) else {
+                    continue;
+                };
+                let created_ms = StoredStreamRecord::created_ms(&value).map_err(corrupt)?;
+                if created_ms >= before_ms {
+                    shard.trimmed_to = Some(sequence);
+                    kept_any = true;
+                    break;
+                }
+                ctx.delete(aux, key.to_vec());
+                removed += 1;
+                shard.trimmed_to = Some(sequence.next());
+            }
+            let closed_long_ago = shard.closed_ms.is_some_and(|closed| closed < before_ms);
+            if closed_long_ago && !kept_any {
+                emptied.push(shard.number);
+            }
+        }
+        state
+            .shards
+            .retain(|shard| !emptied.contains(&shard.number));
+        if removed > 0 || !emptied.is_empty() {
+            self.store_stream_state(ctx, state)?;
+        }
+        Ok(PartitionOutput::StreamTrimmed { removed })
+    }
+
+    /// When the oldest stream record here was made, if there is one.
+    pub fn oldest_stream_record_ms(&self) -> Result<Option<u64>, PartitionError> {
+        let Some(aux) = &self.aux else {
+            return Ok(None);
+        };
+        let mut oldest: Option<u64> = None;
+        for shard in &self.stream_state().shards {
+            let start = shard_prefix(ShardRef {
+                group: self.group_id,
+                number: shard.number,
+            });
+            let first = aux
+                .range(Bound::Included(start), self.shard_end(shard.number), false)
+                .next()
+                .transpose()?;
+            if let Some((_, value)) = first {
+                let created_ms = StoredStreamRecord::created_ms(&value)?;
+                oldest = Some(oldest.map_or(created_ms, |o| o.min(created_ms)));
+            }
+        }
+        Ok(oldest)
+    }
+
     /// The shard `number` of this partition.
     pub fn stream_shard(&self, number: u32) -> Option<Shard> {
         self.stream_state().shard(number).cloned()
