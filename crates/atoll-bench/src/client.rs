@@ -82,7 +82,21 @@ impl Connection {
 
     /// Sends `body` to operation `operation` (e.g. `GetItem`) and reads the reply.
     pub async fn call(&mut self, operation: &str, body: String) -> Result<Reply, BenchError> {
-        let target = format!("DynamoDB_20120810.{operation}");
+        self.call_target(format!("DynamoDB_20120810.{operation}"), body)
+            .await
+    }
+
+    /// Sends `body` to DynamoDB Streams operation `operation` (e.g. `GetRecords`).
+    pub async fn call_streams(
+        &mut self,
+        operation: &str,
+        body: String,
+    ) -> Result<Reply, BenchError> {
+        self.call_target(format!("DynamoDBStreams_20120810.{operation}"), body)
+            .await
+    }
+
+    async fn call_target(&mut self, target: String, body: String) -> Result<Reply, BenchError> {
         let amz_date = amz_date_now();
         let authorization = self
             .signer

@@ -11,6 +11,7 @@ mod null_server;
 mod report;
 mod runner;
 mod sigv4;
+mod stream_read;
 mod workload;
 
 use std::time::Duration;
@@ -102,6 +103,20 @@ pub enum BenchCommand {
         /// every write also writes one entry per index.
         #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
         gsis: u8,
+        /// A stream of this view type (KEYS_ONLY, NEW_IMAGE, OLD_IMAGE or
+        /// NEW_AND_OLD_IMAGES), so every write also writes a stream record.
+        #[arg(long)]
+        stream: Option<String>,
+    },
+    /// Read the table's whole stream, as one consumer does (every shard
+    /// from its start, GetRecords of up to 1,000 records): records/s.
+    StreamRead {
+        /// The endpoint and table.
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Print the report as one JSON line.
+        #[arg(long)]
+        json: bool,
     },
     /// Write the data set.
     Load {
@@ -185,7 +200,19 @@ fn print(report: &report::Report, json: bool) {
 /// Runs a bench command to completion.
 pub async fn execute(command: BenchCommand) -> Result<(), BenchError> {
     match command {
-        BenchCommand::Setup { target: args, gsis } => runner::setup(&target(&args)?, gsis).await,
+        BenchCommand::Setup {
+            target: args,
+            gsis,
+            stream,
+        } => runner::setup(&target(&args)?, gsis, stream.as_deref()).await,
+        BenchCommand::StreamRead { target: args, json } => {
+            let read = stream_read::read_stream(&target(&args)?).await?;
+            match json {
+                true => println!("{}", read.json()),
+                false => println!("{}", read.text()),
+            }
+            Ok(())
+        }
         BenchCommand::Load {
             target: args,
             data,

@@ -59,7 +59,7 @@ impl Target {
         })
     }
 
-    async fn connection(&self) -> Result<Connection, BenchError> {
+    pub(crate) async fn connection(&self) -> Result<Connection, BenchError> {
         let turn = self.next.fetch_add(1, Ordering::Relaxed) as usize;
         let (endpoint, signer) = self
             .endpoints
@@ -70,8 +70,9 @@ impl Target {
 }
 
 /// Creates the benchmark table (hash `pk` S, range `sk` S, on-demand),
-/// with `gsis` global secondary indexes, and waits until it is ACTIVE.
-pub async fn setup(target: &Target, gsis: u8) -> Result<(), BenchError> {
+/// with `gsis` global secondary indexes and a stream of view type
+/// `stream`, and waits until it is ACTIVE.
+pub async fn setup(target: &Target, gsis: u8, stream: Option<&str>) -> Result<(), BenchError> {
     let mut connection = target.connection().await?;
     let index = |name: &str, projection: &str| {
         format!(
@@ -88,8 +89,14 @@ pub async fn setup(target: &Target, gsis: u8) -> Result<(), BenchError> {
     } else {
         format!(r#","GlobalSecondaryIndexes":[{}]"#, indexes.join(","))
     };
+    let stream = match stream {
+        Some(view) => {
+            format!(r#","StreamSpecification":{{"StreamEnabled":true,"StreamViewType":"{view}"}}"#)
+        }
+        None => String::new(),
+    };
     let body = format!(
-        r#"{{"TableName":"{}","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}},{{"AttributeName":"sk","KeyType":"RANGE"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}},{{"AttributeName":"sk","AttributeType":"S"}}],"BillingMode":"PAY_PER_REQUEST"{global_indexes}}}"#,
+        r#"{{"TableName":"{}","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}},{{"AttributeName":"sk","KeyType":"RANGE"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}},{{"AttributeName":"sk","AttributeType":"S"}}],"BillingMode":"PAY_PER_REQUEST"{global_indexes}{stream}}}"#,
         target.table
     );
     let reply = connection.call("CreateTable", body).await?;
