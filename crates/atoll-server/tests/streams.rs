@@ -26,9 +26,6 @@ use aws_sdk_dynamodb::types::{
     StreamSpecification, StreamViewType as TableViewType, TableDescription, WriteRequest,
 };
 use aws_sdk_dynamodbstreams::Client as StreamsClient;
-use aws_sdk_dynamodbstreams::config::retry::RetryConfig;
-use aws_sdk_dynamodbstreams::config::timeout::TimeoutConfig;
-use aws_sdk_dynamodbstreams::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodbstreams::operation::list_streams::ListStreamsOutput;
 use aws_sdk_dynamodbstreams::types::{
     AttributeValue as StreamValue, Record, Shard, ShardIteratorType as Iter, StreamDescription,
@@ -55,30 +52,9 @@ const POLL: Duration = Duration::from_millis(20);
 // Clients and tables
 // ---------------------------------------------------------------------------
 
-/// A DynamoDB Streams client for `server`, built like [`TestServer::client`]:
-/// the same endpoint, credentials and region, plain HTTP, no retries.
+/// A DynamoDB Streams client for `server` (see `TestServer::streams_client`).
 fn streams_client(server: &TestServer) -> StreamsClient {
-    let config = aws_sdk_dynamodbstreams::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new(
-            ACCESS_KEY,
-            SECRET_KEY,
-            None,
-            None,
-            "atoll-tests",
-        ))
-        .endpoint_url(server.endpoint())
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_timeout(Duration::from_secs(30))
-                .build(),
-        )
-        .build();
-    StreamsClient::from_conf(config)
+    server.streams_client()
 }
 
 fn spec(enabled: bool, view: Option<&str>) -> StreamSpecification {
