@@ -642,7 +642,10 @@ fn event_id(shard: &StreamShard, sequence: SequenceNumber) -> String {
         x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         x ^ (x >> 31)
     };
-    let high = mix(shard.group ^ (u64::from(shard.shard.number) << 40) ^ sequence.log_index);
+    // Each part goes through the mix before the next joins, so no two
+    // (group, shard, place) share an id by cancelling out.
+    let shard_part = mix(mix(shard.group) ^ u64::from(shard.shard.number));
+    let high = mix(shard_part ^ sequence.log_index);
     let low = mix(high ^ u64::from(sequence.sequence) ^ 0x9e37_79b9_7f4a_7c15);
     format!("{high:016x}{low:016x}")
 }

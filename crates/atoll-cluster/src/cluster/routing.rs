@@ -64,20 +64,7 @@ pub(super) async fn propose_to(
     partition: &PartitionHandle,
     command: &PartitionCommand,
 ) -> Result<PartitionOutput, ClusterError> {
-    // On a partition that writes stream records, item writes carry the
-    // leader's clock, so every replica dates their records alike.
-    let item_write = matches!(
-        command,
-        PartitionCommand::Write(_) | PartitionCommand::Batch { .. }
-    );
-    let bytes = match item_write && partition.sm.stamps_writes() {
-        true => PartitionCommand::Stamped {
-            now_ms: super::now_ms(),
-            command: Box::new(command.clone()),
-        }
-        .encode()?,
-        false => command.encode()?,
-    };
+    let bytes = encode_for(partition, command)?;
     let proposal = partition.group.propose(bytes);
     let output = tokio::time::timeout(FORWARD_TIMEOUT, proposal)
         .await
@@ -88,6 +75,31 @@ pub(super) async fn propose_to(
             ))
         })??;
     Ok(output)
+}
+
+/// `command` as `partition`'s log takes it: on a partition that has a
+/// stream, item writes and splits carry the leader's clock, as does every
+/// stream change, so every replica dates records and shards alike (a
+/// shard's id holds the time it opened).
+pub(super) fn encode_for(
+    partition: &PartitionHandle,
+    command: &PartitionCommand,
+) -> Result<bytes::Bytes, ClusterError> {
+    let dated = match command {
+        PartitionCommand::SetStream { .. } => true,
+        PartitionCommand::Write(_)
+        | PartitionCommand::Batch { .. }
+        | PartitionCommand::Split { .. } => partition.sm.stamps_writes(),
+        _ => false,
+    };
+    Ok(match dated {
+        true => PartitionCommand::Stamped {
+            now_ms: super::now_ms(),
+            command: Box::new(command.clone()),
+        }
+        .encode()?,
+        false => command.encode()?,
+    })
 }
 
 impl Router {

@@ -115,7 +115,10 @@ impl Splitter {
             })?;
         let fenced = handle
             .group
-            .propose(PartitionCommand::Split { at_token }.encode()?)
+            .propose(super::routing::encode_for(
+                &handle,
+                &PartitionCommand::Split { at_token },
+            )?)
             .await?;
         match fenced {
             PartitionOutput::Split { .. } => {}
