@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeValue, BillingMode, GlobalSecondaryIndex, IndexStatus, KeyType, Projection,
     ProjectionType, ReturnValue, ScalarAttributeType, TableStatus,
@@ -72,30 +72,6 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Index reads page with this Limit, so that paging crosses partitions.
 const PAGE: i32 = 64;
-
-/// xorshift64*: enough randomness for keys, values and operations.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() >> 33) as usize % n
-    }
-}
-
-fn error_text<E: std::error::Error + 'static>(e: E) -> String {
-    DisplayErrorContext(&e).to_string()
-}
 
 fn pk_of(i: usize) -> String {
     format!("item-{i:03}")

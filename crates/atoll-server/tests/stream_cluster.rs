@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     BillingMode, KeyType, ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
 };
@@ -84,30 +84,6 @@ const EMPTY_PAUSE: Duration = Duration::from_millis(100);
 /// (ExclusiveStartShardId, NextShardIterator) is exercised.
 const DESCRIBE_PAGE: i32 = 4;
 const RECORDS_PAGE: i32 = 250;
-
-/// xorshift64*: enough randomness for keys and operations.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() >> 33) as usize % n
-    }
-}
-
-fn error_text<E: std::error::Error + 'static>(e: E) -> String {
-    DisplayErrorContext(&e).to_string()
-}
 
 fn pk_of(i: usize) -> String {
     format!("item-{i:03}")
@@ -506,33 +482,10 @@ fn verdict(history: &[Write], seen: &[Seen], ambiguous: bool) -> Verdict {
 // The consumer
 // ---------------------------------------------------------------------------
 
-/// A DynamoDB Streams client of the node at `endpoint`, built like
-/// `sdk_client`: plain HTTP, the tests' credentials and region, no retries.
+/// A DynamoDB Streams client of the node at `endpoint` (no retries: the
+/// consumer retries a failed call through the next live node itself).
 fn streams_client(endpoint: &str) -> StreamsClient {
-    use aws_sdk_dynamodbstreams::config::retry::RetryConfig;
-    use aws_sdk_dynamodbstreams::config::timeout::TimeoutConfig;
-    use aws_sdk_dynamodbstreams::config::{BehaviorVersion, Credentials, Region};
-    let config = aws_sdk_dynamodbstreams::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new(
-            ACCESS_KEY,
-            SECRET_KEY,
-            None,
-            None,
-            "atoll-tests",
-        ))
-        .endpoint_url(endpoint)
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_timeout(CALL_TIMEOUT)
-                .build(),
-        )
-        .build();
-    StreamsClient::from_conf(config)
+    streams_client_at(endpoint)
 }
 
 /// Compares two sequence numbers as the big integers they are.

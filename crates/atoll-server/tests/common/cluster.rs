@@ -659,3 +659,31 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// xorshift64*: enough randomness for keys, values and operations.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    /// The next number.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number below `n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() >> 33) as usize % n
+    }
+}
+
+/// An SDK error with its causes, for failure messages.
+pub fn error_text<E: std::error::Error + 'static>(e: E) -> String {
+    aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()
+}

@@ -216,33 +216,9 @@ impl TestServer {
         sdk_client(&self.endpoint)
     }
 
-    /// A DynamoDB Streams client for this server, built like `client`: the
-    /// same endpoint, credentials and region, plain HTTP, no retries.
+    /// A DynamoDB Streams client for this server, built like `client`.
     pub fn streams_client(&self) -> aws_sdk_dynamodbstreams::Client {
-        use aws_sdk_dynamodbstreams::config::retry::RetryConfig;
-        use aws_sdk_dynamodbstreams::config::timeout::TimeoutConfig;
-        use aws_sdk_dynamodbstreams::config::{BehaviorVersion, Credentials, Region};
-        let config = aws_sdk_dynamodbstreams::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .credentials_provider(Credentials::new(
-                ACCESS_KEY,
-                SECRET_KEY,
-                None,
-                None,
-                "atoll-tests",
-            ))
-            .endpoint_url(self.endpoint())
-            .http_client(aws_smithy_http_client::Builder::new().build_http())
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .operation_timeout(Duration::from_secs(30))
-                    .build(),
-            )
-            .build();
-        aws_sdk_dynamodbstreams::Client::from_conf(config)
+        streams_client_at(&self.endpoint)
     }
 
     /// SIGKILL: the process dies without any chance to flush or clean up.
@@ -415,6 +391,35 @@ pub fn sdk_client(endpoint: &str) -> Client {
         )
         .build();
     Client::from_conf(config)
+}
+
+/// A DynamoDB Streams client of the server at `endpoint`, built like
+/// `sdk_client`: the same credentials and region, plain HTTP, no retries.
+pub fn streams_client_at(endpoint: &str) -> aws_sdk_dynamodbstreams::Client {
+    use aws_sdk_dynamodbstreams::config::retry::RetryConfig;
+    use aws_sdk_dynamodbstreams::config::timeout::TimeoutConfig;
+    use aws_sdk_dynamodbstreams::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_dynamodbstreams::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new(
+            ACCESS_KEY,
+            SECRET_KEY,
+            None,
+            None,
+            "atoll-tests",
+        ))
+        .endpoint_url(endpoint)
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_timeout(Duration::from_secs(10))
+                .build(),
+        )
+        .build();
+    aws_sdk_dynamodbstreams::Client::from_conf(config)
 }
 
 // ---------------------------------------------------------------------------
