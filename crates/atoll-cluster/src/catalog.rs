@@ -133,14 +133,26 @@ fn corrupt(e: impl std::fmt::Display) -> StorageError {
     ))
 }
 
+/// A table record as this version keeps it: a table an earlier version
+/// created with a stream never counted that stream change, so its
+/// partitions would never be told of it; it counts as change 1 (every
+/// replica decodes alike, so all agree).
+fn decode_table(bytes: &[u8]) -> Result<TableDefinition, String> {
+    let mut definition = codec::decode::<TableDefinition, legacy::TableDefinitionV1>(bytes)?;
+    let streaming = definition.stream.as_ref().is_some_and(|s| s.enabled);
+    if streaming && definition.stream_epoch == 0 {
+        definition.stream_epoch = 1;
+    }
+    Ok(definition)
+}
+
 impl CatalogStateMachine {
     /// Loads the catalog from `keyspace`.
     pub(crate) fn open(keyspace: Keyspace) -> Result<Self, ClusterError> {
         let mut tables = BTreeMap::new();
         for entry in keyspace.prefix(TABLE_KEY_PREFIX) {
             let (_, value) = entry?;
-            let definition = codec::decode::<TableDefinition, legacy::TableDefinitionV1>(&value)
-                .map_err(ClusterError::Catalog)?;
+            let definition = decode_table(&value).map_err(ClusterError::Catalog)?;
             tables.insert(definition.name.clone(), Arc::new(definition));
         }
         let next_group_id = match keyspace.get(NEXT_GROUP_ID_KEY)? {
@@ -436,8 +448,7 @@ impl GroupStateMachine for CatalogStateMachine {
         let mut next_group_id = FIRST_PARTITION_GROUP_ID;
         for (key, value) in &records {
             if key.starts_with(TABLE_KEY_PREFIX) {
-                let definition = codec::decode::<TableDefinition, legacy::TableDefinitionV1>(value)
-                    .map_err(corrupt)?;
+                let definition = decode_table(value).map_err(corrupt)?;
                 tables.insert(definition.name.clone(), Arc::new(definition));
             } else if key == NEXT_GROUP_ID_KEY {
                 let bytes: [u8; 8] = value

@@ -248,3 +248,22 @@ fn a_node_id_is_admitted_as_one_incarnation_only() {
     ));
     assert_eq!(reopened.admitted_incarnation(5), Some(11));
 }
+
+#[test]
+fn a_stream_an_earlier_version_stored_counts_as_the_first_stream_change() {
+    let mut old = definition("streamed");
+    old.stream = Some(atoll_model::table::StreamSettings {
+        enabled: true,
+        view_type: Some("KEYS_ONLY".into()),
+        label: Some("2026-01-01T00:00:00.000".into()),
+    });
+    old.stream_epoch = 0;
+    let bytes = codec::encode(&old).unwrap();
+    assert_eq!(super::decode_table(&bytes).unwrap().stream_epoch, 1);
+    // A table without a stream, or one whose changes were counted, stays.
+    let plain = codec::encode(&definition("plain")).unwrap();
+    assert_eq!(super::decode_table(&plain).unwrap().stream_epoch, 0);
+    old.stream_epoch = 3;
+    let counted = codec::encode(&old).unwrap();
+    assert_eq!(super::decode_table(&counted).unwrap().stream_epoch, 3);
+}
