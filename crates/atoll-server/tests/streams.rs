@@ -974,3 +974,91 @@ async fn records_survive_a_restart() {
         )]
     );
 }
+
+/// Retention, shortened to seconds: records past it are trimmed (through
+/// each partition's log), TRIM_HORIZON then starts after them, an iterator
+/// or sequence number before the trim is TrimmedDataAccessException, and a
+/// stream turned off is listed and readable only until its retention ends.
+#[tokio::test]
+async fn records_past_the_retention_are_trimmed() {
+    const RETENTION_MS: u64 = 2_000;
+    let server = TestServer::start_with_args(&[
+        "--stream-retention-ms",
+        "2000",
+        "--ttl-sweep-interval-ms",
+        "200",
+    ]);
+    let (client, streams) = (server.client(), streams_client(&server));
+    let table = "streams-retention";
+    let arn = create_stream_table(&client, table, "KEYS_ONLY").await;
+    put(&client, table, item([("pk", s("old-1"))])).await;
+    put(&client, table, item([("pk", s("old-2"))])).await;
+    let shard = open_shard(&streams, &arn).await;
+    let old = read_stream(&streams, &arn, 2).await;
+    assert_eq!(old.len(), 2);
+    let first_sequence = sequence(&old[0]).to_string();
+    let early = iterator(&streams, &arn, &shard, Iter::TrimHorizon, None).await;
+
+    // Past the retention a new write comes; the old records go.
+    tokio::time::sleep(Duration::from_millis(RETENTION_MS + 200)).await;
+    put(&client, table, item([("pk", s("new-1"))])).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let kept = loop {
+        let records = read_stream(&streams, &arn, 1).await;
+        let pks: Vec<Value> = changes(&records).into_iter().map(|c| c.keys).collect();
+        if pks == [keys("new-1")] {
+            break records;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the old records were not trimmed: {pks:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(kept.len(), 1);
+    let trimmed = "The data you are trying to access has been trimmed";
+    let read = streams.get_records().shard_iterator(early).send().await;
+    assert_error(read, "TrimmedDataAccessException", trimmed);
+    let at = streams
+        .get_shard_iterator()
+        .stream_arn(&arn)
+        .shard_id(&shard)
+        .shard_iterator_type(Iter::AtSequenceNumber)
+        .sequence_number(&first_sequence)
+        .send()
+        .await;
+    assert_error(at, "TrimmedDataAccessException", trimmed);
+
+    // A stream turned off stays listed for its retention, then goes.
+    ok(client
+        .update_table()
+        .table_name(table)
+        .stream_specification(spec(false, None))
+        .send()
+        .await);
+    let listed = |arn: String| {
+        let streams = streams.clone();
+        async move {
+            let out = ok(streams.list_streams().table_name(table).send().await);
+            out.streams()
+                .iter()
+                .any(|s| s.stream_arn() == Some(arn.as_str()))
+        }
+    };
+    assert!(
+        listed(arn.clone()).await,
+        "a stream just turned off is listed"
+    );
+    assert_eq!(
+        describe_stream(&streams, &arn).await.stream_status(),
+        Some(&aws_sdk_dynamodbstreams::types::StreamStatus::Disabled)
+    );
+    tokio::time::sleep(Duration::from_millis(RETENTION_MS + 200)).await;
+    assert!(!listed(arn.clone()).await, "retention over: not listed");
+    let gone = streams.describe_stream().stream_arn(&arn).send().await;
+    assert_error(
+        gone,
+        "ResourceNotFoundException",
+        &format!("Requested resource not found: Stream: {arn} not found"),
+    );
+}
