@@ -121,6 +121,30 @@ check "wrong key type fails" "$([[ $status -ne 0 ]] && echo nonzero || echo zero
 check "error names ValidationException" \
     "$(grep -q 'ValidationException' <<<"$err" && echo yes || echo "no: $err")" "yes"
 
+# DynamoDB Streams and Time to Live through `aws dynamodbstreams` and
+# `aws dynamodb`, on the same endpoint.
+streams() {
+    aws dynamodbstreams --endpoint-url "$ATOLL_ENDPOINT" --region us-east-1 --output json "$@"
+}
+ddb update-table --table-name "$TABLE" \
+    --stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES >/dev/null
+STREAM_ARN=$(ddb describe-table --table-name "$TABLE" | json_get 'd["Table"]["LatestStreamArn"]')
+ddb put-item --table-name "$TABLE" --item '{"pk": {"S": "streamed"}, "sk": {"N": "7"}}'
+out=$(streams list-streams --table-name "$TABLE")
+check "list-streams lists the stream" "$(json_get 'd["Streams"][0]["StreamArn"]' <<<"$out")" "$STREAM_ARN"
+SHARD=$(streams describe-stream --stream-arn "$STREAM_ARN" | json_get 'd["StreamDescription"]["Shards"][0]["ShardId"]')
+ITER=$(streams get-shard-iterator --stream-arn "$STREAM_ARN" --shard-id "$SHARD" \
+    --shard-iterator-type TRIM_HORIZON | json_get 'd["ShardIterator"]')
+out=$(streams get-records --shard-iterator "$ITER")
+check "get-records shows the put" \
+    "$(json_get '[(r["eventName"], r["dynamodb"]["Keys"]["pk"]["S"]) for r in d["Records"]]' <<<"$out")" \
+    "[('INSERT', 'streamed')]"
+out=$(ddb update-time-to-live --table-name "$TABLE" \
+    --time-to-live-specification Enabled=true,AttributeName=expires)
+check "update-time-to-live" "$(json_get 'd["TimeToLiveSpecification"]["AttributeName"]' <<<"$out")" "expires"
+out=$(ddb describe-time-to-live --table-name "$TABLE")
+check "describe-time-to-live" "$(json_get 'd["TimeToLiveDescription"]["TimeToLiveStatus"]' <<<"$out")" "ENABLED"
+
 ddb delete-table --table-name "$TABLE" >/dev/null
 ddb wait table-not-exists --table-name "$TABLE"
 set +e
