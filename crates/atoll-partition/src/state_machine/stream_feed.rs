@@ -198,6 +198,23 @@ impl PartitionStateMachine {
             .map(|bytes| (state_key(group_id), bytes.to_vec())))
     }
 
+    /// The records (key, value in the statistics keyspace) a new replica of
+    /// `group_id`, split from `parent` at `at_token`, starts with, when this
+    /// storage's replica of the parent applied the split: the global
+    /// indexes it feeds and its stream state. Written before its group starts.
+    pub fn pinned_split_records(
+        stats_keyspace: &Keyspace,
+        group_id: u64,
+        parent: u64,
+        at_token: u64,
+    ) -> Result<Vec<Record>, PartitionError> {
+        let pinned = [
+            Self::pinned_global_indexes(stats_keyspace, group_id, parent, at_token)?,
+            Self::pinned_stream(stats_keyspace, group_id, parent, at_token)?,
+        ];
+        Ok(pinned.into_iter().flatten().collect())
+    }
+
     /// Writes the stream record of one item change at `sequence` in the
     /// open shard (the caller checked there is one).
     pub(super) fn write_stream_record(

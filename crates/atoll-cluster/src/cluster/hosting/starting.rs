@@ -223,22 +223,19 @@ impl PartitionHost {
         )
     }
 
-    /// Writes the global index set and the stream state a split-off replica
-    /// starts with (its parent's at the split, when this node's replica of
-    /// the parent applied it).
-    fn pin_global_indexes(
+    /// Writes what a split-off replica starts with of its parent's state at
+    /// the split (see `PartitionStateMachine::pinned_split_records`).
+    fn pin_split_records(
         &self,
         group: GroupId,
         parent: GroupId,
         at_token: u64,
     ) -> Result<(), ClusterError> {
         let keyspace = &self.stats_keyspace;
-        let pinned = [
-            PartitionStateMachine::pinned_global_indexes(keyspace, group, parent, at_token)?,
-            PartitionStateMachine::pinned_stream(keyspace, group, parent, at_token)?,
-        ];
+        let pinned =
+            PartitionStateMachine::pinned_split_records(keyspace, group, parent, at_token)?;
         let mut batch = atoll_storage::WriteBatch::new();
-        for (key, value) in pinned.into_iter().flatten() {
+        for (key, value) in pinned {
             batch.put(keyspace, key, value);
         }
         if !batch.is_empty() {
@@ -288,7 +285,7 @@ impl PartitionHost {
             )?;
             // And feeds the global indexes its parent fed at the split.
             if let Some(parent) = self.catalog.view().origin(group_id).split_from {
-                self.pin_global_indexes(group_id, parent, partition.start_token)?;
+                self.pin_split_records(group_id, parent, partition.start_token)?;
             }
         }
         let sm = self.partition_state_machine(table, partition)?;
