@@ -39,6 +39,14 @@ pub enum ErrorKind {
     ExpiredIterator,
     /// Stream records asked for are past their retention (DynamoDB Streams).
     TrimmedDataAccess,
+    /// A transaction did not commit; its reasons say why, action by action.
+    TransactionCanceled,
+    /// A single-item write met an item a transaction holds (retryable).
+    TransactionConflict,
+    /// A transaction with the same request token is still running.
+    TransactionInProgress,
+    /// A request token reused for another request.
+    IdempotentParameterMismatch,
 }
 
 impl ErrorKind {
@@ -79,6 +87,18 @@ impl ErrorKind {
             ErrorKind::TrimmedDataAccess => {
                 "com.amazonaws.dynamodb.v20120810#TrimmedDataAccessException"
             }
+            ErrorKind::TransactionCanceled => {
+                "com.amazonaws.dynamodb.v20120810#TransactionCanceledException"
+            }
+            ErrorKind::TransactionConflict => {
+                "com.amazonaws.dynamodb.v20120810#TransactionConflictException"
+            }
+            ErrorKind::TransactionInProgress => {
+                "com.amazonaws.dynamodb.v20120810#TransactionInProgressException"
+            }
+            ErrorKind::IdempotentParameterMismatch => {
+                "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException"
+            }
         }
     }
 
@@ -100,7 +120,12 @@ impl ErrorKind {
     /// DynamoDB spells the message member `Message` for some coral errors.
     fn message_key(self) -> &'static str {
         match self {
-            ErrorKind::Serialization | ErrorKind::AccessDenied => "Message",
+            // The model spells these three `Message` too.
+            ErrorKind::Serialization
+            | ErrorKind::AccessDenied
+            | ErrorKind::TransactionCanceled
+            | ErrorKind::TransactionInProgress
+            | ErrorKind::IdempotentParameterMismatch => "Message",
             _ => "message",
         }
     }
@@ -345,6 +370,18 @@ impl ApiError {
             (E::Rejected(WriteRejection::ItemCollectionTooLarge), _) => ApiError::new(
                 ErrorKind::ItemCollectionSizeLimitExceeded,
                 "Collection size exceeded.",
+            ),
+            (E::TransactionConflict, _) => ApiError::new(
+                ErrorKind::TransactionConflict,
+                "Transaction is ongoing for the item",
+            ),
+            (E::TransactionInProgress, _) => ApiError::new(
+                ErrorKind::TransactionInProgress,
+                "Transaction from previous request is still in progress",
+            ),
+            (E::IdempotentMismatch, _) => ApiError::new(
+                ErrorKind::IdempotentParameterMismatch,
+                "DynamoDB rejected the request because you retried a request with a different payload but with an idempotent token that was already used.",
             ),
             (e, _) if e.is_retryable() => {
                 ApiError::new(ErrorKind::ServiceUnavailable, e.to_string())

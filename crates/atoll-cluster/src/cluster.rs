@@ -22,6 +22,7 @@ mod expiry;
 mod hosting;
 mod index_lifecycle;
 mod index_tables;
+pub(crate) mod ledger;
 mod membership;
 mod observe;
 mod repair;
@@ -31,13 +32,16 @@ mod shipping;
 mod splits;
 mod streams;
 mod tables;
+mod transaction_recovery;
 
 pub use admin::{ClusterReport, NodeReport, PartitionReport, TableReport};
 pub use catalog_client::CatalogClient;
 use hosting::PartitionHost;
+pub(crate) use hosting::hold_for_tests;
 
 use repair::ReplicaController;
 pub(crate) use routing::Router;
+pub(crate) use routing::{SHARE_RETRY, TransactionItem};
 use rpc::Peers;
 pub(crate) use rpc::RangeRequest;
 pub use rpc::{RangeChunk, RangeItem};
@@ -67,6 +71,11 @@ pub const DEFAULT_STREAM_RETENTION: Duration = Duration::from_secs(24 * 60 * 60)
 /// passed, by default: an expired item on a lightly loaded node is
 /// deleted within a few of these.
 pub const DEFAULT_TTL_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How long a transaction's coordinator may go quiet before its held
+/// items are finished by recovery, by default: far beyond a transaction's
+/// normal few milliseconds, and beyond a leader election.
+pub const DEFAULT_TRANSACTION_RECOVERY_AFTER: Duration = Duration::from_secs(5);
 
 /// How long a lookup that missed waits for this node's catalog to catch up.
 const CATALOG_CATCH_UP: Duration = Duration::from_secs(2);
@@ -109,6 +118,9 @@ pub struct ClusterOptions {
     /// Stream records are kept this long (DynamoDB's 24 hours), then
     /// trimmed through their partition's log.
     pub stream_retention: Duration,
+    /// A transaction's coordinator silent this long is presumed gone: its
+    /// held items are finished from the ledger by their partitions' leaders.
+    pub transaction_recovery_after: Duration,
 }
 
 impl Default for ClusterOptions {
@@ -126,6 +138,7 @@ impl Default for ClusterOptions {
             item_collection_limit_bytes: atoll_partition::DEFAULT_ITEM_COLLECTION_LIMIT_BYTES,
             ttl_sweep_interval: DEFAULT_TTL_SWEEP_INTERVAL,
             stream_retention: DEFAULT_STREAM_RETENTION,
+            transaction_recovery_after: DEFAULT_TRANSACTION_RECOVERY_AFTER,
         }
     }
 }
@@ -179,6 +192,8 @@ pub struct Cluster {
     fed_streams: std::sync::Mutex<BTreeMap<String, u64>>,
     // Where each led partition's Time to Live sweep goes on (by group).
     ttl_cursors: std::sync::Mutex<BTreeMap<GroupId, Vec<u8>>>,
+    // The transaction ledger.
+    ledger: Arc<ledger::Ledger>,
     // Seed of table ids in a simulation (`NodeOptions::rng_seed`), and how
     // many were drawn.
     rng_seed: Option<u64>,
@@ -212,6 +227,7 @@ impl Cluster {
         }
         let catalog_group = membership::start_catalog(&storage, &node, &catalog, &options).await?;
         let cluster = Cluster::assemble(storage, node, catalog, catalog_group, &options)?;
+        cluster.ledger.attach(Arc::downgrade(&cluster));
         cluster.node.set_service_handler(Arc::new(rpc::Endpoint {
             cluster: Arc::downgrade(&cluster),
         }));
@@ -256,6 +272,12 @@ impl Cluster {
             )
             .instrument(tracing::info_span!("ttl_sweep")),
         );
+        let recovery_interval = (options.transaction_recovery_after / 2)
+            .clamp(Duration::from_millis(100), Duration::from_secs(1));
+        tokio::spawn(
+            transaction_recovery::recover_transactions(Arc::downgrade(&cluster), recovery_interval)
+                .instrument(tracing::info_span!("transaction_recovery")),
+        );
         Ok(cluster)
     }
 
@@ -278,6 +300,11 @@ impl Cluster {
             (options.item_collection_limit_bytes, outbox_signal.clone()),
         )?);
         let router = Arc::new(Router::new(catalog.clone(), host.clone(), peers.clone()));
+        let ledger = Arc::new(ledger::Ledger::new(
+            router.clone(),
+            catalog.clone(),
+            options.transaction_recovery_after,
+        ));
         let lifecycle = Arc::new(tokio::sync::Mutex::new(()));
         let splitter = Arc::new(Splitter::new(
             storage.clone(),
@@ -314,6 +341,7 @@ impl Cluster {
             splitter,
             lifecycle,
             replicas,
+            ledger,
             rng_seed: options.node.rng_seed,
             table_ids_drawn: std::sync::atomic::AtomicU64::new(0),
         }))
@@ -413,7 +441,7 @@ impl Cluster {
 
     /// This node's data plane: item reads and writes.
     pub fn data_plane(&self) -> crate::DataPlane {
-        crate::DataPlane::new(self.router.clone())
+        crate::DataPlane::new(self.router.clone(), self.ledger.clone())
     }
 
     /// This node's access to the catalog: table lookups and changes.

@@ -47,6 +47,16 @@ impl ItemKey {
         })
     }
 
+    /// The item's token.
+    pub(crate) fn token(&self) -> u64 {
+        self.token
+    }
+
+    /// The item's row key.
+    pub(crate) fn row_key(&self) -> &[u8] {
+        &self.row_key
+    }
+
     /// Whether the item falls in parallel-scan segment `segment` of `total`.
     pub fn in_segment(&self, segment: u64, total: u64) -> bool {
         let (first, last) = segment_tokens(segment, total);
@@ -243,12 +253,16 @@ struct IndexRead {
 #[derive(Clone)]
 pub struct DataPlane {
     router: Arc<Router>,
+    ledger: Arc<crate::cluster::ledger::Ledger>,
 }
 
 impl DataPlane {
     /// The data plane over a node's router (`Cluster::data_plane`).
-    pub(crate) fn new(router: Arc<Router>) -> DataPlane {
-        DataPlane { router }
+    pub(crate) fn new(
+        router: Arc<Router>,
+        ledger: Arc<crate::cluster::ledger::Ledger>,
+    ) -> DataPlane {
+        DataPlane { router, ledger }
     }
 
     /// Replicates a single write through the partition owning its key.
@@ -313,6 +327,7 @@ impl DataPlane {
                 old_size_bytes,
             }),
             PartitionOutput::Refused(rejection) => Err(ClusterError::Rejected(rejection)),
+            PartitionOutput::TransactionConflict => Err(ClusterError::TransactionConflict),
             // A node of the previous version words it as DynamoDB does, as
             // the expression language does its errors.
             PartitionOutput::Rejected { message } => {
@@ -426,9 +441,15 @@ impl DataPlane {
 
 mod local_index;
 mod streams;
+mod transactions;
 
+pub use atoll_partition::CommittedWrite;
 pub use local_index::GlobalIndexStart;
 pub use streams::{EventName, SequenceNumber, Shard, StreamRecord, StreamShard, StreamViewType};
+pub use transactions::{
+    CancelReason, TransactAction, TransactGetOutcome, TransactOp, TransactRead, TransactWrite,
+    TransactWriteOutcome,
+};
 
 /// A row-key range: its start and end.
 type RowKeyBounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);

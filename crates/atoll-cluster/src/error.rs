@@ -87,6 +87,15 @@ pub enum ClusterError {
     /// (a bug, never the client's doing).
     #[error("unexpected outcome: {0}")]
     UnexpectedOutcome(String),
+    /// A single write met an item a transaction holds; nothing was written.
+    #[error("a transaction is ongoing for the item")]
+    TransactionConflict,
+    /// A transaction with the same request token is running now.
+    #[error("a transaction with the same request token is in progress")]
+    TransactionInProgress,
+    /// The request token was used for another request within the window.
+    #[error("the request token was used for another request")]
+    IdempotentMismatch,
 }
 
 impl ClusterError {

@@ -17,8 +17,8 @@ pub use catalog::{CatalogCommand, IndexThroughputUpdate, NodeRecord, TableUpdate
 pub use cluster::{
     Cluster, ClusterOptions, ClusterReport, DEFAULT_DEAD_NODE_AFTER,
     DEFAULT_SPLIT_LOAD_OPS_PER_SECOND, DEFAULT_SPLIT_SIZE_BYTES, DEFAULT_STREAM_RETENTION,
-    DEFAULT_TTL_SWEEP_INTERVAL, NodeReport, PartitionReport, RangeChunk, RangeItem, TableReport,
-    TableStats,
+    DEFAULT_TRANSACTION_RECOVERY_AFTER, DEFAULT_TTL_SWEEP_INTERVAL, NodeReport, PartitionReport,
+    RangeChunk, RangeItem, TableReport, TableStats,
 };
 pub use data::DataPlane;
 pub use error::ClusterError;

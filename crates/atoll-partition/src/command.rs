@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::PartitionError;
 use crate::global_index::{GlobalIndexSet, IndexEntryChange};
+use crate::transaction::{CommittedWrite, TransactionAction, TransactionId, Vote};
 
 /// One item write. Row keys are computed by the proposer, so the state machine
 /// needs no key schema; items travel in the on-disk record encoding.
@@ -177,6 +178,31 @@ pub enum PartitionCommand {
     TrimStream {
         /// Epoch milliseconds.
         before_ms: u64,
+    },
+    /// Check a transaction's actions on this partition's items; if every
+    /// one can apply, hold the items for it (prepared records) until its
+    /// commit or release. Idempotent: an item already held by `txn` votes
+    /// ready again.
+    PrepareTransaction {
+        /// The transaction.
+        txn: TransactionId,
+        /// Its actions here, on distinct items.
+        actions: Vec<TransactionAction>,
+    },
+    /// Apply what `txn` prepared on the items of `row_keys` and free them;
+    /// an item no longer held by it (committed already) is skipped.
+    CommitTransaction {
+        /// The transaction.
+        txn: TransactionId,
+        /// Row keys of its items here.
+        row_keys: Vec<Vec<u8>>,
+    },
+    /// Free the items of `row_keys` that `txn` holds, writing nothing.
+    ReleaseTransaction {
+        /// The transaction.
+        txn: TransactionId,
+        /// Row keys of its items here.
+        row_keys: Vec<Vec<u8>>,
     },
 }
 
@@ -376,4 +402,23 @@ pub enum PartitionOutput {
         /// How many.
         removed: u32,
     },
+    /// A transaction's share prepared, or not (`PrepareTransaction`).
+    Prepared {
+        /// One vote per action, in the command's order; the items are held
+        /// only if every vote is `Ready`.
+        votes: Vec<Vote>,
+    },
+    /// A transaction's share committed (`CommitTransaction`).
+    TransactionCommitted {
+        /// Per row key of the command: what the write did (`None` for a
+        /// check, or an item the transaction no longer held).
+        writes: Vec<Option<CommittedWrite>>,
+    },
+    /// A transaction's items freed (`ReleaseTransaction`).
+    TransactionReleased {
+        /// How many it held.
+        released: u32,
+    },
+    /// A write met an item a transaction holds; nothing was written.
+    TransactionConflict,
 }

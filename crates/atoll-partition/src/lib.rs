@@ -15,6 +15,7 @@ mod state_machine;
 mod stored;
 mod stored_keys;
 mod stream;
+mod transaction;
 
 pub use command::{
     ItemWrite, PartitionCommand, PartitionOutput, ReturnValues, WriteAction, WriteOp,
@@ -36,4 +37,8 @@ pub use stored::{read_item, read_stored_item};
 pub use stream::{
     EventName, SequenceNumber, Shard, ShardRef, StreamRecord, StreamSpec, StreamState,
     StreamViewType, shard_id,
+};
+pub use transaction::{
+    CommittedWrite, PreparedRecord, TransactionAction, TransactionId, TransactionOp,
+    TransactionalRead, Vote,
 };

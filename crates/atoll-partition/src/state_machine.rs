@@ -19,6 +19,7 @@ mod expiry;
 mod global_feed;
 mod indexing;
 mod stream_feed;
+mod transactions;
 mod writes;
 
 use crate::stored::stored_size;
@@ -139,6 +140,12 @@ pub struct PartitionStateMachine {
     stream: Option<StreamFeed>,
     // The clock of the entry being applied (its proposer's, when stamped).
     entry_clock_ms: AtomicU64,
+    // The log index of the last write to any item of each slot (by hash
+    // of row key), for transactional reads to see that an item changed
+    // between their two rounds; `clock_incarnation` changes when the
+    // clock starts over (an open, an import).
+    write_clock: Box<[AtomicU64]>,
+    clock_incarnation: AtomicU64,
 }
 
 impl PartitionStateMachine {
@@ -179,6 +186,11 @@ impl PartitionStateMachine {
             outbox_listener: std::sync::OnceLock::new(),
             stream: None,
             entry_clock_ms: AtomicU64::new(0),
+            write_clock: (0..transactions::WRITE_CLOCK_SLOTS)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            // Distinct from any earlier instance's of this group here.
+            clock_incarnation: AtomicU64::new(wall_clock_ms().wrapping_mul(1024)),
         })
     }
 
@@ -444,7 +456,13 @@ impl GroupStateMachine for PartitionStateMachine {
         let set = self.global_index_set_at(view)?;
         let stream = self.stream_state_at(view)?;
         let streams = stream.epoch > 0;
-        let sectioned = self.local.is_some() || self.index_table || set.epoch > 0 || streams;
+        // A table's partition always sections: its prepared records (held
+        // items) travel in the index section.
+        let sectioned = self.local.is_some()
+            || self.index_table
+            || self.global.is_some()
+            || set.epoch > 0
+            || streams;
         let export = snapshot::Export {
             range,
             items: &self.items,
@@ -498,6 +516,7 @@ impl GroupStateMachine for PartitionStateMachine {
             out.put(&self.stats_keyspace, key, value)?;
         }
         import.finish()?;
+        self.reset_write_clock();
         self.stats.set(item_count, size_bytes);
         *self.range.lock().unwrap_or_else(|e| e.into_inner()) = range;
         out.put(
@@ -529,7 +548,14 @@ impl PartitionStateMachine {
             PartitionCommand::Write(write) if !self.owns(&write.row_key) => {
                 PartitionOutput::WrongPartition
             }
-            PartitionCommand::Write(write) => self.apply_write(ctx, *write, log_index)?,
+            PartitionCommand::Write(write) => {
+                self.tick_write_clock([write.row_key.as_slice()], log_index);
+                if self.is_held(ctx, &write.row_key)? {
+                    PartitionOutput::TransactionConflict
+                } else {
+                    self.apply_write(ctx, *write, log_index)?
+                }
+            }
             // A batch is refused whole, before any of it is applied, so the
             // router can regroup it by the new partition map.
             PartitionCommand::Batch { ops } if !ops.iter().all(|op| self.owns(op.row_key())) => {
@@ -559,6 +585,9 @@ impl PartitionStateMachine {
                 self.apply_global_index_set(ctx, set)?;
                 self.apply_backfill(ctx, &index_table, from, max_items, log_index)?
             }
+            PartitionCommand::Batch { ops } if self.any_held(ctx, &ops, log_index)? => {
+                PartitionOutput::TransactionConflict
+            }
             PartitionCommand::Batch { ops } => match self.has_indexes() {
                 true => self.apply_indexed_batch(ctx, ops, log_index, false)?,
                 false => {
@@ -582,9 +611,31 @@ impl PartitionStateMachine {
                 now_ms,
             } => {
                 self.entry_clock_ms.store(now_ms, Ordering::Relaxed);
+                self.tick_write_clock(row_keys.iter().map(Vec::as_slice), log_index);
                 self.apply_expire(ctx, &attribute, row_keys, log_index)?
             }
             PartitionCommand::TrimStream { before_ms } => self.apply_trim_stream(ctx, before_ms)?,
+            PartitionCommand::PrepareTransaction { actions, .. }
+                if !actions.iter().all(|a| self.owns(&a.row_key)) =>
+            {
+                PartitionOutput::WrongPartition
+            }
+            PartitionCommand::PrepareTransaction { txn, actions } => {
+                self.apply_prepare(ctx, txn, actions, log_index)?
+            }
+            PartitionCommand::CommitTransaction { row_keys, .. }
+            | PartitionCommand::ReleaseTransaction { row_keys, .. }
+                if !row_keys.iter().all(|key| self.owns(key)) =>
+            {
+                PartitionOutput::WrongPartition
+            }
+            PartitionCommand::CommitTransaction { txn, row_keys } => {
+                self.tick_write_clock(row_keys.iter().map(Vec::as_slice), log_index);
+                self.apply_commit(ctx, &txn, row_keys, log_index)?
+            }
+            PartitionCommand::ReleaseTransaction { txn, row_keys } => {
+                self.apply_release(ctx, &txn, row_keys)?
+            }
         })
     }
 }

@@ -95,6 +95,11 @@ pub struct ServeArgs {
     /// readable [default: 86400000, DynamoDB's 24 hours].
     #[arg(long, env = "ATOLL_STREAM_RETENTION_MS", value_name = "MS")]
     pub stream_retention_ms: Option<u64>,
+    /// How long a transaction's coordinator may be silent before the
+    /// items it holds are finished from the transaction ledger by their
+    /// partitions' leaders [default: 5000].
+    #[arg(long, env = "ATOLL_TRANSACTION_RECOVERY_MS", value_name = "MS")]
+    pub transaction_recovery_ms: Option<u64>,
 }
 
 /// The settings file.
@@ -123,6 +128,7 @@ struct FileConfig {
     ttl_change_interval_ms: Option<u64>,
     ttl_sweep_interval_ms: Option<u64>,
     stream_retention_ms: Option<u64>,
+    transaction_recovery_ms: Option<u64>,
 }
 
 /// How log lines are written.
@@ -181,6 +187,8 @@ pub struct ServeConfig {
     pub ttl_sweep_interval_ms: u64,
     /// How long stream records are kept.
     pub stream_retention_ms: u64,
+    /// How long a silent transaction coordinator is waited for.
+    pub transaction_recovery_ms: u64,
 }
 
 /// Errors reading the configuration.
@@ -278,6 +286,10 @@ impl ServeArgs {
                 .ttl_sweep_interval_ms
                 .or(file.ttl_sweep_interval_ms)
                 .unwrap_or(atoll_cluster::DEFAULT_TTL_SWEEP_INTERVAL.as_millis() as u64),
+            transaction_recovery_ms: self
+                .transaction_recovery_ms
+                .or(file.transaction_recovery_ms)
+                .unwrap_or(atoll_cluster::DEFAULT_TRANSACTION_RECOVERY_AFTER.as_millis() as u64),
             join,
             cluster_listen,
             advertise: self.advertise.or(file.advertise),

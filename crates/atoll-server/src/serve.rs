@@ -92,6 +92,7 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
                 item_collection_limit_bytes: config.item_collection_limit_bytes,
                 ttl_sweep_interval: Duration::from_millis(config.ttl_sweep_interval_ms),
                 stream_retention: Duration::from_millis(config.stream_retention_ms),
+                transaction_recovery_after: Duration::from_millis(config.transaction_recovery_ms),
             },
         )
         .await?;

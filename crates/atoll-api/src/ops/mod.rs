@@ -20,6 +20,7 @@ mod streams;
 mod table_settings;
 mod tables;
 mod tags;
+mod transactions;
 mod ttl;
 mod update_item;
 
@@ -134,6 +135,8 @@ pub(crate) async fn dispatch(
         Operation::GetRecords => json(streams::get_records(api, context, input).await),
         Operation::UpdateTimeToLive => json(ttl::update_time_to_live(api, input).await),
         Operation::DescribeTimeToLive => json(ttl::describe_time_to_live(api, input).await),
+        Operation::TransactWriteItems => json(transactions::transact_write_items(api, input).await),
+        Operation::TransactGetItems => json(transactions::transact_get_items(api, input).await),
         other => Err(unsupported_operation(other)),
     }
 }

@@ -339,7 +339,7 @@ impl Cluster {
 /// need a step of a lifecycle to take time (a table held in CREATING or
 /// DELETING).
 /// Without the `failpoints` feature it returns at once.
-pub(super) async fn hold_for_tests(name: &str) {
+pub(crate) async fn hold_for_tests(name: &str) {
     #[cfg(feature = "failpoints")]
     {
         let hold_ms = (|| {

@@ -21,6 +21,7 @@ use crate::data::BatchOutcome;
 mod index_reads;
 mod index_writes;
 mod stream_reads;
+mod transactions;
 use super::PartitionHandle;
 use super::catalog_client::CatalogClient;
 use super::hosting::PartitionHost;
@@ -29,6 +30,7 @@ use super::rpc::{
     ClusterReply, ClusterRequest, FORWARD_TIMEOUT, RangeChunk, RangeItem, RangeRequest,
 };
 use crate::error::ClusterError;
+pub(crate) use transactions::{SHARE_RETRY, TransactionItem};
 
 /// How long a request keeps retrying while partitions split or leaders change.
 const ROUTE_RETRY: Duration = Duration::from_secs(10);
@@ -86,10 +88,12 @@ pub(super) fn encode_for(
     command: &PartitionCommand,
 ) -> Result<bytes::Bytes, ClusterError> {
     let dated = match command {
-        PartitionCommand::SetStream { .. } => true,
+        // A prepare dates its held items, which recovery goes by.
+        PartitionCommand::SetStream { .. } | PartitionCommand::PrepareTransaction { .. } => true,
         PartitionCommand::Write(_)
         | PartitionCommand::Batch { .. }
-        | PartitionCommand::Split { .. } => partition.sm.stamps_writes(),
+        | PartitionCommand::Split { .. }
+        | PartitionCommand::CommitTransaction { .. } => partition.sm.stamps_writes(),
         _ => false,
     };
     Ok(match dated {
@@ -364,6 +368,9 @@ impl Router {
                     Ok(PartitionOutput::Refused(rejection)) => {
                         return Err(ClusterError::Rejected(rejection));
                     }
+                    Ok(PartitionOutput::TransactionConflict) => {
+                        return Err(ClusterError::TransactionConflict);
+                    }
                     Ok(PartitionOutput::WrongPartition) => pending.extend(indices),
                     Err(e) if e.is_retryable() => {
                         pending.extend(indices);
@@ -507,6 +514,14 @@ impl Router {
                     Err(reply) => reply,
                 }
             }
+            ClusterRequest::ReadForTransaction {
+                group,
+                row_keys,
+                check,
+            } => self
+                .read_for_transaction_here(group, &row_keys, check)
+                .await
+                .unwrap_or_else(|reply| reply),
             stream @ (ClusterRequest::StreamState { .. }
             | ClusterRequest::ReadStream { .. }
             | ClusterRequest::LastStreamSequence { .. }) => {

@@ -119,6 +119,13 @@ pub(super) enum ClusterRequest {
     },
     /// The sequence number of the last record of a partition's shard.
     LastStreamSequence { group: GroupId, number: u32 },
+    /// Items of a partition read for a transaction (by its leader), with
+    /// their versions and holds; with `check`, the second round's read.
+    ReadForTransaction {
+        group: GroupId,
+        row_keys: Vec<Vec<u8>>,
+        check: bool,
+    },
 }
 
 /// A row-key range to read and how much of it.
@@ -220,6 +227,8 @@ pub(super) enum ClusterReply {
     },
     /// The last record's sequence number (`LastStreamSequence`).
     LastStreamSequence(Option<SequenceNumber>),
+    /// Items read for a transaction (`ReadForTransaction`), in its order.
+    TransactionalReads(Vec<atoll_partition::TransactionalRead>),
 }
 
 impl ClusterReply {
@@ -324,6 +333,7 @@ impl ClusterRequest {
             ClusterRequest::StreamState { .. } => "stream_state",
             ClusterRequest::ReadStream { .. } => "read_stream",
             ClusterRequest::LastStreamSequence { .. } => "last_stream_sequence",
+            ClusterRequest::ReadForTransaction { .. } => "read_for_transaction",
         }
     }
 }
@@ -367,6 +377,7 @@ impl Peers {
             | ClusterRequest::StreamState { .. }
             | ClusterRequest::ReadStream { .. }
             | ClusterRequest::LastStreamSequence { .. }
+            | ClusterRequest::ReadForTransaction { .. }
             | ClusterRequest::Stats { .. }
             | ClusterRequest::Members { .. }
             | ClusterRequest::CatalogIndex => FORWARDED_READ_TIMEOUT,
@@ -466,7 +477,8 @@ impl Cluster {
             | ClusterRequest::ReadIndexRange { .. }
             | ClusterRequest::StreamState { .. }
             | ClusterRequest::ReadStream { .. }
-            | ClusterRequest::LastStreamSequence { .. }) => Ok(self.router.read_here(read).await),
+            | ClusterRequest::LastStreamSequence { .. }
+            | ClusterRequest::ReadForTransaction { .. }) => Ok(self.router.read_here(read).await),
         };
         answered.unwrap_or_else(|reply| reply)
     }

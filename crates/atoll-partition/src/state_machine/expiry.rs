@@ -41,7 +41,11 @@ impl PartitionStateMachine {
         let now_ms = self.entry_clock_ms();
         let mut ops = Vec::with_capacity(row_keys.len());
         for row_key in row_keys {
-            if !self.owns(&row_key) || ops.iter().any(|op: &WriteOp| op.row_key() == row_key) {
+            // An item a transaction holds expires in a later sweep.
+            if !self.owns(&row_key)
+                || ops.iter().any(|op: &WriteOp| op.row_key() == row_key)
+                || self.is_held(ctx, &row_key)?
+            {
                 continue;
             }
             let Some(value) = ctx.get(&self.items, &row_key)? else {

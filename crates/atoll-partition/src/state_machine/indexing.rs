@@ -481,6 +481,9 @@ impl PartitionStateMachine {
         if streams {
             ranges.push(self.stream_range());
         }
+        if self.global.is_some() {
+            ranges.push(super::transactions::prepared_bounds(range));
+        }
         ranges
     }
 }

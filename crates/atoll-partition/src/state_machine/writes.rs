@@ -61,6 +61,24 @@ impl PartitionStateMachine {
         write: ItemWrite,
         log_index: u64,
     ) -> Result<PartitionOutput, StorageError> {
+        let mut sizes = CollectionSizes::default();
+        let output =
+            self.apply_write_in(ctx, write, log_index, &mut Sequences::default(), &mut sizes)?;
+        self.write_collection_sizes(ctx, sizes);
+        Ok(output)
+    }
+
+    /// `apply_write`, as one of several writes of one entry: they number
+    /// their index and stream records in `sequences` and share collection
+    /// `sizes`, which the caller writes once at the end.
+    pub(super) fn apply_write_in(
+        &self,
+        ctx: &mut ApplyContext,
+        write: ItemWrite,
+        log_index: u64,
+        sequences: &mut Sequences,
+        sizes: &mut CollectionSizes,
+    ) -> Result<PartitionOutput, StorageError> {
         debug_assert!(
             self.owns(&write.row_key),
             "write outside the partition's range"
@@ -112,7 +130,6 @@ impl PartitionStateMachine {
                 });
             }
         };
-        let mut sizes = CollectionSizes::default();
         let plan = if self.has_indexes() {
             let change = ItemChange {
                 row_key: &write.row_key,
@@ -122,7 +139,7 @@ impl PartitionStateMachine {
                 new_size_bytes: new.size_bytes,
                 by_service: false,
             };
-            match self.plan_indexes(ctx, &change, &mut sizes, (self.group_id, log_index))? {
+            match self.plan_indexes(ctx, &change, sizes, (self.group_id, log_index))? {
                 Ok(plan) => Some(plan),
                 Err(rejection) => return Ok(PartitionOutput::Refused(rejection)),
             }
@@ -144,10 +161,9 @@ impl PartitionStateMachine {
         let returned = returned.filter(|item| !item.is_empty());
         Ok(match plan {
             Some(plan) => {
-                let collection_size_bytes = plan.collection_size(&sizes);
+                let collection_size_bytes = plan.collection_size(sizes);
                 let index_writes = plan.index_writes.clone();
-                self.write_index_plan(ctx, plan, log_index, &mut Sequences::default())?;
-                self.write_collection_sizes(ctx, sizes);
+                self.write_index_plan(ctx, plan, log_index, sequences)?;
                 PartitionOutput::WrittenInCollection {
                     returned,
                     old_size_bytes,
@@ -166,17 +182,17 @@ impl PartitionStateMachine {
 }
 
 /// An item as a single write leaves it.
-struct NewState {
+pub(super) struct NewState {
     /// The stored value (`None`: the item is gone).
-    value: Option<Vec<u8>>,
+    pub(super) value: Option<Vec<u8>>,
     /// The item, when the write decoded or built it.
-    item: Option<Item>,
+    pub(super) item: Option<Item>,
     /// Its DynamoDB size (0 when gone).
-    size_bytes: u32,
+    pub(super) size_bytes: u32,
 }
 
 /// Why a single write writes nothing.
-enum NoWrite {
+pub(super) enum NoWrite {
     /// The write is invalid for the item as it is.
     Refused(PartitionOutput),
     /// An update of a missing item that only removes: it stays missing.
@@ -190,7 +206,7 @@ fn refused(e: &atoll_expr::ExprError) -> PartitionOutput {
 
 /// What `write` makes of the item (`old_item`, decoded when the write
 /// needs it).
-fn new_state(
+pub(super) fn new_state(
     write: &ItemWrite,
     old_item: Option<&Item>,
     env: &Env<'_>,
