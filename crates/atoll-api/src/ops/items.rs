@@ -117,6 +117,9 @@ const RETURN_VALUES: &[&str] = &["ALL_NEW", "UPDATED_OLD", "ALL_OLD", "NONE", "U
 pub(crate) fn resolve_table_name(name: &str) -> &str {
     name.strip_prefix("arn:")
         .and_then(|arn| arn.rsplit_once(":table/"))
+        // A `/` names one of Atoll's hidden tables (an index's, the
+        // transaction ledger): the ARN then names no table.
+        .filter(|(_, table)| !table.contains('/'))
         .map_or(name, |(_, table)| table)
 }
 

@@ -244,8 +244,9 @@ impl CatalogClient {
         self.state
             .tables()
             .iter()
-            // Hidden tables of global indexes are no user's to list.
-            .filter(|t| t.index_of.is_none())
+            // Hidden tables (global indexes', the transaction ledger, all
+            // named with a `/`) are no user's to list.
+            .filter(|t| t.index_of.is_none() && !t.name.contains('/'))
             .map(|t| t.name.clone())
             .collect()
     }
