@@ -29,6 +29,11 @@ pub(super) struct ItemChange<'a> {
     pub(super) new_size_bytes: u32,
     /// Made by the service (a Time to Live deletion), not a user.
     pub(super) by_service: bool,
+    /// A committed transaction's write: its prepare checked it, and
+    /// nothing may refuse it now (a collection grown meanwhile by others'
+    /// writes is let past its limit; an index added meanwhile whose key
+    /// the item cannot have leaves the item out).
+    pub(super) committed: bool,
 }
 
 /// Numbers of the records one log entry writes, by kind.
@@ -108,6 +113,7 @@ impl PartitionStateMachine {
         };
         if let Some(local) = &self.local {
             if let Some(new) = change.new
+                && !change.committed
                 && let Err(rejection) = local.check_keys(new)
             {
                 return Ok(Err(rejection));
@@ -123,7 +129,10 @@ impl PartitionStateMachine {
                 .map_err(corrupt)?;
             let before = sizes.current(ctx, local, &entries.collection_key)?;
             let after = before.saturating_add_signed(entries.collection_delta_bytes);
-            if entries.collection_delta_bytes > 0 && after > local.collection_limit_bytes() {
+            if entries.collection_delta_bytes > 0
+                && after > local.collection_limit_bytes()
+                && !change.committed
+            {
                 return Ok(Err(WriteRejection::ItemCollectionTooLarge));
             }
             sizes.sizes.insert(entries.collection_key.clone(), after);
@@ -133,13 +142,17 @@ impl PartitionStateMachine {
         }
         if let Some(current) = self.global_indexes() {
             let global = &current.1;
-            if let Some(new) = change.new
-                && let Err(rejection) = global.check_keys(new)
+            let mut new = change.new;
+            if let Some(item) = new
+                && let Err(rejection) = global.check_keys(item)
             {
-                return Ok(Err(rejection));
+                if !change.committed {
+                    return Ok(Err(rejection));
+                }
+                new = None;
             }
             let (outbox, writes) = global
-                .changes(change.row_key, change.old, change.new, version)
+                .changes(change.row_key, change.old, new, version)
                 .map_err(corrupt)?;
             plan.outbox = outbox;
             plan.index_writes.extend(writes);
@@ -249,6 +262,7 @@ impl PartitionStateMachine {
                 new: new.as_ref(),
                 new_size_bytes,
                 by_service,
+                committed: false,
             };
             match self.plan_indexes(ctx, &change, &mut sizes, (self.group_id, log_index))? {
                 Ok(plan) => planned.push((op, stored.is_some(), old_size_bytes, plan)),

@@ -126,6 +126,11 @@ impl PartitionStateMachine {
         if votes.iter().all(|vote| *vote == Vote::Ready) {
             let prepared_ms = self.entry_clock_ms();
             for action in actions {
+                // A retried prepare keeps the first one's time: recovery
+                // goes by how long the items have been held.
+                if self.held_by(ctx, &action.row_key)?.is_some() {
+                    continue;
+                }
                 let key = prepared_key(&action.row_key);
                 let record = PreparedRecord {
                     txn: txn.clone(),
@@ -204,6 +209,7 @@ impl PartitionStateMachine {
                 new: new.item.as_ref(),
                 new_size_bytes: new.size_bytes,
                 by_service: false,
+                committed: false,
             };
             // Planned only to check index keys and collection sizes; the
             // commit plans again and writes.
@@ -242,7 +248,8 @@ impl PartitionStateMachine {
                 writes.push(None);
                 continue;
             };
-            let output = self.apply_write_in(ctx, write, log_index, &mut sequences, &mut sizes)?;
+            let output =
+                self.apply_write_in(ctx, write, log_index, (&mut sequences, &mut sizes), true)?;
             writes.push(Some(committed(output)));
         }
         self.write_collection_sizes(ctx, sizes);
@@ -296,9 +303,12 @@ impl PartitionStateMachine {
     }
 
     /// The committed items of `row_keys` (all in this partition), with
-    /// whether a transaction holds each and its version; the version is
-    /// read after the item, so a write that the item read missed shows in
-    /// a later version.
+    /// whether a transaction holds each and its version. The write clock
+    /// moves when a write is applied, a moment before the write is visible
+    /// in storage: reading the item first and the version after, and in
+    /// the second round (`check_for_transaction`) the version first and the
+    /// item after, a write between the rounds shows in the version or in
+    /// the item.
     pub fn read_for_transaction(
         &self,
         row_keys: &[Vec<u8>],

@@ -62,22 +62,29 @@ impl PartitionStateMachine {
         log_index: u64,
     ) -> Result<PartitionOutput, StorageError> {
         let mut sizes = CollectionSizes::default();
-        let output =
-            self.apply_write_in(ctx, write, log_index, &mut Sequences::default(), &mut sizes)?;
+        let output = self.apply_write_in(
+            ctx,
+            write,
+            log_index,
+            (&mut Sequences::default(), &mut sizes),
+            false,
+        )?;
         self.write_collection_sizes(ctx, sizes);
         Ok(output)
     }
 
     /// `apply_write`, as one of several writes of one entry: they number
     /// their index and stream records in `sequences` and share collection
-    /// `sizes`, which the caller writes once at the end.
+    /// `sizes`, which the caller writes once at the end. A `committed`
+    /// transaction's write is refused nothing by the indexes (see
+    /// `ItemChange::committed`).
     pub(super) fn apply_write_in(
         &self,
         ctx: &mut ApplyContext,
         write: ItemWrite,
         log_index: u64,
-        sequences: &mut Sequences,
-        sizes: &mut CollectionSizes,
+        (sequences, sizes): (&mut Sequences, &mut CollectionSizes),
+        committed: bool,
     ) -> Result<PartitionOutput, StorageError> {
         debug_assert!(
             self.owns(&write.row_key),
@@ -138,6 +145,7 @@ impl PartitionStateMachine {
                 new: new.item.as_ref(),
                 new_size_bytes: new.size_bytes,
                 by_service: false,
+                committed,
             };
             match self.plan_indexes(ctx, &change, sizes, (self.group_id, log_index))? {
                 Ok(plan) => Some(plan),
