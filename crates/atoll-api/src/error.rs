@@ -47,6 +47,8 @@ pub enum ErrorKind {
     TransactionInProgress,
     /// A request token reused for another request.
     IdempotentParameterMismatch,
+    /// A PartiQL INSERT of a key that exists.
+    DuplicateItem,
 }
 
 impl ErrorKind {
@@ -99,6 +101,7 @@ impl ErrorKind {
             ErrorKind::IdempotentParameterMismatch => {
                 "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException"
             }
+            ErrorKind::DuplicateItem => "com.amazonaws.dynamodb.v20120810#DuplicateItemException",
         }
     }
 

@@ -13,6 +13,7 @@ mod items;
 mod keys;
 mod legacy_input;
 mod pages;
+mod partiql;
 mod query;
 mod reads;
 mod scan;
@@ -137,6 +138,11 @@ pub(crate) async fn dispatch(
         Operation::DescribeTimeToLive => json(ttl::describe_time_to_live(api, input).await),
         Operation::TransactWriteItems => json(transactions::transact_write_items(api, input).await),
         Operation::TransactGetItems => json(transactions::transact_get_items(api, input).await),
+        Operation::ExecuteStatement => json(partiql::execute_statement(api, input).await),
+        Operation::BatchExecuteStatement => {
+            json(partiql::batch_execute_statement(api, input).await)
+        }
+        Operation::ExecuteTransaction => json(partiql::execute_transaction(api, input).await),
         other => Err(unsupported_operation(other)),
     }
 }

@@ -393,13 +393,15 @@ impl DataPlane {
                 tokio::time::sleep(Duration::from_millis(pause_ms)).await;
             }
             let first = self.router.read_for_transaction(&items, false).await?;
-            // One item needs no second look: its read is a moment of its own.
-            if items.len() == 1 {
-                return Ok(TransactGetOutcome::Read(reads(first)));
-            }
+            // An item a write transaction holds is not read (DynamoDB
+            // cancels such a read with TransactionConflict).
             if first.iter().any(|read| read.held) {
                 mark(&mut troubled, first.iter().map(|read| read.held));
                 continue;
+            }
+            // One item needs no second look: its read is a moment of its own.
+            if items.len() == 1 {
+                return Ok(TransactGetOutcome::Read(reads(first)));
             }
             let second = self.router.read_for_transaction(&items, true).await?;
             let changed: Vec<bool> = first
