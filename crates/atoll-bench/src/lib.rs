@@ -144,7 +144,8 @@ pub enum BenchCommand {
         /// The data set.
         #[command(flatten)]
         data: DataArgs,
-        /// Workload: a, b, c, d, e, f (YCSB), write (100% PutItem) or query.
+        /// Workload: a, b, c, d, e, f (YCSB), write (100% PutItem), query,
+        /// txn2 or txn10 (100% TransactWriteItems of 2 or 10 items).
         #[arg(long, value_enum, default_value = "c")]
         workload: Workload,
         /// Key distribution.

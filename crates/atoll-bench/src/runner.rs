@@ -303,7 +303,7 @@ async fn one_op(
     op: Op,
     key: u64,
     bodies: &Bodies,
-    next_insert: &AtomicU64,
+    (next_insert, items): (&AtomicU64, u64),
     rng: &mut fastrand::Rng,
 ) -> Result<Result<(), String>, BenchError> {
     let check = |reply: crate::client::Reply| {
@@ -328,6 +328,11 @@ async fn one_op(
             let limit = rng.u32(1..=10);
             check(connection.call("Query", bodies.query(key, limit)).await?)
         }
+        Op::Transact(count) => check(
+            connection
+                .call("TransactWriteItems", bodies.transact(key, count, items))
+                .await?,
+        ),
         Op::ReadModifyWrite => match check(connection.call("GetItem", bodies.get(key)).await?) {
             Ok(()) => check(
                 connection
@@ -395,8 +400,15 @@ pub async fn run(target: &Target, spec: &RunSpec, progress: bool) -> Result<Repo
                     .max(items.saturating_sub(1));
                 let key = chooser.next(&mut rng, newest);
                 let began = Instant::now();
-                let outcome =
-                    one_op(&mut connection, op, key, &bodies, &next_insert, &mut rng).await?;
+                let outcome = one_op(
+                    &mut connection,
+                    op,
+                    key,
+                    &bodies,
+                    (&next_insert, items),
+                    &mut rng,
+                )
+                .await?;
                 if counted {
                     match outcome {
                         Ok(()) => stats.record(op, began.elapsed()),

@@ -19,6 +19,11 @@ pub enum Workload {
     Write,
     /// 100% Query of one partition key (Limit 10).
     Query,
+    /// 100% TransactWriteItems updating 2 items (neighbours by index, so
+    /// in different partitions).
+    Txn2,
+    /// 100% TransactWriteItems updating 10 items.
+    Txn10,
 }
 
 /// One operation of a workload.
@@ -34,6 +39,8 @@ pub enum Op {
     Scan,
     /// GetItem then conditional UpdateItem.
     ReadModifyWrite,
+    /// TransactWriteItems updating this many items.
+    Transact(u8),
 }
 
 impl Op {
@@ -45,6 +52,9 @@ impl Op {
             Op::Insert => "insert",
             Op::Scan => "query",
             Op::ReadModifyWrite => "rmw",
+            Op::Transact(2) => "txn2",
+            Op::Transact(10) => "txn10",
+            Op::Transact(_) => "txn",
         }
     }
 }
@@ -92,6 +102,8 @@ impl Workload {
             }
             Workload::Write => Op::Insert,
             Workload::Query => Op::Scan,
+            Workload::Txn2 => Op::Transact(2),
+            Workload::Txn10 => Op::Transact(10),
         }
     }
 
@@ -210,6 +222,23 @@ impl Bodies {
         }
     }
 
+    /// TransactWriteItems setting `f0` of `count` items from `index` on
+    /// (wrapping at `items`), each a distinct item.
+    pub fn transact(&self, index: u64, count: u8, items: u64) -> String {
+        let updates: Vec<String> = (0..u64::from(count))
+            .map(|offset| {
+                let key = index.wrapping_add(offset) % items.max(1);
+                format!(
+                    r#"{{"Update":{{"TableName":"{}","Key":{},"UpdateExpression":"SET f0 = :v","ExpressionAttributeValues":{{":v":{{"S":"{}"}}}}}}}}"#,
+                    self.table,
+                    self.key_json(key),
+                    self.update_value
+                )
+            })
+            .collect();
+        format!(r#"{{"TransactItems":[{}]}}"#, updates.join(","))
+    }
+
     /// Query of up to `limit` items of item `index`'s partition, from its sort key on.
     pub fn query(&self, index: u64, limit: u32) -> String {
         format!(
@@ -237,6 +266,11 @@ mod tests {
             let value: serde_json::Value = serde_json::from_str(&body).expect("json");
             assert_eq!(value["TableName"], "t");
         }
+        let transact: serde_json::Value =
+            serde_json::from_str(&bodies.transact(9, 2, 10)).expect("json");
+        let actions = transact["TransactItems"].as_array().expect("actions");
+        assert_eq!(actions.len(), 2);
+        assert_eq!(actions[1]["Update"]["Key"]["sk"]["S"], "s000000000000");
         let put: serde_json::Value = serde_json::from_str(&bodies.put(3)).expect("json");
         assert_eq!(put["Item"]["pk"]["S"], "p3");
         let payload = put["Item"]["payload"]["S"]

@@ -1,11 +1,15 @@
 //! `atoll-faults`: starts a local cluster as separate processes with a proxy
-//! on every inter-node link, runs concurrent single-item clients while a
-//! nemesis kills, pauses, restarts and partitions nodes, then checks that
-//! the history is linearizable (and so that no acknowledged write was lost).
+//! on every inter-node link, runs concurrent clients while a nemesis kills,
+//! pauses, restarts and partitions nodes, then checks the history: with
+//! `--workload register` (single-item operations) that it is linearizable
+//! (and so that no acknowledged write was lost); with `--workload bank`
+//! (transfers and audits as transactions) the invariants serializable
+//! transactions keep (see `bank.rs`).
 //!
-//! Exit code: 0 linearizable, 1 violation, 2 harness error, 3 undecided
-//! (the checker's budget ran out).
+//! Exit code: 0 linearizable (or every invariant held), 1 violation,
+//! 2 harness error, 3 undecided (the checker's budget ran out).
 
+mod bank;
 mod nodes;
 mod workload;
 
@@ -58,6 +62,14 @@ struct Args {
     /// other nodes and the returning nodes drop theirs.
     #[arg(long, default_value_t = 600_000)]
     dead_node_after_ms: u64,
+    /// What the clients do: `register` (single-item operations, checked
+    /// for linearizability) or `bank` (transactions, checked for their
+    /// invariants).
+    #[arg(long, default_value = "register")]
+    workload: String,
+    /// Accounts of the bank workload.
+    #[arg(long, default_value_t = 8)]
+    accounts: usize,
 }
 
 fn main() -> std::process::ExitCode {
@@ -96,6 +108,7 @@ async fn run(args: Args) -> Result<u8, Box<dyn std::error::Error>> {
             args.nodes,
             &dir,
             args.dead_node_after_ms,
+            &node_args(&args),
             &mut rng,
         )
         .await?,
@@ -106,11 +119,90 @@ async fn run(args: Args) -> Result<u8, Box<dyn std::error::Error>> {
     outcome
 }
 
+/// The nodes' extra flags for the workload: the bank's transactions are
+/// recovered a second after their coordinator goes quiet.
+fn node_args(args: &Args) -> Vec<String> {
+    match args.workload.as_str() {
+        "bank" => vec!["--transaction-recovery-ms".into(), "1000".into()],
+        _ => Vec::new(),
+    }
+}
+
+/// Kills, pauses, restarts and partitions nodes at random until a few
+/// seconds before `deadline`; returns how many faults of each kind.
+async fn nemesis(
+    args: &Args,
+    cluster: &Arc<Cluster>,
+    rng: &mut StdRng,
+    started: Instant,
+    deadline: Instant,
+) -> Result<BTreeMap<String, u32>, Box<dyn std::error::Error>> {
+    let mut faults: BTreeMap<String, u32> = BTreeMap::new();
+    while Instant::now() + Duration::from_secs(8) < deadline {
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(1000..3000))).await;
+        let Some(kind) = args.faults.get(rng.gen_range(0..args.faults.len().max(1))) else {
+            break;
+        };
+        let node = rng.gen_range(1..=args.nodes);
+        let hold = Duration::from_millis(rng.gen_range(1500..4000));
+        let at = started.elapsed().as_secs_f64();
+        println!("{at:7.2}s {kind} node {node} for {hold:?}");
+        cluster.inject(kind, node, hold).await?;
+        *faults.entry(kind.clone()).or_default() += 1;
+    }
+    Ok(faults)
+}
+
+/// The bank workload under the nemesis, then its checks.
+async fn exercise_bank(
+    args: &Args,
+    cluster: &Arc<Cluster>,
+    rng: &mut StdRng,
+) -> Result<u8, Box<dyn std::error::Error>> {
+    let accounts = args.accounts.max(2);
+    bank::open_bank(cluster, accounts).await?;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.duration_s);
+    let history = Arc::new(Mutex::new(bank::BankHistory::default()));
+    let clients: Vec<_> = (0..args.clients)
+        .map(|client| {
+            let seed = rng.r#gen::<u64>();
+            tokio::spawn(bank::bank_client(
+                client,
+                cluster.clone(),
+                accounts,
+                seed,
+                deadline,
+                history.clone(),
+            ))
+        })
+        .collect();
+    let faults = nemesis(args, cluster, rng, started, deadline).await?;
+    for client in clients {
+        client.await?;
+    }
+    cluster.heal_all().await?;
+    println!("faults: {faults:?}");
+    let wrong = bank::check_bank(cluster, accounts, &history).await;
+    if wrong.is_empty() {
+        println!("result: every invariant held");
+        return Ok(0);
+    }
+    println!("result: VIOLATED");
+    for problem in &wrong {
+        println!("  {problem}");
+    }
+    Ok(1)
+}
+
 async fn exercise(
     args: &Args,
     cluster: &Arc<Cluster>,
     rng: &mut StdRng,
 ) -> Result<u8, Box<dyn std::error::Error>> {
+    if args.workload == "bank" {
+        return exercise_bank(args, cluster, rng).await;
+    }
     workload::create_table(cluster).await?;
     let started = Instant::now();
     let history = Arc::new(Mutex::new(Vec::new()));
@@ -129,19 +221,7 @@ async fn exercise(
             ))
         })
         .collect();
-    let mut faults: BTreeMap<String, u32> = BTreeMap::new();
-    while Instant::now() + Duration::from_secs(8) < deadline {
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(1000..3000))).await;
-        let Some(kind) = args.faults.get(rng.gen_range(0..args.faults.len().max(1))) else {
-            break;
-        };
-        let node = rng.gen_range(1..=args.nodes);
-        let hold = Duration::from_millis(rng.gen_range(1500..4000));
-        let at = started.elapsed().as_secs_f64();
-        println!("{at:7.2}s {kind} node {node} for {hold:?}");
-        cluster.inject(kind, node, hold).await?;
-        *faults.entry(kind.clone()).or_default() += 1;
-    }
+    let faults = nemesis(args, cluster, rng, started, deadline).await?;
     for client in clients {
         client.await?;
     }

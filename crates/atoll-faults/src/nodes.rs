@@ -44,6 +44,7 @@ impl Cluster {
         count: u8,
         dir: &Path,
         dead_node_after_ms: u64,
+        extra_args: &[String],
         rng: &mut StdRng,
     ) -> Result<Cluster, HarnessError> {
         let api_port = free_port(rng);
@@ -65,7 +66,7 @@ impl Cluster {
                     None => format!("{peer}=127.0.0.{peer}:{cluster_port}"),
                 })
                 .collect();
-            let args = vec![
+            let mut args = vec![
                 "serve".to_string(),
                 "--node-id".into(),
                 id.to_string(),
@@ -80,6 +81,7 @@ impl Cluster {
                 "--dead-node-after-ms".into(),
                 dead_node_after_ms.to_string(),
             ];
+            args.extend(extra_args.iter().cloned());
             endpoints.insert(id, format!("http://127.0.0.{id}:{api_port}"));
             let log = dir.join(format!("node-{id}.log"));
             nodes.insert(

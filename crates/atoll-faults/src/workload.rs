@@ -24,7 +24,8 @@ const TABLE: &str = "jepsen";
 
 type History = Arc<Mutex<Vec<Operation>>>;
 
-fn client(endpoint: &str) -> Client {
+/// A client of `endpoint` that makes one attempt per call, with short timeouts.
+pub(crate) fn client(endpoint: &str) -> Client {
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
