@@ -151,6 +151,8 @@ pub enum Statement {
         index: Option<String>,
         /// The condition.
         condition: Option<Expr>,
+        /// `ORDER BY path [ASC|DESC]`: the path, and whether descending.
+        order_by: Option<(Path, bool)>,
     },
     /// `INSERT INTO "table" VALUE {...}`.
     Insert {

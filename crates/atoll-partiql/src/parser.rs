@@ -28,6 +28,7 @@ const RESERVED: &[&str] = &[
     "REMOVE",
     "DELETE",
     "RETURNING",
+    "ORDER",
 ];
 
 /// Parses one statement.
@@ -179,11 +180,26 @@ impl Parser {
             true => Some(self.expr()?),
             false => None,
         };
+        let order_by = match self.eat_keyword("ORDER") {
+            true => {
+                self.keyword("BY")?;
+                let path = self.path()?;
+                let descending = if self.eat_keyword("DESC") {
+                    true
+                } else {
+                    self.eat_keyword("ASC");
+                    false
+                };
+                Some((path, descending))
+            }
+            false => None,
+        };
         Ok(Statement::Select {
             projection,
             table,
             index,
             condition,
+            order_by,
         })
     }
 
@@ -544,6 +560,7 @@ mod tests {
             table,
             index,
             condition: Some(_),
+            ..
         } = statement
         else {
             panic!("not a select with paths");
@@ -558,6 +575,16 @@ mod tests {
                 Step::Index(0)
             ])
         );
+    }
+
+    #[test]
+    fn order_by_parses() {
+        let Statement::Select { order_by, .. } =
+            parsed("SELECT * FROM t WHERE pk = 'p' ORDER BY sk DESC")
+        else {
+            panic!("not a select");
+        };
+        assert_eq!(order_by, Some((Path(vec![Step::Name("sk".into())]), true)));
     }
 
     #[test]

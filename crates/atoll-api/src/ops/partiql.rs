@@ -404,6 +404,7 @@ async fn select(
         projection,
         index,
         condition,
+        order_by,
         ..
     } = &parsed.statement
     else {
@@ -447,6 +448,26 @@ async fn select(
         }
     }
     let querying = !key_conditions.is_empty();
+    if let Some((path, descending)) = order_by {
+        let sorts_by_key = schema
+            .sort_key
+            .as_ref()
+            .is_some_and(|sort| path.top_level() == Some(sort.name.as_str()))
+            || path.top_level() == Some(schema.partition_key.name.as_str());
+        if !querying {
+            return Err(ApiError::validation(
+                "Must have WHERE clause in the statement when using ORDER BY clause.",
+            ));
+        }
+        if !sorts_by_key {
+            return Err(ApiError::validation(
+                "Variable reference in ORDER BY clause must be a key attribute.",
+            ));
+        }
+        if *descending {
+            request.insert("ScanIndexForward".into(), json!(false));
+        }
+    }
     if querying {
         request.insert(
             "KeyConditionExpression".into(),
