@@ -121,6 +121,33 @@ check "wrong key type fails" "$([[ $status -ne 0 ]] && echo nonzero || echo zero
 check "error names ValidationException" \
     "$(grep -q 'ValidationException' <<<"$err" && echo yes || echo "no: $err")" "yes"
 
+# Transactions and PartiQL through `aws dynamodb`.
+ddb transact-write-items --transact-items '[
+  {"Put": {"TableName": "'"$TABLE"'", "Item": {"pk": {"S": "tx"}, "sk": {"N": "1"}, "n": {"N": "5"}}}},
+  {"Update": {"TableName": "'"$TABLE"'", "Key": {"pk": {"S": "tx"}, "sk": {"N": "2"}},
+              "UpdateExpression": "SET n = :v", "ExpressionAttributeValues": {":v": {"N": "7"}}}}]' >/dev/null
+out=$(ddb transact-get-items --transact-items '[
+  {"Get": {"TableName": "'"$TABLE"'", "Key": {"pk": {"S": "tx"}, "sk": {"N": "1"}}}},
+  {"Get": {"TableName": "'"$TABLE"'", "Key": {"pk": {"S": "tx"}, "sk": {"N": "2"}}}}]')
+check "transact-get-items sees both writes" \
+    "$(json_get '[r["Item"]["n"]["N"] for r in d["Responses"]]' <<<"$out")" "['5', '7']"
+set +e
+err=$(ddb transact-write-items --transact-items '[
+  {"ConditionCheck": {"TableName": "'"$TABLE"'", "Key": {"pk": {"S": "tx"}, "sk": {"N": "1"}},
+                      "ConditionExpression": "n = :x", "ExpressionAttributeValues": {":x": {"N": "0"}}}},
+  {"Delete": {"TableName": "'"$TABLE"'", "Key": {"pk": {"S": "tx"}, "sk": {"N": "2"}}}}]' 2>&1 >/dev/null)
+status=$?
+set -e
+check "a failed condition cancels the transaction" "$([[ $status -ne 0 ]] && echo nonzero || echo zero)" "nonzero"
+check "error names TransactionCanceledException and its reasons" \
+    "$(grep -q 'TransactionCanceledException.*\[ConditionalCheckFailed, None\]' <<<"$err" && echo yes || echo "no: $err")" "yes"
+out=$(ddb execute-statement --statement "SELECT n FROM \"$TABLE\" WHERE pk = 'tx' AND sk = 2")
+check "execute-statement reads the cancelled delete's item" "$(json_get 'd["Items"]' <<<"$out")" "[{'n': {'N': '7'}}]"
+ddb execute-statement --statement "UPDATE \"$TABLE\" SET n = n + 1 WHERE pk = 'tx' AND sk = ?" \
+    --parameters '[{"N": "2"}]' >/dev/null
+out=$(ddb get-item --table-name "$TABLE" --key '{"pk": {"S": "tx"}, "sk": {"N": "2"}}' --consistent-read)
+check "execute-statement updates with a parameter" "$(json_get 'd["Item"]["n"]["N"]' <<<"$out")" "8"
+
 # DynamoDB Streams and Time to Live through `aws dynamodbstreams` and
 # `aws dynamodb`, on the same endpoint.
 streams() {
