@@ -146,6 +146,11 @@ pub struct PartitionStateMachine {
     // clock starts over (an open, an import).
     write_clock: Box<[AtomicU64]>,
     clock_incarnation: AtomicU64,
+    // Whether any item of the partition may be held by a transaction:
+    // false only while none is (found none at open, applied no prepare,
+    // imported nothing since), so single writes of tables that never see
+    // a transaction skip looking for a hold.
+    may_hold: std::sync::atomic::AtomicBool,
 }
 
 impl PartitionStateMachine {
@@ -191,6 +196,7 @@ impl PartitionStateMachine {
                 .collect(),
             // Distinct from any earlier instance's of this group here.
             clock_incarnation: AtomicU64::new(wall_clock_ms().wrapping_mul(1024)),
+            may_hold: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -517,6 +523,7 @@ impl GroupStateMachine for PartitionStateMachine {
         }
         import.finish()?;
         self.reset_write_clock();
+        self.note_possible_holds();
         self.stats.set(item_count, size_bytes);
         *self.range.lock().unwrap_or_else(|e| e.into_inner()) = range;
         out.put(

@@ -33,6 +33,9 @@ pub const LEDGER_TABLE: &str = "atoll/transactions";
 /// idempotency window).
 pub(crate) const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(600);
 
+/// How long a transaction waits for the ledger's table to be made.
+const LEDGER_CREATE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// A transaction's state in the ledger.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum LedgerState {
@@ -141,7 +144,16 @@ impl Ledger {
             .get()
             .and_then(Weak::upgrade)
             .ok_or_else(|| ClusterError::Catalog("the node is stopping".into()))?;
-        cluster.ensure_ledger_table().await
+        // The first transactions of a cluster wait while its ledger is made.
+        let deadline = tokio::time::Instant::now() + LEDGER_CREATE_TIMEOUT;
+        loop {
+            match cluster.ensure_ledger_table().await {
+                Err(e) if e.is_retryable() && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     /// Whether the ledger's table exists yet (recovery has nothing to ask before).
@@ -322,7 +334,7 @@ impl Cluster {
         self: &Arc<Self>,
     ) -> Result<Arc<TableDefinition>, ClusterError> {
         let _lifecycle = self.lifecycle.lock().await;
-        let table = match self.catalog.table(LEDGER_TABLE) {
+        let table = match self.catalog.table_or_catch_up(LEDGER_TABLE).await {
             Some(table) => table,
             None => {
                 let mut definition = ledger_definition();
@@ -336,11 +348,13 @@ impl Cluster {
                     .await?;
                 match created {
                     Ok(Some(table)) => table,
-                    // Another node created it meanwhile.
+                    // Another node created it meanwhile (this node's
+                    // catalog may not have applied that yet).
                     _ => self
                         .catalog
-                        .table(LEDGER_TABLE)
-                        .ok_or_else(|| ClusterError::TableNotFound(LEDGER_TABLE.into()))?,
+                        .table_or_catch_up(LEDGER_TABLE)
+                        .await
+                        .ok_or_else(|| ClusterError::TableInUse(LEDGER_TABLE.into()))?,
                 }
             }
         };
@@ -348,7 +362,8 @@ impl Cluster {
             self.activate(&table).await?;
         }
         self.catalog
-            .table(LEDGER_TABLE)
+            .table_or_catch_up(LEDGER_TABLE)
+            .await
             .filter(|table| table.status == TableStatus::Active)
             .ok_or_else(|| ClusterError::TableInUse(LEDGER_TABLE.into()))
     }

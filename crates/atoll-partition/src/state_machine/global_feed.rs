@@ -78,6 +78,7 @@ impl PartitionStateMachine {
         };
         self.aux = Some(aux);
         self.global = Some(GlobalFeed::new(table_keys, set));
+        self.find_holds()?;
         Ok(self)
     }
 

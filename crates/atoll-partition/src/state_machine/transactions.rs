@@ -45,7 +45,7 @@ impl PartitionStateMachine {
         ctx: &ApplyContext,
         row_key: &[u8],
     ) -> Result<Option<PreparedRecord>, StorageError> {
-        let Some(aux) = &self.aux else {
+        let Some(aux) = self.aux.as_ref().filter(|_| self.may_hold()) else {
             return Ok(None);
         };
         match ctx.get(aux, &prepared_key(row_key))? {
@@ -56,10 +56,34 @@ impl PartitionStateMachine {
 
     /// Whether a transaction holds the item under `row_key`.
     pub(super) fn is_held(&self, ctx: &ApplyContext, row_key: &[u8]) -> Result<bool, StorageError> {
-        match &self.aux {
+        match self.aux.as_ref().filter(|_| self.may_hold()) {
             Some(aux) => Ok(ctx.get(aux, &prepared_key(row_key))?.is_some()),
             None => Ok(false),
         }
+    }
+
+    fn may_hold(&self) -> bool {
+        self.may_hold.load(Ordering::Relaxed)
+    }
+
+    /// Notes that items may be held from now on (a prepare, an import).
+    pub(super) fn note_possible_holds(&self) {
+        self.may_hold.store(true, Ordering::Relaxed);
+    }
+
+    /// Looks for held items in the partition's range (at open).
+    pub(super) fn find_holds(&self) -> Result<(), PartitionError> {
+        let Some(aux) = &self.aux else {
+            return Ok(());
+        };
+        let (start, end) = prepared_bounds(self.range());
+        let any = aux
+            .range(Bound::Included(start), end, false)
+            .next()
+            .transpose()?
+            .is_some();
+        self.may_hold.store(any, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Whether a transaction holds an item a batch writes (the batch is
@@ -124,6 +148,7 @@ impl PartitionStateMachine {
             votes.push(self.vote(ctx, &txn, action, &mut sizes, log_index)?);
         }
         if votes.iter().all(|vote| *vote == Vote::Ready) {
+            self.note_possible_holds();
             let prepared_ms = self.entry_clock_ms();
             for action in actions {
                 // A retried prepare keeps the first one's time: recovery
