@@ -756,9 +756,14 @@ fn a_snapshot_carries_held_items_and_their_actions() {
         );
         leader.apply_one(put(&item("b", &[])));
 
-        // The commit applies the held actions on both alike.
-        let on_leader = leader.apply_one(commit(&t, &["a", "b"]));
-        let on_follower = follower.apply_one(commit(&t, &["a", "b"]));
+        // The commit applies the held actions on both alike (stamped with
+        // the proposer's clock, as a leader with a stream stamps it).
+        let stamped = || PartitionCommand::Stamped {
+            now_ms: 6_000,
+            command: Box::new(commit(&t, &["a", "b"])),
+        };
+        let on_leader = leader.apply_one(stamped());
+        let on_follower = follower.apply_one(stamped());
         assert_eq!(on_follower, on_leader, "with_stream={with_stream}");
         let PartitionOutput::TransactionCommitted { writes } = &on_follower else {
             panic!("not a commit's output: {on_follower:?}");
