@@ -1,13 +1,19 @@
-//! Authentication: parsing SigV4 `Authorization` headers.
+//! Authentication: parsing SigV4 signatures (the `Authorization` header or
+//! the query-string form), then verifying them against the access keys
+//! Atoll knows (`verify.rs`) when a key store requires it.
 //!
-//! Signatures are not verified yet (any credentials are accepted), but the
-//! header must be a well-formed SigV4 header, rejected with DynamoDB's errors
-//! otherwise, and the region of its credential scope names the region of the
-//! request (used in ARNs).
+//! A signature must always be well formed, refused with DynamoDB's errors
+//! otherwise, and the region of its credential scope names the region of
+//! the request (used in ARNs). With no key configured (`AuthMode::Open`)
+//! any credentials are accepted, so a laptop needs no set-up.
+
+mod verify;
 
 use hyper::HeaderMap;
 
 use crate::error::{ApiError, ApiResult, ErrorKind};
+pub use verify::{AuthMode, KeyStore, Secret};
+pub(crate) use verify::{SignedRequest, verify};
 
 /// What a request's signature says about its sender.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,6 +22,30 @@ pub struct Caller {
     pub access_key_id: String,
     /// Region of the credential scope.
     pub region: String,
+    /// The credential scope (`date/region/service/aws4_request`).
+    pub scope: String,
+    /// The headers signed, `;`-separated.
+    pub signed_headers: String,
+    /// The signature (hex).
+    pub signature: String,
+    /// The request's `X-Amz-Date`.
+    pub amz_date: String,
+    /// Whether the signature came in the query string.
+    pub in_query: bool,
+}
+
+impl Caller {
+    /// The signature's parts, for verification.
+    pub(crate) fn signed(&self) -> verify::Signed<'_> {
+        verify::Signed {
+            access_key_id: &self.access_key_id,
+            scope: self.scope.clone(),
+            signed_headers: &self.signed_headers,
+            signature: &self.signature,
+            amz_date: &self.amz_date,
+            in_query: self.in_query,
+        }
+    }
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -104,10 +134,14 @@ pub fn authenticate(headers: &HeaderMap, query: Option<&str>) -> ApiResult<Calle
             format!("Unsupported AWS 'algorithm': '{algorithm}' (only AWS4-HMAC-SHA256 for now). "),
         ));
     }
-    check_scope(
+    let mut caller = check_scope(
         credential.unwrap_or_default(),
         header(headers, "x-amz-date"),
-    )
+    )?;
+    caller.signed_headers = signed_headers.unwrap_or_default().to_string();
+    caller.signature = signature.unwrap_or_default().to_string();
+    caller.amz_date = date.unwrap_or_default().to_string();
+    Ok(caller)
 }
 
 fn authenticate_query(headers: &HeaderMap, query: &str) -> ApiResult<Caller> {
@@ -134,7 +168,19 @@ fn authenticate_query(headers: &HeaderMap, query: &str) -> ApiResult<Caller> {
     let credential = query_param(query, "X-Amz-Credential").unwrap_or_default();
     let credential = credential.replace("%2F", "/").replace("%2f", "/");
     let _ = headers;
-    check_scope(&credential, query_param(query, "X-Amz-Date"))
+    let mut caller = check_scope(&credential, query_param(query, "X-Amz-Date"))?;
+    caller.signed_headers = query_param(query, "X-Amz-SignedHeaders")
+        .unwrap_or_default()
+        .replace("%3B", ";")
+        .replace("%3b", ";");
+    caller.signature = query_param(query, "X-Amz-Signature")
+        .unwrap_or_default()
+        .to_string();
+    caller.amz_date = query_param(query, "X-Amz-Date")
+        .unwrap_or_default()
+        .to_string();
+    caller.in_query = true;
+    Ok(caller)
 }
 
 fn check_scope(credential: &str, amz_date: Option<&str>) -> ApiResult<Caller> {
@@ -188,6 +234,11 @@ fn check_scope(credential: &str, amz_date: Option<&str>) -> ApiResult<Caller> {
     Ok(Caller {
         access_key_id: (*access_key_id).to_string(),
         region: (*region).to_string(),
+        scope: format!("{scope_date}/{region}/{service}/{terminator}"),
+        signed_headers: String::new(),
+        signature: String::new(),
+        amz_date: String::new(),
+        in_query: false,
     })
 }
 

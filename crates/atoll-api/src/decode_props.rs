@@ -148,6 +148,7 @@ fn api(runtime: &tokio::runtime::Runtime) -> Arc<Api> {
                 endpoint_address: "localhost:8000".into(),
                 message_style: crate::MessageStyle::default(),
                 metrics: None,
+                keys: crate::auth::KeyStore::default(),
             },
         )
     })

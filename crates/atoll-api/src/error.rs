@@ -19,6 +19,8 @@ pub enum ErrorKind {
     IncompleteSignature,
     /// The signature is malformed or wrong.
     InvalidSignature,
+    /// The access key (or security token) is not one Atoll knows.
+    UnrecognizedClient,
     /// The table (or other resource) does not exist.
     ResourceNotFound,
     /// The resource exists or is busy.
@@ -65,6 +67,7 @@ impl ErrorKind {
                 "com.amazon.coral.service#IncompleteSignatureException"
             }
             ErrorKind::InvalidSignature => "com.amazon.coral.service#InvalidSignatureException",
+            ErrorKind::UnrecognizedClient => "com.amazon.coral.service#UnrecognizedClientException",
             ErrorKind::AccessDenied => "com.amazon.coral.service#AccessDeniedException",
             ErrorKind::ResourceNotFound => {
                 "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException"

@@ -331,11 +331,12 @@ async fn route(
     }
     let content_type = json_content_type(&request);
     let (parts, body) = request.into_parts();
-    let (body, content_type) = match read_body(body, &parts, content_type, default_type).await {
+    let (body, raw, content_type) = match read_body(body, &parts, content_type, default_type).await
+    {
         Ok(read) => read,
         Err(answer) => return answer,
     };
-    let call = match parse_call(&parts, &body, span, operation_seen, &api.config.account_id) {
+    let call = match parse_call(&parts, (&body, &raw), span, operation_seen, &api.config) {
         Ok(call) => call,
         Err(error) => return error_response(&error, &content_type),
     };
@@ -406,7 +407,7 @@ async fn read_body(
     parts: &hyper::http::request::Parts,
     content_type: Option<HeaderValue>,
     default_type: &HeaderValue,
-) -> Result<(Bytes, HeaderValue), Answer> {
+) -> Result<(Bytes, Bytes, HeaderValue), Answer> {
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
@@ -422,8 +423,10 @@ async fn read_body(
     else {
         return Err(respond(404, None, NOT_FOUND_BODY.as_bytes().to_vec()));
     };
+    // The signature covers the body as sent (a refcount, not a copy).
+    let raw = body.clone();
     match coding::decode_request_body(&parts.headers, body, MAX_BODY_BYTES) {
-        Ok(body) => Ok((body, content_type)),
+        Ok(body) => Ok((body, raw, content_type)),
         Err(coding::DecodeError::TooLarge) => Err(respond(413, None, Vec::new())),
         // DynamoDB answers an unknown coding, or a body that is not what its
         // coding says, with an InternalServerError (Alternator's
@@ -449,10 +452,10 @@ struct Call {
 /// DynamoDB's order; or the error of the first that fails.
 fn parse_call(
     parts: &hyper::http::request::Parts,
-    body: &[u8],
+    (body, raw_body): (&[u8], &[u8]),
     span: &tracing::Span,
     operation_seen: &mut Option<Operation>,
-    account_id: &str,
+    config: &crate::ApiConfig,
 ) -> Result<Call, ApiError> {
     // A body nested deeper than the JSON parser goes is refused after the
     // target and authentication checks, with DynamoDB's nesting error.
@@ -480,6 +483,16 @@ fn parse_call(
     *operation_seen = Some(operation);
     span.record("op", operation.name());
     let caller = authenticate(&parts.headers, parts.uri.query())?;
+    if config.keys.mode() == crate::auth::AuthMode::Required {
+        let request = crate::auth::SignedRequest {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            headers: &parts.headers,
+            body: raw_body,
+        };
+        crate::auth::verify(&config.keys, &caller.signed(), &request, now_seconds())?;
+    }
     if too_deep {
         return Err(ApiError::validation(
             "Nesting Levels have exceeded supported limits: Attributes in the item have nested levels beyond supported limit",
@@ -499,9 +512,16 @@ fn parse_call(
         input,
         context: RequestContext {
             region: caller.region,
-            account_id: account_id.to_string(),
+            account_id: config.account_id.clone(),
         },
     })
+}
+
+/// This node's clock, seconds since the epoch.
+fn now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// serde_json refuses documents nested deeper than this.

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use atoll_cluster::{Cluster, DataPlane};
 
 pub use atoll_model::table::{DEFAULT_ACCOUNT_ID, is_account_id};
+pub use auth::{AuthMode, KeyStore, Secret};
 pub use error::{ApiError, ErrorKind};
 pub use http::{ADMIN_PATH, DECOMMISSION_PATH, METRICS_PATH, coding, serve};
 pub use observe::MetricsExport;
@@ -62,6 +63,9 @@ pub struct ApiConfig {
     /// How long a stream's records are kept, and a stream turned off stays
     /// readable (DynamoDB's 24 hours).
     pub stream_retention_ms: u64,
+    /// The access keys requests are signed with, and whether signatures
+    /// are verified.
+    pub keys: auth::KeyStore,
 }
 
 /// DynamoDB's least time between two changes of a table's Time to Live.

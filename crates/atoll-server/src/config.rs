@@ -100,6 +100,24 @@ pub struct ServeArgs {
     /// partitions' leaders [default: 5000].
     #[arg(long, env = "ATOLL_TRANSACTION_RECOVERY_MS", value_name = "MS")]
     pub transaction_recovery_ms: Option<u64>,
+    /// `required`: every request must be signed (SigV4) with a known access
+    /// key; `open`: any credentials are accepted. Open by default while no
+    /// access key is configured; any key makes it required.
+    #[arg(long, env = "ATOLL_AUTH", value_name = "open|required")]
+    pub auth: Option<String>,
+    /// An access key requests may be signed with, `ID:SECRET` (repeat the
+    /// flag, or separate keys with commas in ATOLL_ACCESS_KEYS; a flag's
+    /// secret shows in the process list, the environment's or a file's does not).
+    #[arg(
+        long = "access-key",
+        env = "ATOLL_ACCESS_KEYS",
+        value_name = "ID:SECRET",
+        value_delimiter = ','
+    )]
+    pub access_keys: Vec<String>,
+    /// A file of access keys, one `ID:SECRET` per line (`#` starts a comment).
+    #[arg(long, env = "ATOLL_ACCESS_KEYS_FILE", value_name = "FILE")]
+    pub access_keys_file: Option<PathBuf>,
 }
 
 /// The settings file.
@@ -129,6 +147,9 @@ struct FileConfig {
     ttl_sweep_interval_ms: Option<u64>,
     stream_retention_ms: Option<u64>,
     transaction_recovery_ms: Option<u64>,
+    auth: Option<String>,
+    access_keys: Option<Vec<String>>,
+    access_keys_file: Option<PathBuf>,
 }
 
 /// How log lines are written.
@@ -189,6 +210,10 @@ pub struct ServeConfig {
     pub stream_retention_ms: u64,
     /// How long a silent transaction coordinator is waited for.
     pub transaction_recovery_ms: u64,
+    /// Whether every request must be signed with a known key.
+    pub auth_required: bool,
+    /// The access keys, as (id, secret).
+    pub access_keys: Vec<(String, String)>,
 }
 
 /// Errors reading the configuration.
@@ -290,6 +315,25 @@ impl ServeArgs {
                 .transaction_recovery_ms
                 .or(file.transaction_recovery_ms)
                 .unwrap_or(atoll_cluster::DEFAULT_TRANSACTION_RECOVERY_AFTER.as_millis() as u64),
+            auth_required: match self.auth.or(file.auth).as_deref() {
+                None | Some("open") => false,
+                Some("required") => true,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        setting: "auth",
+                        value: other.to_string(),
+                        expected: "open or required",
+                    });
+                }
+            },
+            access_keys: access_keys(
+                if self.access_keys.is_empty() {
+                    file.access_keys.unwrap_or_default()
+                } else {
+                    self.access_keys
+                },
+                self.access_keys_file.or(file.access_keys_file),
+            )?,
             join,
             cluster_listen,
             advertise: self.advertise.or(file.advertise),
@@ -370,6 +414,40 @@ impl ServeArgs {
 }
 
 /// Parses `ID=HOST:PORT,...`.
+/// The access keys given as `ID:SECRET` texts and in `file` (one per line).
+fn access_keys(
+    given: Vec<String>,
+    file: Option<PathBuf>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut texts = given;
+    if let Some(path) = file {
+        let content =
+            std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path, source })?;
+        texts.extend(
+            content
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    texts
+        .into_iter()
+        .filter(|text| !text.trim().is_empty())
+        .map(|text| match text.trim().split_once(':') {
+            Some((id, secret)) if !id.is_empty() && !secret.is_empty() => {
+                Ok((id.to_string(), secret.to_string()))
+            }
+            // The value is not echoed: it may hold a secret.
+            _ => Err(ConfigError::Invalid {
+                setting: "access key",
+                value: "(not shown)".into(),
+                expected: "ID:SECRET",
+            }),
+        })
+        .collect()
+}
+
 fn parse_peers(list: &str) -> Result<std::collections::BTreeMap<u64, String>, ConfigError> {
     let invalid = || ConfigError::Invalid {
         setting: "peers",

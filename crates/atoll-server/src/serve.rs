@@ -107,8 +107,24 @@ pub fn run(args: ServeArgs) -> Result<(), ServeError> {
                 account_id: config.account_id.clone(),
                 ttl_change_interval_ms: config.ttl_change_interval_ms,
                 stream_retention_ms: config.stream_retention_ms,
+                keys: atoll_api::KeyStore::new(
+                    config.auth_required,
+                    config
+                        .access_keys
+                        .iter()
+                        .map(|(id, secret)| (id.clone(), atoll_api::Secret::new(secret.clone()))),
+                ),
             },
         );
+        match (config.auth_required || !config.access_keys.is_empty(), config.access_keys.len()) {
+            (false, _) => tracing::warn!(
+                "authentication is open: requests signed with any credentials are accepted (configure an access key, or --auth required, to verify signatures)"
+            ),
+            (true, 0) => tracing::warn!(
+                "authentication is required but no access key is configured: every request will be refused"
+            ),
+            (true, keys) => tracing::info!(keys, "authentication is required: requests must be signed with a configured access key"),
+        }
         tokio::spawn(
             keep_metrics_up(metrics.handle).instrument(tracing::info_span!("metrics_upkeep")),
         );

@@ -569,6 +569,8 @@ pub struct RawRequest {
     pub sign: bool,
     /// The region in the signature's credential scope.
     pub region: String,
+    /// Sign as of this time (seconds since the epoch) rather than now.
+    pub signed_at: Option<u64>,
 }
 
 impl RawRequest {
@@ -589,6 +591,7 @@ impl RawRequest {
             body: body.into(),
             sign: true,
             region: REGION.into(),
+            signed_at: None,
         }
     }
 
@@ -608,6 +611,7 @@ impl RawRequest {
             body: Vec::new(),
             sign: false,
             region: REGION.into(),
+            signed_at: None,
         }
     }
 
@@ -627,15 +631,23 @@ impl RawRequest {
         self
     }
 
+    /// Signs as of `unix` seconds (a client whose clock is off).
+    pub fn signed_at(mut self, unix: u64) -> RawRequest {
+        self.signed_at = Some(unix);
+        self
+    }
+
     /// The request as bytes on the wire (signed now, if `sign`).
     pub fn to_bytes(&self, host: &str) -> Vec<u8> {
         let mut headers = self.headers.clone();
         headers.push(("Host".to_string(), host.to_string()));
         if self.sign {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_secs();
+            let now = self.signed_at.unwrap_or_else(|| {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs()
+            });
             let amz_date = amz_date(now);
             headers.push(("X-Amz-Date".to_string(), amz_date.clone()));
             let auth = sigv4_authorization(
