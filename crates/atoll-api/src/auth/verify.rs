@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, RwLock};
 
 use hmac::{Hmac, Mac};
 use hyper::HeaderMap;
@@ -50,10 +51,25 @@ pub enum AuthMode {
 }
 
 /// The access keys requests may be signed with.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct KeyStore {
     mode: AuthMode,
     keys: HashMap<String, Secret>,
+    // The signing key each access key last signed with, by scope: deriving
+    // one costs four HMACs, and a client signs a day's requests with one.
+    signing_keys: Arc<RwLock<SigningKeys>>,
+}
+
+/// Per access key: the scope of its last signing key, and the key.
+type SigningKeys = HashMap<String, (String, Arc<Vec<u8>>)>;
+
+impl fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyStore")
+            .field("mode", &self.mode)
+            .field("keys", &self.keys.len())
+            .finish()
+    }
 }
 
 impl KeyStore {
@@ -65,7 +81,31 @@ impl KeyStore {
             true => AuthMode::Required,
             false => AuthMode::Open,
         };
-        KeyStore { mode, keys }
+        KeyStore {
+            mode,
+            keys,
+            signing_keys: Arc::default(),
+        }
+    }
+
+    /// The key `access_key_id` (secret `secret`) signs `scope` with.
+    fn signing_key(&self, access_key_id: &str, secret: &Secret, scope: &str) -> Arc<Vec<u8>> {
+        let cached = self
+            .signing_keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(access_key_id)
+            .filter(|(cached_scope, _)| cached_scope == scope)
+            .map(|(_, key)| key.clone());
+        if let Some(key) = cached {
+            return key;
+        }
+        let key = Arc::new(signing_key(&secret.0, scope));
+        self.signing_keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(access_key_id.to_string(), (scope.to_string(), key.clone()));
+        key
     }
 
     /// Whether signatures are verified.
@@ -126,18 +166,11 @@ pub(crate) fn verify(
     request: &SignedRequest<'_>,
     now_seconds: i64,
 ) -> ApiResult<()> {
+    // DynamoDB's order: the date, the key, the signature, the token.
+    check_time(signed.amz_date, now_seconds)?;
     let Some(secret) = keys.secret(signed.access_key_id) else {
         return Err(unrecognized());
     };
-    // Long-term keys only: a session token names credentials Atoll never issued.
-    let token = request
-        .headers
-        .get("x-amz-security-token")
-        .is_some_and(|v| !v.is_empty());
-    if token {
-        return Err(unrecognized());
-    }
-    check_time(signed.amz_date, now_seconds)?;
     let canonical = canonical_request(signed, request)?;
     let string_to_sign = format!(
         "AWS4-HMAC-SHA256\n{}\n{}\n{}",
@@ -145,7 +178,7 @@ pub(crate) fn verify(
         signed.scope,
         hex(&Sha256::digest(canonical.as_bytes()))
     );
-    let key = signing_key(&secret.0, &signed.scope);
+    let key = keys.signing_key(signed.access_key_id, secret, &signed.scope);
     let expected = hex(&hmac(&key, string_to_sign.as_bytes()));
     let matches: bool = expected
         .as_bytes()
@@ -155,6 +188,18 @@ pub(crate) fn verify(
         return Err(ApiError::new(
             ErrorKind::InvalidSignature,
             "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+        ));
+    }
+    // Long-term keys only: a session token names credentials Atoll never
+    // issued (DynamoDB words this one without a period).
+    let token = request
+        .headers
+        .get("x-amz-security-token")
+        .is_some_and(|v| !v.is_empty());
+    if token {
+        return Err(ApiError::new(
+            ErrorKind::UnrecognizedClient,
+            "The security token included in the request is invalid",
         ));
     }
     Ok(())
@@ -203,13 +248,8 @@ fn canonical_request(signed: &Signed<'_>, request: &SignedRequest<'_>) -> ApiRes
     canonical.push_str(&canonical_query(request.query, signed.in_query));
     canonical.push('\n');
     for name in signed.signed_headers.split(';') {
-        let values: Vec<String> = request
-            .headers
-            .get_all(name)
-            .iter()
-            .map(|value| canonical_value(&String::from_utf8_lossy(value.as_bytes())))
-            .collect();
-        if values.is_empty() && name != "host" {
+        let mut values = request.headers.get_all(name).iter().peekable();
+        if values.peek().is_none() && name != "host" {
             // A signed header the request does not have: the signature
             // cannot be the one computed, as AWS answers too.
             return Err(ApiError::new(
@@ -219,7 +259,12 @@ fn canonical_request(signed: &Signed<'_>, request: &SignedRequest<'_>) -> ApiRes
         }
         canonical.push_str(name);
         canonical.push(':');
-        canonical.push_str(&values.join(","));
+        for (i, value) in values.enumerate() {
+            if i > 0 {
+                canonical.push(',');
+            }
+            push_canonical_value(&mut canonical, &String::from_utf8_lossy(value.as_bytes()));
+        }
         canonical.push('\n');
     }
     canonical.push('\n');
@@ -229,18 +274,25 @@ fn canonical_request(signed: &Signed<'_>, request: &SignedRequest<'_>) -> ApiRes
     Ok(canonical)
 }
 
-/// A header value with its ends trimmed and inner runs of spaces folded.
-fn canonical_value(value: &str) -> String {
-    value.split_whitespace().collect::<Vec<_>>().join(" ")
+/// Appends a header value with its ends trimmed and inner runs of spaces folded.
+fn push_canonical_value(out: &mut String, value: &str) {
+    for (i, word) in value.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
 }
 
-/// The path, each segment URI-encoded once (DynamoDB's is `/`).
+/// The path as received (encoded once by the client) with each segment
+/// encoded again, as SigV4 has it for every service but S3 (DynamoDB's
+/// clients all send `/`).
 fn canonical_path(path: &str) -> String {
     if path.is_empty() {
         return "/".into();
     }
     path.split('/')
-        .map(|segment| uri_encode(&percent_decode(segment)))
+        .map(uri_encode)
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -334,9 +386,14 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
 }
 
 fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for byte in bytes {
-        out.push_str(&format!("{byte:02x}"));
+        for nibble in [byte >> 4, byte & 15] {
+            if let Some(digit) = DIGITS.get(usize::from(nibble)) {
+                out.push(char::from(*digit));
+            }
+        }
     }
     out
 }
@@ -432,6 +489,19 @@ mod tests {
         };
         let error = verify(&keys, &signed, &tampered, now).err();
         assert_eq!(error.map(|e| e.kind), Some(ErrorKind::InvalidSignature));
+        // The date is checked before the key, as DynamoDB does.
+        let stranger = Signed {
+            access_key_id: "AKIDUNKNOWN",
+            ..signed
+        };
+        let error = verify(&keys, &stranger, &request, now + 3600).err();
+        assert!(
+            error
+                .and_then(|e| e.message)
+                .is_some_and(|m| m.starts_with("Signature expired"))
+        );
+        let error = verify(&keys, &stranger, &request, now).err();
+        assert_eq!(error.map(|e| e.kind), Some(ErrorKind::UnrecognizedClient));
     }
 
     #[test]
