@@ -122,30 +122,45 @@ const WRITE_KINDS: [&str; 4] = ["ConditionCheck", "Put", "Delete", "Update"];
 /// DynamoDB's text for two actions on one item.
 const DUPLICATE_ITEM: &str = "Transaction request cannot include multiple operations on one item";
 
-/// The list-length violations of `transactItems`: at least one, at most 100.
-fn check_action_count(violations: &mut Violations, actions: Option<&Vec<Value>>) {
-    let Some(actions) = actions else {
-        violations.not_null("transactItems", "transactItems");
+/// The length violations of list member `member`: at least one, at most
+/// `max` (DynamoDB echoes the list as Java prints it).
+pub(crate) fn check_list_length(
+    violations: &mut Violations,
+    member: &str,
+    list: Option<&Vec<Value>>,
+    max: usize,
+) {
+    let Some(list) = list else {
+        violations.not_null(member, member);
         return;
     };
-    let constraint = match actions.len() {
-        0 => "Member must have length greater than or equal to 1",
-        n if n > MAX_ACTIONS => "Member must have length less than or equal to 100",
+    let constraint = match list.len() {
+        0 => "Member must have length greater than or equal to 1".to_string(),
+        n if n > max => format!("Member must have length less than or equal to {max}"),
         _ => return,
     };
-    // DynamoDB echoes the list as Java prints it.
     let dump = format!(
         "[{}]",
-        actions
-            .iter()
+        list.iter()
             .map(Value::to_string)
             .collect::<Vec<_>>()
             .join(", ")
     );
+    violations.add(member, Shown::Text(&dump), member, &constraint);
+}
+
+/// The length violation of `ClientRequestToken` (1 to 36 characters).
+pub(crate) fn check_request_token(violations: &mut Violations, token: Option<&str>) {
+    let Some(token) = token else { return };
+    let constraint = match token.chars().count() {
+        0 => "Member must have length greater than or equal to 1",
+        n if n > 36 => "Member must have length less than or equal to 36",
+        _ => return,
+    };
     violations.add(
-        "transactItems",
-        Shown::Text(&dump),
-        "transactItems",
+        "clientRequestToken",
+        Shown::Text(token),
+        "clientRequestToken",
         constraint,
     );
 }
@@ -217,7 +232,7 @@ pub(crate) async fn transact_write_items(api: &Api, input: &Object) -> ApiResult
     check_members(TRANSACT_WRITE_ITEMS, input)?;
     let mut violations = Violations::new(TRANSACT_WRITE_ITEMS_MEMBERS);
     let actions = input::list(input, "TransactItems");
-    check_action_count(&mut violations, actions);
+    check_list_length(&mut violations, "transactItems", actions, MAX_ACTIONS);
     if let Some(actions) = actions {
         check_write_members(&mut violations, actions);
     }
@@ -232,22 +247,7 @@ pub(crate) async fn transact_write_items(api: &Api, input: &Object) -> ApiResult
         &["SIZE", "NONE"],
     );
     let token = input::string(input, "ClientRequestToken");
-    if let Some(token) = token {
-        let length = token.chars().count();
-        let constraint = match length {
-            0 => Some("Member must have length greater than or equal to 1"),
-            n if n > 36 => Some("Member must have length less than or equal to 36"),
-            _ => None,
-        };
-        if let Some(constraint) = constraint {
-            violations.add(
-                "clientRequestToken",
-                Shown::Text(token),
-                "clientRequestToken",
-                constraint,
-            );
-        }
-    }
+    check_request_token(&mut violations, token);
     violations.into_result()?;
     let actions = actions.map(Vec::as_slice).unwrap_or_default();
     let mut parsed = Vec::with_capacity(actions.len());
@@ -534,7 +534,7 @@ pub(crate) fn cancelled(reasons: &[CancelReason]) -> ApiError {
 }
 
 /// TransactionCanceledException from codes and their reason entries.
-fn cancellation(codes: &[&str], entries: Vec<Value>) -> ApiError {
+pub(crate) fn cancellation(codes: &[&str], entries: Vec<Value>) -> ApiError {
     let mut error = ApiError::new(
         ErrorKind::TransactionCanceled,
         format!(
@@ -553,7 +553,7 @@ pub(crate) async fn transact_get_items(api: &Api, input: &Object) -> ApiResult<V
     check_members(TRANSACT_GET_ITEMS, input)?;
     let mut violations = Violations::new(TRANSACT_GET_ITEMS_MEMBERS);
     let actions = input::list(input, "TransactItems");
-    check_action_count(&mut violations, actions);
+    check_list_length(&mut violations, "transactItems", actions, MAX_ACTIONS);
     for (i, action) in actions.into_iter().flatten().enumerate() {
         let Some(action) = action.as_object() else {
             continue;

@@ -9,12 +9,14 @@ use super::{
     whole_key, write_request,
 };
 use crate::Api;
-use crate::constraints::{Shown, Violations};
+use crate::constraints::Violations;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{self, Object};
 use crate::shape::common::{ATTRIBUTE_LIST, BOOLEAN, STRING};
 use crate::shape::{Shape, check_members};
 use atoll_partiql::Statement;
+
+use super::super::transactions::{cancellation, check_list_length, check_request_token};
 
 static BATCH_STATEMENT_REQUEST: Shape = Shape::Struct(
     "BatchStatementRequest",
@@ -51,27 +53,6 @@ const EXECUTE_TRANSACTION_MEMBERS: &[&str] = &[
     "clientRequestToken",
     "returnConsumedCapacity",
 ];
-
-/// The length violations of a list member (`member`), `max` at most.
-fn check_count(violations: &mut Violations, member: &str, list: Option<&Vec<Value>>, max: usize) {
-    let Some(list) = list else {
-        violations.not_null(member, member);
-        return;
-    };
-    let constraint = match list.len() {
-        0 => "Member must have length greater than or equal to 1".to_string(),
-        n if n > max => format!("Member must have length less than or equal to {max}"),
-        _ => return,
-    };
-    let dump = format!(
-        "[{}]",
-        list.iter()
-            .map(Value::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    violations.add(member, Shown::Text(&dump), member, &constraint);
-}
 
 /// The statements of a batch or transaction, checked.
 fn statements<'a>(
@@ -121,7 +102,7 @@ pub(crate) async fn batch_execute_statement(api: &Api, input: &Object) -> ApiRes
     check_members(BATCH_EXECUTE_STATEMENT, input)?;
     let mut violations = Violations::new(BATCH_EXECUTE_STATEMENT_MEMBERS);
     let list = input::list(input, "Statements");
-    check_count(&mut violations, "statements", list, 25);
+    check_list_length(&mut violations, "statements", list, 25);
     let objects = statements(&mut violations, "statements", list);
     let _ = super::ReturnCapacity::parse(
         &mut violations,
@@ -218,22 +199,9 @@ pub(crate) async fn execute_transaction(api: &Api, input: &Object) -> ApiResult<
     check_members(EXECUTE_TRANSACTION, input)?;
     let mut violations = Violations::new(EXECUTE_TRANSACTION_MEMBERS);
     let list = input::list(input, "TransactStatements");
-    check_count(&mut violations, "transactStatements", list, 100);
+    check_list_length(&mut violations, "transactStatements", list, 100);
     let objects = statements(&mut violations, "transactStatements", list);
-    if let Some(token) = input::string(input, "ClientRequestToken")
-        && (token.is_empty() || token.chars().count() > 36)
-    {
-        let constraint = match token.is_empty() {
-            true => "Member must have length greater than or equal to 1",
-            false => "Member must have length less than or equal to 36",
-        };
-        violations.add(
-            "clientRequestToken",
-            Shown::Text(token),
-            "clientRequestToken",
-            constraint,
-        );
-    }
+    check_request_token(&mut violations, input::string(input, "ClientRequestToken"));
     let _ = super::ReturnCapacity::parse(
         &mut violations,
         input::string(input, "ReturnConsumedCapacity"),
@@ -369,25 +337,24 @@ async fn transact_writes(
 
 /// A cancellation whose INSERTs failed their no-such-item condition: their
 /// reason is `DuplicateItem`, as DynamoDB words it.
-fn duplicates_named(mut error: ApiError, inserts: &[bool]) -> ApiError {
-    let Some(reasons) = error
+fn duplicates_named(error: ApiError, inserts: &[bool]) -> ApiError {
+    let Some(mut reasons) = error
         .extra
-        .as_mut()
-        .and_then(|extra| extra.get_mut("CancellationReasons"))
-        .and_then(Value::as_array_mut)
+        .as_ref()
+        .and_then(|extra| extra.get("CancellationReasons"))
+        .and_then(Value::as_array)
+        .cloned()
     else {
         return error;
     };
-    let mut codes = Vec::with_capacity(reasons.len());
     for (reason, insert) in reasons.iter_mut().zip(inserts) {
         if *insert && reason["Code"] == "ConditionalCheckFailed" {
             *reason = json!({"Code": "DuplicateItem", "Message": DUPLICATE_ITEM});
         }
-        codes.push(reason["Code"].as_str().unwrap_or("None").to_string());
     }
-    error.message = Some(format!(
-        "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
-        codes.join(", ")
-    ));
-    error
+    let codes: Vec<&str> = reasons
+        .iter()
+        .map(|reason| reason["Code"].as_str().unwrap_or("None"))
+        .collect();
+    cancellation(&codes, reasons.clone())
 }
